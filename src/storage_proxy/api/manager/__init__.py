@@ -1,0 +1,65 @@
+"""The manager-facing API, compatible with Backend.AI's storage-proxy manager API (23.09).
+
+Authenticated by the shared secret in ``X-BackendAI-Storage-Auth-Token``; health routes are open.
+Where the reference answers a user error with a 500, this one answers the right 4xx.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from ...errors import AuthenticationFailed
+from ..keys import ROOT_CTX
+from ..problem import Handler, problem_middleware, request_id_middleware
+from . import files, folders, quota, volumes
+from .health import status
+
+if TYPE_CHECKING:
+    from ...context import RootContext
+
+AUTH_HEADER = "X-BackendAI-Storage-Auth-Token"
+_OPEN_PATHS = frozenset({"/", "/status", "/health"})
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path not in _OPEN_PATHS:
+        token = request.headers.get(AUTH_HEADER, "")
+        expected = request.app[ROOT_CTX].manager_secret.value
+        if not hmac.compare_digest(token.encode(), expected.encode()):
+            raise AuthenticationFailed(f"missing or wrong {AUTH_HEADER} header")
+    return await handler(request)
+
+
+def create_manager_app(ctx: RootContext) -> web.Application:
+    app = web.Application(
+        middlewares=[request_id_middleware, problem_middleware, auth_middleware],
+        client_max_size=16 << 20,
+    )
+    app[ROOT_CTX] = ctx
+    r = app.router
+    r.add_get("/", status)
+    r.add_get("/status", status)
+    r.add_get("/health", status)
+    r.add_get("/volumes", volumes.list_volumes)
+    r.add_get("/volume/hwinfo", volumes.hwinfo)
+    r.add_post("/quota-scope", quota.create)
+    r.add_get("/quota-scope", quota.describe)
+    r.add_patch("/quota-scope", quota.update)
+    r.add_delete("/quota-scope/quota", quota.unset)
+    r.add_post("/folder/create", folders.create)
+    r.add_post("/folder/delete", folders.delete)
+    r.add_post("/folder/clone", folders.clone)
+    r.add_get("/folder/mount", folders.mount)
+    r.add_get("/folder/usage", folders.usage)
+    r.add_get("/folder/used-bytes", folders.used_bytes)
+    r.add_get("/folder/fs-usage", folders.fs_usage)
+    r.add_post("/folder/file/mkdir", files.mkdir)
+    r.add_post("/folder/file/list", files.list_files)
+    r.add_post("/folder/file/rename", files.rename)
+    r.add_post("/folder/file/move", files.move)
+    r.add_post("/folder/file/delete", files.delete)
+    return app

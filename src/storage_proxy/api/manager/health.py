@@ -1,0 +1,13 @@
+"""Health routes (no token): enough for a load balancer and for Backend.AI's status probe."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ... import __version__
+
+
+async def status(request: web.Request) -> web.Response:
+    return web.json_response(
+        {"status": "ok", "type": "manager-facing", "storage-proxy": __version__}
+    )

@@ -1,0 +1,73 @@
+"""Request parameters: JSON body and query string merged, then validated by trafaret.
+
+Backend.AI's manager sends JSON bodies even on GET; people and scripts use query strings.
+Both work; body keys win over query keys.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import trafaret as t
+from aiohttp import web
+
+from ..errors import InvalidParameter, StorageProxyError
+from ..paths import RelPath
+from ..types import QuotaScopeID, VFolderID
+
+
+class _Parse(t.Trafaret):  # type: ignore[misc]
+    """Run a parser; domain errors (e.g. InvalidPath) pass through with their own code."""
+
+    def __init__(self, func: Callable[[Any], Any], what: str) -> None:
+        super().__init__()
+        self._func = func
+        self._what = what
+
+    def check_and_return(self, value: Any) -> Any:
+        try:
+            return self._func(value)
+        except StorageProxyError as e:
+            if type(e) is InvalidParameter:
+                self._failure(e.detail, value=value)
+            raise
+        except (TypeError, ValueError) as e:
+            self._failure(f"expected {self._what}: {e}", value=value)
+
+
+def VFolderIDField() -> t.Trafaret:  # noqa: N802
+    return _Parse(VFolderID.parse, "'<quota-scope-id>/<uuid-hex>'")
+
+
+def QuotaScopeIDField() -> t.Trafaret:  # noqa: N802
+    return _Parse(QuotaScopeID.parse, "'user:<uuid>' or 'project:<uuid>'")
+
+
+def RelPathField(*, allow_root: bool = True) -> t.Trafaret:  # noqa: N802
+    return t.String(allow_blank=True) & _Parse(
+        lambda v: RelPath.parse(v, allow_root=allow_root), "a relative path"
+    )
+
+
+QuotaConfigField = t.Dict({t.Key("limit_bytes"): t.ToInt(gte=0)}).allow_extra("*")
+
+
+async def read_params(request: web.Request, schema: t.Trafaret) -> dict[str, Any]:
+    data: dict[str, Any] = dict(request.query)
+    if request.body_exists:
+        raw = await request.read()
+        if raw.strip():
+            try:
+                body = json.loads(raw)
+            except ValueError as e:
+                raise InvalidParameter(f"the request body is not valid JSON: {e}") from None
+            if not isinstance(body, dict):
+                raise InvalidParameter("the request body must be a JSON object")
+            data.update(body)
+    try:
+        result: dict[str, Any] = schema.check(data)
+    except t.DataError as e:
+        raise InvalidParameter("invalid request parameters", errors=e.as_dict(value=True)) from None
+    return result

@@ -1,0 +1,98 @@
+"""The one place domain errors become HTTP responses (RFC 9457 problem+json), plus request ids."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+
+from ..errors import StorageProxyError
+
+log = logging.getLogger("storage_proxy.api")
+access_log = logging.getLogger("storage_proxy.access")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+PROBLEM_JSON = "application/problem+json"
+REQUEST_ID = "request_id"
+
+
+def problem_response(
+    status: int, code: str, title: str, detail: str, request_id: str | None = None, **extra: Any
+) -> web.Response:
+    body: dict[str, Any] = {
+        "type": f"urn:storage-proxy:problem:{code}",
+        "title": title,
+        "status": status,
+        "code": code,
+        "detail": detail,
+        **extra,
+    }
+    if request_id:
+        body["request_id"] = request_id
+    return web.json_response(body, status=status, content_type=PROBLEM_JSON)
+
+
+def error_response(err: StorageProxyError, request_id: str | None = None) -> web.Response:
+    body = err.to_problem()
+    if request_id:
+        body["request_id"] = request_id
+    return web.json_response(body, status=err.status, content_type=PROBLEM_JSON)
+
+
+@web.middleware
+async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    rid = request.headers.get("X-Request-ID") or uuid.uuid4().hex
+    request[REQUEST_ID] = rid[:64]
+    response = await handler(request)
+    if not response.prepared:
+        response.headers["X-Request-ID"] = request[REQUEST_ID]
+    return response
+
+
+@web.middleware
+async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    rid = request.get(REQUEST_ID)
+    try:
+        return await handler(request)
+    except StorageProxyError as e:
+        return error_response(e, rid)
+    except web.HTTPException as e:
+        if e.status < 400 or e.content_type == PROBLEM_JSON:
+            raise
+        code = {404: "no-such-route", 405: "method-not-allowed"}.get(e.status, f"http-{e.status}")
+        resp = problem_response(e.status, code, e.reason, e.text or e.reason, rid)
+        resp.headers.extend((k, v) for k, v in e.headers.items() if k.lower() == "allow")
+        return resp
+    except Exception:
+        log.exception("unhandled error (request %s %s, id %s)", request.method, request.path, rid)
+        return problem_response(
+            500,
+            "internal-error",
+            "Internal server error",
+            "see the daemon log for this request id",
+            rid,
+        )
+
+
+class RequestLogger(AbstractAccessLogger):
+    """One line per request: method, path (never the query: it may hold tokens), status, id."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time_: float) -> None:
+        self.logger.info(
+            "%s %s %s %d %.1fms id=%s",
+            request.remote,
+            request.method,
+            request.path,
+            response.status,
+            time_ * 1000,
+            request.get(REQUEST_ID, "-"),
+        )
+
+
+def monotonic_ms() -> float:
+    return time.monotonic() * 1000

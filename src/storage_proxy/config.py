@@ -1,0 +1,277 @@
+"""Configuration: a TOML file (Backend.AI storage-proxy key layout), validated with defaults.
+
+Order of precedence: embedded defaults < the TOML file < ``STORAGE_PROXY_*`` environment variables.
+An environment variable names a key path with ``__`` between levels and ``_`` for ``-``:
+``STORAGE_PROXY_API__MANAGER__SECRET``, ``STORAGE_PROXY_STORAGE_PROXY__NODE_ID``,
+``STORAGE_PROXY_VOLUME__LOCAL__PATH``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import trafaret as t
+
+from .errors import ConfigError
+from .units import BinarySize, Duration
+
+ENV_PREFIX = "STORAGE_PROXY_"
+DEFAULT_CLIENT_PORT = 6021
+DEFAULT_MANAGER_PORT = 6022
+DEFAULT_VOLUME_NAME = "local"
+
+
+def default_data_dir() -> str:
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "share"
+    )
+    return os.path.join(base, "storage-proxy")
+
+
+def _host_port(default_port: int) -> t.Trafaret:
+    """``{ host = "…", port = … }`` as in Backend.AI, or a ``"host:port"`` string."""
+
+    def from_string(value: str) -> dict[str, Any]:
+        host, sep, port = value.rpartition(":")
+        if not sep:
+            raise t.DataError("expected 'host:port'")
+        return {"host": host.strip("[]"), "port": port}
+
+    table = t.Dict(
+        {
+            t.Key("host", default="127.0.0.1"): t.String(allow_blank=True),
+            t.Key("port", default=default_port): t.ToInt(gte=0, lte=65535),
+        }
+    )
+    return table | (t.String() & t.Call(from_string) & table)
+
+
+def _listener(default_port: int, *, with_secret: bool) -> t.Dict:
+    keys: dict[t.Key, t.Trafaret] = {
+        t.Key("service-addr", default={"host": "127.0.0.1", "port": default_port}): _host_port(
+            default_port
+        ),
+        t.Key("ssl-enabled", default=False): t.ToBool,
+        t.Key("ssl-cert", default=None): t.Null | t.String(),
+        t.Key("ssl-privkey", default=None): t.Null | t.String(),
+    }
+    if with_secret:
+        # Backend.AI sends this value in X-BackendAI-Storage-Auth-Token; generated when absent.
+        keys[t.Key("secret", default=None)] = t.Null | t.String(min_length=8)
+        keys[t.Key("internal-addr", default=None)] = t.Null | _host_port(6023)
+    return t.Dict(keys)
+
+
+_storage_proxy_section = t.Dict(
+    {
+        t.Key("node-id", default=None): t.Null | t.String(),
+        t.Key("data-dir", default=None): t.Null | t.String(),
+        # Signs the client session tokens (JWT HS256); generated when absent.
+        t.Key("secret", default=None): t.Null | t.String(min_length=8),
+        t.Key("session-expire", default="1d"): Duration(),
+        t.Key("scandir-limit", default=1000): t.ToInt(gte=0),
+        t.Key("max-upload-size", default="100g"): BinarySize(),
+        t.Key("shutdown-timeout", default="30s"): Duration(),
+        t.Key("scan-workers", default=None): t.Null | t.ToInt(gte=0, lte=64),
+        # Accepted so Backend.AI configs load unchanged; this daemon runs one process per node.
+        t.Key("num-proc", default=None): t.Null | t.ToInt(gte=1),
+        t.Key("pid-file", default=None): t.Null | t.String(),
+        t.Key("event-loop", default="asyncio"): t.Enum("asyncio", "uvloop"),
+        t.Key("ipc-base-path", default=None): t.Null | t.String(),
+        t.Key("user", default=None): t.Null | t.Int | t.String(),
+        t.Key("group", default=None): t.Null | t.Int | t.String(),
+        t.Key("aiomonitor-termui-port", default=None): t.Null | t.ToInt,
+        t.Key("aiomonitor-port", default=None): t.Null | t.ToInt,
+        t.Key("aiomonitor-webui-port", default=None): t.Null | t.ToInt,
+        t.Key("use-watcher", default=False): t.ToBool,
+        t.Key("use-experimental-redis-event-dispatcher", default=False): t.ToBool,
+    }
+)
+
+_volume = t.Dict(
+    {
+        t.Key("backend"): t.String(),
+        t.Key("path"): t.String(),
+        t.Key("fsprefix", default="."): t.String(allow_blank=True),
+        t.Key("options", default=None): t.Null | t.Mapping(t.String(), t.Any()),
+    }
+)
+
+_etcd = t.Dict(
+    {
+        t.Key("namespace", default="local"): t.String(),
+        t.Key("addr", default={"host": "127.0.0.1", "port": 2379}): _host_port(2379),
+        t.Key("user", default=""): t.String(allow_blank=True),
+        t.Key("password", default=""): t.String(allow_blank=True),
+    }
+)
+
+_redis = t.Dict(
+    {
+        t.Key("addr", default={"host": "127.0.0.1", "port": 6379}): _host_port(6379),
+        t.Key("password", default=None): t.Null | t.String(allow_blank=True),
+        t.Key("db", default=0): t.ToInt(gte=0),
+    }
+).allow_extra("*")
+
+_metadata = t.Dict(
+    {
+        t.Key("backend", default="sqlite"): t.Enum("sqlite"),
+        t.Key("path", default=None): t.Null | t.String(),
+    }
+)
+
+_logging = t.Dict(
+    {
+        t.Key("level", default="INFO"): t.Enum(
+            "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL", "NOTSET"
+        ),
+        t.Key("drivers", default=["console"]): t.List(
+            t.Enum("console", "file", "logstash", "graylog")
+        ),
+        t.Key("format", default="text"): t.Enum("text", "json"),
+        t.Key("console", default={}): t.Mapping(t.String(), t.Any()),
+        t.Key("file", default=None): t.Null | t.Mapping(t.String(), t.Any()),
+    }
+).allow_extra("*")
+
+_debug = t.Dict(
+    {
+        t.Key("enabled", default=False): t.ToBool,
+        t.Key("asyncio", default=False): t.ToBool,
+        t.Key("enhanced-aiomonitor-task-info", default=False): t.ToBool,
+        t.Key("log-events", default=False): t.ToBool,
+    }
+).allow_extra("*")
+
+config_schema = t.Dict(
+    {
+        t.Key("storage-proxy", default={}): _storage_proxy_section,
+        t.Key("api", default={}): t.Dict(
+            {
+                t.Key("client", default={}): _listener(DEFAULT_CLIENT_PORT, with_secret=False),
+                t.Key("manager", default={}): _listener(DEFAULT_MANAGER_PORT, with_secret=True),
+            }
+        ),
+        t.Key("volume", default=None): t.Null | t.Mapping(t.Regexp(r"^[\w.-]+$"), _volume),
+        t.Key("etcd", default=None): t.Null | _etcd,
+        t.Key("redis", default=None): t.Null | _redis,
+        t.Key("metadata", default={}): _metadata,
+        t.Key("logging", default={}): _logging,
+        t.Key("debug", default={}): _debug,
+    }
+)
+
+
+_TYPE_MISMATCH = ("value should be None", "value is not a dict", "value is not a string")
+
+
+def _flatten_errors(err: Any, prefix: str = "") -> list[str]:
+    """Turn trafaret's nested error dict into ``dotted.key: message`` lines.
+
+    Integer keys are the branches of an ``a | b`` alternative: branches that failed only because
+    the value had the other shape are dropped, so the message speaks of the shape that was meant.
+    """
+    if isinstance(err, Mapping):
+        if err and all(isinstance(k, int) for k in err):
+            branches = [_flatten_errors(sub, prefix) for sub in err.values()]
+            meant = [
+                b for b in branches if not all(any(tm in ln for tm in _TYPE_MISMATCH) for ln in b)
+            ]
+            chosen = meant or branches
+            return [line for branch in chosen for line in branch]
+        lines: list[str] = []
+        for key, sub in err.items():
+            lines.extend(_flatten_errors(sub, f"{prefix}.{key}" if prefix else str(key)))
+        return lines
+    where = prefix or "(top level)"
+    return [f"{where}: {err}"]
+
+
+def _normalise_error_text(text: str) -> str:
+    return text.replace("is not allowed key", "is not a known key")
+
+
+def _env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
+    for name, value in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX + "CONFIG":
+            continue
+        path = [p.lower() for p in name[len(ENV_PREFIX) :].split("__") if p]
+        if not path:
+            continue
+        node = raw
+        for i, part in enumerate(path):
+            wanted = part.replace("_", "-")
+            key = next(
+                (k for k in node if k.replace("_", "-").lower() == wanted),
+                wanted,
+            )
+            if i == len(path) - 1:
+                node[key] = value
+            else:
+                child = node.setdefault(key, {})
+                if not isinstance(child, dict):
+                    raise ConfigError(f"{name}: {'.'.join(path[: i + 1])} is not a table")
+                node = child
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+
+
+def validate(raw: Mapping[str, Any], *, source: str = "config") -> dict[str, Any]:
+    """Check ``raw`` against the schema and fill in defaults; ConfigError names each bad key."""
+    try:
+        cfg: dict[str, Any] = config_schema.check(dict(raw))
+    except t.DataError as e:
+        lines = _flatten_errors(e.as_dict(value=True))
+        detail = "\n".join(f"  {_normalise_error_text(line)}" for line in lines)
+        raise ConfigError(f"{source}: invalid configuration:\n{detail}") from None
+    return _fill_derived_defaults(cfg)
+
+
+def _fill_derived_defaults(cfg: dict[str, Any]) -> dict[str, Any]:
+    sp = cfg["storage-proxy"]
+    sp["data-dir"] = os.path.abspath(os.path.expanduser(sp["data-dir"] or default_data_dir()))
+    if not sp["node-id"]:
+        sp["node-id"] = f"storage-proxy-{socket.gethostname()}"
+    if sp["scan-workers"] is None:
+        sp["scan-workers"] = min(os.cpu_count() or 1, 4)
+    if cfg["volume"] is None:
+        cfg["volume"] = {
+            DEFAULT_VOLUME_NAME: {
+                "backend": "vfs",
+                "path": os.path.join(sp["data-dir"], "volumes", DEFAULT_VOLUME_NAME),
+                "fsprefix": ".",
+                "options": None,
+            }
+        }
+    for vol in cfg["volume"].values():
+        vol["options"] = dict(vol["options"] or {})
+        vol["path"] = os.path.abspath(os.path.expanduser(vol["path"]))
+    if cfg["metadata"]["path"] is None:
+        cfg["metadata"]["path"] = os.path.join(sp["data-dir"], "metadata.sqlite3")
+    return cfg
+
+
+def load_config(path: Path | None, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Read, override from the environment, and validate. ``path=None`` means embedded defaults."""
+    environ = os.environ if environ is None else environ
+    if path is None and environ.get(ENV_PREFIX + "CONFIG"):
+        path = Path(environ[ENV_PREFIX + "CONFIG"])
+    raw: dict[str, Any] = read_toml(path) if path is not None else {}
+    _env_overrides(raw, environ)
+    cfg = validate(raw, source=str(path) if path else "embedded defaults")
+    cfg["_source"] = str(path) if path else None
+    return cfg

@@ -1,0 +1,128 @@
+"""One domain error hierarchy.
+
+Services and backends raise these; only the API layer maps them to HTTP (problem+json) or S3 XML.
+Each error carries a stable machine-readable ``code`` and the HTTP status it stands for.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class StorageProxyError(Exception):
+    """Base of every error the daemon reports to a caller."""
+
+    status: int = 500
+    code: str = "internal-error"
+    title: str = "Internal server error"
+
+    def __init__(self, detail: str | None = None, **extra: Any) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.extra = extra
+
+    def to_problem(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "type": f"urn:storage-proxy:problem:{self.code}",
+            "title": self.title,
+            "status": self.status,
+            "code": self.code,
+            "detail": self.detail,
+        }
+        body.update(self.extra)
+        return body
+
+
+class InvalidParameter(StorageProxyError):
+    status, code, title = 400, "invalid-parameter", "Invalid request parameter"
+
+
+class InvalidPath(StorageProxyError):
+    status, code, title = 400, "invalid-path", "Path escapes its vfolder or is malformed"
+
+
+class NotADirectory(StorageProxyError):
+    status, code, title = 400, "not-a-directory", "Not a directory"
+
+
+class IsADirectory(StorageProxyError):
+    status, code, title = 400, "is-a-directory", "Is a directory"
+
+
+class DirectoryNotEmpty(StorageProxyError):
+    status, code, title = 400, "directory-not-empty", "Directory not empty"
+
+
+class AuthenticationFailed(StorageProxyError):
+    status, code, title = 403, "invalid-auth-token", "Missing or invalid authentication token"
+
+
+class PermissionDenied(StorageProxyError):
+    status, code, title = 403, "permission-denied", "Permission denied"
+
+
+class NotFound(StorageProxyError):
+    status, code, title = 404, "not-found", "Not found"
+
+
+class VolumeNotFound(NotFound):
+    code, title = "volume-not-found", "No such volume"
+
+
+class QuotaScopeNotFound(NotFound):
+    code, title = "quota-scope-not-found", "No such quota scope"
+
+
+class VFolderNotFound(NotFound):
+    code, title = "vfolder-not-found", "No such vfolder"
+
+
+class FileNotFound(NotFound):
+    code, title = "file-not-found", "No such file or directory"
+
+
+class AlreadyExists(StorageProxyError):
+    status, code, title = 409, "already-exists", "Already exists"
+
+
+class QuotaScopeExists(AlreadyExists):
+    code, title = "quota-scope-exists", "Quota scope already exists"
+
+
+class VFolderExists(AlreadyExists):
+    code, title = "vfolder-exists", "VFolder already exists"
+
+
+class FileExists(AlreadyExists):
+    code, title = "file-exists", "File already exists"
+
+
+class QuotaExceeded(StorageProxyError):
+    status, code, title = 413, "quota-exceeded", "Quota exceeded"
+
+
+class QuotaScopeNotEmpty(StorageProxyError):
+    status, code, title = 409, "quota-scope-not-empty", "Quota scope still holds vfolders"
+
+
+class InsufficientStorage(StorageProxyError):
+    status, code, title = 507, "insufficient-storage", "The volume is out of space"
+
+
+class NotSupported(StorageProxyError):
+    status, code, title = 501, "not-supported", "Operation not supported by this backend"
+
+    def __init__(self, operation: str, backend: str) -> None:
+        super().__init__(f"{operation!r} is not supported by the {backend!r} backend")
+
+
+class BackendUnavailable(StorageProxyError):
+    status, code, title = 503, "backend-unavailable", "Storage backend unavailable"
+
+
+class ConfigError(Exception):
+    """Invalid configuration; the CLI exits with status 2 and prints the message."""
+
+
+class PluginError(Exception):
+    """A volume backend cannot be found or loaded."""

@@ -1,0 +1,1 @@
+"""The metadata store: quota limits and the vfolder registry (SQLite by default)."""

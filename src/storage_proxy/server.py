@@ -1,0 +1,108 @@
+"""Running the daemon: build the root context, start one listener per API, stop cleanly.
+
+On SIGTERM/SIGINT the listeners stop accepting, in-flight requests get ``shutdown-timeout`` to
+finish, then the context (volumes, scanner, metadata store) is closed in reverse order and any task
+still alive is cancelled and reported, so nothing is orphaned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import ssl
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from .api.client import create_client_app
+from .api.manager import create_manager_app
+from .api.problem import RequestLogger
+from .context import RootContext, build_root_context
+
+log = logging.getLogger(__name__)
+
+
+def _ssl_context(listener: dict[str, Any]) -> ssl.SSLContext | None:
+    if not listener["ssl-enabled"]:
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(listener["ssl-cert"], listener["ssl-privkey"])
+    return ctx
+
+
+async def _start_listener(
+    app: web.Application, listener: dict[str, Any], shutdown_timeout: float, what: str
+) -> web.AppRunner:
+    runner = web.AppRunner(
+        app,
+        access_log_class=RequestLogger,
+        access_log=logging.getLogger(f"storage_proxy.access.{what}"),
+        shutdown_timeout=shutdown_timeout,
+        handle_signals=False,
+    )
+    await runner.setup()
+    addr = listener["service-addr"]
+    site = web.TCPSite(
+        runner, addr["host"] or None, addr["port"], ssl_context=_ssl_context(listener)
+    )
+    await site.start()
+    log.info("%s API listening on %s:%s", what, addr["host"], addr["port"])
+    return runner
+
+
+async def serve(
+    config: dict[str, Any],
+    *,
+    stop: asyncio.Event | None = None,
+    on_ready: Callable[[RootContext], None] | None = None,
+) -> None:
+    """Run until ``stop`` is set (or a signal arrives), then shut down in order."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):
+            pass  # not the main thread (tests): the caller sets ``stop``
+    shutdown_timeout = config["storage-proxy"]["shutdown-timeout"].total_seconds()
+    ctx = await build_root_context(config)
+    runners: list[web.AppRunner] = []
+    try:
+        api = config["api"]
+        runners.append(
+            await _start_listener(
+                create_manager_app(ctx), api["manager"], shutdown_timeout, "manager"
+            )
+        )
+        runners.append(
+            await _start_listener(create_client_app(ctx), api["client"], shutdown_timeout, "client")
+        )
+        log.info("storage-proxy %s ready with %d volume(s)", ctx.node_id, len(ctx.volumes.items()))
+        if on_ready is not None:
+            on_ready(ctx)
+        await stop.wait()
+        log.info("shutting down: finishing in-flight requests (up to %.0fs)", shutdown_timeout)
+    finally:
+        for runner in reversed(runners):
+            await runner.cleanup()
+        await ctx.close()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.remove_signal_handler(sig)
+            except (NotImplementedError, RuntimeError):
+                pass
+        log.info("storage-proxy stopped")
+
+
+async def cancel_leftover_tasks() -> None:
+    """For the process entry point: after ``serve`` returns, nothing may be left running."""
+    me = asyncio.current_task()
+    leftovers = [t for t in asyncio.all_tasks() if t is not me and not t.done()]
+    if not leftovers:
+        return
+    log.warning("cancelling %d task(s) still running at shutdown", len(leftovers))
+    for task in leftovers:
+        task.cancel()
+    await asyncio.gather(*leftovers, return_exceptions=True)

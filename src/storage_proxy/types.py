@@ -1,0 +1,145 @@
+"""Identifiers and value types shared by every layer."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from .errors import InvalidParameter
+
+
+class QuotaScopeType(enum.StrEnum):
+    USER = "user"
+    PROJECT = "project"
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaScopeID:
+    """Whose space it is: ``user:<uuid>`` or ``project:<uuid>``."""
+
+    scope_type: QuotaScopeType
+    scope_id: uuid.UUID
+
+    @classmethod
+    def parse(cls, raw: str) -> QuotaScopeID:
+        if not isinstance(raw, str) or ":" not in raw:
+            raise InvalidParameter(
+                f"quota scope id must be 'user:<uuid>' or 'project:<uuid>': {raw!r}"
+            )
+        kind, _, ident = raw.partition(":")
+        try:
+            return cls(QuotaScopeType(kind), uuid.UUID(ident))
+        except ValueError:
+            raise InvalidParameter(
+                f"quota scope id must be 'user:<uuid>' or 'project:<uuid>': {raw!r}"
+            ) from None
+
+    @property
+    def pathname(self) -> str:
+        """The directory name of this scope on a volume (Backend.AI layout)."""
+        return self.scope_id.hex
+
+    def __str__(self) -> str:
+        return f"{self.scope_type.value}:{self.scope_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class VFolderID:
+    """``<quota-scope>/<uuid-hex>``."""
+
+    quota_scope_id: QuotaScopeID
+    folder_id: uuid.UUID
+
+    @classmethod
+    def parse(cls, raw: str) -> VFolderID:
+        if not isinstance(raw, str) or "/" not in raw:
+            raise InvalidParameter(f"vfid must be '<quota-scope-id>/<uuid-hex>': {raw!r}")
+        qs, _, ident = raw.rpartition("/")
+        try:
+            folder_id = uuid.UUID(ident)
+        except ValueError:
+            raise InvalidParameter(f"vfid must be '<quota-scope-id>/<uuid-hex>': {raw!r}") from None
+        return cls(QuotaScopeID.parse(qs), folder_id)
+
+    @property
+    def relative_parts(self) -> tuple[str, str, str, str]:
+        """Path parts below the volume root: ``<scope-hex>/<hex[0:2]>/<hex[2:4]>/<hex[4:]>``."""
+        h = self.folder_id.hex
+        return (self.quota_scope_id.pathname, h[0:2], h[2:4], h[4:])
+
+    def __str__(self) -> str:
+        return f"{self.quota_scope_id}/{self.folder_id.hex}"
+
+
+class Capability(enum.StrEnum):
+    """What a backend can do; services ask for a flag rather than a backend name."""
+
+    VFOLDER = "vfolder"
+    QUOTA = "quota"  # quota scopes with limits (native or proxy-enforced)
+    NATIVE_QUOTA = "native-quota"  # the storage itself enforces the limits
+    FAST_USAGE = "fast-usage"  # usage without walking the tree
+    NATIVE_CLONE = "native-clone"
+    PRESIGN = "presign"
+    XATTR = "xattr"
+    LOCAL_PATH = "local-path"  # files have a local path (sendfile fast path)
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaConfig:
+    limit_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaUsage:
+    used_bytes: int
+    limit_bytes: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class VFolderUsage:
+    file_count: int
+    used_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class FSUsage:
+    capacity_bytes: int
+    used_bytes: int
+
+
+class DirEntryType(enum.StrEnum):
+    FILE = "FILE"
+    DIRECTORY = "DIRECTORY"
+    SYMLINK = "SYMLINK"
+
+
+@dataclass(frozen=True, slots=True)
+class Stat:
+    size: int
+    mode: int
+    created: datetime
+    modified: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DirEntry:
+    name: str
+    path: str  # relative to the vfolder root, POSIX separators
+    type: DirEntryType
+    stat: Stat
+    symlink_target: str
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "type": self.type.value,
+            "stat": {
+                "mode": self.stat.mode,
+                "size": self.stat.size,
+                "created": self.stat.created.isoformat(),
+                "modified": self.stat.modified.isoformat(),
+            },
+            "symlink_target": self.symlink_target,
+        }

@@ -1,0 +1,1 @@
+"""The volume interface, its POSIX base, the backend registry and the tree scanner."""

@@ -1,0 +1,202 @@
+"""The abstract volume interface every backend implements.
+
+Modelled on the small cores of fsspec and arrow-rs ``object_store``: a handful of required
+operations; anything derivable (``used_bytes`` from ``usage``, ``rename`` from ``move``) is derived
+here once and not overridden.  A volume is composed of a :class:`QuotaModel` (whose space, how much)
+and its file operations, so a backend with native quotas swaps only the quota model.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import trafaret as t
+
+from ..paths import RelPath
+from ..types import (
+    Capability,
+    DirEntry,
+    FSUsage,
+    QuotaConfig,
+    QuotaScopeID,
+    QuotaUsage,
+    VFolderID,
+    VFolderUsage,
+)
+
+if TYPE_CHECKING:
+    from ..metadata.store import MetadataStore
+    from .scan import TreeScanner
+
+DEFAULT_VFOLDER_MODE = 0o755
+
+
+@dataclass(frozen=True, slots=True)
+class VolumeDeps:
+    """What the daemon hands every backend (passed in; backends keep no globals)."""
+
+    metadata: MetadataStore
+    scanner: TreeScanner
+    scandir_limit: int = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class ReadOptions:
+    offset: int = 0
+    length: int | None = None  # None: to the end
+    chunk_size: int = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class WriteOptions:
+    size_hint: int | None = None  # declared size: refused up front if it does not fit the quota
+    overwrite: bool = True
+    mode: int = 0o644
+
+
+class QuotaModel(ABC):
+    """Quota scopes of one volume: create / describe / update / unset / delete, plus headroom."""
+
+    @abstractmethod
+    async def create_quota_scope(self, qsid: QuotaScopeID, config: QuotaConfig | None) -> None: ...
+
+    @abstractmethod
+    async def quota_scope_exists(self, qsid: QuotaScopeID) -> bool: ...
+
+    @abstractmethod
+    async def describe_quota_scope(self, qsid: QuotaScopeID) -> QuotaUsage | None:
+        """``None`` when the scope does not exist."""
+
+    @abstractmethod
+    async def update_quota_scope(self, qsid: QuotaScopeID, config: QuotaConfig) -> None: ...
+
+    @abstractmethod
+    async def unset_quota(self, qsid: QuotaScopeID) -> None: ...
+
+    @abstractmethod
+    async def delete_quota_scope(self, qsid: QuotaScopeID) -> None: ...
+
+    @abstractmethod
+    async def remaining_bytes(self, qsid: QuotaScopeID) -> int | None:
+        """Bytes the proxy may still write into the scope; ``None`` when it need not count."""
+
+    def record_written(self, qsid: QuotaScopeID, nbytes: int) -> None:
+        """Tell the model that the proxy itself changed the scope's usage by ``nbytes``."""
+
+    def invalidate(self, qsid: QuotaScopeID) -> None:
+        """Forget any cached usage of the scope (files were removed or replaced)."""
+
+
+class AbstractVolume(ABC):
+    """One configured volume. Subclasses are registered under ``storage_proxy.volume_backends``."""
+
+    #: The name used in ``[volume.NAME].backend``; set by every concrete backend.
+    backend_name: ClassVar[str] = ""
+    #: Capabilities every instance of the backend has (``get_capabilities`` may narrow them).
+    capabilities: ClassVar[frozenset[Capability]] = frozenset()
+    #: Trafaret for ``[volume.NAME].options``; unknown keys are errors unless a backend allows them.
+    options_schema: ClassVar[t.Trafaret] = t.Dict({}).allow_extra("*")
+
+    quota_model: QuotaModel
+
+    def __init__(
+        self,
+        name: str,
+        mount_path: Path,
+        *,
+        fsprefix: str = ".",
+        options: Mapping[str, Any] | None = None,
+        deps: VolumeDeps,
+    ) -> None:
+        self.name = name
+        self.mount_path = Path(mount_path)
+        self.fsprefix = fsprefix
+        self.options: dict[str, Any] = self.options_schema.check(dict(options or {}))
+        self.deps = deps
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def init(self) -> None:
+        """Check the volume is usable; raise with a message an operator can act on if not."""
+
+    async def shutdown(self) -> None:
+        """Release what ``init`` acquired."""
+
+    async def get_capabilities(self) -> frozenset[Capability]:
+        return self.capabilities
+
+    # -- vfolders ----------------------------------------------------------------------------
+    @abstractmethod
+    async def create_vfolder(
+        self, vfid: VFolderID, *, mode: int = DEFAULT_VFOLDER_MODE
+    ) -> None: ...
+
+    @abstractmethod
+    async def delete_vfolder(self, vfid: VFolderID) -> None: ...
+
+    @abstractmethod
+    async def clone_vfolder(self, src: VFolderID, dst: VFolderID) -> None: ...
+
+    @abstractmethod
+    async def vfolder_exists(self, vfid: VFolderID) -> bool: ...
+
+    @abstractmethod
+    async def get_vfolder_mount(self, vfid: VFolderID, subpath: RelPath = RelPath(())) -> Path:
+        """The host path a container mounts; must stay inside the vfolder."""
+
+    @abstractmethod
+    async def get_usage(self, vfid: VFolderID) -> VFolderUsage: ...
+
+    async def get_used_bytes(self, vfid: VFolderID) -> int:
+        return (await self.get_usage(vfid)).used_bytes
+
+    @abstractmethod
+    async def get_fs_usage(self) -> FSUsage: ...
+
+    # -- files -------------------------------------------------------------------------------
+    @abstractmethod
+    def scandir(
+        self, vfid: VFolderID, relpath: RelPath, *, recursive: bool = False
+    ) -> AsyncIterator[DirEntry]: ...
+
+    @abstractmethod
+    async def stat(self, vfid: VFolderID, relpath: RelPath) -> DirEntry: ...
+
+    @abstractmethod
+    async def mkdir(
+        self, vfid: VFolderID, relpath: RelPath, *, parents: bool = True, exist_ok: bool = False
+    ) -> None: ...
+
+    @abstractmethod
+    async def move_file(self, vfid: VFolderID, src: RelPath, dst: RelPath) -> None: ...
+
+    async def rename_file(self, vfid: VFolderID, relpath: RelPath, new_name: str) -> None:
+        await self.move_file(vfid, relpath, relpath.with_name(new_name))
+
+    @abstractmethod
+    async def delete_files(
+        self, vfid: VFolderID, relpaths: Sequence[RelPath], *, recursive: bool = False
+    ) -> None: ...
+
+    # -- data --------------------------------------------------------------------------------
+    @abstractmethod
+    def read(
+        self, vfid: VFolderID, relpath: RelPath, options: ReadOptions = ReadOptions()
+    ) -> AsyncIterator[bytes]: ...
+
+    @abstractmethod
+    async def write(
+        self,
+        vfid: VFolderID,
+        relpath: RelPath,
+        stream: AsyncIterator[bytes],
+        options: WriteOptions = WriteOptions(),
+    ) -> int:
+        """Store the stream at ``relpath`` atomically; return the number of bytes written."""
+
+    async def local_path(self, vfid: VFolderID, relpath: RelPath) -> Path | None:
+        """A local file path for zero-copy reads, or ``None`` when the backend has none."""
+        return None

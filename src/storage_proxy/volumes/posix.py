@@ -1,0 +1,427 @@
+"""The POSIX volume base: everything a directory-tree backend shares.
+
+Path layout, path safety, scans, atomic writes and OS-error translation live here once; a backend
+for a POSIX filesystem (vfs, NFS, CephFS, XFS) subclasses it and swaps only what differs —
+usually the quota model and the capabilities.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import shutil
+import stat as stat_mod
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import aiofiles
+import aiofiles.os
+
+from ..errors import (
+    DirectoryNotEmpty,
+    FileExists,
+    FileNotFound,
+    InsufficientStorage,
+    InvalidPath,
+    IsADirectory,
+    NotADirectory,
+    PermissionDenied,
+    QuotaExceeded,
+    QuotaScopeNotFound,
+    StorageProxyError,
+    VFolderExists,
+    VFolderNotFound,
+)
+from ..paths import RelPath, resolve_inside
+from ..types import (
+    Capability,
+    DirEntry,
+    DirEntryType,
+    FSUsage,
+    QuotaScopeID,
+    Stat,
+    VFolderID,
+    VFolderUsage,
+)
+from .abc import DEFAULT_VFOLDER_MODE, AbstractVolume, ReadOptions, WriteOptions
+from .quota import ProxyQuotaModel, Reservation
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+TRASH_DIR = ".trash"
+_TMP_MARK = ".sp-tmp-"
+
+
+@contextmanager
+def translate_os_errors(what: object = "") -> Iterator[None]:
+    """Turn OSError into the domain error that names what went wrong (never a 500)."""
+    try:
+        yield
+    except StorageProxyError:
+        raise
+    except FileNotFoundError:
+        raise FileNotFound(f"no such file or directory: {what}") from None
+    except FileExistsError:
+        raise FileExists(f"already exists: {what}") from None
+    except NotADirectoryError:
+        raise NotADirectory(f"not a directory: {what}") from None
+    except IsADirectoryError:
+        raise IsADirectory(f"is a directory: {what}") from None
+    except PermissionError:
+        raise PermissionDenied(f"the storage refused access to {what}") from None
+    except OSError as e:
+        if e.errno == errno.ENOTEMPTY:
+            raise DirectoryNotEmpty(f"directory not empty: {what}") from None
+        if e.errno == errno.EDQUOT:
+            raise QuotaExceeded(f"the storage quota is exceeded while writing {what}") from None
+        if e.errno == errno.ENOSPC:
+            raise InsufficientStorage(f"no space left while writing {what}") from None
+        if e.errno in (errno.EINVAL, errno.ENAMETOOLONG, errno.ELOOP):
+            raise InvalidPath(f"{e.strerror}: {what}") from None
+        raise
+
+
+def _entry_type(mode: int) -> DirEntryType:
+    if stat_mod.S_ISLNK(mode):
+        return DirEntryType.SYMLINK
+    if stat_mod.S_ISDIR(mode):
+        return DirEntryType.DIRECTORY
+    return DirEntryType.FILE
+
+
+def _dir_entry(path: str, rel: str, st: os.stat_result) -> DirEntry:
+    kind = _entry_type(st.st_mode)
+    target = ""
+    if kind is DirEntryType.SYMLINK:
+        try:
+            target = os.readlink(path)
+        except OSError:
+            target = ""
+    return DirEntry(
+        name=os.path.basename(rel) or ".",
+        path=rel,
+        type=kind,
+        stat=Stat(
+            size=st.st_size,
+            mode=stat_mod.S_IMODE(st.st_mode),
+            created=datetime.fromtimestamp(st.st_ctime, UTC),
+            modified=datetime.fromtimestamp(st.st_mtime, UTC),
+        ),
+        symlink_target=target,
+    )
+
+
+class BasePosixVolume(AbstractVolume):
+    """A volume that is a directory tree on a locally mounted filesystem."""
+
+    capabilities = frozenset({Capability.VFOLDER, Capability.QUOTA, Capability.LOCAL_PATH})
+
+    quota_model: ProxyQuotaModel
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.quota_model = self.create_quota_model()
+
+    def create_quota_model(self) -> Any:
+        """The proxy-enforced model by default; backends with native quotas override this."""
+        return ProxyQuotaModel(
+            self.name,
+            self.quota_scope_path,
+            self.deps.metadata,
+            self.deps.scanner.scan,
+            usage_ttl=float(self.options.get("quota-usage-ttl", 30.0)),
+        )
+
+    async def init(self) -> None:
+        def check() -> None:
+            self.mount_path.mkdir(parents=True, exist_ok=True)
+            if not os.access(self.mount_path, os.R_OK | os.W_OK | os.X_OK):
+                raise PermissionError(f"volume path {self.mount_path} is not readable and writable")
+
+        await asyncio.to_thread(check)
+
+    # -- layout ------------------------------------------------------------------------------
+    def quota_scope_path(self, qsid: QuotaScopeID) -> Path:
+        return self.mount_path / qsid.pathname
+
+    def vfolder_path(self, vfid: VFolderID) -> Path:
+        return self.mount_path.joinpath(*vfid.relative_parts)
+
+    async def _run(self, func: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        return await asyncio.to_thread(func, *args, **kwargs)
+
+    def _existing_vfolder(self, vfid: VFolderID) -> Path:
+        path = self.vfolder_path(vfid)
+        if not path.is_dir():
+            raise VFolderNotFound(f"no vfolder {vfid} on volume {self.name!r}")
+        return path
+
+    def _resolve(self, vfid: VFolderID, rel: RelPath, *, follow_final: bool = True) -> Path:
+        return resolve_inside(self._existing_vfolder(vfid), rel, follow_final=follow_final)
+
+    def _reservation(self, qsid: QuotaScopeID) -> Reservation:
+        return self.quota_model.reservation(qsid)
+
+    # -- vfolders ----------------------------------------------------------------------------
+    async def create_vfolder(self, vfid: VFolderID, *, mode: int = DEFAULT_VFOLDER_MODE) -> None:
+        def create() -> None:
+            if not self.quota_scope_path(vfid.quota_scope_id).is_dir():
+                raise QuotaScopeNotFound(f"quota scope {vfid.quota_scope_id} does not exist")
+            path = self.vfolder_path(vfid)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                path.mkdir(mode=mode)
+            except FileExistsError:
+                raise VFolderExists(f"vfolder {vfid} already exists") from None
+            os.chmod(path, mode)  # mkdir's mode is filtered by the umask
+
+        await self._run(create)
+        await self.deps.metadata.register_vfolder(self.name, str(vfid), str(vfid.quota_scope_id))
+
+    async def delete_vfolder(self, vfid: VFolderID) -> None:
+        def delete() -> None:
+            path = self._existing_vfolder(vfid)
+            trash = self.mount_path / TRASH_DIR
+            trash.mkdir(exist_ok=True)
+            # Out of sight atomically first, then removed: a half-deleted vfolder is never served.
+            doomed = (
+                trash / f"{vfid.quota_scope_id.pathname}-{vfid.folder_id.hex}-{uuid.uuid4().hex}"
+            )
+            os.rename(path, doomed)
+            shutil.rmtree(doomed, ignore_errors=True)
+            for parent in (path.parent, path.parent.parent):
+                try:
+                    parent.rmdir()  # the two hash levels, once empty
+                except OSError:
+                    break
+
+        with translate_os_errors(vfid):
+            await self._run(delete)
+        self.quota_model.invalidate(vfid.quota_scope_id)
+        await self.deps.metadata.unregister_vfolder(self.name, str(vfid))
+
+    async def clone_vfolder(self, src: VFolderID, dst: VFolderID) -> None:
+        def prepare() -> Path:
+            src_path = self._existing_vfolder(src)
+            if self.vfolder_path(dst).exists():
+                raise VFolderExists(f"vfolder {dst} already exists")
+            self.quota_scope_path(dst.quota_scope_id).mkdir(parents=True, exist_ok=True)
+            return src_path
+
+        src_path = await self._run(prepare)
+        usage = await self.deps.scanner.scan(src_path)
+        dst_path = self.vfolder_path(dst)
+
+        def copy() -> None:
+            dst_path.parent.mkdir(parents=True, exist_ok=True)
+            staging = dst_path.parent / f".{dst_path.name}{_TMP_MARK}{uuid.uuid4().hex}"
+            try:
+                shutil.copytree(src_path, staging, symlinks=True)
+                try:
+                    os.rename(staging, dst_path)
+                except OSError as e:
+                    if e.errno in (errno.EEXIST, errno.ENOTEMPTY):
+                        raise VFolderExists(f"vfolder {dst} already exists") from None
+                    raise
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
+
+        async with self._reservation(dst.quota_scope_id) as res:
+            await res.reserve(usage.used_bytes)
+            with translate_os_errors(dst):
+                await self._run(copy)
+            res.used = usage.used_bytes
+        await self.deps.metadata.register_vfolder(self.name, str(dst), str(dst.quota_scope_id))
+
+    async def vfolder_exists(self, vfid: VFolderID) -> bool:
+        return await self._run(self.vfolder_path(vfid).is_dir)
+
+    async def get_vfolder_mount(self, vfid: VFolderID, subpath: RelPath = RelPath(())) -> Path:
+        return await self._run(self._resolve, vfid, subpath)
+
+    async def get_usage(self, vfid: VFolderID) -> VFolderUsage:
+        path = await self._run(self._existing_vfolder, vfid)
+        return await self.deps.scanner.scan(path)
+
+    async def get_fs_usage(self) -> FSUsage:
+        st = await self._run(os.statvfs, self.mount_path)
+        return FSUsage(
+            capacity_bytes=st.f_frsize * st.f_blocks,
+            used_bytes=st.f_frsize * (st.f_blocks - st.f_bfree),
+        )
+
+    # -- files -------------------------------------------------------------------------------
+    def _scandir_sync(self, vfid: VFolderID, rel: RelPath, recursive: bool) -> list[DirEntry]:
+        root = self._resolve(vfid, rel)
+        limit = self.deps.scandir_limit or None
+        out: list[DirEntry] = []
+        stack = [(str(root), str(rel) if rel.parts else "")]
+        with translate_os_errors(rel):
+            while stack:
+                path, prefix = stack.pop()
+                with os.scandir(path) as it:
+                    for entry in it:
+                        try:
+                            st = entry.stat(follow_symlinks=False)
+                        except FileNotFoundError:
+                            continue
+                        relname = f"{prefix}/{entry.name}" if prefix else entry.name
+                        out.append(_dir_entry(entry.path, relname, st))
+                        if limit is not None and len(out) >= limit:
+                            return out
+                        if recursive and stat_mod.S_ISDIR(st.st_mode):
+                            stack.append((entry.path, relname))
+        return out
+
+    async def scandir(
+        self, vfid: VFolderID, relpath: RelPath, *, recursive: bool = False
+    ) -> AsyncIterator[DirEntry]:
+        for entry in await self._run(self._scandir_sync, vfid, relpath, recursive):
+            yield entry
+
+    async def stat(self, vfid: VFolderID, relpath: RelPath) -> DirEntry:
+        def do_stat() -> DirEntry:
+            path = self._resolve(vfid, relpath, follow_final=False)
+            with translate_os_errors(relpath):
+                return _dir_entry(str(path), str(relpath), os.lstat(path))
+
+        return await self._run(do_stat)
+
+    async def mkdir(
+        self, vfid: VFolderID, relpath: RelPath, *, parents: bool = True, exist_ok: bool = False
+    ) -> None:
+        def do_mkdir() -> None:
+            if not relpath.parts:
+                raise FileExists("the vfolder root already exists")
+            path = self._resolve(vfid, relpath, follow_final=False)
+            with translate_os_errors(relpath):
+                path.mkdir(parents=parents, exist_ok=exist_ok)
+
+        await self._run(do_mkdir)
+
+    async def move_file(self, vfid: VFolderID, src: RelPath, dst: RelPath) -> None:
+        def do_move() -> None:
+            if not src.parts or not dst.parts:
+                raise InvalidPath("the vfolder root cannot be moved or replaced")
+            src_path = self._resolve(vfid, src, follow_final=False)
+            dst_path = self._resolve(vfid, dst, follow_final=False)
+            with translate_os_errors(src):
+                os.lstat(src_path)
+            if dst_path == src_path or str(dst_path).startswith(str(src_path) + "/"):
+                raise InvalidPath(f"cannot move {src} into itself")
+            with translate_os_errors(dst):
+                os.rename(src_path, dst_path)
+
+        await self._run(do_move)
+
+    async def delete_files(
+        self, vfid: VFolderID, relpaths: Sequence[RelPath], *, recursive: bool = False
+    ) -> None:
+        def do_delete() -> None:
+            targets = []
+            for rel in relpaths:
+                if not rel.parts:
+                    raise InvalidPath("the vfolder root cannot be deleted as a file")
+                path = self._resolve(vfid, rel, follow_final=False)
+                with translate_os_errors(rel):
+                    targets.append((rel, path, os.lstat(path)))
+            for rel, path, st in targets:
+                with translate_os_errors(rel):
+                    if stat_mod.S_ISDIR(st.st_mode):
+                        if recursive:
+                            shutil.rmtree(path)
+                        else:
+                            os.rmdir(path)
+                    else:
+                        os.unlink(path)
+
+        await self._run(do_delete)
+        self.quota_model.invalidate(vfid.quota_scope_id)
+
+    # -- data --------------------------------------------------------------------------------
+    async def local_path(self, vfid: VFolderID, relpath: RelPath) -> Path | None:
+        def find() -> Path:
+            path = self._resolve(vfid, relpath)
+            with translate_os_errors(relpath):
+                if os.stat(path).st_mode & stat_mod.S_IFDIR:
+                    raise IsADirectory(f"is a directory: {relpath}")
+            return path
+
+        return await self._run(find)
+
+    async def read(
+        self, vfid: VFolderID, relpath: RelPath, options: ReadOptions = ReadOptions()
+    ) -> AsyncIterator[bytes]:
+        path = await self.local_path(vfid, relpath)
+        remaining = options.length
+        with translate_os_errors(relpath):
+            async with aiofiles.open(path, "rb") as f:
+                if options.offset:
+                    await f.seek(options.offset)
+                while remaining is None or remaining > 0:
+                    want = (
+                        options.chunk_size
+                        if remaining is None
+                        else min(remaining, options.chunk_size)
+                    )
+                    chunk = await f.read(want)
+                    if not chunk:
+                        break
+                    if remaining is not None:
+                        remaining -= len(chunk)
+                    yield chunk
+
+    async def write(
+        self,
+        vfid: VFolderID,
+        relpath: RelPath,
+        stream: AsyncIterator[bytes],
+        options: WriteOptions = WriteOptions(),
+    ) -> int:
+        def prepare() -> Path:
+            if not relpath.parts:
+                raise IsADirectory("cannot write over the vfolder root")
+            target = self._resolve(vfid, relpath)
+            with translate_os_errors(relpath):
+                if target.is_dir():
+                    raise IsADirectory(f"is a directory: {relpath}")
+                if not options.overwrite and target.exists():
+                    raise FileExists(f"already exists: {relpath}")
+                target.parent.mkdir(parents=True, exist_ok=True)
+            return target
+
+        target = await self._run(prepare)
+        staging = target.parent / f".{target.name}{_TMP_MARK}{uuid.uuid4().hex}"
+        written = 0
+        async with self._reservation(vfid.quota_scope_id) as res:
+            if options.size_hint:
+                await res.reserve(options.size_hint)
+            try:
+                with translate_os_errors(relpath):
+                    async with aiofiles.open(staging, "wb") as f:
+                        async for chunk in stream:
+                            await res.consume(len(chunk))
+                            await f.write(chunk)
+                            written += len(chunk)
+                    await aiofiles.os.chmod(staging, options.mode)
+                    await aiofiles.os.replace(
+                        staging, target
+                    )  # the file appears whole or not at all
+            except BaseException:
+                await self._run(_unlink_quietly, staging)
+                raise
+        return written
+
+
+def _unlink_quietly(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
