@@ -187,6 +187,13 @@ def _flatten_errors(err: Any, prefix: str = "") -> list[str]:
             return [line for branch in chosen for line in branch]
         lines: list[str] = []
         for key, sub in err.items():
+            if isinstance(sub, Mapping) and set(sub) <= {"key", "value"}:
+                # a table of named entries ([volume.NAME]): speak of the entry, not key/value
+                if "key" in sub:
+                    lines.extend(_flatten_errors(sub["key"], f"{prefix}.{key} (name)"))
+                if "value" in sub:
+                    lines.extend(_flatten_errors(sub["value"], f"{prefix}.{key}"))
+                continue
             lines.extend(_flatten_errors(sub, f"{prefix}.{key}" if prefix else str(key)))
         return lines
     where = prefix or "(top level)"

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import aiofiles
-import aiofiles.os
 
 from ..errors import (
     DirectoryNotEmpty,
@@ -50,12 +49,12 @@ from ..types import (
 )
 from .abc import DEFAULT_VFOLDER_MODE, AbstractVolume, ReadOptions, WriteOptions
 from .quota import ProxyQuotaModel, Reservation
+from .scan import STAGING_MARK
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 TRASH_DIR = ".trash"
-_TMP_MARK = ".sp-tmp-"
 
 
 @contextmanager
@@ -220,7 +219,7 @@ class BasePosixVolume(AbstractVolume):
 
         def copy() -> None:
             dst_path.parent.mkdir(parents=True, exist_ok=True)
-            staging = dst_path.parent / f".{dst_path.name}{_TMP_MARK}{uuid.uuid4().hex}"
+            staging = dst_path.parent / f".{dst_path.name}{STAGING_MARK}{uuid.uuid4().hex}"
             try:
                 shutil.copytree(src_path, staging, symlinks=True)
                 try:
@@ -398,7 +397,7 @@ class BasePosixVolume(AbstractVolume):
             return target
 
         target = await self._run(prepare)
-        staging = target.parent / f".{target.name}{_TMP_MARK}{uuid.uuid4().hex}"
+        staging = target.parent / f".{target.name}{STAGING_MARK}{uuid.uuid4().hex}"
         written = 0
         async with self._reservation(vfid.quota_scope_id) as res:
             if options.size_hint:
@@ -410,14 +409,17 @@ class BasePosixVolume(AbstractVolume):
                             await res.consume(len(chunk))
                             await f.write(chunk)
                             written += len(chunk)
-                    await aiofiles.os.chmod(staging, options.mode)
-                    await aiofiles.os.replace(
-                        staging, target
-                    )  # the file appears whole or not at all
+                    await self._run(_publish, staging, target, options.mode)
             except BaseException:
                 await self._run(_unlink_quietly, staging)
                 raise
         return written
+
+
+def _publish(staging: Path, target: Path, mode: int) -> None:
+    """Give the staged file its mode and move it into place: it appears whole or not at all."""
+    os.chmod(staging, mode)
+    os.replace(staging, target)
 
 
 def _unlink_quietly(path: Path) -> None:

@@ -17,6 +17,9 @@ from pathlib import Path
 
 from ..types import VFolderUsage
 
+#: Marks files the proxy is still writing; they are accounted as in-flight reservations instead.
+STAGING_MARK = ".sp-tmp-"
+
 #: How many subtrees to hand each worker, so uneven subtrees still balance.
 _SUBTREES_PER_WORKER = 16
 
@@ -42,6 +45,8 @@ def _scan_level(paths: Sequence[str], descend: bool) -> _Partial:
             continue  # vanished or unreadable while scanning: count what we can
         with it:
             for entry in it:
+                if STAGING_MARK in entry.name:
+                    continue
                 try:
                     if entry.is_dir(follow_symlinks=False):
                         (stack if descend else pending).append(entry.path)

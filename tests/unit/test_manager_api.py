@@ -1,0 +1,321 @@
+"""The manager API in-process: Backend.AI routes, auth, JSON shapes and problem+json errors."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from helpers import new_qsid, new_vfid
+
+from storage_proxy.api.manager import AUTH_HEADER, create_manager_app
+from storage_proxy.config import validate
+from storage_proxy.context import RootContext, build_root_context
+
+SECRET = "test-manager-secret"
+QSID = "user:11111111-2222-3333-4444-555555555555"
+VFID = f"{QSID}/aabbccdd000040008000000000000001"
+
+
+@pytest.fixture
+async def root_ctx(tmp_path: Path) -> AsyncIterator[RootContext]:
+    cfg = validate(
+        {
+            "storage-proxy": {"data-dir": str(tmp_path / "data"), "scan-workers": 0},
+            "api": {"manager": {"secret": SECRET}},
+            "volume": {"vol1": {"backend": "vfs", "path": str(tmp_path / "vol1")}},
+        }
+    )
+    ctx = await build_root_context(cfg)
+    yield ctx
+    await ctx.close()
+
+
+@pytest.fixture
+async def client(aiohttp_client: Any, root_ctx: RootContext) -> TestClient:
+    c: TestClient = await aiohttp_client(create_manager_app(root_ctx))
+    c.session.headers[AUTH_HEADER] = SECRET
+    return c
+
+
+async def call(client: TestClient, method: str, path: str, **body: Any) -> Any:
+    resp = await client.request(method, path, json=body)
+    data = await resp.json() if resp.content_type.endswith("json") else None
+    return resp.status, data
+
+
+async def make_folder(client: TestClient, vfid: str = VFID) -> None:
+    status, _ = await call(client, "POST", "/folder/create", volume="vol1", vfid=vfid)
+    assert status == 204
+
+
+async def test_health_needs_no_token(client: TestClient) -> None:
+    for path in ("/", "/status", "/health"):
+        resp = await client.get(path, headers={AUTH_HEADER: ""})
+        assert resp.status == 200
+        assert (await resp.json())["status"] == "ok"
+
+
+@pytest.mark.parametrize("token", [None, "", "wrong-secret"])
+async def test_wrong_or_missing_token_is_403_problem(client: TestClient, token: str | None) -> None:
+    headers = {AUTH_HEADER: token} if token is not None else {}
+    if token is None:
+        client.session.headers.pop(AUTH_HEADER)
+    resp = await client.get("/volumes", headers=headers)
+    assert resp.status == 403
+    assert resp.content_type == "application/problem+json"
+    body = await resp.json()
+    assert body["code"] == "invalid-auth-token" and {"type", "title", "detail"} <= set(body)
+
+
+async def test_volumes(client: TestClient, tmp_path: Path) -> None:
+    status, body = await call(client, "GET", "/volumes")
+    assert status == 200
+    assert body == {
+        "volumes": [
+            {
+                "name": "vol1",
+                "backend": "vfs",
+                "path": str(tmp_path / "vol1"),
+                "fsprefix": ".",
+                "capabilities": ["local-path", "quota", "vfolder"],
+            }
+        ]
+    }
+
+
+async def test_quota_scope_lifecycle(client: TestClient) -> None:
+    qsid = str(new_qsid())
+    status, _ = await call(
+        client, "POST", "/quota-scope", volume="vol1", qsid=qsid, options={"limit_bytes": 1000}
+    )
+    assert status == 204
+    status, body = await call(client, "POST", "/quota-scope", volume="vol1", qsid=qsid)
+    assert status == 409 and body["code"] == "quota-scope-exists"
+    status, body = await call(client, "GET", "/quota-scope", volume="vol1", qsid=qsid)
+    assert (status, body) == (200, {"used_bytes": 0, "limit_bytes": 1000})
+    status, _ = await call(
+        client, "PATCH", "/quota-scope", volume="vol1", qsid=qsid, options={"limit_bytes": 5000}
+    )
+    assert status == 204
+    status, body = await call(client, "GET", "/quota-scope", volume="vol1", qsid=qsid)
+    assert body["limit_bytes"] == 5000
+    status, _ = await call(client, "DELETE", "/quota-scope/quota", volume="vol1", qsid=qsid)
+    assert status == 204
+    status, body = await call(client, "GET", "/quota-scope", volume="vol1", qsid=qsid)
+    assert body == {"used_bytes": 0, "limit_bytes": None}
+    missing = str(new_qsid())
+    status, body = await call(client, "GET", "/quota-scope", volume="vol1", qsid=missing)
+    assert status == 404 and body["code"] == "quota-scope-not-found"
+    status, body = await call(client, "DELETE", "/quota-scope/quota", volume="vol1", qsid=missing)
+    assert status == 404
+
+
+async def test_patch_creates_missing_scope_like_the_reference(client: TestClient) -> None:
+    qsid = str(new_qsid())
+    status, _ = await call(
+        client, "PATCH", "/quota-scope", volume="vol1", qsid=qsid, options={"limit_bytes": 77}
+    )
+    assert status == 204
+    _, body = await call(client, "GET", "/quota-scope", volume="vol1", qsid=qsid)
+    assert body["limit_bytes"] == 77
+
+
+async def test_folder_create_duplicate_mount_and_layout(client: TestClient, tmp_path: Path) -> None:
+    await make_folder(client)
+    status, body = await call(client, "POST", "/folder/create", volume="vol1", vfid=VFID)
+    assert status == 409 and body["code"] == "vfolder-exists"
+    status, body = await call(client, "GET", "/folder/mount", volume="vol1", vfid=VFID)
+    expected = tmp_path / "vol1/11111111222233334444555555555555/aa/bb/ccdd000040008000000000000001"
+    assert (status, body) == (200, {"path": str(expected)})
+    assert expected.is_dir()
+
+
+async def test_create_with_initial_quota_for_new_scope(client: TestClient) -> None:
+    vfid = new_vfid()
+    status, _ = await call(
+        client,
+        "POST",
+        "/folder/create",
+        volume="vol1",
+        vfid=str(vfid),
+        options={"initial_max_size_for_quota_scope": 4096},
+    )
+    assert status == 204
+    _, body = await call(
+        client, "GET", "/quota-scope", volume="vol1", qsid=str(vfid.quota_scope_id)
+    )
+    assert body["limit_bytes"] == 4096
+
+
+async def test_get_parameters_from_query_string(client: TestClient) -> None:
+    await make_folder(client)
+    resp = await client.get("/folder/usage", params={"volume": "vol1", "vfid": VFID})
+    assert resp.status == 200
+    assert await resp.json() == {"file_count": 0, "used_bytes": 0}
+
+
+async def test_usage_used_bytes_fs_usage(client: TestClient) -> None:
+    await make_folder(client)
+    _, mount = await call(client, "GET", "/folder/mount", volume="vol1", vfid=VFID)
+    Path(mount["path"], "a.bin").write_bytes(b"x" * 300)
+    Path(mount["path"], "d").mkdir()
+    Path(mount["path"], "d", "b.bin").write_bytes(b"y" * 45)
+    status, body = await call(client, "GET", "/folder/usage", volume="vol1", vfid=VFID)
+    assert (status, body) == (200, {"file_count": 2, "used_bytes": 345})
+    status, body = await call(client, "GET", "/folder/used-bytes", volume="vol1", vfid=VFID)
+    assert (status, body) == (200, {"used_bytes": 345})
+    status, body = await call(client, "GET", "/folder/fs-usage", volume="vol1")
+    assert status == 200 and body["capacity_bytes"] >= body["used_bytes"] > 0
+
+
+async def test_file_operations(client: TestClient) -> None:
+    await make_folder(client)
+    base = {"volume": "vol1", "vfid": VFID}
+    status, _ = await call(client, "POST", "/folder/file/mkdir", **base, relpath="a/b")
+    assert status == 204
+    status, body = await call(
+        client, "POST", "/folder/file/mkdir", **base, relpath=["x", "a/b"], exist_ok=False
+    )
+    assert status == 207
+    assert body["results"]["success"] == [{"item": "x", "msg": None}]
+    assert body["results"]["failed"][0]["item"] == "a/b"
+    status, body = await call(client, "POST", "/folder/file/list", **base, relpath=".")
+    assert status == 200
+    items = {i["name"]: i for i in body["items"]}
+    assert set(items) == {"a", "x"}
+    item = items["a"]
+    assert item["type"] == "DIRECTORY" and item["symlink_target"] == ""
+    assert set(item["stat"]) == {"mode", "size", "created", "modified"}
+    status, _ = await call(
+        client, "POST", "/folder/file/rename", **base, relpath="a/b", new_name="c"
+    )
+    assert status == 204
+    status, _ = await call(
+        client, "POST", "/folder/file/move", **base, src_relpath="a/c", dst_relpath="x/c"
+    )
+    assert status == 204
+    _, body = await call(client, "POST", "/folder/file/list", **base, relpath="x")
+    assert [i["name"] for i in body["items"]] == ["c"]
+    status, body = await call(client, "POST", "/folder/file/delete", **base, relpaths=["x"])
+    assert status == 400 and body["code"] == "directory-not-empty"
+    status, body = await call(
+        client, "POST", "/folder/file/delete", **base, relpaths=["x"], recursive=True
+    )
+    assert (status, body) == (200, {"status": "ok"})
+
+
+async def test_clone_and_delete(client: TestClient) -> None:
+    await make_folder(client)
+    base = {"volume": "vol1", "vfid": VFID}
+    await call(client, "POST", "/folder/file/mkdir", **base, relpath="keep")
+    dst = f"{QSID}/{uuid.uuid4().hex}"
+    status, _ = await call(
+        client, "POST", "/folder/clone", src_volume="vol1", src_vfid=VFID, dst_vfid=dst
+    )
+    assert status == 204
+    _, body = await call(client, "POST", "/folder/file/list", volume="vol1", vfid=dst, relpath=".")
+    assert [i["name"] for i in body["items"]] == ["keep"]
+    status, body = await call(
+        client,
+        "POST",
+        "/folder/clone",
+        src_volume="vol1",
+        src_vfid=VFID,
+        dst_volume="other",
+        dst_vfid=dst,
+    )
+    assert status == 400 and body["code"] == "invalid-parameter"
+    status, _ = await call(client, "POST", "/folder/delete", volume="vol1", vfid=dst)
+    assert status == 204
+    status, body = await call(client, "POST", "/folder/delete", volume="vol1", vfid=dst)
+    assert status == 404 and body["code"] == "vfolder-not-found"
+
+
+async def test_quota_enforced_on_clone_through_api(client: TestClient) -> None:
+    await make_folder(client)
+    _, mount = await call(client, "GET", "/folder/mount", volume="vol1", vfid=VFID)
+    Path(mount["path"], "blob").write_bytes(b"b" * 6000)
+    await call(
+        client, "PATCH", "/quota-scope", volume="vol1", qsid=QSID, options={"limit_bytes": 10000}
+    )
+    dst = f"{QSID}/{uuid.uuid4().hex}"
+    status, body = await call(
+        client, "POST", "/folder/clone", src_volume="vol1", src_vfid=VFID, dst_vfid=dst
+    )
+    assert status == 413 and body["code"] == "quota-exceeded"
+    status, _ = await call(client, "GET", "/folder/mount", volume="vol1", vfid=dst)
+    assert status == 404
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "code"),
+    [
+        (
+            "POST",
+            "/folder/create",
+            {"volume": "vol1", "vfid": "not-a-vfid"},
+            400,
+            "invalid-parameter",
+        ),
+        ("POST", "/folder/create", {"volume": "nope", "vfid": VFID}, 404, "volume-not-found"),
+        ("POST", "/folder/create", {"vfid": VFID}, 400, "invalid-parameter"),
+        ("GET", "/folder/mount", {"volume": "vol1", "vfid": VFID}, 404, "vfolder-not-found"),
+        ("POST", "/quota-scope", {"volume": "vol1", "qsid": "group:x"}, 400, "invalid-parameter"),
+        ("GET", "/no/such/route", {}, 404, "no-such-route"),
+        ("DELETE", "/volumes", {}, 405, "method-not-allowed"),
+    ],
+)
+async def test_user_errors_are_4xx_problems(
+    client: TestClient, method: str, path: str, body: dict, status: int, code: str
+) -> None:
+    resp = await client.request(method, path, json=body)
+    assert resp.status == status
+    assert resp.content_type == "application/problem+json"
+    assert (await resp.json())["code"] == code
+
+
+async def test_malformed_json_body(client: TestClient) -> None:
+    resp = await client.post("/folder/create", data=b"{not json")
+    assert resp.status == 400
+    assert (await resp.json())["code"] == "invalid-parameter"
+
+
+@pytest.mark.parametrize(
+    "relpath", ["../x", "a/../../x", "/etc", "a\x00b", "../../../../etc/passwd"]
+)
+async def test_hostile_relpaths_rejected(client: TestClient, relpath: str) -> None:
+    await make_folder(client)
+    for path, body in [
+        ("/folder/file/mkdir", {"relpath": relpath}),
+        ("/folder/file/list", {"relpath": relpath}),
+        ("/folder/file/delete", {"relpaths": [relpath]}),
+        ("/folder/file/move", {"src_relpath": "a", "dst_relpath": relpath}),
+    ]:
+        status, data = await call(client, "POST", path, volume="vol1", vfid=VFID, **body)
+        assert (status, data["code"]) == (400, "invalid-path"), path
+
+
+async def test_symlink_escape_rejected(client: TestClient, tmp_path: Path) -> None:
+    await make_folder(client)
+    _, mount = await call(client, "GET", "/folder/mount", volume="vol1", vfid=VFID)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret").write_text("s")
+    Path(mount["path"], "evil").symlink_to(outside)
+    status, body = await call(
+        client, "POST", "/folder/file/list", volume="vol1", vfid=VFID, relpath="evil"
+    )
+    assert (status, body["code"]) == (400, "invalid-path")
+    status, body = await call(
+        client, "POST", "/folder/file/mkdir", volume="vol1", vfid=VFID, relpath="evil/new"
+    )
+    assert (status, body["code"]) == (400, "invalid-path")
+    assert sorted(p.name for p in outside.iterdir()) == ["secret"]
+    status, body = await call(
+        client, "GET", "/folder/mount", volume="vol1", vfid=VFID, subpath="evil"
+    )
+    assert (status, body["code"]) == (400, "invalid-path")
