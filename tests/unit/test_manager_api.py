@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from helpers import new_qsid, new_vfid
 
+from helpers import new_qsid, new_vfid
 from storage_proxy.api.manager import AUTH_HEADER, create_manager_app
 from storage_proxy.config import validate
 from storage_proxy.context import RootContext, build_root_context

@@ -6,8 +6,8 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-from helpers import new_vfid
 
+from helpers import new_vfid
 from storage_proxy.errors import QuotaExceeded
 from storage_proxy.paths import RelPath
 from storage_proxy.types import QuotaConfig, VFolderID

@@ -7,9 +7,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from helpers import new_vfid
-from storage_proxy_vfs import VfsVolume
 
+from helpers import new_vfid
 from storage_proxy.errors import (
     DirectoryNotEmpty,
     FileExists,
@@ -24,6 +23,7 @@ from storage_proxy.errors import (
 from storage_proxy.paths import RelPath
 from storage_proxy.types import Capability, DirEntryType, VFolderID
 from storage_proxy.volumes.abc import ReadOptions, WriteOptions
+from storage_proxy_vfs import VfsVolume
 
 
 def rp(s: str) -> RelPath:
