@@ -237,20 +237,28 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not valid TOML: {e}") from None
 
 
-def validate(raw: Mapping[str, Any], *, source: str = "config") -> dict[str, Any]:
-    """Check ``raw`` against the schema and fill in defaults; ConfigError names each bad key."""
+def validate(
+    raw: Mapping[str, Any], *, source: str = "config", base_dir: Path | None = None
+) -> dict[str, Any]:
+    """Check ``raw`` against the schema and fill in defaults; ConfigError names each bad key.
+
+    Relative paths are taken relative to ``base_dir`` (the config file's folder), else the cwd.
+    """
     try:
         cfg: dict[str, Any] = config_schema.check(dict(raw))
     except t.DataError as e:
         lines = _flatten_errors(e.as_dict(value=True))
         detail = "\n".join(f"  {_normalise_error_text(line)}" for line in lines)
         raise ConfigError(f"{source}: invalid configuration:\n{detail}") from None
-    return _fill_derived_defaults(cfg)
+    return _fill_derived_defaults(cfg, base_dir or Path.cwd())
 
 
-def _fill_derived_defaults(cfg: dict[str, Any]) -> dict[str, Any]:
+def _fill_derived_defaults(cfg: dict[str, Any], base_dir: Path) -> dict[str, Any]:
+    def absolute(path: str) -> str:
+        return os.path.normpath(os.path.join(base_dir, os.path.expanduser(path)))
+
     sp = cfg["storage-proxy"]
-    sp["data-dir"] = os.path.abspath(os.path.expanduser(sp["data-dir"] or default_data_dir()))
+    sp["data-dir"] = absolute(sp["data-dir"] or default_data_dir())
     if not sp["node-id"]:
         sp["node-id"] = f"storage-proxy-{socket.gethostname()}"
     if sp["scan-workers"] is None:
@@ -266,9 +274,15 @@ def _fill_derived_defaults(cfg: dict[str, Any]) -> dict[str, Any]:
         }
     for vol in cfg["volume"].values():
         vol["options"] = dict(vol["options"] or {})
-        vol["path"] = os.path.abspath(os.path.expanduser(vol["path"]))
+        vol["path"] = absolute(vol["path"])
     if cfg["metadata"]["path"] is None:
         cfg["metadata"]["path"] = os.path.join(sp["data-dir"], "metadata.sqlite3")
+    else:
+        cfg["metadata"]["path"] = absolute(cfg["metadata"]["path"])
+    for listener in cfg["api"].values():
+        for key in ("ssl-cert", "ssl-privkey"):
+            if listener[key]:
+                listener[key] = absolute(listener[key])
     return cfg
 
 
@@ -279,6 +293,10 @@ def load_config(path: Path | None, environ: Mapping[str, str] | None = None) -> 
         path = Path(environ[ENV_PREFIX + "CONFIG"])
     raw: dict[str, Any] = read_toml(path) if path is not None else {}
     _env_overrides(raw, environ)
-    cfg = validate(raw, source=str(path) if path else "embedded defaults")
+    cfg = validate(
+        raw,
+        source=str(path) if path else "embedded defaults",
+        base_dir=path.resolve().parent if path else None,
+    )
     cfg["_source"] = str(path) if path else None
     return cfg

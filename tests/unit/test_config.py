@@ -169,3 +169,16 @@ def test_parse_duration(text: str | float, seconds: float) -> None:
 def test_parse_duration_rejects(bad: object) -> None:
     with pytest.raises(ValueError):
         parse_duration(bad)  # type: ignore[arg-type]
+
+
+def test_relative_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
+    conf_dir = tmp_path / "etc"
+    conf_dir.mkdir()
+    path = conf_dir / "sp.toml"
+    path.write_text(
+        '[storage-proxy]\ndata-dir = "./data"\n[volume.v]\nbackend = "vfs"\npath = "vols/v"\n'
+    )
+    cfg = load_config(path, {})
+    assert cfg["storage-proxy"]["data-dir"] == str(conf_dir / "data")
+    assert cfg["volume"]["v"]["path"] == str(conf_dir / "vols" / "v")
+    assert cfg["metadata"]["path"] == str(conf_dir / "data" / "metadata.sqlite3")
