@@ -6,12 +6,15 @@ import asyncio
 import logging
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from .metadata.store import MetadataStore, SqliteMetadataStore
+from .metadata.sqlite import SqliteMetadataStore
+from .metadata.store import MetadataStore
 from .secrets import MANAGER_SECRET_FILE, TOKEN_SECRET_FILE, Secret, ensure_secret
+from .services.permissions import PermissionService
+from .services.tokens import TokenService
+from .services.uploads import UploadService
 from .volumes.abc import VolumeDeps
 from .volumes.registry import VolumeRegistry
 from .volumes.scan import TreeScanner
@@ -28,7 +31,9 @@ class RootContext:
     metadata: MetadataStore
     scanner: TreeScanner
     volumes: VolumeRegistry
-    session_expire: timedelta
+    tokens: TokenService
+    uploads: UploadService
+    permissions: PermissionService
     exit_stack: AsyncExitStack = field(default_factory=AsyncExitStack)
 
     async def close(self) -> None:
@@ -79,7 +84,14 @@ async def build_root_context(config: dict[str, Any]) -> RootContext:
         metadata=metadata,
         scanner=scanner,
         volumes=volumes,
-        session_expire=sp["session-expire"],
+        tokens=TokenService(token_secret.value, sp["session-expire"]),
+        uploads=UploadService(
+            metadata,
+            volumes,
+            max_upload_size=sp["max-upload-size"],
+            default_expiry=sp["session-expire"],
+        ),
+        permissions=PermissionService(metadata),
         exit_stack=stack,
     )
 

@@ -53,6 +53,10 @@ class DirectoryNotEmpty(StorageProxyError):
     status, code, title = 400, "directory-not-empty", "Directory not empty"
 
 
+class InvalidToken(StorageProxyError):
+    status, code, title = 401, "invalid-token", "Missing, malformed or expired token"
+
+
 class AuthenticationFailed(StorageProxyError):
     status, code, title = 403, "invalid-auth-token", "Missing or invalid authentication token"
 
@@ -95,6 +99,38 @@ class VFolderExists(AlreadyExists):
 
 class FileExists(AlreadyExists):
     code, title = "file-exists", "File already exists"
+
+
+class Conflict(StorageProxyError):
+    status, code, title = 409, "conflict", "Conflict"
+
+
+class UploadOffsetMismatch(Conflict):
+    code, title = "upload-offset-mismatch", "Upload-Offset does not match the stored offset"
+
+
+class Gone(StorageProxyError):
+    status, code, title = 410, "gone", "Gone"
+
+
+class UploadNotFound(NotFound):
+    code, title = "upload-not-found", "No such upload"
+
+
+class PreconditionFailed(StorageProxyError):
+    status, code, title = 412, "precondition-failed", "Precondition failed"
+
+
+class UnsupportedMediaType(StorageProxyError):
+    status, code, title = 415, "unsupported-media-type", "Unsupported media type"
+
+
+class RangeNotSatisfiable(StorageProxyError):
+    status, code, title = 416, "range-not-satisfiable", "Range not satisfiable"
+
+
+class ChecksumMismatch(StorageProxyError):
+    status, code, title = 460, "checksum-mismatch", "Checksum mismatch"
 
 
 class QuotaExceeded(StorageProxyError):

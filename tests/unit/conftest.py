@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from helpers import new_vfid
-from storage_proxy.metadata.store import SqliteMetadataStore
+from storage_proxy.metadata.sqlite import SqliteMetadataStore
 from storage_proxy.types import VFolderID
 from storage_proxy.volumes.abc import VolumeDeps
 from storage_proxy.volumes.scan import TreeScanner

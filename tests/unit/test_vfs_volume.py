@@ -205,8 +205,9 @@ async def test_local_path_and_stat(vfs_volume: VfsVolume, vfolder: VFolderID) ->
     assert path is not None and path.read_bytes() == b"abc"
     st = await vfs_volume.stat(vfolder, rp("f"))
     assert st.stat.size == 3 and st.type is DirEntryType.FILE
+    assert await vfs_volume.local_path(vfolder, rp(".")) == vfs_volume.vfolder_path(vfolder)
     with pytest.raises(IsADirectory):
-        await vfs_volume.local_path(vfolder, rp("."))
+        await read_all(vfs_volume, vfolder, ".")
     with pytest.raises(FileNotFound):
         await vfs_volume.stat(vfolder, rp("nope"))
 

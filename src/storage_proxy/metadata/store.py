@@ -1,19 +1,18 @@
 """What the daemon remembers beyond the bytes on disk.
 
 The filesystem stays the truth for what exists (so existing Backend.AI volumes are served as they
-are); the store keeps what a filesystem cannot say: proxy-enforced quota limits and the vfolder
-registry.  :class:`MetadataStore` is the interface; :class:`SqliteMetadataStore` the
-embedded default.
+are); the store keeps what a filesystem cannot say: proxy-enforced quota limits, the vfolder
+registry with owners and ACLs, resumable upload sessions, and file metadata where a filesystem has
+no xattrs.  :class:`MetadataStore` is the interface; ``sqlite.SqliteMetadataStore`` the embedded
+default.
 """
 
 from __future__ import annotations
 
-import time
+import enum
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from pathlib import Path
-
-import aiosqlite
+from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +21,58 @@ class VFolderRecord:
     vfid: str
     quota_scope: str
     created_at: float
+    owner: str | None = None  # a user id or a group id, as ``kind`` says
+    kind: str = "user"  # "user" or "group"
+    limit_bytes: int | None = None  # optional per-vfolder quota
+
+
+class Permission(enum.IntEnum):
+    """Ordered so that a higher grant includes every lower one."""
+
+    NONE = 0
+    RO = 1
+    RW = 2
+    RWD = 3
+
+    @classmethod
+    def parse(cls, text: str) -> Permission:
+        try:
+            return cls[text.upper()]
+        except KeyError:
+            raise ValueError(f"permission must be one of ro, rw, rwd: {text!r}") from None
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+
+@dataclass(frozen=True, slots=True)
+class AclEntry:
+    principal_type: str  # "user" or "group"
+    principal: str
+    permission: Permission
+
+    def to_json(self) -> dict[str, str]:
+        return {
+            "principal": f"{self.principal_type}:{self.principal}",
+            "permission": self.permission.label,
+        }
+
+
+@dataclass(slots=True)
+class UploadSession:
+    """A resumable upload; its bytes so far live in the volume's staging area."""
+
+    id: str
+    volume: str
+    vfid: str
+    relpath: str
+    length: int | None  # None until the client declares it (tus creation-defer-length)
+    offset: int
+    created_at: float
+    expires_at: float
+    owner: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 class MetadataStore(ABC):
@@ -31,6 +82,7 @@ class MetadataStore(ABC):
     @abstractmethod
     async def close(self) -> None: ...
 
+    # -- quota scopes ------------------------------------------------------------------------
     @abstractmethod
     async def get_quota_limit(self, volume: str, qsid: str) -> int | None: ...
 
@@ -40,101 +92,82 @@ class MetadataStore(ABC):
     @abstractmethod
     async def delete_quota_scope(self, volume: str, qsid: str) -> None: ...
 
+    # -- vfolder registry and ACLs -----------------------------------------------------------
     @abstractmethod
-    async def register_vfolder(self, volume: str, vfid: str, quota_scope: str) -> None: ...
+    async def register_vfolder(
+        self,
+        volume: str,
+        vfid: str,
+        quota_scope: str,
+        *,
+        owner: str | None = None,
+        kind: str = "user",
+    ) -> None: ...
 
     @abstractmethod
     async def unregister_vfolder(self, volume: str, vfid: str) -> None: ...
 
     @abstractmethod
+    async def get_vfolder(self, volume: str, vfid: str) -> VFolderRecord | None: ...
+
+    @abstractmethod
     async def list_vfolders(self, volume: str | None = None) -> list[VFolderRecord]: ...
 
+    @abstractmethod
+    async def update_vfolder(
+        self,
+        volume: str,
+        vfid: str,
+        *,
+        owner: str | None = ...,  # type: ignore[assignment]
+        kind: str | None = None,
+        limit_bytes: int | None = ...,  # type: ignore[assignment]
+    ) -> None:
+        """Change the given fields; ``...`` (the default) leaves a field as it is."""
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS quota_scopes (
-    volume TEXT NOT NULL,
-    qsid TEXT NOT NULL,
-    limit_bytes INTEGER,
-    updated_at REAL NOT NULL,
-    PRIMARY KEY (volume, qsid)
-);
-CREATE TABLE IF NOT EXISTS vfolders (
-    volume TEXT NOT NULL,
-    vfid TEXT NOT NULL,
-    quota_scope TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    PRIMARY KEY (volume, vfid)
-);
-"""
+    @abstractmethod
+    async def get_acl(self, volume: str, vfid: str) -> list[AclEntry]: ...
 
+    @abstractmethod
+    async def set_acl_entry(self, volume: str, vfid: str, entry: AclEntry) -> None: ...
 
-class SqliteMetadataStore(MetadataStore):
-    """SQLite through aiosqlite (one connection, its own thread): nothing blocks the event loop."""
+    @abstractmethod
+    async def remove_acl_entry(
+        self, volume: str, vfid: str, principal_type: str, principal: str
+    ) -> bool: ...
 
-    def __init__(self, path: Path | str) -> None:
-        self.path = Path(path) if str(path) != ":memory:" else path
-        self._db: aiosqlite.Connection | None = None
+    # -- upload sessions ---------------------------------------------------------------------
+    @abstractmethod
+    async def create_upload(self, session: UploadSession) -> None: ...
 
-    @property
-    def db(self) -> aiosqlite.Connection:
-        if self._db is None:
-            raise RuntimeError("metadata store is not open")
-        return self._db
+    @abstractmethod
+    async def get_upload(self, upload_id: str) -> UploadSession | None: ...
 
-    async def open(self) -> None:
-        if isinstance(self.path, Path):
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = await aiosqlite.connect(str(self.path))
-        await self._db.execute("PRAGMA journal_mode=WAL")
-        await self._db.execute("PRAGMA busy_timeout=5000")
-        await self._db.executescript(_SCHEMA)
-        await self._db.commit()
+    @abstractmethod
+    async def update_upload(self, upload_id: str, *, offset: int, length: int | None) -> None: ...
 
-    async def close(self) -> None:
-        if self._db is not None:
-            db, self._db = self._db, None
-            await db.close()
+    @abstractmethod
+    async def delete_upload(self, upload_id: str) -> None: ...
 
-    async def get_quota_limit(self, volume: str, qsid: str) -> int | None:
-        async with self.db.execute(
-            "SELECT limit_bytes FROM quota_scopes WHERE volume = ? AND qsid = ?", (volume, qsid)
-        ) as cur:
-            row = await cur.fetchone()
-        return None if row is None else row[0]
+    @abstractmethod
+    async def list_uploads(
+        self, *, volume: str | None = None, expired_before: float | None = None
+    ) -> list[UploadSession]: ...
 
-    async def set_quota_limit(self, volume: str, qsid: str, limit_bytes: int | None) -> None:
-        await self.db.execute(
-            "INSERT INTO quota_scopes (volume, qsid, limit_bytes, updated_at) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (volume, qsid) DO UPDATE SET"
-            " limit_bytes = excluded.limit_bytes, updated_at = excluded.updated_at",
-            (volume, qsid, limit_bytes, time.time()),
-        )
-        await self.db.commit()
+    @abstractmethod
+    async def reserved_upload_bytes(self, volume: str, vfid_prefix: str) -> int:
+        """Bytes held by open uploads into vfids starting with the prefix (declared lengths)."""
 
-    async def delete_quota_scope(self, volume: str, qsid: str) -> None:
-        await self.db.execute(
-            "DELETE FROM quota_scopes WHERE volume = ? AND qsid = ?", (volume, qsid)
-        )
-        await self.db.commit()
+    # -- file metadata (sidecar where the filesystem has no xattrs) ---------------------------
+    @abstractmethod
+    async def get_file_meta(
+        self, volume: str, vfid: str, relpath: str
+    ) -> dict[str, Any] | None: ...
 
-    async def register_vfolder(self, volume: str, vfid: str, quota_scope: str) -> None:
-        await self.db.execute(
-            "INSERT OR REPLACE INTO vfolders (volume, vfid, quota_scope, created_at)"
-            " VALUES (?, ?, ?, ?)",
-            (volume, vfid, quota_scope, time.time()),
-        )
-        await self.db.commit()
+    @abstractmethod
+    async def put_file_meta(
+        self, volume: str, vfid: str, relpath: str, meta: dict[str, Any]
+    ) -> None: ...
 
-    async def unregister_vfolder(self, volume: str, vfid: str) -> None:
-        await self.db.execute("DELETE FROM vfolders WHERE volume = ? AND vfid = ?", (volume, vfid))
-        await self.db.commit()
-
-    async def list_vfolders(self, volume: str | None = None) -> list[VFolderRecord]:
-        query = "SELECT volume, vfid, quota_scope, created_at FROM vfolders"
-        args: tuple[str, ...] = ()
-        if volume is not None:
-            query += " WHERE volume = ?"
-            args = (volume,)
-        async with self.db.execute(query + " ORDER BY created_at", args) as cur:
-            rows = await cur.fetchall()
-        return [VFolderRecord(*row) for row in rows]
+    @abstractmethod
+    async def delete_file_meta(self, volume: str, vfid: str, relpath: str) -> None: ...

@@ -84,11 +84,15 @@ class QuotaModel(ABC):
     async def remaining_bytes(self, qsid: QuotaScopeID) -> int | None:
         """Bytes the proxy may still write into the scope; ``None`` when it need not count."""
 
-    def record_written(self, qsid: QuotaScopeID, nbytes: int) -> None:
-        """Tell the model that the proxy itself changed the scope's usage by ``nbytes``."""
+    async def headroom(self, vfid: VFolderID) -> int | None:
+        """Bytes that may still be written into the vfolder (scope and vfolder limits)."""
+        return await self.remaining_bytes(vfid.quota_scope_id)
 
-    def invalidate(self, qsid: QuotaScopeID) -> None:
-        """Forget any cached usage of the scope (files were removed or replaced)."""
+    def record_written(self, vfid: VFolderID, nbytes: int) -> None:
+        """Tell the model that the proxy itself changed the vfolder's usage by ``nbytes``."""
+
+    def invalidate(self, vfid: VFolderID) -> None:
+        """Forget any cached usage of the vfolder and its scope (files removed or replaced)."""
 
 
 class AbstractVolume(ABC):
@@ -198,5 +202,40 @@ class AbstractVolume(ABC):
         """Store the stream at ``relpath`` atomically; return the number of bytes written."""
 
     async def local_path(self, vfid: VFolderID, relpath: RelPath) -> Path | None:
-        """A local file path for zero-copy reads, or ``None`` when the backend has none."""
+        """The local path of a file or directory (zero-copy reads), or ``None`` if there is none.
+
+        Raises FileNotFound when nothing is there; the path is checked to stay in the vfolder.
+        """
         return None
+
+    # -- resumable uploads: bytes staged per session id, published atomically when complete --
+    @abstractmethod
+    async def upload_prepare(self, session_id: str) -> None:
+        """Create an empty staging area for the session."""
+
+    @abstractmethod
+    async def upload_size(self, session_id: str) -> int:
+        """Bytes staged so far; the source of truth for a resumed upload's offset."""
+
+    @abstractmethod
+    async def upload_append(
+        self, session_id: str, offset: int, stream: AsyncIterator[bytes]
+    ) -> int:
+        """Append ``stream`` at ``offset`` (= the staged size); return the new size.
+
+        Whatever arrived before the stream failed stays staged, so the upload can resume.
+        """
+
+    @abstractmethod
+    async def upload_truncate(self, session_id: str, size: int) -> None:
+        """Drop staged bytes past ``size`` (a chunk that failed its checksum)."""
+
+    @abstractmethod
+    async def upload_publish(
+        self, session_id: str, vfid: VFolderID, relpath: RelPath, *, overwrite: bool = True
+    ) -> None:
+        """Move the complete staged file to ``relpath`` in one atomic step."""
+
+    @abstractmethod
+    async def upload_discard(self, session_id: str) -> None:
+        """Remove the staged bytes (termination, expiry); a missing session is not an error."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import re
 import shutil
 import stat as stat_mod
 import uuid
@@ -33,6 +34,7 @@ from ..errors import (
     QuotaExceeded,
     QuotaScopeNotFound,
     StorageProxyError,
+    UploadNotFound,
     VFolderExists,
     VFolderNotFound,
 )
@@ -55,6 +57,9 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 TRASH_DIR = ".trash"
+UPLOADS_DIR = ".uploads"
+_WRITE_BUFFER = 4 << 20
+_SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
 @contextmanager
@@ -132,6 +137,7 @@ class BasePosixVolume(AbstractVolume):
         return ProxyQuotaModel(
             self.name,
             self.quota_scope_path,
+            self.vfolder_path,
             self.deps.metadata,
             self.deps.scanner.scan,
             usage_ttl=float(self.options.get("quota-usage-ttl", 30.0)),
@@ -164,8 +170,8 @@ class BasePosixVolume(AbstractVolume):
     def _resolve(self, vfid: VFolderID, rel: RelPath, *, follow_final: bool = True) -> Path:
         return resolve_inside(self._existing_vfolder(vfid), rel, follow_final=follow_final)
 
-    def _reservation(self, qsid: QuotaScopeID) -> Reservation:
-        return self.quota_model.reservation(qsid)
+    def _reservation(self, vfid: VFolderID) -> Reservation:
+        return self.quota_model.reservation(vfid)
 
     # -- vfolders ----------------------------------------------------------------------------
     async def create_vfolder(self, vfid: VFolderID, *, mode: int = DEFAULT_VFOLDER_MODE) -> None:
@@ -202,7 +208,7 @@ class BasePosixVolume(AbstractVolume):
 
         with translate_os_errors(vfid):
             await self._run(delete)
-        self.quota_model.invalidate(vfid.quota_scope_id)
+        self.quota_model.invalidate(vfid)
         await self.deps.metadata.unregister_vfolder(self.name, str(vfid))
 
     async def clone_vfolder(self, src: VFolderID, dst: VFolderID) -> None:
@@ -232,7 +238,7 @@ class BasePosixVolume(AbstractVolume):
                 shutil.rmtree(staging, ignore_errors=True)
                 raise
 
-        async with self._reservation(dst.quota_scope_id) as res:
+        async with self._reservation(dst) as res:
             await res.reserve(usage.used_bytes)
             with translate_os_errors(dst):
                 await self._run(copy)
@@ -342,15 +348,14 @@ class BasePosixVolume(AbstractVolume):
                         os.unlink(path)
 
         await self._run(do_delete)
-        self.quota_model.invalidate(vfid.quota_scope_id)
+        self.quota_model.invalidate(vfid)
 
     # -- data --------------------------------------------------------------------------------
     async def local_path(self, vfid: VFolderID, relpath: RelPath) -> Path | None:
         def find() -> Path:
             path = self._resolve(vfid, relpath)
             with translate_os_errors(relpath):
-                if os.stat(path).st_mode & stat_mod.S_IFDIR:
-                    raise IsADirectory(f"is a directory: {relpath}")
+                os.stat(path)  # exists (file or directory)
             return path
 
         return await self._run(find)
@@ -359,6 +364,9 @@ class BasePosixVolume(AbstractVolume):
         self, vfid: VFolderID, relpath: RelPath, options: ReadOptions = ReadOptions()
     ) -> AsyncIterator[bytes]:
         path = await self.local_path(vfid, relpath)
+        assert path is not None
+        if await self._run(path.is_dir):
+            raise IsADirectory(f"is a directory: {relpath}")
         remaining = options.length
         with translate_os_errors(relpath):
             async with aiofiles.open(path, "rb") as f:
@@ -398,22 +406,119 @@ class BasePosixVolume(AbstractVolume):
 
         target = await self._run(prepare)
         staging = target.parent / f".{target.name}{STAGING_MARK}{uuid.uuid4().hex}"
-        written = 0
-        async with self._reservation(vfid.quota_scope_id) as res:
+        async with self._reservation(vfid) as res:
             if options.size_hint:
                 await res.reserve(options.size_hint)
             try:
                 with translate_os_errors(relpath):
-                    async with aiofiles.open(staging, "wb") as f:
+                    fd = await self._run(
+                        os.open, staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600
+                    )
+                    sink = FileSink(fd)
+                    try:
                         async for chunk in stream:
                             await res.consume(len(chunk))
-                            await f.write(chunk)
-                            written += len(chunk)
+                            await sink.write(chunk)
+                        await sink.flush()
+                    finally:
+                        await self._run(os.close, fd)
                     await self._run(_publish, staging, target, options.mode)
             except BaseException:
                 await self._run(_unlink_quietly, staging)
                 raise
-        return written
+        return sink.written
+
+    # -- resumable uploads -------------------------------------------------------------------
+    def _staged(self, session_id: str) -> Path:
+        if not _SESSION_ID.match(session_id):
+            raise InvalidPath(f"not an upload session id: {session_id!r}")
+        return self.mount_path / UPLOADS_DIR / session_id
+
+    async def upload_prepare(self, session_id: str) -> None:
+        path = self._staged(session_id)
+
+        def create() -> None:
+            path.parent.mkdir(exist_ok=True)
+            path.touch(mode=0o600, exist_ok=True)
+
+        await self._run(create)
+
+    async def upload_size(self, session_id: str) -> int:
+        path = self._staged(session_id)
+        try:
+            return (await self._run(os.stat, path)).st_size
+        except FileNotFoundError:
+            raise UploadNotFound(f"no staged data for upload {session_id}") from None
+
+    async def upload_append(
+        self, session_id: str, offset: int, stream: AsyncIterator[bytes]
+    ) -> int:
+        path = self._staged(session_id)
+        with translate_os_errors("upload"):
+            fd = await self._run(os.open, path, os.O_WRONLY)
+            sink = FileSink(fd)
+            try:
+                await self._run(os.lseek, fd, offset, os.SEEK_SET)
+                try:
+                    async for chunk in stream:
+                        await sink.write(chunk)
+                finally:
+                    await sink.flush()  # keep what arrived: the client resumes from there
+            finally:
+                await self._run(os.close, fd)
+        return offset + sink.written
+
+    async def upload_truncate(self, session_id: str, size: int) -> None:
+        await self._run(os.truncate, self._staged(session_id), size)
+
+    async def upload_publish(
+        self, session_id: str, vfid: VFolderID, relpath: RelPath, *, overwrite: bool = True
+    ) -> None:
+        staged = self._staged(session_id)
+
+        def publish() -> None:
+            if not relpath.parts:
+                raise IsADirectory("cannot write over the vfolder root")
+            target = self._resolve(vfid, relpath)
+            with translate_os_errors(relpath):
+                if target.is_dir():
+                    raise IsADirectory(f"is a directory: {relpath}")
+                if not overwrite and target.exists():
+                    raise FileExists(f"already exists: {relpath}")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                _publish(staged, target, 0o644)
+
+        await self._run(publish)
+
+    async def upload_discard(self, session_id: str) -> None:
+        await self._run(_unlink_quietly, self._staged(session_id))
+
+
+class FileSink:
+    """Gathers small network chunks into large writes, each done in a worker thread."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._buf = bytearray()
+        self.written = 0
+
+    async def write(self, chunk: bytes) -> None:
+        self._buf += chunk
+        if len(self._buf) >= _WRITE_BUFFER:
+            await self.flush()
+
+    async def flush(self) -> None:
+        if self._buf:
+            data, self._buf = self._buf, bytearray()
+            await asyncio.to_thread(_write_all, self._fd, data)
+            self.written += len(data)
+
+
+def _write_all(fd: int, data: bytearray) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
 
 
 def _publish(staging: Path, target: Path, mode: int) -> None:

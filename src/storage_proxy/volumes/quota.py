@@ -1,9 +1,11 @@
 """Proxy-enforced quotas: limits kept in the metadata store, usage from scans, writes reserved.
 
 Used where the storage cannot enforce limits itself (plain POSIX, NFS, S3, XFS without kernel
-quotas).  Every write through the proxy takes a :class:`Reservation` first: the declared size is
-refused up front if it cannot fit, a stream that outgrows it is cut off, and concurrent writes into
-one scope count each other's in-flight bytes, so together they can never pass the limit.
+quotas).  Two kinds of limit apply to a write: its quota scope's (per user or group) and,
+optionally, its vfolder's own.  Every write through the proxy takes a :class:`Reservation` first:
+a declared size is refused up front if it cannot fit, a stream that outgrows the limit is cut off,
+and concurrent writes count each other's in-flight bytes (and open uploads their declared
+lengths), so together they can never pass a limit.
 """
 
 from __future__ import annotations
@@ -17,18 +19,21 @@ from types import TracebackType
 
 from ..errors import QuotaExceeded, QuotaScopeExists
 from ..metadata.store import MetadataStore
-from ..types import QuotaConfig, QuotaScopeID, QuotaUsage, VFolderUsage
+from ..types import QuotaConfig, QuotaScopeID, QuotaUsage, VFolderID, VFolderUsage
 from .abc import QuotaModel
 
 _GROW_STEP = 8 << 20
 
+#: What a limit applies to: a whole quota scope, or one vfolder.
+Bucket = QuotaScopeID | VFolderID
+
 
 class Reservation:
-    """Bytes promised to one write; grows on demand while the scope has room."""
+    """Bytes promised to one write into a vfolder; grows on demand while every limit has room."""
 
-    def __init__(self, model: ProxyQuotaModel | None, qsid: QuotaScopeID) -> None:
+    def __init__(self, model: ProxyQuotaModel, vfid: VFolderID) -> None:
         self._model = model
-        self._qsid = qsid
+        self._vfid = vfid
         self.reserved = 0
         self.used = 0
 
@@ -41,15 +46,14 @@ class Reservation:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._model is not None:
-            self._model._release(self._qsid, self.reserved)
-            if exc_type is None:
-                self._model.record_written(self._qsid, self.used)
+        self._model._release(self._vfid, self.reserved)
+        if exc_type is None:
+            self._model.record_written(self._vfid, self.used)
 
     async def reserve(self, nbytes: int) -> None:
         """Reserve ``nbytes`` more up front (a declared size); QuotaExceeded if it cannot fit."""
-        if self._model is not None and nbytes > 0:
-            await self._model._grow(self._qsid, nbytes)
+        if nbytes > 0:
+            await self._model._grow(self._vfid, nbytes)
             self.reserved += nbytes
 
     async def consume(self, nbytes: int) -> None:
@@ -72,6 +76,7 @@ class ProxyQuotaModel(QuotaModel):
         self,
         volume_name: str,
         scope_path: Callable[[QuotaScopeID], Path],
+        vfolder_path: Callable[[VFolderID], Path],
         metadata: MetadataStore,
         scan: Callable[[Path], Awaitable[VFolderUsage]],
         *,
@@ -79,11 +84,12 @@ class ProxyQuotaModel(QuotaModel):
     ) -> None:
         self._volume = volume_name
         self._scope_path = scope_path
+        self._vfolder_path = vfolder_path
         self._metadata = metadata
         self._scan = scan
         self._usage_ttl = usage_ttl
-        self._usage: dict[QuotaScopeID, tuple[float, int]] = {}
-        self._inflight: defaultdict[QuotaScopeID, int] = defaultdict(int)
+        self._usage: dict[Bucket, tuple[float, int]] = {}
+        self._inflight: defaultdict[Bucket, int] = defaultdict(int)
         self._lock = asyncio.Lock()
 
     # -- scope lifecycle ---------------------------------------------------------------------
@@ -119,43 +125,69 @@ class ProxyQuotaModel(QuotaModel):
 
     # -- accounting --------------------------------------------------------------------------
     async def remaining_bytes(self, qsid: QuotaScopeID) -> int | None:
-        limit = await self._metadata.get_quota_limit(self._volume, str(qsid))
+        return await self._remaining(qsid)
+
+    async def headroom(self, vfid: VFolderID) -> int | None:
+        scope = await self._remaining(vfid.quota_scope_id)
+        folder = await self._remaining(vfid)
+        known = [r for r in (scope, folder) if r is not None]
+        return min(known) if known else None
+
+    def reservation(self, vfid: VFolderID) -> Reservation:
+        return Reservation(self, vfid)
+
+    def record_written(self, vfid: VFolderID, nbytes: int) -> None:
+        for bucket in (vfid.quota_scope_id, vfid):
+            cached = self._usage.get(bucket)
+            if cached is not None:
+                self._usage[bucket] = (cached[0], max(0, cached[1] + nbytes))
+
+    def invalidate(self, vfid: VFolderID) -> None:
+        self._usage.pop(vfid.quota_scope_id, None)
+        self._usage.pop(vfid, None)
+
+    async def _limit(self, bucket: Bucket) -> int | None:
+        if isinstance(bucket, QuotaScopeID):
+            return await self._metadata.get_quota_limit(self._volume, str(bucket))
+        record = await self._metadata.get_vfolder(self._volume, str(bucket))
+        return None if record is None else record.limit_bytes
+
+    async def _remaining(self, bucket: Bucket) -> int | None:
+        limit = await self._limit(bucket)
         if limit is None:
             return None
-        used = await self._used_bytes(qsid)
-        return max(0, limit - used - self._inflight[qsid])
+        used = await self._used_bytes(bucket)
+        prefix = f"{bucket}/" if isinstance(bucket, QuotaScopeID) else str(bucket)
+        held = await self._metadata.reserved_upload_bytes(self._volume, prefix)
+        return max(0, limit - used - held - self._inflight[bucket])
 
-    def reservation(self, qsid: QuotaScopeID) -> Reservation:
-        return Reservation(self, qsid)
-
-    def record_written(self, qsid: QuotaScopeID, nbytes: int) -> None:
-        cached = self._usage.get(qsid)
-        if cached is not None:
-            self._usage[qsid] = (cached[0], max(0, cached[1] + nbytes))
-
-    def invalidate(self, qsid: QuotaScopeID) -> None:
-        self._usage.pop(qsid, None)
-
-    async def _used_bytes(self, qsid: QuotaScopeID, *, fresh: bool = False) -> int:
-        cached = self._usage.get(qsid)
+    async def _used_bytes(self, bucket: Bucket, *, fresh: bool = False) -> int:
+        cached = self._usage.get(bucket)
         now = time.monotonic()
         if cached is not None and not fresh and now - cached[0] < self._usage_ttl:
             return cached[1]
-        usage = await self._scan(self._scope_path(qsid))
-        self._usage[qsid] = (now, usage.used_bytes)
+        if isinstance(bucket, QuotaScopeID):
+            path = self._scope_path(bucket)
+        else:
+            path = self._vfolder_path(bucket)
+        usage = await self._scan(path)
+        self._usage[bucket] = (now, usage.used_bytes)
         return usage.used_bytes
 
-    async def _grow(self, qsid: QuotaScopeID, nbytes: int) -> None:
+    async def _grow(self, vfid: VFolderID, nbytes: int) -> None:
         async with self._lock:  # check-and-reserve must not interleave between writers
-            remaining = await self.remaining_bytes(qsid)
-            if remaining is not None and nbytes > remaining:
-                raise QuotaExceeded(
-                    f"quota scope {qsid} has {remaining} bytes left; {nbytes} more were needed",
-                    remaining_bytes=remaining,
-                )
-            self._inflight[qsid] += nbytes
+            for bucket, what in ((vfid.quota_scope_id, "quota scope"), (vfid, "vfolder")):
+                remaining = await self._remaining(bucket)
+                if remaining is not None and nbytes > remaining:
+                    raise QuotaExceeded(
+                        f"{what} {bucket} has {remaining} bytes left; {nbytes} more were needed",
+                        remaining_bytes=remaining,
+                    )
+            self._inflight[vfid.quota_scope_id] += nbytes
+            self._inflight[vfid] += nbytes
 
-    def _release(self, qsid: QuotaScopeID, nbytes: int) -> None:
-        self._inflight[qsid] -= nbytes
-        if self._inflight[qsid] <= 0:
-            del self._inflight[qsid]
+    def _release(self, vfid: VFolderID, nbytes: int) -> None:
+        for bucket in (vfid.quota_scope_id, vfid):
+            self._inflight[bucket] -= nbytes
+            if self._inflight[bucket] <= 0:
+                del self._inflight[bucket]

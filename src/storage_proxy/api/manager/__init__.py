@@ -14,7 +14,7 @@ from aiohttp import web
 from ...errors import AuthenticationFailed
 from ..keys import ROOT_CTX
 from ..problem import Handler, problem_middleware, request_id_middleware
-from . import files, folders, quota, volumes
+from . import acl, files, folders, quota, transfers, volumes
 from .health import status
 
 if TYPE_CHECKING:
@@ -62,4 +62,12 @@ def create_manager_app(ctx: RootContext) -> web.Application:
     r.add_post("/folder/file/rename", files.rename)
     r.add_post("/folder/file/move", files.move)
     r.add_post("/folder/file/delete", files.delete)
+    r.add_post("/folder/file/download", transfers.download_session)
+    r.add_post("/folder/file/upload", transfers.upload_session)
+    r.add_get("/folder/acl", acl.get_acl)
+    r.add_put("/folder/acl", acl.put_acl)
+    r.add_post("/folder/acl/grant", acl.grant)
+    r.add_post("/folder/acl/revoke", acl.revoke)
+    r.add_get("/folder/quota", acl.get_quota)
+    r.add_patch("/folder/quota", acl.set_quota)
     return app

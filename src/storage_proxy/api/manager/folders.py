@@ -22,10 +22,14 @@ async def create(request: web.Request) -> web.Response:
                 **_vfolder,
                 t.Key("mode", default=None): t.Null | t.ToInt(gte=0, lte=0o7777),
                 t.Key("options", default=None): t.Null | t.Dict().allow_extra("*"),
+                # Extensions: who owns it, for the permission checks of the client file API.
+                t.Key("owner", default=None): t.Null | t.String(),
+                t.Key("kind", default="user"): t.Enum("user", "group"),
             }
         ),
     )
-    volume = request.app[ROOT_CTX].volumes.get(params["volume"])
+    ctx = request.app[ROOT_CTX]
+    volume = ctx.volumes.get(params["volume"])
     vfid = params["vfid"]
     mode = DEFAULT_VFOLDER_MODE if params["mode"] is None else params["mode"]
     try:
@@ -37,6 +41,10 @@ async def create(request: web.Request) -> web.Response:
         if not await volume.quota_model.quota_scope_exists(vfid.quota_scope_id):
             await volume.quota_model.create_quota_scope(vfid.quota_scope_id, config)
         await volume.create_vfolder(vfid, mode=mode)
+    if params["owner"] is not None:
+        await ctx.metadata.update_vfolder(
+            params["volume"], str(vfid), owner=params["owner"], kind=params["kind"]
+        )
     return web.Response(status=204)
 
 

@@ -1,0 +1,35 @@
+"""The client-facing API: downloads, tus uploads, whole-file PUTs (and the user file API)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from ... import __version__
+from ..keys import ROOT_CTX
+from ..problem import problem_middleware, request_id_middleware
+from . import download, tus
+
+if TYPE_CHECKING:
+    from ...context import RootContext
+
+
+async def status(request: web.Request) -> web.Response:
+    return web.json_response(
+        {"status": "ok", "type": "client-facing", "storage-proxy": __version__}
+    )
+
+
+def create_client_app(ctx: RootContext) -> web.Application:
+    app = web.Application(
+        middlewares=[request_id_middleware, problem_middleware, tus.tus_headers_middleware],
+        client_max_size=1 << 20,  # bodies that matter are streamed, never read whole
+    )
+    app[ROOT_CTX] = ctx
+    r = app.router
+    r.add_get("/", status)
+    r.add_get("/status", status)
+    r.add_get("/download", download.download)  # HEAD is answered too
+    tus.add_routes(r)
+    return app

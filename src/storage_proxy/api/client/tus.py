@@ -1,0 +1,247 @@
+"""Resumable uploads speaking tus 1.0.0, plus a plain whole-file PUT.
+
+Extensions: creation, creation-with-upload, creation-defer-length, termination, checksum
+(sha1/sha256/md5, 460 on mismatch, chunk discarded) and expiration.  A session is addressed either
+by a manager-issued upload token (``/upload?token=…``, Backend.AI style) or by id
+(``/upload/<id>``) with the user token that created it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import email.utils
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from ...errors import (
+    InvalidParameter,
+    PreconditionFailed,
+    StorageProxyError,
+    UnsupportedMediaType,
+    UploadNotFound,
+)
+from ...metadata.store import Permission, UploadSession
+from ...paths import RelPath
+from ...services.uploads import CHECKSUM_ALGORITHMS, Checksum
+from ...types import VFolderID
+from ..keys import ROOT_CTX
+from ..problem import Handler
+from .auth import bearer_token, require_user
+
+TUS_VERSION = "1.0.0"
+EXTENSIONS = "creation,creation-with-upload,creation-defer-length,termination,checksum,expiration"
+OFFSET_CONTENT_TYPE = "application/offset+octet-stream"
+_BODY_CHUNK = 1 << 20
+
+
+@web.middleware
+async def tus_headers_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every tus response carries Tus-Resumable; tus requests must speak our version (412)."""
+    if not request.path.startswith("/upload"):
+        return await handler(request)
+    if request.method not in ("OPTIONS", "PUT", "GET"):
+        version = request.headers.get("Tus-Resumable")
+        if version != TUS_VERSION:
+            error = PreconditionFailed(f"Tus-Resumable must be {TUS_VERSION}, got {version!r}")
+            response: web.StreamResponse = web.json_response(
+                error.to_problem(), status=412, content_type="application/problem+json"
+            )
+            response.headers["Tus-Version"] = TUS_VERSION
+            response.headers["Tus-Resumable"] = TUS_VERSION
+            return response
+    try:
+        response = await handler(request)
+    except StorageProxyError as e:
+        response = web.json_response(
+            e.to_problem(), status=e.status, content_type="application/problem+json"
+        )
+        if "offset" in e.extra:
+            response.headers["Upload-Offset"] = str(e.extra["offset"])
+    response.headers["Tus-Resumable"] = TUS_VERSION
+    return response
+
+
+def add_routes(router: web.UrlDispatcher) -> None:
+    for path in ("/upload", "/upload/{upload_id}"):
+        router.add_route("OPTIONS", path, options)
+        router.add_route("HEAD", path, head)
+        router.add_route("PATCH", path, patch)
+        router.add_route("DELETE", path, terminate)
+    router.add_post("/upload", create)
+    router.add_put("/upload", put_whole)
+
+
+async def options(request: web.Request) -> web.Response:
+    ctx = request.app[ROOT_CTX]
+    return web.Response(
+        status=204,
+        headers={
+            "Tus-Version": TUS_VERSION,
+            "Tus-Extension": EXTENSIONS,
+            "Tus-Max-Size": str(ctx.uploads.max_upload_size),
+            "Tus-Checksum-Algorithm": ",".join(CHECKSUM_ALGORITHMS),
+        },
+    )
+
+
+def _http_date(ts: float) -> str:
+    return email.utils.formatdate(ts, usegmt=True)
+
+
+def _parse_int(request: web.Request, header: str) -> int | None:
+    raw = request.headers.get(header)
+    if raw is None:
+        return None
+    if not raw.isdigit():
+        raise InvalidParameter(f"{header} must be a non-negative integer, got {raw!r}")
+    return int(raw)
+
+
+def _parse_metadata(header: str | None) -> dict[str, str]:
+    """``Upload-Metadata: key base64value,key2 base64value2,flag``."""
+    result: dict[str, str] = {}
+    for pair in (header or "").split(","):
+        pair = pair.strip()
+        if not pair:
+            continue
+        key, _, value = pair.partition(" ")
+        try:
+            result[key] = base64.b64decode(value.strip(), validate=True).decode() if value else ""
+        except (binascii.Error, UnicodeDecodeError):
+            raise InvalidParameter(
+                f"Upload-Metadata value of {key!r} is not base64 UTF-8"
+            ) from None
+    return result
+
+
+async def _session(request: web.Request) -> UploadSession:
+    ctx = request.app[ROOT_CTX]
+    upload_id = request.match_info.get("upload_id")
+    token = request.query.get("token")
+    if token is not None:
+        claims = ctx.tokens.verify_session(token, "upload")
+        if claims.session is None or (upload_id and upload_id != claims.session):
+            raise UploadNotFound("this token is not for that upload")
+        return await ctx.uploads.get(claims.session)
+    user = require_user(request)
+    if not upload_id:
+        raise UploadNotFound("name the upload: /upload/<id>, or pass its token")
+    session = await ctx.uploads.get(upload_id)
+    if session.owner != user.sub:
+        raise UploadNotFound(f"no upload {upload_id}")  # someone else's upload does not exist
+    return session
+
+
+def _body(request: web.Request) -> AsyncIterator[bytes]:
+    return request.content.iter_chunked(_BODY_CHUNK)
+
+
+def _progress_headers(session: UploadSession, offset: int) -> dict[str, str]:
+    headers = {"Upload-Offset": str(offset), "Upload-Expires": _http_date(session.expires_at)}
+    return headers
+
+
+async def head(request: web.Request) -> web.Response:
+    ctx = request.app[ROOT_CTX]
+    session = await _session(request)
+    offset = await ctx.uploads.current_offset(session)
+    headers = {**_progress_headers(session, offset), "Cache-Control": "no-store"}
+    if session.length is None:
+        headers["Upload-Defer-Length"] = "1"
+    else:
+        headers["Upload-Length"] = str(session.length)
+    return web.Response(status=200, headers=headers)
+
+
+async def _append_body(request: web.Request, session: UploadSession, offset: int) -> int:
+    ctx = request.app[ROOT_CTX]
+    length = _parse_int(request, "Upload-Length")
+    if length is not None:
+        await ctx.uploads.declare_length(session, length)
+    checksum_header = request.headers.get("Upload-Checksum")
+    checksum = Checksum.parse_header(checksum_header) if checksum_header else None
+    result = await ctx.uploads.append(session, offset, _body(request), checksum)
+    return result.offset
+
+
+async def patch(request: web.Request) -> web.Response:
+    if request.content_type != OFFSET_CONTENT_TYPE:
+        raise UnsupportedMediaType(f"PATCH needs Content-Type: {OFFSET_CONTENT_TYPE}")
+    offset = _parse_int(request, "Upload-Offset")
+    if offset is None:
+        raise InvalidParameter("PATCH needs an Upload-Offset header")
+    session = await _session(request)
+    new_offset = await _append_body(request, session, offset)
+    return web.Response(status=204, headers=_progress_headers(session, new_offset))
+
+
+async def create(request: web.Request) -> web.Response:
+    """tus creation (and creation-with-upload when the POST carries a body)."""
+    ctx = request.app[ROOT_CTX]
+    length = _parse_int(request, "Upload-Length")
+    deferred = request.headers.get("Upload-Defer-Length") == "1"
+    if length is None and not deferred:
+        raise InvalidParameter("creation needs Upload-Length or Upload-Defer-Length: 1")
+    token = request.query.get("token")
+    if token is not None:  # the manager already made the session when it issued the token
+        session = await _session(request)
+        location = f"/upload?token={token}"
+    else:
+        user = require_user(request)
+        meta = _parse_metadata(request.headers.get("Upload-Metadata"))
+        try:
+            volume, vfid_raw = meta["volume"], meta["vfid"]
+            path = meta.get("path") or meta["filename"]
+        except KeyError as e:
+            raise InvalidParameter(f"Upload-Metadata needs volume, vfid and path: no {e}") from None
+        vfid = VFolderID.parse(vfid_raw)
+        await ctx.permissions.require(user, volume, vfid, Permission.RW)
+        extra: dict[str, object] = {
+            k: v for k, v in meta.items() if k not in ("volume", "vfid", "path")
+        }
+        extra["overwrite"] = meta.get("overwrite", "true").lower() != "false"
+        session = await ctx.uploads.create(
+            volume, vfid, RelPath.parse(path), length, owner=user.sub, metadata=extra
+        )
+        location = f"/upload/{session.id}"
+    headers = {"Location": location, "Upload-Expires": _http_date(session.expires_at)}
+    if request.body_exists and request.content_type == OFFSET_CONTENT_TYPE:
+        offset = await ctx.uploads.current_offset(session)
+        headers["Upload-Offset"] = str(await _append_body(request, session, offset))
+    return web.Response(status=201, headers=headers)
+
+
+async def terminate(request: web.Request) -> web.Response:
+    ctx = request.app[ROOT_CTX]
+    session = await _session(request)
+    await ctx.uploads.terminate(session)
+    return web.Response(status=204)
+
+
+async def put_whole(request: web.Request) -> web.Response:
+    """A plain PUT of the whole file for simple clients (``curl -T``): all or nothing."""
+    ctx = request.app[ROOT_CTX]
+    if bearer_token(request) is not None and request.query.get("token") is None:
+        raise InvalidParameter("PUT /upload needs an upload token (?token=…)")
+    session = await _session(request)
+    declared = request.content_length
+    if declared is not None and session.length is not None and declared != session.length:
+        raise InvalidParameter(
+            f"the body has {declared} bytes but the upload was declared as {session.length}"
+        )
+    volume = ctx.volumes.get(session.volume)
+    await volume.upload_truncate(session.id, 0)  # a PUT replaces whatever was staged
+    try:
+        result = await ctx.uploads.append(session, 0, _body(request))
+    except BaseException:
+        await volume.upload_truncate(session.id, 0)
+        raise
+    if not result.complete:
+        await volume.upload_truncate(session.id, 0)
+        raise InvalidParameter(
+            f"the body ended after {result.offset} of {session.length} bytes; nothing was stored",
+            code_hint="upload-incomplete",
+        )
+    return web.Response(status=201)

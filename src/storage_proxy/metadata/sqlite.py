@@ -1,0 +1,296 @@
+"""The embedded metadata store: SQLite through aiosqlite (its own thread), WAL mode."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from .store import AclEntry, MetadataStore, Permission, UploadSession, VFolderRecord
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS quota_scopes (
+    volume TEXT NOT NULL,
+    qsid TEXT NOT NULL,
+    limit_bytes INTEGER,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (volume, qsid)
+);
+CREATE TABLE IF NOT EXISTS vfolders (
+    volume TEXT NOT NULL,
+    vfid TEXT NOT NULL,
+    quota_scope TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    owner TEXT,
+    kind TEXT NOT NULL DEFAULT 'user',
+    limit_bytes INTEGER,
+    PRIMARY KEY (volume, vfid)
+);
+CREATE TABLE IF NOT EXISTS vfolder_acl (
+    volume TEXT NOT NULL,
+    vfid TEXT NOT NULL,
+    principal_type TEXT NOT NULL,
+    principal TEXT NOT NULL,
+    permission INTEGER NOT NULL,
+    PRIMARY KEY (volume, vfid, principal_type, principal)
+);
+CREATE TABLE IF NOT EXISTS upload_sessions (
+    id TEXT PRIMARY KEY,
+    volume TEXT NOT NULL,
+    vfid TEXT NOT NULL,
+    relpath TEXT NOT NULL,
+    length INTEGER,
+    "offset" INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    owner TEXT,
+    metadata TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS upload_sessions_vfid ON upload_sessions (volume, vfid);
+CREATE TABLE IF NOT EXISTS file_meta (
+    volume TEXT NOT NULL,
+    vfid TEXT NOT NULL,
+    relpath TEXT NOT NULL,
+    meta TEXT NOT NULL,
+    PRIMARY KEY (volume, vfid, relpath)
+);
+"""
+
+_UPLOAD_COLUMNS = (
+    'id, volume, vfid, relpath, length, "offset", created_at, expires_at, owner, metadata'
+)
+_VFOLDER_COLUMNS = "volume, vfid, quota_scope, created_at, owner, kind, limit_bytes"
+
+
+def _upload(row: Any) -> UploadSession:
+    sid, volume, vfid, relpath, length, offset, created, expires, owner, meta = row
+    return UploadSession(
+        sid, volume, vfid, relpath, length, offset, created, expires, owner, json.loads(meta)
+    )
+
+
+class SqliteMetadataStore(MetadataStore):
+    def __init__(self, path: Path | str) -> None:
+        self.path = str(path)
+        self._db: aiosqlite.Connection | None = None
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise RuntimeError("metadata store is not open")
+        return self._db
+
+    async def open(self) -> None:
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = await aiosqlite.connect(self.path)
+        await self._db.execute("PRAGMA journal_mode=WAL")
+        await self._db.execute("PRAGMA busy_timeout=5000")
+        await self._db.executescript(_SCHEMA)
+        await self._db.commit()
+
+    async def close(self) -> None:
+        if self._db is not None:
+            db, self._db = self._db, None
+            await db.close()
+
+    async def _write(self, sql: str, args: tuple[Any, ...]) -> int:
+        cur = await self.db.execute(sql, args)
+        await self.db.commit()
+        return cur.rowcount
+
+    async def _one(self, sql: str, args: tuple[Any, ...]) -> Any:
+        async with self.db.execute(sql, args) as cur:
+            return await cur.fetchone()
+
+    async def _all(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
+        async with self.db.execute(sql, args) as cur:
+            return list(await cur.fetchall())
+
+    # -- quota scopes ------------------------------------------------------------------------
+    async def get_quota_limit(self, volume: str, qsid: str) -> int | None:
+        row = await self._one(
+            "SELECT limit_bytes FROM quota_scopes WHERE volume = ? AND qsid = ?", (volume, qsid)
+        )
+        return None if row is None else row[0]
+
+    async def set_quota_limit(self, volume: str, qsid: str, limit_bytes: int | None) -> None:
+        await self._write(
+            "INSERT INTO quota_scopes (volume, qsid, limit_bytes, updated_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (volume, qsid) DO UPDATE SET"
+            " limit_bytes = excluded.limit_bytes, updated_at = excluded.updated_at",
+            (volume, qsid, limit_bytes, time.time()),
+        )
+
+    async def delete_quota_scope(self, volume: str, qsid: str) -> None:
+        await self._write("DELETE FROM quota_scopes WHERE volume = ? AND qsid = ?", (volume, qsid))
+
+    # -- vfolders ----------------------------------------------------------------------------
+    async def register_vfolder(
+        self,
+        volume: str,
+        vfid: str,
+        quota_scope: str,
+        *,
+        owner: str | None = None,
+        kind: str = "user",
+    ) -> None:
+        await self._write(
+            "INSERT OR REPLACE INTO vfolders (volume, vfid, quota_scope, created_at, owner, kind)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (volume, vfid, quota_scope, time.time(), owner, kind),
+        )
+
+    async def unregister_vfolder(self, volume: str, vfid: str) -> None:
+        await self._write("DELETE FROM vfolders WHERE volume = ? AND vfid = ?", (volume, vfid))
+        await self._write("DELETE FROM vfolder_acl WHERE volume = ? AND vfid = ?", (volume, vfid))
+        await self._write("DELETE FROM file_meta WHERE volume = ? AND vfid = ?", (volume, vfid))
+
+    async def get_vfolder(self, volume: str, vfid: str) -> VFolderRecord | None:
+        row = await self._one(
+            f"SELECT {_VFOLDER_COLUMNS} FROM vfolders WHERE volume = ? AND vfid = ?", (volume, vfid)
+        )
+        return None if row is None else VFolderRecord(*row)
+
+    async def list_vfolders(self, volume: str | None = None) -> list[VFolderRecord]:
+        where, args = ("WHERE volume = ?", (volume,)) if volume is not None else ("", ())
+        rows = await self._all(
+            f"SELECT {_VFOLDER_COLUMNS} FROM vfolders {where} ORDER BY created_at", args
+        )
+        return [VFolderRecord(*row) for row in rows]
+
+    async def update_vfolder(
+        self,
+        volume: str,
+        vfid: str,
+        *,
+        owner: str | None = ...,  # type: ignore[assignment]
+        kind: str | None = None,
+        limit_bytes: int | None = ...,  # type: ignore[assignment]
+    ) -> None:
+        sets: list[str] = []
+        args: list[Any] = []
+        if owner is not ...:
+            sets.append("owner = ?")
+            args.append(owner)
+        if kind is not None:
+            sets.append("kind = ?")
+            args.append(kind)
+        if limit_bytes is not ...:
+            sets.append("limit_bytes = ?")
+            args.append(limit_bytes)
+        if sets:
+            await self._write(
+                f"UPDATE vfolders SET {', '.join(sets)} WHERE volume = ? AND vfid = ?",
+                (*args, volume, vfid),
+            )
+
+    async def get_acl(self, volume: str, vfid: str) -> list[AclEntry]:
+        rows = await self._all(
+            "SELECT principal_type, principal, permission FROM vfolder_acl"
+            " WHERE volume = ? AND vfid = ? ORDER BY principal_type, principal",
+            (volume, vfid),
+        )
+        return [AclEntry(t, p, Permission(perm)) for t, p, perm in rows]
+
+    async def set_acl_entry(self, volume: str, vfid: str, entry: AclEntry) -> None:
+        await self._write(
+            "INSERT OR REPLACE INTO vfolder_acl VALUES (?, ?, ?, ?, ?)",
+            (volume, vfid, entry.principal_type, entry.principal, int(entry.permission)),
+        )
+
+    async def remove_acl_entry(
+        self, volume: str, vfid: str, principal_type: str, principal: str
+    ) -> bool:
+        n = await self._write(
+            "DELETE FROM vfolder_acl WHERE volume = ? AND vfid = ? AND principal_type = ?"
+            " AND principal = ?",
+            (volume, vfid, principal_type, principal),
+        )
+        return n > 0
+
+    # -- uploads -----------------------------------------------------------------------------
+    async def create_upload(self, session: UploadSession) -> None:
+        await self._write(
+            f"INSERT INTO upload_sessions ({_UPLOAD_COLUMNS}) VALUES ({', '.join('?' * 10)})",
+            (
+                session.id,
+                session.volume,
+                session.vfid,
+                session.relpath,
+                session.length,
+                session.offset,
+                session.created_at,
+                session.expires_at,
+                session.owner,
+                json.dumps(session.metadata),
+            ),
+        )
+
+    async def get_upload(self, upload_id: str) -> UploadSession | None:
+        row = await self._one(
+            f"SELECT {_UPLOAD_COLUMNS} FROM upload_sessions WHERE id = ?", (upload_id,)
+        )
+        return None if row is None else _upload(row)
+
+    async def update_upload(self, upload_id: str, *, offset: int, length: int | None) -> None:
+        await self._write(
+            'UPDATE upload_sessions SET "offset" = ?, length = ? WHERE id = ?',
+            (offset, length, upload_id),
+        )
+
+    async def delete_upload(self, upload_id: str) -> None:
+        await self._write("DELETE FROM upload_sessions WHERE id = ?", (upload_id,))
+
+    async def list_uploads(
+        self, *, volume: str | None = None, expired_before: float | None = None
+    ) -> list[UploadSession]:
+        clauses: list[str] = []
+        args: list[Any] = []
+        if volume is not None:
+            clauses.append("volume = ?")
+            args.append(volume)
+        if expired_before is not None:
+            clauses.append("expires_at < ?")
+            args.append(expired_before)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = await self._all(
+            f"SELECT {_UPLOAD_COLUMNS} FROM upload_sessions {where} ORDER BY created_at",
+            tuple(args),
+        )
+        return [_upload(row) for row in rows]
+
+    async def reserved_upload_bytes(self, volume: str, vfid_prefix: str) -> int:
+        row = await self._one(
+            # Staged bytes sit outside the vfolder, so a session holds its whole declared length
+            # (or, while the length is deferred, what it has staged so far).
+            'SELECT COALESCE(SUM(COALESCE(length, "offset")), 0) FROM upload_sessions'
+            " WHERE volume = ? AND substr(vfid, 1, ?) = ?",
+            (volume, len(vfid_prefix), vfid_prefix),
+        )
+        return int(row[0])
+
+    # -- file metadata -----------------------------------------------------------------------
+    async def get_file_meta(self, volume: str, vfid: str, relpath: str) -> dict[str, Any] | None:
+        row = await self._one(
+            "SELECT meta FROM file_meta WHERE volume = ? AND vfid = ? AND relpath = ?",
+            (volume, vfid, relpath),
+        )
+        return None if row is None else dict(json.loads(row[0]))
+
+    async def put_file_meta(
+        self, volume: str, vfid: str, relpath: str, meta: dict[str, Any]
+    ) -> None:
+        await self._write(
+            "INSERT OR REPLACE INTO file_meta VALUES (?, ?, ?, ?)",
+            (volume, vfid, relpath, json.dumps(meta)),
+        )
+
+    async def delete_file_meta(self, volume: str, vfid: str, relpath: str) -> None:
+        await self._write(
+            "DELETE FROM file_meta WHERE volume = ? AND vfid = ? AND relpath = ?",
+            (volume, vfid, relpath),
+        )

@@ -1,0 +1,1 @@
+"""Business rules between the APIs and the volumes: tokens, uploads, permissions, transfers."""

@@ -1,0 +1,62 @@
+"""In-process daemon fixtures: a root context with both APIs behind aiohttp test clients."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from storage_proxy.api.client import create_client_app
+from storage_proxy.api.manager import AUTH_HEADER, create_manager_app
+from storage_proxy.config import validate
+from storage_proxy.context import RootContext, build_root_context
+
+MANAGER_SECRET = "test-manager-secret"
+TOKEN_SECRET = "test-token-secret-0123456789abcdef-long-enough"
+
+
+def make_config(tmp_path: Path, **sp: Any) -> dict[str, Any]:
+    return validate(
+        {
+            "storage-proxy": {
+                "data-dir": str(tmp_path / "data"),
+                "scan-workers": 0,
+                "secret": TOKEN_SECRET,
+                **sp,
+            },
+            "api": {"manager": {"secret": MANAGER_SECRET}},
+            "volume": {
+                "vol1": {
+                    "backend": "vfs",
+                    "path": str(tmp_path / "vol1"),
+                    "options": {"quota-usage-ttl": 0},
+                }
+            },
+        }
+    )
+
+
+@dataclass
+class Daemon:
+    ctx: RootContext
+    manager: TestClient
+    client: TestClient
+
+    async def call(self, method: str, path: str, **body: Any) -> tuple[int, Any]:
+        resp = await self.manager.request(method, path, json=body)
+        data = await resp.json() if resp.content_type.endswith("json") else None
+        return resp.status, data
+
+
+@pytest.fixture
+async def daemon(tmp_path: Path, aiohttp_client: Any) -> AsyncIterator[Daemon]:
+    ctx = await build_root_context(make_config(tmp_path))
+    manager = await aiohttp_client(create_manager_app(ctx))
+    manager.session.headers[AUTH_HEADER] = MANAGER_SECRET
+    client = await aiohttp_client(create_client_app(ctx))
+    yield Daemon(ctx, manager, client)
+    await ctx.close()

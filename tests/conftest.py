@@ -1,0 +1,3 @@
+"""Fixtures shared by every suite."""
+
+pytest_plugins = ["api_fixtures"]
