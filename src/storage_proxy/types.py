@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from .errors import InvalidParameter
@@ -142,4 +142,37 @@ class DirEntry:
                 "modified": self.stat.modified.isoformat(),
             },
             "symlink_target": self.symlink_target,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class FileMeta:
+    """What the file API tells about a file: its stat plus what was recorded when it was written.
+
+    Checksums are only reported while the file is unchanged since they were computed (same size
+    and mtime); a file changed behind the proxy's back has ``sha256 = None``.
+    """
+
+    size: int
+    modified: datetime
+    sha256: str | None = None
+    md5: str | None = None
+    content_type: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def etag(self) -> str:
+        if self.md5:
+            return f'"{self.md5}"'
+        return f'"{int(self.modified.timestamp() * 1e6):x}-{self.size:x}"'
+
+    def to_json(self, path: str) -> dict[str, object]:
+        return {
+            "path": path,
+            "size": self.size,
+            "modified": self.modified.isoformat(),
+            "etag": self.etag,
+            "sha256": self.sha256,
+            "content_type": self.content_type,
+            "tags": self.tags,
         }

@@ -172,8 +172,8 @@ async def test_delete_files(vfs_volume: VfsVolume, vfolder: VFolderID) -> None:
 
 
 async def test_write_is_atomic_and_read_ranges(vfs_volume: VfsVolume, vfolder: VFolderID) -> None:
-    n = await vfs_volume.write(vfolder, rp("f.bin"), chunks(b"0123456789", b"abcdef"))
-    assert n == 16
+    meta = await vfs_volume.write(vfolder, rp("f.bin"), chunks(b"0123456789", b"abcdef"))
+    assert meta.size == 16 and meta.sha256 is None  # checksums only when asked for
     assert await read_all(vfs_volume, vfolder, "f.bin") == b"0123456789abcdef"
     assert await read_all(vfs_volume, vfolder, "f.bin", offset=3, length=4) == b"3456"
     assert await read_all(vfs_volume, vfolder, "f.bin", offset=10, chunk_size=2) == b"abcdef"
@@ -220,3 +220,30 @@ async def test_operations_on_missing_vfolder(vfs_volume: VfsVolume) -> None:
         await vfs_volume.get_vfolder_mount(ghost)
     with pytest.raises(VFolderNotFound):
         await vfs_volume.write(ghost, rp("a"), chunks(b"x"))
+
+
+async def test_checksums_and_attributes_stored_with_the_file(
+    vfs_volume: VfsVolume, vfolder: VFolderID
+) -> None:
+    import hashlib
+
+    body = b"checksummed " * 1000
+    meta = await vfs_volume.write(
+        vfolder,
+        rp("c.txt"),
+        chunks(body[:5000], body[5000:]),
+        WriteOptions(checksums=True, content_type="text/plain", tags={"team": "ml"}),
+    )
+    assert meta.sha256 == hashlib.sha256(body).hexdigest()
+    assert meta.etag == f'"{hashlib.md5(body).hexdigest()}"'
+    assert (meta.content_type, meta.tags, meta.size) == ("text/plain", {"team": "ml"}, len(body))
+    again = await vfs_volume.get_file_meta(vfolder, rp("c.txt"))
+    assert again == meta
+    updated = await vfs_volume.update_file_meta(vfolder, rp("c.txt"), tags={"team": "infra"})
+    assert updated.tags == {"team": "infra"} and updated.sha256 == meta.sha256
+    assert updated.content_type == "text/plain"
+    # Rewritten behind the proxy's back: the stored checksum is no longer claimed.
+    path = vfs_volume.vfolder_path(vfolder) / "c.txt"
+    path.write_bytes(b"changed")
+    stale = await vfs_volume.get_file_meta(vfolder, rp("c.txt"))
+    assert stale.sha256 is None and stale.size == 7

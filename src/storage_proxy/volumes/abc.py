@@ -20,6 +20,7 @@ from ..paths import RelPath
 from ..types import (
     Capability,
     DirEntry,
+    FileMeta,
     FSUsage,
     QuotaConfig,
     QuotaScopeID,
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from .scan import TreeScanner
 
 DEFAULT_VFOLDER_MODE = 0o755
+SCANDIR_DEFAULT = -1  # "use the configured scandir-limit"
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +58,9 @@ class WriteOptions:
     size_hint: int | None = None  # declared size: refused up front if it does not fit the quota
     overwrite: bool = True
     mode: int = 0o644
+    checksums: bool = False  # compute sha256 and md5 while streaming; store them with the file
+    content_type: str | None = None
+    tags: Mapping[str, str] | None = None
 
 
 class QuotaModel(ABC):
@@ -163,8 +168,14 @@ class AbstractVolume(ABC):
     # -- files -------------------------------------------------------------------------------
     @abstractmethod
     def scandir(
-        self, vfid: VFolderID, relpath: RelPath, *, recursive: bool = False
-    ) -> AsyncIterator[DirEntry]: ...
+        self,
+        vfid: VFolderID,
+        relpath: RelPath,
+        *,
+        recursive: bool = False,
+        limit: int | None = SCANDIR_DEFAULT,
+    ) -> AsyncIterator[DirEntry]:
+        """Entries below ``relpath``; at most ``limit`` (default: ``scandir-limit``, None: all)."""
 
     @abstractmethod
     async def stat(self, vfid: VFolderID, relpath: RelPath) -> DirEntry: ...
@@ -198,8 +209,22 @@ class AbstractVolume(ABC):
         relpath: RelPath,
         stream: AsyncIterator[bytes],
         options: WriteOptions = WriteOptions(),
-    ) -> int:
-        """Store the stream at ``relpath`` atomically; return the number of bytes written."""
+    ) -> FileMeta:
+        """Store the stream at ``relpath`` atomically; return what was stored."""
+
+    @abstractmethod
+    async def get_file_meta(self, vfid: VFolderID, relpath: RelPath) -> FileMeta: ...
+
+    @abstractmethod
+    async def update_file_meta(
+        self,
+        vfid: VFolderID,
+        relpath: RelPath,
+        *,
+        content_type: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> FileMeta:
+        """Change the content type and/or replace the user tags (checksums stay as they are)."""
 
     async def local_path(self, vfid: VFolderID, relpath: RelPath) -> Path | None:
         """The local path of a file or directory (zero-copy reads), or ``None`` if there is none.

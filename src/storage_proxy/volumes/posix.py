@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import hashlib
 import os
 import re
 import shutil
 import stat as stat_mod
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,13 +44,15 @@ from ..types import (
     Capability,
     DirEntry,
     DirEntryType,
+    FileMeta,
     FSUsage,
     QuotaScopeID,
     Stat,
     VFolderID,
     VFolderUsage,
 )
-from .abc import DEFAULT_VFOLDER_MODE, AbstractVolume, ReadOptions, WriteOptions
+from . import filemeta
+from .abc import DEFAULT_VFOLDER_MODE, SCANDIR_DEFAULT, AbstractVolume, ReadOptions, WriteOptions
 from .quota import ProxyQuotaModel, Reservation
 from .scan import STAGING_MARK
 
@@ -263,9 +266,12 @@ class BasePosixVolume(AbstractVolume):
         )
 
     # -- files -------------------------------------------------------------------------------
-    def _scandir_sync(self, vfid: VFolderID, rel: RelPath, recursive: bool) -> list[DirEntry]:
+    def _scandir_sync(
+        self, vfid: VFolderID, rel: RelPath, recursive: bool, limit: int | None
+    ) -> list[DirEntry]:
         root = self._resolve(vfid, rel)
-        limit = self.deps.scandir_limit or None
+        if limit == SCANDIR_DEFAULT:
+            limit = self.deps.scandir_limit or None
         out: list[DirEntry] = []
         stack = [(str(root), str(rel) if rel.parts else "")]
         with translate_os_errors(rel):
@@ -286,9 +292,14 @@ class BasePosixVolume(AbstractVolume):
         return out
 
     async def scandir(
-        self, vfid: VFolderID, relpath: RelPath, *, recursive: bool = False
+        self,
+        vfid: VFolderID,
+        relpath: RelPath,
+        *,
+        recursive: bool = False,
+        limit: int | None = SCANDIR_DEFAULT,
     ) -> AsyncIterator[DirEntry]:
-        for entry in await self._run(self._scandir_sync, vfid, relpath, recursive):
+        for entry in await self._run(self._scandir_sync, vfid, relpath, recursive, limit):
             yield entry
 
     async def stat(self, vfid: VFolderID, relpath: RelPath) -> DirEntry:
@@ -391,7 +402,7 @@ class BasePosixVolume(AbstractVolume):
         relpath: RelPath,
         stream: AsyncIterator[bytes],
         options: WriteOptions = WriteOptions(),
-    ) -> int:
+    ) -> FileMeta:
         def prepare() -> Path:
             if not relpath.parts:
                 raise IsADirectory("cannot write over the vfolder root")
@@ -406,6 +417,7 @@ class BasePosixVolume(AbstractVolume):
 
         target = await self._run(prepare)
         staging = target.parent / f".{target.name}{STAGING_MARK}{uuid.uuid4().hex}"
+        hashers = [hashlib.sha256(), hashlib.md5()] if options.checksums else []
         async with self._reservation(vfid) as res:
             if options.size_hint:
                 await res.reserve(options.size_hint)
@@ -414,7 +426,7 @@ class BasePosixVolume(AbstractVolume):
                     fd = await self._run(
                         os.open, staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600
                     )
-                    sink = FileSink(fd)
+                    sink = FileSink(fd, hashers)
                     try:
                         async for chunk in stream:
                             await res.consume(len(chunk))
@@ -422,11 +434,82 @@ class BasePosixVolume(AbstractVolume):
                         await sink.flush()
                     finally:
                         await self._run(os.close, fd)
+                    record = None
+                    if hashers or options.content_type or options.tags:
+                        record = await self._run(
+                            self._stamp,
+                            staging,
+                            sha256=hashers[0].hexdigest() if hashers else None,
+                            md5=hashers[1].hexdigest() if hashers else None,
+                            content_type=options.content_type,
+                            tags=dict(options.tags or {}),
+                        )
                     await self._run(_publish, staging, target, options.mode)
             except BaseException:
                 await self._run(_unlink_quietly, staging)
                 raise
-        return sink.written
+        if record is not None and record.pop("_sidecar", False):
+            await self.deps.metadata.put_file_meta(self.name, str(vfid), str(relpath), record)
+        return await self.get_file_meta(vfid, relpath)
+
+    # -- file metadata -----------------------------------------------------------------------
+    @staticmethod
+    def _stamp(path: Path, **fields: Any) -> dict[str, Any]:
+        """Record checksums and attributes on the file (before it is published)."""
+        record = filemeta.make_record(os.stat(path), **fields)
+        if not filemeta.write_xattr(str(path), record):
+            record["_sidecar"] = True  # no xattrs here: the caller keeps it in the store
+        return record
+
+    async def get_file_meta(self, vfid: VFolderID, relpath: RelPath) -> FileMeta:
+        def read() -> tuple[os.stat_result, dict[str, Any] | None, bool]:
+            path = self._resolve(vfid, relpath)
+            with translate_os_errors(relpath):
+                st = os.stat(path)
+                if stat_mod.S_ISDIR(st.st_mode):
+                    raise IsADirectory(f"is a directory: {relpath}")
+                try:
+                    return st, filemeta.read_xattr(str(path)), False
+                except OSError as e:
+                    if filemeta.xattrs_unsupported(e):
+                        return st, None, True
+                    raise
+
+        st, record, use_sidecar = await self._run(read)
+        if use_sidecar:
+            record = await self.deps.metadata.get_file_meta(self.name, str(vfid), str(relpath))
+        return filemeta.to_file_meta(st, record)
+
+    async def update_file_meta(
+        self,
+        vfid: VFolderID,
+        relpath: RelPath,
+        *,
+        content_type: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> FileMeta:
+        def update() -> dict[str, Any] | None:
+            path = self._resolve(vfid, relpath)
+            with translate_os_errors(relpath):
+                st = os.stat(path)
+                if stat_mod.S_ISDIR(st.st_mode):
+                    raise IsADirectory(f"is a directory: {relpath}")
+                try:
+                    record = filemeta.read_xattr(str(path))
+                except OSError as e:
+                    if not filemeta.xattrs_unsupported(e):
+                        raise
+                    return None
+                record = _merged(record, st, content_type, tags)
+                filemeta.write_xattr(str(path), record)
+                return record
+
+        if await self._run(update) is None:  # no xattrs: the sidecar row
+            key = (self.name, str(vfid), str(relpath))
+            st = await self._run(os.stat, await self._run(self._resolve, vfid, relpath))
+            record = _merged(await self.deps.metadata.get_file_meta(*key), st, content_type, tags)
+            await self.deps.metadata.put_file_meta(*key, record)
+        return await self.get_file_meta(vfid, relpath)
 
     # -- resumable uploads -------------------------------------------------------------------
     def _staged(self, session_id: str) -> Path:
@@ -494,11 +577,29 @@ class BasePosixVolume(AbstractVolume):
         await self._run(_unlink_quietly, self._staged(session_id))
 
 
-class FileSink:
-    """Gathers small network chunks into large writes, each done in a worker thread."""
+def _merged(
+    record: dict[str, Any] | None,
+    st: os.stat_result,
+    content_type: str | None,
+    tags: Mapping[str, str] | None,
+) -> dict[str, Any]:
+    """A record with new attributes; checksums kept only if the file is unchanged since."""
+    old = filemeta.to_file_meta(st, record)
+    return filemeta.make_record(
+        st,
+        sha256=old.sha256,
+        md5=old.md5,
+        content_type=content_type if content_type is not None else old.content_type,
+        tags=dict(tags) if tags is not None else old.tags,
+    )
 
-    def __init__(self, fd: int) -> None:
+
+class FileSink:
+    """Gathers small network chunks into large writes, each done (and hashed) in a thread."""
+
+    def __init__(self, fd: int, hashers: Sequence[Any] = ()) -> None:
         self._fd = fd
+        self._hashers = list(hashers)
         self._buf = bytearray()
         self.written = 0
 
@@ -510,11 +611,13 @@ class FileSink:
     async def flush(self) -> None:
         if self._buf:
             data, self._buf = self._buf, bytearray()
-            await asyncio.to_thread(_write_all, self._fd, data)
+            await asyncio.to_thread(_write_all, self._fd, data, self._hashers)
             self.written += len(data)
 
 
-def _write_all(fd: int, data: bytearray) -> None:
+def _write_all(fd: int, data: bytearray, hashers: Sequence[Any] = ()) -> None:
+    for hasher in hashers:  # hashlib releases the GIL on large buffers
+        hasher.update(data)
     view = memoryview(data)
     while view:
         n = os.write(fd, view)
