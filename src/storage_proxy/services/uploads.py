@@ -259,9 +259,14 @@ class UploadService:
 
     async def _complete(self, volume: AbstractVolume, session: UploadSession) -> None:
         vfid = VFolderID.parse(session.vfid)
-        overwrite = bool(session.metadata.get("overwrite", True))
+        meta = session.metadata
         await volume.upload_publish(
-            session.id, vfid, RelPath.parse(session.relpath), overwrite=overwrite
+            session.id,
+            vfid,
+            RelPath.parse(session.relpath),
+            overwrite=bool(meta.get("overwrite", True)),
+            checksums=bool(meta.get("checksums", False)),
+            content_type=meta.get("content_type") or meta.get("filetype"),
         )
         await self._metadata.delete_upload(session.id)
         volume.quota_model.record_written(vfid, session.offset)

@@ -257,9 +257,19 @@ class AbstractVolume(ABC):
 
     @abstractmethod
     async def upload_publish(
-        self, session_id: str, vfid: VFolderID, relpath: RelPath, *, overwrite: bool = True
+        self,
+        session_id: str,
+        vfid: VFolderID,
+        relpath: RelPath,
+        *,
+        overwrite: bool = True,
+        checksums: bool = False,
+        content_type: str | None = None,
     ) -> None:
-        """Move the complete staged file to ``relpath`` in one atomic step."""
+        """Move the complete staged file to ``relpath`` in one atomic step.
+
+        With ``checksums`` the staged bytes are hashed first and the result stored with the file.
+        """
 
     @abstractmethod
     async def upload_discard(self, session_id: str) -> None:

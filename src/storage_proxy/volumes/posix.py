@@ -555,9 +555,22 @@ class BasePosixVolume(AbstractVolume):
         await self._run(os.truncate, self._staged(session_id), size)
 
     async def upload_publish(
-        self, session_id: str, vfid: VFolderID, relpath: RelPath, *, overwrite: bool = True
+        self,
+        session_id: str,
+        vfid: VFolderID,
+        relpath: RelPath,
+        *,
+        overwrite: bool = True,
+        checksums: bool = False,
+        content_type: str | None = None,
     ) -> None:
         staged = self._staged(session_id)
+        record = None
+        if checksums or content_type:
+            sha256, md5 = await self._run(_hash_file, staged) if checksums else (None, None)
+            record = await self._run(
+                self._stamp, staged, sha256=sha256, md5=md5, content_type=content_type, tags={}
+            )
 
         def publish() -> None:
             if not relpath.parts:
@@ -572,6 +585,8 @@ class BasePosixVolume(AbstractVolume):
                 _publish(staged, target, 0o644)
 
         await self._run(publish)
+        if record is not None and record.pop("_sidecar", False):
+            await self.deps.metadata.put_file_meta(self.name, str(vfid), str(relpath), record)
 
     async def upload_discard(self, session_id: str) -> None:
         await self._run(_unlink_quietly, self._staged(session_id))
@@ -622,6 +637,15 @@ def _write_all(fd: int, data: bytearray, hashers: Sequence[Any] = ()) -> None:
     while view:
         n = os.write(fd, view)
         view = view[n:]
+
+
+def _hash_file(path: Path) -> tuple[str, str]:
+    sha256, md5 = hashlib.sha256(), hashlib.md5()
+    with open(path, "rb") as f:
+        while chunk := f.read(_WRITE_BUFFER):
+            sha256.update(chunk)
+            md5.update(chunk)
+    return sha256.hexdigest(), md5.hexdigest()
 
 
 def _publish(staging: Path, target: Path, mode: int) -> None:

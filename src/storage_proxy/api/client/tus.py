@@ -202,6 +202,7 @@ async def create(request: web.Request) -> web.Response:
             k: v for k, v in meta.items() if k not in ("volume", "vfid", "path")
         }
         extra["overwrite"] = meta.get("overwrite", "true").lower() != "false"
+        extra["checksums"] = True  # the file API reports sha256 for what users upload
         session = await ctx.uploads.create(
             volume, vfid, RelPath.parse(path), length, owner=user.sub, metadata=extra
         )

@@ -1,0 +1,237 @@
+"""Resumable transfers over the client API: tus uploads and ranged downloads, verified by sha256.
+
+Re-running an interrupted command resumes it: an upload remembers its tus URL in a small state
+file (keyed by target and by the local file's size and mtime) and asks the server for the offset;
+a download continues its ``.part`` file with a Range request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiofiles
+import aiofiles.os
+import aiohttp
+
+TUS = {"Tus-Resumable": "1.0.0"}
+DEFAULT_CHUNK = 8 << 20
+READ_CHUNK = 1 << 20
+
+Progress = Callable[[int], None]
+
+
+class TransferError(Exception):
+    """A failed transfer, with a message meant for the person at the terminal."""
+
+
+def default_state_file() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(Path.home(), ".local", "state")
+    return Path(base) / "storage-proxy-client" / "uploads.json"
+
+
+@dataclass
+class Target:
+    base_url: str
+    volume: str
+    vfid: str
+    path: str
+
+    @property
+    def files_url(self) -> str:
+        return f"{self.base_url}/api/v1/vfolders/{self.volume}/{self.vfid}/files/{self.path}"
+
+    @property
+    def metadata_url(self) -> str:
+        return f"{self.base_url}/api/v1/vfolders/{self.volume}/{self.vfid}/metadata/{self.path}"
+
+
+async def _problem(resp: aiohttp.ClientResponse) -> str:
+    try:
+        body = await resp.json(content_type=None)
+        return f"{resp.status} {body.get('code', '')}: {body.get('detail', '')}"
+    except (ValueError, aiohttp.ContentTypeError):
+        return f"{resp.status} {resp.reason}"
+
+
+def _sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(8 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class UploadState:
+    """Local file + target → tus URL, so a re-run of the same upload resumes it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def _load(self) -> dict[str, str]:
+        try:
+            return dict(json.loads(self.path.read_text()))
+        except (FileNotFoundError, ValueError):
+            return {}
+
+    def key(self, local: Path, target: Target) -> str:
+        st = local.stat()
+        return json.dumps(
+            [str(local.resolve()), st.st_size, st.st_mtime_ns, target.files_url], sort_keys=True
+        )
+
+    def get(self, key: str) -> str | None:
+        return self._load().get(key)
+
+    def put(self, key: str, url: str | None) -> None:
+        data = self._load()
+        if url is None:
+            data.pop(key, None)
+        else:
+            data[key] = url
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=1))
+        tmp.replace(self.path)
+
+
+async def upload(
+    session: aiohttp.ClientSession,
+    local: Path,
+    target: Target,
+    *,
+    state: UploadState,
+    chunk_size: int = DEFAULT_CHUNK,
+    on_start: Callable[[int, int], None] = lambda offset, total: None,
+    progress: Progress = lambda n: None,
+) -> dict[str, Any]:
+    """Upload (or resume) ``local`` to ``target``; return the server's file metadata."""
+    size = (await asyncio.to_thread(local.stat)).st_size
+    key = await asyncio.to_thread(state.key, local, target)
+    url = await asyncio.to_thread(state.get, key)
+    offset = await _resume_offset(session, url) if url else None
+    if url is None or offset is None:
+        url = await _create(session, target, size)
+        offset = 0
+        await asyncio.to_thread(state.put, key, url)
+    on_start(offset, size)
+    async with aiofiles.open(local, "rb") as f:
+        await f.seek(offset)
+        while offset < size:
+            chunk = await f.read(chunk_size)
+            if not chunk:
+                raise TransferError(f"{local} shrank while it was being uploaded")
+            headers = {
+                **TUS,
+                "Content-Type": "application/offset+octet-stream",
+                "Upload-Offset": str(offset),
+                "Upload-Checksum": "sha256 "
+                + base64.b64encode(hashlib.sha256(chunk).digest()).decode(),
+            }
+            async with session.patch(url, data=chunk, headers=headers) as resp:
+                if resp.status != 204:
+                    raise TransferError(f"upload failed at byte {offset}: {await _problem(resp)}")
+                offset = int(resp.headers["Upload-Offset"])
+            progress(len(chunk))
+    await asyncio.to_thread(state.put, key, None)
+    return await verify_remote(session, target, local)
+
+
+async def _resume_offset(session: aiohttp.ClientSession, url: str) -> int | None:
+    async with session.head(url, headers=TUS) as resp:
+        if resp.status == 200:
+            return int(resp.headers["Upload-Offset"])
+        return None  # gone, expired or finished: start a new upload
+
+
+async def _create(session: aiohttp.ClientSession, target: Target, size: int) -> str:
+    def b64(s: str) -> str:
+        return base64.b64encode(s.encode()).decode()
+
+    meta = f"volume {b64(target.volume)},vfid {b64(target.vfid)},path {b64(target.path)}"
+    headers = {**TUS, "Upload-Length": str(size), "Upload-Metadata": meta}
+    async with session.post(f"{target.base_url}/upload", headers=headers) as resp:
+        if resp.status != 201:
+            raise TransferError(f"cannot start the upload: {await _problem(resp)}")
+        location = resp.headers["Location"]
+    return location if location.startswith("http") else f"{target.base_url}{location}"
+
+
+async def verify_remote(
+    session: aiohttp.ClientSession, target: Target, local: Path
+) -> dict[str, Any]:
+    async with session.get(target.metadata_url) as resp:
+        if resp.status != 200:
+            raise TransferError(f"cannot read the stored file's metadata: {await _problem(resp)}")
+        meta: dict[str, Any] = await resp.json()
+    local_sha = await asyncio.to_thread(_sha256_of, local)
+    if meta.get("sha256") != local_sha:
+        raise TransferError(
+            f"checksum mismatch: local sha256 {local_sha}, stored {meta.get('sha256')}"
+        )
+    return meta
+
+
+async def download(
+    session: aiohttp.ClientSession,
+    target: Target,
+    local: Path,
+    *,
+    on_start: Callable[[int, int], None] = lambda offset, total: None,
+    progress: Progress = lambda n: None,
+) -> dict[str, Any]:
+    """Download (or resume) into ``local`` via ``local.part``; verified before it is renamed."""
+    part = local.with_name(local.name + ".part")
+    offset = (
+        (await asyncio.to_thread(part.stat)).st_size if await aiofiles.os.path.exists(part) else 0
+    )
+    headers = {"Range": f"bytes={offset}-"} if offset else {}
+    async with session.get(target.files_url, headers=headers) as resp:
+        if resp.status == 416:  # the .part is already whole (or stale): start over
+            await asyncio.to_thread(part.unlink, missing_ok=True)
+            return await download(session, target, local, on_start=on_start, progress=progress)
+        if resp.status not in (200, 206):
+            raise TransferError(f"download failed: {await _problem(resp)}")
+        if resp.status == 200:
+            offset = 0
+        total = offset + int(resp.headers.get("Content-Length", 0))
+        on_start(offset, total)
+        async with aiofiles.open(part, "ab" if offset else "wb") as f:
+            async for chunk in resp.content.iter_chunked(READ_CHUNK):
+                await f.write(chunk)
+                progress(len(chunk))
+    async with session.get(target.metadata_url) as resp:
+        meta: dict[str, Any] = await resp.json() if resp.status == 200 else {}
+    expected = meta.get("sha256")
+    if expected:
+        actual = await asyncio.to_thread(_sha256_of, part)
+        if actual != expected:
+            await asyncio.to_thread(part.unlink, missing_ok=True)
+            raise TransferError(f"checksum mismatch: got {actual}, the server has {expected}")
+    await asyncio.to_thread(part.replace, local)
+    return meta
+
+
+async def list_files(
+    session: aiohttp.ClientSession, base_url: str, volume: str, vfid: str, prefix: str
+) -> list[dict[str, Any]]:
+    url = f"{base_url}/api/v1/vfolders/{volume}/{vfid}/files"
+    files: list[dict[str, Any]] = []
+    marker = ""
+    while True:
+        params = {"prefix": prefix, "marker": marker, "limit": "1000"}
+        async with session.get(url, params=params) as resp:
+            if resp.status != 200:
+                raise TransferError(f"listing failed: {await _problem(resp)}")
+            page = await resp.json()
+        files.extend(page["files"])
+        if not page["truncated"]:
+            return files
+        marker = page["next_marker"]
