@@ -20,6 +20,7 @@ from .api.client import create_client_app
 from .api.manager import create_manager_app
 from .api.problem import RequestLogger
 from .context import RootContext, build_root_context
+from .services.housekeeping import run_periodically
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,12 @@ async def serve(
         runners.append(
             await _start_listener(create_client_app(ctx), api["client"], shutdown_timeout, "client")
         )
+        interval = config["storage-proxy"]["upload-cleanup-interval"].total_seconds()
+        cleanup = asyncio.create_task(
+            run_periodically("upload cleanup", interval, ctx.uploads.expire),
+            name="upload-cleanup",
+        )
+        ctx.exit_stack.push_async_callback(_cancel, cleanup)
         log.info("storage-proxy %s ready with %d volume(s)", ctx.node_id, len(ctx.volumes.items()))
         if on_ready is not None:
             on_ready(ctx)
@@ -94,6 +101,14 @@ async def serve(
             except (NotImplementedError, RuntimeError):
                 pass
         log.info("storage-proxy stopped")
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
 
 
 async def cancel_leftover_tasks() -> None:

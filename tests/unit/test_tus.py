@@ -300,3 +300,17 @@ async def test_tuspy_creation_with_user_token(daemon: Daemon, tmp_path: Path) ->
         await asyncio.to_thread(upload_as, bob)  # bob cannot see the vfolder
     await asyncio.to_thread(upload_as, alice)
     assert (root / "created" / "by-alice.bin").read_bytes() == data
+
+
+async def test_expire_sweeps_abandoned_sessions(daemon: Daemon) -> None:
+    await vfolder(daemon)
+    keep = await ok_token(daemon, "keep.bin", 10)
+    await ok_token(daemon, "abandoned.bin", 10)
+    sessions = await daemon.ctx.metadata.list_uploads()
+    abandoned = next(s for s in sessions if s.relpath == "abandoned.bin")
+    assert await daemon.ctx.uploads.expire(now=abandoned.expires_at + 1) == 2
+    assert await daemon.ctx.metadata.list_uploads() == []
+    staging = daemon.ctx.volumes.get("vol1").mount_path / ".uploads"
+    assert list(staging.iterdir()) == []
+    resp = await daemon.client.head("/upload", params={"token": keep}, headers=TUS)
+    assert resp.status == 404
