@@ -12,6 +12,7 @@ import click
 
 from . import __version__
 from .config import load_config
+from .deltaview.cli import client_proxy, delta_view
 from .errors import ConfigError, PluginError
 from .volumes.registry import available_backends, load_backend
 
@@ -21,6 +22,13 @@ EXIT_CONFIG = 2
 def _load_or_exit(path: Path | None) -> dict[str, Any]:
     try:
         cfg = load_config(path)
+        if cfg["delta-view"] is not None:
+            from .deltaview import validate as validate_delta_view
+
+            try:
+                cfg["delta-view"] = validate_delta_view(cfg["delta-view"])
+            except ConfigError as e:
+                raise ConfigError(f"[delta-view]: {e}") from None
         for name, vol in cfg["volume"].items():
             try:
                 backend = load_backend(vol["backend"])
@@ -125,6 +133,10 @@ def backends_list() -> None:
     """Backends found in the storage_proxy.volume_backends entry-point group."""
     for name, ep in sorted(available_backends().items()):
         click.echo(f"{name:<12} {ep.value}")
+
+
+main.add_command(delta_view)  # storage-proxy delta-view --config config.json
+main.add_command(client_proxy)  # storage-proxy client-proxy --upstream URL
 
 
 if __name__ == "__main__":

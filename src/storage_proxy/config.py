@@ -166,6 +166,8 @@ config_schema = t.Dict(
         t.Key("metadata", default={}): _metadata,
         t.Key("logging", default={}): _logging,
         t.Key("debug", default={}): _debug,
+        # The Delta Lake S3 view inside the daemon; its own schema (deltaview.config) checks it.
+        t.Key("delta-view", default=None): t.Null | t.Mapping(t.String(), t.Any()),
     }
 )
 

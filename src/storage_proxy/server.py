@@ -86,6 +86,15 @@ async def serve(
             name="upload-cleanup",
         )
         ctx.exit_stack.push_async_callback(_cancel, cleanup)
+        if config.get("delta-view") is not None:
+            from .deltaview import DeltaViewConfig, validate
+            from .deltaview.server import start as start_delta_view
+
+            view_cfg = config["delta-view"]
+            if not isinstance(view_cfg, DeltaViewConfig):
+                view_cfg = validate(view_cfg)
+            view_runners, _, _ = await start_delta_view(view_cfg)
+            runners.extend(view_runners)
         log.info("storage-proxy %s ready with %d volume(s)", ctx.node_id, len(ctx.volumes.items()))
         if on_ready is not None:
             on_ready(ctx)

@@ -1,0 +1,13 @@
+from __future__ import annotations
+
+from aiohttp import web
+
+from .. import objects
+from ..context import Call
+
+
+async def handle(call: Call) -> web.StreamResponse:
+    alias, rel, loc = call.table()
+    await call.view.gate.authorize_read(alias, rel, call.principal)
+    meta = await call.view.meta.get(call.view.store, loc, rel)
+    return web.Response(status=200, headers=objects.headers(meta))

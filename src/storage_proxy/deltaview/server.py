@@ -1,0 +1,125 @@
+"""The view's aiohttp application and listeners (S3 on ``port``, Prometheus on ``metricsPort``)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from . import xml
+from .auth import Authenticator
+from .config import DeltaViewConfig
+from .context import VIEW, Call, View
+from .db import Database
+from .errors import S3Error, S3ErrorCode
+from .gate import Gate
+from .metrics import ViewMetrics
+from .objects import MetaCache
+from .ops import HANDLERS
+from .readonly import ReadOnlyStore
+from .router import resolve
+from .store import ObjectStore, S3Store
+
+log = logging.getLogger("storage_proxy.deltaview")
+REQUEST_ID = web.AppKey("deltaview-request-id", str)
+
+
+def _error_response(request: web.Request, err: S3Error, request_id: str) -> web.Response:
+    headers = {"x-amz-request-id": request_id, **err.headers}
+    if request.method == "HEAD":
+        return web.Response(status=err.error.status, headers=headers)
+    body = xml.error(err.error.code, err.message, request.path, request_id)
+    return web.Response(
+        status=err.error.status, body=body, content_type="application/xml", headers=headers
+    )
+
+
+async def dispatch(request: web.Request) -> web.StreamResponse:
+    view = request.app[VIEW]
+    rid = uuid.uuid4().hex[:16].upper()
+    op_name = "Unknown"
+    try:
+        raw_path, _, raw_query = request.raw_path.partition("?")
+        principal = await view.auth.authenticate(
+            request.method, raw_path, raw_query, request.headers
+        )
+        view.metrics.saw(principal.access_key)
+        target = resolve(request.method, request.path, request.query)
+        op_name = target.op.value
+        call = Call(request, view, principal, target.key, rid)
+        response = await HANDLERS[target.op](call)
+    except S3Error as e:
+        view.metrics.denied.labels(e.reason or e.error.code).inc()
+        response = _error_response(request, e, rid)
+    except asyncio.CancelledError:
+        raise
+    except ConnectionResetError:
+        raise
+    except Exception:
+        log.exception("unhandled error in %s %s (id %s)", request.method, request.path, rid)
+        response = _error_response(request, S3Error(S3ErrorCode.INTERNAL_ERROR), rid)
+    view.metrics.served.labels(op_name).inc()
+    if not response.prepared:
+        response.headers["x-amz-request-id"] = rid
+    if request.method != "HEAD" and response.content_length:
+        view.metrics.message_size(response.content_length)
+    return response
+
+
+def build_app(cfg: DeltaViewConfig, metrics: ViewMetrics | None = None) -> web.Application:
+    """The S3 application; backend client and database open in cleanup_ctx."""
+    app = web.Application(client_max_size=0)
+    metrics = metrics or ViewMetrics()
+
+    async def resources(app: web.Application) -> AsyncIterator[None]:
+        backend = await S3Store.open(cfg.s3, metrics.backend_latency)
+        db = await Database.open(cfg.database_path) if cfg.database_enabled else None
+        store: ObjectStore = ReadOnlyStore(backend) if cfg.read_only else backend
+        auth = Authenticator(cfg, db)
+        app[VIEW] = View(cfg, store, Gate(cfg, store, auth), auth, metrics, MetaCache())
+        try:
+            yield
+        finally:
+            if db is not None:
+                await db.close()
+            await backend.aclose()
+
+    app.cleanup_ctx.append(resources)
+    app.router.add_route("*", "/{tail:.*}", dispatch)
+    return app
+
+
+async def start(
+    cfg: DeltaViewConfig, metrics: ViewMetrics | None = None
+) -> tuple[list[web.AppRunner], int, int | None]:
+    """Start the listeners; returns the runners and the bound S3 and metrics ports."""
+    metrics = metrics or ViewMetrics()
+    runner = web.AppRunner(build_app(cfg, metrics), access_log=None, shutdown_timeout=5)
+    await runner.setup()
+    site = web.TCPSite(runner, cfg.host, cfg.port)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    runners = [runner]
+    metrics_port = None
+    if cfg.metrics_port is not None:
+        mrunner = web.AppRunner(metrics.app(), access_log=None)
+        await mrunner.setup()
+        msite = web.TCPSite(mrunner, cfg.host, cfg.metrics_port)
+        await msite.start()
+        metrics_port = msite._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        runners.append(mrunner)
+    log.info("delta view on %s:%d (metrics %s)", cfg.host, port, metrics_port)
+    return runners, port, metrics_port
+
+
+async def serve(cfg: DeltaViewConfig) -> None:
+    """Run until cancelled (SIGINT/SIGTERM in the CLI)."""
+    runners, _, _ = await start(cfg)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        for r in reversed(runners):
+            await r.cleanup()

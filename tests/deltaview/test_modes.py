@@ -1,0 +1,147 @@
+"""presignedUrl mode (307), proxyPartial, the client-side proxy, and writes with readOnly off."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from aiohttp import web
+from botocore.exceptions import ClientError
+from conftest import BUCKET, client, signed
+
+from storage_proxy.deltaview import client_proxy
+from storage_proxy.deltaview.testing import free_port
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def _eu_key(s3: Any) -> str:
+    r = s3.list_objects_v2(Bucket="datalake", Prefix="sales/region=eu/year=2023/")
+    return str(r["Contents"][0]["Key"])
+
+
+def test_presigned_mode_answers_307_with_a_short_lived_url(make_view: Any, backend: Any) -> None:
+    v = make_view(getMode="presignedUrl", presignExpiry=30)
+    key = _eu_key(client(v.endpoint))
+    opener = urllib.request.build_opener(_NoRedirect)
+    with pytest.raises(urllib.error.HTTPError) as e:
+        opener.open(signed("GET", f"{v.endpoint}/datalake/{key}"))
+    assert e.value.code == 307
+    location = e.value.headers["Location"]
+    assert location.startswith(v.cfg.s3.endpoint or "") and "X-Amz-Expires=30" in location
+    direct = backend.get_object(Bucket=BUCKET, Key="warehouse/" + key)["Body"].read()
+    assert urllib.request.urlopen(location).read() == direct
+    # Range is redirected too unless proxyPartial
+    with pytest.raises(urllib.error.HTTPError) as e:
+        opener.open(signed("GET", f"{v.endpoint}/datalake/{key}", Range="bytes=0-3"))
+    assert e.value.code == 307
+
+
+def test_proxy_partial_keeps_ranges_in_proxy_mode(make_view: Any) -> None:
+    v = make_view(getMode="presignedUrl", proxyPartial=True)
+    s3 = client(v.endpoint)
+    r = s3.get_object(Bucket="datalake", Key=_eu_key(s3), Range="bytes=0-3")
+    assert r["ResponseMetadata"]["HTTPStatusCode"] == 206 and r["Body"].read() == b"PAR1"
+
+
+class _Loop:
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.runners: list[web.AppRunner] = []
+
+    def serve(self, app: web.Application) -> int:
+        async def go() -> int:
+            runner = web.AppRunner(app)
+            await runner.setup()
+            port = free_port()
+            await web.TCPSite(runner, "127.0.0.1", port).start()
+            self.runners.append(runner)
+            return port
+
+        return asyncio.run_coroutine_threadsafe(go(), self.loop).result(10)
+
+    def close(self) -> None:
+        async def stop() -> None:
+            for r in self.runners:
+                await r.cleanup()
+
+        asyncio.run_coroutine_threadsafe(stop(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+@pytest.fixture
+def loop() -> Iterator[_Loop]:
+    lp = _Loop()
+    yield lp
+    lp.close()
+
+
+def test_client_proxy_follows_307_without_authorization(loop: _Loop) -> None:
+    seen: dict[str, str] = {}
+
+    async def target(request: web.Request) -> web.Response:
+        seen.update(request.headers)
+        return web.Response(body=b"data", status=206 if "Range" in request.headers else 200)
+
+    target_app = web.Application()
+    target_app.router.add_get("/obj", target)
+    target_port = loop.serve(target_app)
+
+    async def view(request: web.Request) -> web.Response:
+        assert request.headers["Authorization"] == "AWS4-HMAC-SHA256 secret-bits"
+        return web.Response(
+            status=307, headers={"Location": f"http://127.0.0.1:{target_port}/obj?sig=1"}
+        )
+
+    view_app = web.Application()
+    view_app.router.add_get("/datalake/{key:.*}", view)
+    view_port = loop.serve(view_app)
+    proxy_port = loop.serve(client_proxy.build_app(f"http://127.0.0.1:{view_port}"))
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{proxy_port}/datalake/t/a.parquet",
+        headers={"Authorization": "AWS4-HMAC-SHA256 secret-bits", "Range": "bytes=0-3"},
+    )
+    with urllib.request.urlopen(req) as r:
+        assert r.status == 206 and r.read() == b"data"
+    assert "Authorization" not in seen and seen["Range"] == "bytes=0-3"
+
+
+def test_boto3_through_client_proxy_in_presigned_mode(
+    make_view: Any, loop: _Loop, backend: Any
+) -> None:
+    v = make_view(getMode="presignedUrl")
+    port = loop.serve(client_proxy.build_app(v.endpoint))
+    s3 = client(f"http://127.0.0.1:{port}")
+    key = _eu_key(s3)
+    body = s3.get_object(Bucket="datalake", Key=key)["Body"].read()
+    assert body == backend.get_object(Bucket=BUCKET, Key="warehouse/" + key)["Body"].read()
+    with pytest.raises(ClientError):
+        s3.get_object(Bucket="datalake", Key=key.replace("region=eu", "region=us"))
+
+
+def test_writes_with_read_only_off(make_view: Any, backend: Any) -> None:
+    v = make_view(readOnly=False)
+    s3 = client(v.endpoint)
+    s3.put_object(Bucket="datalake", Key="sales/region=eu/year=2030/new.parquet", Body=b"eu")
+    s3.put_object(Bucket="datalake", Key="sales/_delta_log/_tmp_commit.json", Body=b"{}")
+    got = backend.get_object(Bucket=BUCKET, Key="warehouse/sales/region=eu/year=2030/new.parquet")
+    assert got["Body"].read() == b"eu"
+    with pytest.raises(ClientError) as e:
+        s3.put_object(Bucket="datalake", Key="sales/region=us/year=2030/new.parquet", Body=b"us")
+    assert e.value.response["Error"]["Code"] == "AccessDenied"
+    listed = backend.list_objects_v2(Bucket=BUCKET, Prefix="warehouse/sales/region=us/year=2030")
+    assert listed["KeyCount"] == 0
+    s3.delete_object(Bucket="datalake", Key="sales/region=eu/year=2030/new.parquet")
+    s3.delete_object(Bucket="datalake", Key="sales/_delta_log/_tmp_commit.json")
+    listed = backend.list_objects_v2(Bucket=BUCKET, Prefix="warehouse/sales/region=eu/year=2030")
+    assert listed["KeyCount"] == 0
