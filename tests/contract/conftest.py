@@ -1,0 +1,48 @@
+"""The backend contract: the same cases against every volume backend.
+
+Each backend adds a module ``backend_<name>.py`` here exporting ``SPEC = BackendSpec(...)``: a name
+and an async context manager that yields a started volume on fresh storage (the backend's real
+storage where this machine can run it, its documented emulator where it cannot).  Differences
+between backends are declared by capability flags, never by backend names in the cases.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from contract.spec import BackendSpec
+
+from storage_proxy.metadata.sqlite import SqliteMetadataStore
+from storage_proxy.volumes.abc import AbstractVolume, VolumeDeps
+from storage_proxy.volumes.scan import TreeScanner
+
+
+def _specs() -> list[BackendSpec]:
+    specs = []
+    here = Path(__file__).parent
+    for mod in sorted(pkgutil.iter_modules([str(here)]), key=lambda m: m.name):
+        if mod.name.startswith("backend_"):
+            module = importlib.import_module(f"contract.{mod.name}")
+            specs.append(module.SPEC)
+    return specs
+
+
+@pytest.fixture(params=_specs(), ids=lambda spec: spec.name)
+def spec(request: pytest.FixtureRequest) -> BackendSpec:
+    return request.param  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+async def volume(spec: BackendSpec, tmp_path: Path) -> AsyncIterator[AbstractVolume]:
+    store = SqliteMetadataStore(tmp_path / "meta.sqlite3")
+    await store.open()
+    deps = VolumeDeps(metadata=store, scanner=TreeScanner(0), scandir_limit=1000)
+    try:
+        async with spec.make_volume(tmp_path, deps) as vol:
+            yield vol
+    finally:
+        await store.close()
