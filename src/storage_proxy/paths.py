@@ -31,7 +31,11 @@ class RelPath:
                 raise InvalidPath(f"a relative path must be a string, not {type(raw).__name__}")
             if "\x00" in raw:
                 raise InvalidPath("a relative path must not contain NUL bytes")
-            if len(raw.encode("utf-8", "surrogateescape")) > MAX_RELPATH_LENGTH:
+            try:
+                encoded = raw.encode("utf-8", "surrogateescape")  # as os.fsencode would
+            except UnicodeEncodeError:
+                raise InvalidPath("a relative path must be valid UTF-8 text") from None
+            if len(encoded) > MAX_RELPATH_LENGTH:
                 raise InvalidPath("relative path is too long")
             if raw.startswith("/"):
                 raise InvalidPath(f"absolute paths are not allowed: {raw!r}")

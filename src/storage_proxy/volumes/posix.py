@@ -228,7 +228,7 @@ class BasePosixVolume(AbstractVolume):
 
         def copy() -> None:
             dst_path.parent.mkdir(parents=True, exist_ok=True)
-            staging = dst_path.parent / f".{dst_path.name}{STAGING_MARK}{uuid.uuid4().hex}"
+            staging = dst_path.parent / _staging_name()
             try:
                 shutil.copytree(src_path, staging, symlinks=True)
                 try:
@@ -416,7 +416,7 @@ class BasePosixVolume(AbstractVolume):
             return target
 
         target = await self._run(prepare)
-        staging = target.parent / f".{target.name}{STAGING_MARK}{uuid.uuid4().hex}"
+        staging = target.parent / _staging_name()
         hashers = [hashlib.sha256(), hashlib.md5()] if options.checksums else []
         async with self._reservation(vfid) as res:
             if options.size_hint:
@@ -654,8 +654,14 @@ def _publish(staging: Path, target: Path, mode: int) -> None:
     os.replace(staging, target)
 
 
+def _staging_name() -> str:
+    """A short name beside the target (same filesystem), whatever the target name's length."""
+    return f"{STAGING_MARK}{uuid.uuid4().hex}"
+
+
 def _unlink_quietly(path: Path) -> None:
+    """Best-effort cleanup: never let it replace the error that caused it."""
     try:
         path.unlink()
-    except FileNotFoundError:
+    except OSError:
         pass
