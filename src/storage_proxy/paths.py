@@ -22,6 +22,12 @@ class RelPath:
 
     parts: tuple[str, ...]
 
+    def __post_init__(self) -> None:
+        # Also guards RelPaths built directly (plugins, services), not only parsed ones.
+        for part in self.parts:
+            if part in ("", ".", "..") or "/" in part or "\x00" in part:
+                raise InvalidPath(f"invalid path component: {part!r}")
+
     @classmethod
     def parse(cls, raw: object, *, allow_root: bool = True) -> RelPath:
         if isinstance(raw, RelPath):

@@ -17,6 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from .api.client import create_client_app
+from .api.inflight import InflightRequests
 from .api.manager import create_manager_app
 from .api.problem import RequestLogger
 from .context import RootContext, build_root_context
@@ -34,8 +35,13 @@ def _ssl_context(listener: dict[str, Any]) -> ssl.SSLContext | None:
 
 
 async def _start_listener(
-    app: web.Application, listener: dict[str, Any], shutdown_timeout: float, what: str
+    app: web.Application,
+    listener: dict[str, Any],
+    shutdown_timeout: float,
+    what: str,
+    inflight: InflightRequests,
 ) -> web.AppRunner:
+    app.middlewares.insert(0, inflight.middleware)
     runner = web.AppRunner(
         app,
         access_log_class=RequestLogger,
@@ -70,15 +76,18 @@ async def serve(
     shutdown_timeout = config["storage-proxy"]["shutdown-timeout"].total_seconds()
     ctx = await build_root_context(config)
     runners: list[web.AppRunner] = []
+    inflight = InflightRequests()
     try:
         api = config["api"]
         runners.append(
             await _start_listener(
-                create_manager_app(ctx), api["manager"], shutdown_timeout, "manager"
+                create_manager_app(ctx), api["manager"], shutdown_timeout, "manager", inflight
             )
         )
         runners.append(
-            await _start_listener(create_client_app(ctx), api["client"], shutdown_timeout, "client")
+            await _start_listener(
+                create_client_app(ctx), api["client"], shutdown_timeout, "client", inflight
+            )
         )
         interval = config["storage-proxy"]["upload-cleanup-interval"].total_seconds()
         cleanup = asyncio.create_task(
@@ -101,6 +110,7 @@ async def serve(
         await stop.wait()
         log.info("shutting down: finishing in-flight requests (up to %.0fs)", shutdown_timeout)
     finally:
+        await _drain(runners, inflight, shutdown_timeout)
         for runner in reversed(runners):
             await runner.cleanup()
         await ctx.close()
@@ -110,6 +120,19 @@ async def serve(
             except (NotImplementedError, RuntimeError):
                 pass
         log.info("storage-proxy stopped")
+
+
+async def _drain(runners: list[web.AppRunner], inflight: InflightRequests, within: float) -> None:
+    """Stop accepting connections, then let accepted requests (uploads too) finish."""
+    for runner in runners:
+        for site in runner.sites:
+            server = getattr(site, "_server", None)  # the listening socket; connections stay
+            if server is not None:
+                server.close()
+    if not await inflight.wait_idle(within):
+        log.warning(
+            "%d request(s) still running after %.0fs; closing them", inflight.count, within
+        )
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:

@@ -247,3 +247,22 @@ async def test_checksums_and_attributes_stored_with_the_file(
     path.write_bytes(b"changed")
     stale = await vfs_volume.get_file_meta(vfolder, rp("c.txt"))
     assert stale.sha256 is None and stale.size == 7
+
+
+async def test_mkdir_exist_ok_does_not_follow_a_link(
+    vfs_volume: VfsVolume, vfolder: VFolderID, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside-dir"
+    outside.mkdir()
+    os.symlink(outside, vfs_volume.vfolder_path(vfolder) / "probe")
+    with pytest.raises(FileExists):  # no answer about what the link points at
+        await vfs_volume.mkdir(vfolder, rp("probe"), exist_ok=True)
+    await vfs_volume.mkdir(vfolder, rp("real"))
+    await vfs_volume.mkdir(vfolder, rp("real"), exist_ok=True)
+
+
+def test_relpath_built_directly_is_validated_too() -> None:
+    for parts in [("..",), ("a", ".."), ("",), (".",), ("a/b",), ("a\x00",)]:
+        with pytest.raises(InvalidPath):
+            RelPath(parts)
+    assert str(RelPath(("a", "b"))) == "a/b"

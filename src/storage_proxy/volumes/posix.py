@@ -318,7 +318,12 @@ class BasePosixVolume(AbstractVolume):
                 raise FileExists("the vfolder root already exists")
             path = self._resolve(vfid, relpath, follow_final=False)
             with translate_os_errors(relpath):
-                path.mkdir(parents=parents, exist_ok=exist_ok)
+                try:
+                    path.mkdir(parents=parents)
+                except FileExistsError:
+                    # exist_ok only for a real directory: a link is never followed to answer
+                    if not (exist_ok and stat_mod.S_ISDIR(os.lstat(path).st_mode)):
+                        raise
 
         await self._run(do_mkdir)
 
