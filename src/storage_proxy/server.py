@@ -130,9 +130,7 @@ async def _drain(runners: list[web.AppRunner], inflight: InflightRequests, withi
             if server is not None:
                 server.close()
     if not await inflight.wait_idle(within):
-        log.warning(
-            "%d request(s) still running after %.0fs; closing them", inflight.count, within
-        )
+        log.warning("%d request(s) still running after %.0fs; closing them", inflight.count, within)
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:

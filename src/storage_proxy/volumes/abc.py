@@ -165,6 +165,13 @@ class AbstractVolume(ABC):
     @abstractmethod
     async def get_fs_usage(self) -> FSUsage: ...
 
+    async def set_vfolder_quota(self, vfid: VFolderID, limit_bytes: int | None) -> None:
+        """Apply a per-vfolder limit natively where the storage nests quotas (CephFS, qtrees).
+
+        The limit is also kept in the metadata store, which is all a proxy-enforced model needs,
+        so the default does nothing.
+        """
+
     # -- files -------------------------------------------------------------------------------
     @abstractmethod
     def scandir(

@@ -15,11 +15,11 @@ import re
 import shutil
 import stat as stat_mod
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ClassVar, ParamSpec, TypeVar
 
 import aiofiles
 
@@ -128,6 +128,8 @@ class BasePosixVolume(AbstractVolume):
     """A volume that is a directory tree on a locally mounted filesystem."""
 
     capabilities = frozenset({Capability.VFOLDER, Capability.QUOTA, Capability.LOCAL_PATH})
+    #: Keep file metadata (checksums, tags) in an xattr on the file; False: always the sidecar.
+    use_xattrs: ClassVar[bool] = True
 
     quota_model: ProxyQuotaModel
 
@@ -160,6 +162,18 @@ class BasePosixVolume(AbstractVolume):
 
     def vfolder_path(self, vfid: VFolderID) -> Path:
         return self.mount_path.joinpath(*vfid.relative_parts)
+
+    def trash_dir(self, vfid: VFolderID) -> Path:
+        """Where a deleted vfolder is renamed before removal; must be on its filesystem (and
+        quota realm, where renames cannot leave one)."""
+        return self.mount_path / TRASH_DIR
+
+    async def _retry_missing(
+        self, vfid: VFolderID, rel: RelPath, op: Callable[[], Awaitable[R]]
+    ) -> R:
+        """Run a lookup that expects ``rel`` to exist; filesystems with attribute caching (NFS)
+        retry a "not found" here. The local default believes the first answer."""
+        return await op()
 
     async def _run(self, func: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         return await asyncio.to_thread(func, *args, **kwargs)
@@ -195,7 +209,7 @@ class BasePosixVolume(AbstractVolume):
     async def delete_vfolder(self, vfid: VFolderID) -> None:
         def delete() -> None:
             path = self._existing_vfolder(vfid)
-            trash = self.mount_path / TRASH_DIR
+            trash = self.trash_dir(vfid)
             trash.mkdir(exist_ok=True)
             # Out of sight atomically first, then removed: a half-deleted vfolder is never served.
             doomed = (
@@ -308,7 +322,7 @@ class BasePosixVolume(AbstractVolume):
             with translate_os_errors(relpath):
                 return _dir_entry(str(path), str(relpath), os.lstat(path))
 
-        return await self._run(do_stat)
+        return await self._retry_missing(vfid, relpath, lambda: self._run(do_stat))
 
     async def mkdir(
         self, vfid: VFolderID, relpath: RelPath, *, parents: bool = True, exist_ok: bool = False
@@ -374,7 +388,7 @@ class BasePosixVolume(AbstractVolume):
                 os.stat(path)  # exists (file or directory)
             return path
 
-        return await self._run(find)
+        return await self._retry_missing(vfid, relpath, lambda: self._run(find))
 
     async def read(
         self, vfid: VFolderID, relpath: RelPath, options: ReadOptions = ReadOptions()
@@ -458,32 +472,37 @@ class BasePosixVolume(AbstractVolume):
         return await self.get_file_meta(vfid, relpath)
 
     # -- file metadata -----------------------------------------------------------------------
-    @staticmethod
-    def _stamp(path: Path, **fields: Any) -> dict[str, Any]:
+    def _stamp(self, path: Path, **fields: Any) -> dict[str, Any]:
         """Record checksums and attributes on the file (before it is published)."""
         record = filemeta.make_record(os.stat(path), **fields)
-        if not filemeta.write_xattr(str(path), record):
+        if not (self.use_xattrs and filemeta.write_xattr(str(path), record)):
             record["_sidecar"] = True  # no xattrs here: the caller keeps it in the store
         return record
 
-    async def get_file_meta(self, vfid: VFolderID, relpath: RelPath) -> FileMeta:
-        def read() -> tuple[os.stat_result, dict[str, Any] | None, bool]:
-            path = self._resolve(vfid, relpath)
-            with translate_os_errors(relpath):
-                st = os.stat(path)
-                if stat_mod.S_ISDIR(st.st_mode):
-                    raise IsADirectory(f"is a directory: {relpath}")
-                try:
-                    return st, filemeta.read_xattr(str(path)), False
-                except OSError as e:
-                    if filemeta.xattrs_unsupported(e):
-                        return st, None, True
-                    raise
+    def _read_record(self, path: Path, rel: RelPath) -> tuple[os.stat_result, Any, bool]:
+        """Blocking: the file's stat, its xattr record, and whether the sidecar holds it instead."""
+        with translate_os_errors(rel):
+            st = os.stat(path)
+            if stat_mod.S_ISDIR(st.st_mode):
+                raise IsADirectory(f"is a directory: {rel}")
+            if not self.use_xattrs:
+                return st, None, True
+            try:
+                return st, filemeta.read_xattr(str(path)), False
+            except OSError as e:
+                if filemeta.xattrs_unsupported(e):
+                    return st, None, True
+                raise
 
-        st, record, use_sidecar = await self._run(read)
-        if use_sidecar:
-            record = await self.deps.metadata.get_file_meta(self.name, str(vfid), str(relpath))
-        return filemeta.to_file_meta(st, record)
+    async def get_file_meta(self, vfid: VFolderID, relpath: RelPath) -> FileMeta:
+        async def read() -> FileMeta:
+            path = await self._run(self._resolve, vfid, relpath)
+            st, record, sidecar = await self._run(self._read_record, path, relpath)
+            if sidecar:
+                record = await self.deps.metadata.get_file_meta(self.name, str(vfid), str(relpath))
+            return filemeta.to_file_meta(st, record)
+
+        return await self._retry_missing(vfid, relpath, read)
 
     async def update_file_meta(
         self,
@@ -493,28 +512,26 @@ class BasePosixVolume(AbstractVolume):
         content_type: str | None = None,
         tags: Mapping[str, str] | None = None,
     ) -> FileMeta:
-        def update() -> dict[str, Any] | None:
+        def update_xattr() -> tuple[os.stat_result, Any, bool]:
             path = self._resolve(vfid, relpath)
+            st, record, sidecar = self._read_record(path, relpath)
+            if sidecar:
+                return st, None, True
+            record = _merged(record, st, content_type, tags)
             with translate_os_errors(relpath):
-                st = os.stat(path)
-                if stat_mod.S_ISDIR(st.st_mode):
-                    raise IsADirectory(f"is a directory: {relpath}")
-                try:
-                    record = filemeta.read_xattr(str(path))
-                except OSError as e:
-                    if not filemeta.xattrs_unsupported(e):
-                        raise
-                    return None
-                record = _merged(record, st, content_type, tags)
                 filemeta.write_xattr(str(path), record)
-                return record
+            return st, record, False
 
-        if await self._run(update) is None:  # no xattrs: the sidecar row
-            key = (self.name, str(vfid), str(relpath))
-            st = await self._run(os.stat, await self._run(self._resolve, vfid, relpath))
-            record = _merged(await self.deps.metadata.get_file_meta(*key), st, content_type, tags)
-            await self.deps.metadata.put_file_meta(*key, record)
-        return await self.get_file_meta(vfid, relpath)
+        async def update() -> FileMeta:
+            st, record, sidecar = await self._run(update_xattr)
+            if sidecar:
+                key = (self.name, str(vfid), str(relpath))
+                stored = await self.deps.metadata.get_file_meta(*key)
+                record = _merged(stored, st, content_type, tags)
+                await self.deps.metadata.put_file_meta(*key, record)
+            return filemeta.to_file_meta(st, record)
+
+        return await self._retry_missing(vfid, relpath, update)
 
     # -- resumable uploads -------------------------------------------------------------------
     def _staged(self, session_id: str) -> Path:
@@ -654,9 +671,27 @@ def _hash_file(path: Path) -> tuple[str, str]:
 
 
 def _publish(staging: Path, target: Path, mode: int) -> None:
-    """Give the staged file its mode and move it into place: it appears whole or not at all."""
+    """Give the staged file its mode and move it into place: it appears whole or not at all.
+
+    Where a rename may not cross a quota boundary (CephFS realms, XFS projects: EXDEV), the file
+    is copied beside the target first (charged to the target's quota; EDQUOT stops it and the
+    copy is removed) and renamed from there.
+    """
     os.chmod(staging, mode)
-    os.replace(staging, target)
+    try:
+        os.replace(staging, target)
+        return
+    except OSError as e:
+        if e.errno != errno.EXDEV:
+            raise
+    local = target.parent / _staging_name()
+    try:
+        shutil.copy2(staging, local)  # keeps the mtime and the checksum xattr
+        os.replace(local, target)
+    except BaseException:
+        _unlink_quietly(local)
+        raise
+    _unlink_quietly(staging)
 
 
 def _staging_name() -> str:

@@ -125,5 +125,6 @@ async def set_quota(request: web.Request) -> web.Response:
     ctx = request.app[ROOT_CTX]
     volume, vfid = params["volume"], params["vfid"]
     await _registered(request, volume, vfid)
+    await ctx.volumes.get(volume).set_vfolder_quota(vfid, params["limit_bytes"])
     await ctx.metadata.update_vfolder(volume, str(vfid), limit_bytes=params["limit_bytes"])
     return web.Response(status=204)
