@@ -7,20 +7,8 @@ cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore DEBIAN_FRONTEND=noninteractive
 
-# System tools the tests use (coreutils' du for the usage checks, curl for client checks).
-need_apt=()
-for tool in du curl; do
-  command -v "$tool" >/dev/null 2>&1 || need_apt+=("$tool")
-done
-if ((${#need_apt[@]})); then
-  pkgs=()
-  for tool in "${need_apt[@]}"; do
-    case "$tool" in du) pkgs+=(coreutils) ;; curl) pkgs+=(curl) ;; esac
-  done
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq "${pkgs[@]}"
-fi
+# System packages the tests use (Ceph, xfsprogs, curl, …); skips what is installed.
+bash scripts/ci-apt.sh
 
 "$PYTHON" -m pip install --quiet --editable ".[dev]"
 

@@ -7,7 +7,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from contract.spec import BackendSpec
-
 from storage_proxy.volumes.abc import AbstractVolume, VolumeDeps
 from storage_proxy_vfs import VfsVolume
 

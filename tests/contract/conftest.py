@@ -14,8 +14,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from contract.spec import BackendSpec
 
+from contract.spec import BackendSpec
 from storage_proxy.metadata.sqlite import SqliteMetadataStore
 from storage_proxy.volumes.abc import AbstractVolume, VolumeDeps
 from storage_proxy.volumes.scan import TreeScanner

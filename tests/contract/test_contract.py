@@ -8,8 +8,8 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-from contract.spec import BackendSpec
 
+from contract.spec import BackendSpec
 from storage_proxy.errors import (
     FileExists,
     FileNotFound,

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Install (quietly, idempotently) the Debian packages the tests need: a single-node Ceph for the
+# CephFS backend, xfsprogs for the XFS backend, curl for the client checks.
+# Packages already installed are skipped; nothing is done when all are present.
+# Usage: scripts/ci-apt.sh [extra packages...]
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+
+PACKAGES=(ceph-mon ceph-osd ceph-mds ceph-mgr ceph-fuse ceph-common fuse attr uuid-runtime bc
+  xfsprogs curl coreutils openssl "$@")
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+  status=$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null || true)
+  [ "$status" = "installed" ] || missing+=("$pkg")
+done
+((${#missing[@]})) || exit 0
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+echo "ci-apt: installing ${missing[*]}" >&2
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
