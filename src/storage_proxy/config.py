@@ -151,6 +151,25 @@ _debug = t.Dict(
     }
 ).allow_extra("*")
 
+# Signed upload/download locations (Flyte data-proxy style); see services/dataproxy.py.
+_dataproxy = t.Dict(
+    {
+        # Which volume serves signed locations; default: the first s3 volume, else the first.
+        t.Key("volume", default=None): t.Null | t.String(),
+        t.Key("storage-prefix", default="dataproxy"): t.Regexp(r"^[\w.-]+(/[\w.-]+)*$"),
+        # Base URL of the client API in signed URLs of POSIX volumes; default: its service-addr.
+        t.Key("client-url", default=None): t.Null | t.String(),
+        t.Key("upload", default={}): t.Dict(
+            {
+                t.Key("max-expires-in", default="1h"): Duration(),
+                t.Key("max-size", default="100Mi"): BinarySize(),
+                t.Key("default-filename-length", default=20): t.ToInt(gte=1, lte=200),
+            }
+        ),
+        t.Key("download", default={}): t.Dict({t.Key("max-expires-in", default="1h"): Duration()}),
+    }
+)
+
 config_schema = t.Dict(
     {
         t.Key("storage-proxy", default={}): _storage_proxy_section,
@@ -168,6 +187,7 @@ config_schema = t.Dict(
         t.Key("debug", default={}): _debug,
         # The Delta Lake S3 view inside the daemon; its own schema (deltaview.config) checks it.
         t.Key("delta-view", default=None): t.Null | t.Mapping(t.String(), t.Any()),
+        t.Key("dataproxy", default={}): _dataproxy,
     }
 )
 

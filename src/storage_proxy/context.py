@@ -12,6 +12,7 @@ from typing import Any
 from .metadata.sqlite import SqliteMetadataStore
 from .metadata.store import MetadataStore
 from .secrets import MANAGER_SECRET_FILE, TOKEN_SECRET_FILE, Secret, ensure_secret
+from .services.dataproxy import DataProxyService, DataProxySettings
 from .services.permissions import PermissionService
 from .services.tokens import TokenService
 from .services.uploads import UploadService
@@ -34,6 +35,7 @@ class RootContext:
     tokens: TokenService
     uploads: UploadService
     permissions: PermissionService
+    dataproxy: DataProxyService
     exit_stack: AsyncExitStack = field(default_factory=AsyncExitStack)
 
     async def close(self) -> None:
@@ -92,6 +94,9 @@ async def build_root_context(config: dict[str, Any]) -> RootContext:
             default_expiry=sp["session-expire"],
         ),
         permissions=PermissionService(metadata),
+        dataproxy=DataProxyService(
+            DataProxySettings.from_config(config), volumes, token_secret.value
+        ),
         exit_stack=stack,
     )
 

@@ -14,6 +14,7 @@ import asyncio
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
@@ -26,6 +27,47 @@ _GROW_STEP = 8 << 20
 
 #: What a limit applies to: a whole quota scope, or one vfolder.
 Bucket = QuotaScopeID | VFolderID
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaStorage:
+    """How the model reaches the storage: the only part that differs between backends.
+
+    POSIX volumes keep scopes as directories and scan trees; an object store keeps a marker key
+    per scope and lists prefixes.  Everything else (limits, reservations, caching) is shared.
+    """
+
+    #: Whether the scope exists on the storage.
+    scope_exists: Callable[[QuotaScopeID], Awaitable[bool]]
+    #: Create the scope on the storage; raise QuotaScopeExists if it is already there.
+    create_scope: Callable[[QuotaScopeID], Awaitable[None]]
+    #: Bytes stored now in a quota scope or a vfolder (the model caches the answer).
+    used_bytes: Callable[[Bucket], Awaitable[int]]
+
+    @classmethod
+    def posix(
+        cls,
+        scope_path: Callable[[QuotaScopeID], Path],
+        vfolder_path: Callable[[VFolderID], Path],
+        scan: Callable[[Path], Awaitable[VFolderUsage]],
+    ) -> QuotaStorage:
+        """Scopes as directories, usage by scanning the tree."""
+
+        async def exists(qsid: QuotaScopeID) -> bool:
+            return await asyncio.to_thread(scope_path(qsid).is_dir)
+
+        async def create(qsid: QuotaScopeID) -> None:
+            try:
+                await asyncio.to_thread(scope_path(qsid).mkdir, parents=True, exist_ok=False)
+            except FileExistsError:
+                raise QuotaScopeExists(f"quota scope {qsid} already exists") from None
+
+        async def used(bucket: Bucket) -> int:
+            if isinstance(bucket, QuotaScopeID):
+                return (await scan(scope_path(bucket))).used_bytes
+            return (await scan(vfolder_path(bucket))).used_bytes
+
+        return cls(exists, create, used)
 
 
 class Reservation:
@@ -70,7 +112,11 @@ class Reservation:
 
 
 class ProxyQuotaModel(QuotaModel):
-    """Quota scopes as directories; limits in the metadata store; usage by scanning, cached."""
+    """Limits in the metadata store; usage from the storage (scans, listings), cached.
+
+    The constructor takes the POSIX layout (scope and vfolder paths, a tree scan);
+    :meth:`with_storage` takes any :class:`QuotaStorage` (e.g. an object store's listings).
+    """
 
     def __init__(
         self,
@@ -82,11 +128,28 @@ class ProxyQuotaModel(QuotaModel):
         *,
         usage_ttl: float = 30.0,
     ) -> None:
+        storage = QuotaStorage.posix(scope_path, vfolder_path, scan)
+        self._setup(volume_name, storage, metadata, usage_ttl)
+
+    @classmethod
+    def with_storage(
+        cls,
+        volume_name: str,
+        storage: QuotaStorage,
+        metadata: MetadataStore,
+        *,
+        usage_ttl: float = 30.0,
+    ) -> ProxyQuotaModel:
+        model = cls.__new__(cls)
+        model._setup(volume_name, storage, metadata, usage_ttl)
+        return model
+
+    def _setup(
+        self, volume_name: str, storage: QuotaStorage, metadata: MetadataStore, usage_ttl: float
+    ) -> None:
         self._volume = volume_name
-        self._scope_path = scope_path
-        self._vfolder_path = vfolder_path
+        self._storage = storage
         self._metadata = metadata
-        self._scan = scan
         self._usage_ttl = usage_ttl
         self._usage: dict[Bucket, tuple[float, int]] = {}
         self._inflight: defaultdict[Bucket, int] = defaultdict(int)
@@ -94,17 +157,13 @@ class ProxyQuotaModel(QuotaModel):
 
     # -- scope lifecycle ---------------------------------------------------------------------
     async def create_quota_scope(self, qsid: QuotaScopeID, config: QuotaConfig | None) -> None:
-        path = self._scope_path(qsid)
-        try:
-            await asyncio.to_thread(path.mkdir, parents=True, exist_ok=False)
-        except FileExistsError:
-            raise QuotaScopeExists(f"quota scope {qsid} already exists") from None
+        await self._storage.create_scope(qsid)
         await self._metadata.set_quota_limit(
             self._volume, str(qsid), config.limit_bytes if config else None
         )
 
     async def quota_scope_exists(self, qsid: QuotaScopeID) -> bool:
-        return await asyncio.to_thread(self._scope_path(qsid).is_dir)
+        return await self._storage.scope_exists(qsid)
 
     async def describe_quota_scope(self, qsid: QuotaScopeID) -> QuotaUsage | None:
         if not await self.quota_scope_exists(qsid):
@@ -166,13 +225,9 @@ class ProxyQuotaModel(QuotaModel):
         now = time.monotonic()
         if cached is not None and not fresh and now - cached[0] < self._usage_ttl:
             return cached[1]
-        if isinstance(bucket, QuotaScopeID):
-            path = self._scope_path(bucket)
-        else:
-            path = self._vfolder_path(bucket)
-        usage = await self._scan(path)
-        self._usage[bucket] = (now, usage.used_bytes)
-        return usage.used_bytes
+        used = await self._storage.used_bytes(bucket)
+        self._usage[bucket] = (now, used)
+        return used
 
     async def _grow(self, vfid: VFolderID, nbytes: int) -> None:
         async with self._lock:  # check-and-reserve must not interleave between writers

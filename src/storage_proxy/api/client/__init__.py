@@ -9,7 +9,7 @@ from aiohttp import web
 from ... import __version__
 from ..keys import ROOT_CTX
 from ..problem import problem_middleware, request_id_middleware
-from . import download, files_v1, tus
+from . import download, files_v1, signed, tus
 
 if TYPE_CHECKING:
     from ...context import RootContext
@@ -33,4 +33,5 @@ def create_client_app(ctx: RootContext) -> web.Application:
     r.add_get("/download", download.download)  # HEAD is answered too
     tus.add_routes(r)
     files_v1.add_routes(r)
+    signed.add_routes(r)
     return app

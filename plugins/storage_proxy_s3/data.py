@@ -1,0 +1,132 @@
+"""Reading and writing objects: ranged streaming GETs with read-ahead, streaming PUTs (multipart
+for large or unknown lengths) under the proxy's quota reservation, and file metadata (checksums,
+content type, tags) kept in the metadata store keyed by the object's ETag."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from storage_proxy.errors import FileExists, FileNotFound, IsADirectory
+from storage_proxy.paths import RelPath
+from storage_proxy.types import DirEntryType, FileMeta, VFolderID
+from storage_proxy.volumes.abc import ReadOptions, WriteOptions
+from storage_proxy.volumes.quota import ProxyQuotaModel
+
+from .client import translate
+from .entries import file_meta
+from .multipart import prefetched, put_stream
+from .staging import StagingMixin
+
+
+class DataMixin(StagingMixin):
+    quota_model: ProxyQuotaModel
+    _usage: dict[VFolderID, Any]
+
+    # -- data --------------------------------------------------------------------------------
+    async def read(
+        self, vfid: VFolderID, relpath: RelPath, options: ReadOptions = ReadOptions()
+    ) -> AsyncIterator[bytes]:
+        await self._require_vfolder(vfid)
+        if not relpath.parts:
+            raise IsADirectory("the vfolder root is a directory")
+        if options.length == 0:
+            return
+        key = self.file_key(vfid, relpath)
+        kw: dict[str, Any] = {"Bucket": self.conn.bucket, "Key": key}
+        if options.offset or options.length is not None:
+            end = "" if options.length is None else str(options.offset + options.length - 1)
+            kw["Range"] = f"bytes={options.offset}-{end}"
+        try:
+            with translate(relpath):
+                r = await self.conn.c.get_object(**kw)
+        except FileNotFound:
+            if await self._kind(vfid, relpath) is DirEntryType.DIRECTORY:
+                raise IsADirectory(f"is a directory: {relpath}") from None
+            raise
+        body = r["Body"]
+        content = getattr(getattr(body, "raw_stream", None), "content", None)
+        try:
+            with translate(relpath):
+                if content is not None:
+                    async for chunk in prefetched(content.iter_any(), options.chunk_size):
+                        yield chunk
+                else:
+                    async for chunk in body.iter_chunks(options.chunk_size):
+                        yield chunk
+        finally:
+            body.close()
+
+    async def write(
+        self,
+        vfid: VFolderID,
+        relpath: RelPath,
+        stream: AsyncIterator[bytes],
+        options: WriteOptions = WriteOptions(),
+    ) -> FileMeta:
+        await self._require_vfolder(vfid)
+        if not relpath.parts:
+            raise IsADirectory("cannot write over the vfolder root")
+        kind = await self._kind(vfid, relpath)
+        if kind is DirEntryType.DIRECTORY:
+            raise IsADirectory(f"is a directory: {relpath}")
+        if kind is not None and not options.overwrite:
+            raise FileExists(f"already exists: {relpath}")
+        hashers = [hashlib.sha256(), hashlib.md5()] if options.checksums else []
+        extra = {"ContentType": options.content_type} if options.content_type else {}
+        async with self.quota_model.reservation(vfid) as res:
+            if options.size_hint:
+                await res.reserve(options.size_hint)
+            result = await put_stream(
+                self.conn,
+                self.file_key(vfid, relpath),
+                stream,
+                part_size=self.part_size,
+                concurrency=self.options["upload-concurrency"],
+                hashers=hashers,
+                on_chunk=res.consume,
+                extra=extra,
+            )
+        self._usage.pop(vfid, None)
+        if kind is not None:
+            self.quota_model.invalidate(vfid)  # the old object's bytes are gone
+        record: dict[str, Any] = {
+            "etag": result.etag,
+            "sha256": hashers[0].hexdigest() if hashers else None,
+            "md5": hashers[1].hexdigest() if hashers else None,
+            "content_type": options.content_type,
+            "tags": dict(options.tags or {}),
+        }
+        await self.deps.metadata.put_file_meta(self.name, str(vfid), str(relpath), record)
+        return await self.get_file_meta(vfid, relpath)
+
+    async def get_file_meta(self, vfid: VFolderID, relpath: RelPath) -> FileMeta:
+        await self._require_vfolder(vfid)
+        head = await self.conn.head(self.file_key(vfid, relpath)) if relpath.parts else None
+        if head is None:
+            if await self._kind(vfid, relpath) is DirEntryType.DIRECTORY:
+                raise IsADirectory(f"is a directory: {relpath}")
+            raise FileNotFound(f"no such file: {relpath}")
+        record = await self.deps.metadata.get_file_meta(self.name, str(vfid), str(relpath))
+        return file_meta(head, record)
+
+    async def update_file_meta(
+        self,
+        vfid: VFolderID,
+        relpath: RelPath,
+        *,
+        content_type: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> FileMeta:
+        meta = await self.get_file_meta(vfid, relpath)
+        head = await self.conn.head(self.file_key(vfid, relpath))
+        record = {
+            "etag": head["ETag"] if head else None,
+            "sha256": meta.sha256,
+            "md5": meta.md5,
+            "content_type": content_type if content_type is not None else meta.content_type,
+            "tags": dict(tags) if tags is not None else meta.tags,
+        }
+        await self.deps.metadata.put_file_meta(self.name, str(vfid), str(relpath), record)
+        return await self.get_file_meta(vfid, relpath)

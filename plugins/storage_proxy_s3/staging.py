@@ -1,0 +1,142 @@
+"""Resumable (tus) uploads on S3: bytes staged in a local directory, published by multipart upload.
+
+Why local staging rather than one S3 multipart upload per session: tus chunks can be any size
+(S3 parts must be ≥ 5 MiB but the last), a failed checksum must truncate what was staged (S3
+parts cannot be shortened), and the staged size must survive restarts cheaply.  The staging
+directory is the ``staging-dir`` option (default ``<path>/.uploads``); the object appears in the
+bucket only when the upload completes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from storage_proxy.errors import (
+    FileExists,
+    InvalidPath,
+    IsADirectory,
+    UploadNotFound,
+)
+from storage_proxy.paths import RelPath
+from storage_proxy.types import DirEntryType, VFolderID
+from storage_proxy.volumes.abc import AbstractVolume
+from storage_proxy.volumes.posix import FileSink, translate_os_errors
+
+from .client import S3Connection
+from .multipart import file_chunks, put_stream
+
+_SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
+_READ_CHUNK = 8 << 20
+
+
+class StagingMixin(AbstractVolume):
+    conn: S3Connection
+    staging_dir: Path
+    part_size: int
+
+    # provided by S3Volume
+    def file_key(self, vfid: VFolderID, rel: RelPath) -> str:
+        raise NotImplementedError
+
+    async def _require_vfolder(self, vfid: VFolderID) -> str:
+        raise NotImplementedError
+
+    async def _kind(self, vfid: VFolderID, rel: RelPath) -> DirEntryType | None:
+        raise NotImplementedError
+
+    def _changed(self, vfid: VFolderID) -> None:
+        raise NotImplementedError
+
+    def _staged(self, session_id: str) -> Path:
+        if not _SESSION_ID.match(session_id):
+            raise InvalidPath(f"not an upload session id: {session_id!r}")
+        return self.staging_dir / session_id
+
+    async def upload_prepare(self, session_id: str) -> None:
+        path = self._staged(session_id)
+
+        def create() -> None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch(mode=0o600, exist_ok=True)
+
+        await asyncio.to_thread(create)
+
+    async def upload_size(self, session_id: str) -> int:
+        try:
+            return (await asyncio.to_thread(os.stat, self._staged(session_id))).st_size
+        except FileNotFoundError:
+            raise UploadNotFound(f"no staged data for upload {session_id}") from None
+
+    async def upload_append(
+        self, session_id: str, offset: int, stream: AsyncIterator[bytes]
+    ) -> int:
+        path = self._staged(session_id)
+        with translate_os_errors("upload"):
+            fd = await asyncio.to_thread(os.open, path, os.O_WRONLY)
+            sink = FileSink(fd)
+            try:
+                await asyncio.to_thread(os.lseek, fd, offset, os.SEEK_SET)
+                try:
+                    async for chunk in stream:
+                        await sink.write(chunk)
+                finally:
+                    await sink.flush()  # keep what arrived: the client resumes from there
+            finally:
+                await asyncio.to_thread(os.close, fd)
+        return offset + sink.written
+
+    async def upload_truncate(self, session_id: str, size: int) -> None:
+        await asyncio.to_thread(os.truncate, self._staged(session_id), size)
+
+    async def upload_publish(
+        self,
+        session_id: str,
+        vfid: VFolderID,
+        relpath: RelPath,
+        *,
+        overwrite: bool = True,
+        checksums: bool = False,
+        content_type: str | None = None,
+    ) -> None:
+        staged = self._staged(session_id)
+        await self._require_vfolder(vfid)
+        if not relpath.parts:
+            raise IsADirectory("cannot write over the vfolder root")
+        kind = await self._kind(vfid, relpath)
+        if kind is DirEntryType.DIRECTORY:
+            raise IsADirectory(f"is a directory: {relpath}")
+        if kind is not None and not overwrite:
+            raise FileExists(f"already exists: {relpath}")
+        hashers: list[Any] = [hashlib.sha256(), hashlib.md5()] if checksums else []
+        extra = {"ContentType": content_type} if content_type else {}
+        result = await put_stream(  # the quota was reserved when the session was created
+            self.conn,
+            self.file_key(vfid, relpath),
+            file_chunks(str(staged), _READ_CHUNK),
+            part_size=self.part_size,
+            concurrency=self.options["upload-concurrency"],
+            hashers=hashers,
+            extra=extra,
+        )
+        record: dict[str, Any] = {
+            "etag": result.etag,
+            "sha256": hashers[0].hexdigest() if hashers else None,
+            "md5": hashers[1].hexdigest() if hashers else None,
+            "content_type": content_type,
+            "tags": {},
+        }
+        await self.deps.metadata.put_file_meta(self.name, str(vfid), str(relpath), record)
+        self._changed(vfid)
+        await self.upload_discard(session_id)
+
+    async def upload_discard(self, session_id: str) -> None:
+        try:
+            await asyncio.to_thread(self._staged(session_id).unlink)
+        except FileNotFoundError:
+            pass
