@@ -67,6 +67,11 @@ def start_server(config_path: Path | None, log_level: str | None) -> None:
 
     cfg = _load_or_exit(config_path)
     setup_logging(cfg["logging"], log_level)
+    workers = cfg["storage-proxy"]["num-proc"] or 1
+    if workers > 1:
+        from .supervisor import run_workers
+
+        sys.exit(run_workers(cfg, workers, log_level))
 
     async def run() -> None:
         try:

@@ -40,6 +40,7 @@ async def _start_listener(
     shutdown_timeout: float,
     what: str,
     inflight: InflightRequests,
+    reuse_port: bool = False,
 ) -> web.AppRunner:
     app.middlewares.insert(0, inflight.middleware)
     runner = web.AppRunner(
@@ -52,7 +53,11 @@ async def _start_listener(
     await runner.setup()
     addr = listener["service-addr"]
     site = web.TCPSite(
-        runner, addr["host"] or None, addr["port"], ssl_context=_ssl_context(listener)
+        runner,
+        addr["host"] or None,
+        addr["port"],
+        ssl_context=_ssl_context(listener),
+        reuse_port=reuse_port or None,
     )
     await site.start()
     log.info("%s API listening on %s:%s", what, addr["host"], addr["port"])
@@ -64,6 +69,8 @@ async def serve(
     *,
     stop: asyncio.Event | None = None,
     on_ready: Callable[[RootContext], None] | None = None,
+    worker_index: int = 0,
+    reuse_port: bool = False,
 ) -> None:
     """Run until ``stop`` is set (or a signal arrives), then shut down in order."""
     stop = stop or asyncio.Event()
@@ -81,21 +88,32 @@ async def serve(
         api = config["api"]
         runners.append(
             await _start_listener(
-                create_manager_app(ctx), api["manager"], shutdown_timeout, "manager", inflight
+                create_manager_app(ctx),
+                api["manager"],
+                shutdown_timeout,
+                "manager",
+                inflight,
+                reuse_port,
             )
         )
         runners.append(
             await _start_listener(
-                create_client_app(ctx), api["client"], shutdown_timeout, "client", inflight
+                create_client_app(ctx),
+                api["client"],
+                shutdown_timeout,
+                "client",
+                inflight,
+                reuse_port,
             )
         )
-        interval = config["storage-proxy"]["upload-cleanup-interval"].total_seconds()
-        cleanup = asyncio.create_task(
-            run_periodically("upload cleanup", interval, ctx.uploads.expire),
-            name="upload-cleanup",
-        )
-        ctx.exit_stack.push_async_callback(_cancel, cleanup)
-        if config.get("delta-view") is not None:
+        if worker_index == 0:  # node-wide chores and extra listeners: one worker does them
+            interval = config["storage-proxy"]["upload-cleanup-interval"].total_seconds()
+            cleanup = asyncio.create_task(
+                run_periodically("upload cleanup", interval, ctx.uploads.expire),
+                name="upload-cleanup",
+            )
+            ctx.exit_stack.push_async_callback(_cancel, cleanup)
+        if worker_index == 0 and config.get("delta-view") is not None:
             from .deltaview import DeltaViewConfig, validate
             from .deltaview.server import start as start_delta_view
 
@@ -104,7 +122,12 @@ async def serve(
                 view_cfg = validate(view_cfg)
             view_runners, _, _ = await start_delta_view(view_cfg)
             runners.extend(view_runners)
-        log.info("storage-proxy %s ready with %d volume(s)", ctx.node_id, len(ctx.volumes.items()))
+        log.info(
+            "storage-proxy %s (worker %d) ready with %d volume(s)",
+            ctx.node_id,
+            worker_index,
+            len(ctx.volumes.items()),
+        )
         if on_ready is not None:
             on_ready(ctx)
         await stop.wait()

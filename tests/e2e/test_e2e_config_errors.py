@@ -209,6 +209,6 @@ def test_reference_config_runs(tmp_path: Path, start_daemon_factory: StartDaemon
     ]
     assert (tmp_path / "vol1").is_dir()
     log = d.log_text()
-    assert "storage-proxy baipeer-sp1 ready" in log
+    assert "storage-proxy baipeer-sp1 (worker 0) ready" in log  # num-proc = 2: workers
     assert "[etcd]/[redis] are configured" in log
     assert d.stop() == 0

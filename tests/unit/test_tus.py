@@ -314,3 +314,19 @@ async def test_expire_sweeps_abandoned_sessions(daemon: Daemon) -> None:
     assert list(staging.iterdir()) == []
     resp = await daemon.client.head("/upload", params={"token": keep}, headers=TUS)
     assert resp.status == 404
+
+
+async def test_a_second_writer_on_one_upload_is_refused(daemon: Daemon) -> None:
+    """The staged file's lock keeps two writers (worker processes, nodes) from interleaving."""
+    import fcntl
+
+    await vfolder(daemon)
+    token = await ok_token(daemon, "locked.bin", 10)
+    [session] = await daemon.ctx.metadata.list_uploads()
+    staged = daemon.ctx.volumes.get("vol1").mount_path / ".uploads" / session.id
+    with open(staged, "rb") as other:
+        fcntl.flock(other, fcntl.LOCK_EX)  # as another process appending right now
+        resp = await patch(daemon, token, 0, b"12345")
+        assert resp.status == 409
+    resp = await patch(daemon, token, 0, b"12345")
+    assert resp.status == 204

@@ -89,6 +89,8 @@ class SqliteMetadataStore(MetadataStore):
         self._db = await aiosqlite.connect(self.path)
         await self._db.execute("PRAGMA journal_mode=WAL")
         await self._db.execute("PRAGMA busy_timeout=5000")
+        # WAL + NORMAL: a commit survives a daemon crash; only a power loss may lose the last one.
+        await self._db.execute("PRAGMA synchronous=NORMAL")
         await self._db.executescript(_SCHEMA)
         await self._db.commit()
 

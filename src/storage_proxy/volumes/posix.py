@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import fcntl
 import hashlib
 import os
 import re
@@ -24,6 +25,7 @@ from typing import Any, ClassVar, ParamSpec, TypeVar
 import aiofiles
 
 from ..errors import (
+    Conflict,
     DirectoryNotEmpty,
     FileExists,
     FileNotFound,
@@ -62,6 +64,7 @@ R = TypeVar("R")
 TRASH_DIR = ".trash"
 UPLOADS_DIR = ".uploads"
 _WRITE_BUFFER = 4 << 20
+_MAX_IOV = 512  # below IOV_MAX (1024)
 _SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
@@ -560,10 +563,9 @@ class BasePosixVolume(AbstractVolume):
     ) -> int:
         path = self._staged(session_id)
         with translate_os_errors("upload"):
-            fd = await self._run(os.open, path, os.O_WRONLY)
+            fd = await self._run(_open_for_append, path, offset)
             sink = FileSink(fd)
             try:
-                await self._run(os.lseek, fd, offset, os.SEEK_SET)
                 try:
                     async for chunk in stream:
                         await sink.write(chunk)
@@ -632,33 +634,74 @@ def _merged(
 
 
 class FileSink:
-    """Gathers small network chunks into large writes, each done (and hashed) in a thread."""
+    """Gathers network chunks into large vectored writes, done (and hashed) in a thread.
+
+    Chunks are kept as they arrived and handed to ``writev`` (no joining copy on the event loop),
+    and one batch is written while the next is received: the disk and the network overlap.
+    Batches stay in order because a batch starts only when the one before it has finished.
+    """
 
     def __init__(self, fd: int, hashers: Sequence[Any] = ()) -> None:
         self._fd = fd
         self._hashers = list(hashers)
-        self._buf = bytearray()
+        self._chunks: list[bytes] = []
+        self._pending = 0
+        self._writing: asyncio.Future[None] | None = None
         self.written = 0
 
     async def write(self, chunk: bytes) -> None:
-        self._buf += chunk
-        if len(self._buf) >= _WRITE_BUFFER:
-            await self.flush()
+        if chunk:
+            self._chunks.append(chunk)
+            self._pending += len(chunk)
+            if self._pending >= _WRITE_BUFFER or len(self._chunks) >= _MAX_IOV:
+                await self._submit()
+
+    async def _submit(self) -> None:
+        await self._wait()
+        if self._chunks:
+            chunks, size = self._chunks, self._pending
+            self._chunks, self._pending = [], 0
+            self._writing = asyncio.ensure_future(
+                asyncio.to_thread(_write_all, self._fd, chunks, self._hashers)
+            )
+            self.written += size
+
+    async def _wait(self) -> None:
+        if self._writing is not None:
+            writing, self._writing = self._writing, None
+            await writing
 
     async def flush(self) -> None:
-        if self._buf:
-            data, self._buf = self._buf, bytearray()
-            await asyncio.to_thread(_write_all, self._fd, data, self._hashers)
-            self.written += len(data)
+        """Write everything received so far; returns when it is on the file."""
+        await self._submit()
+        await self._wait()
 
 
-def _write_all(fd: int, data: bytearray, hashers: Sequence[Any] = ()) -> None:
+def _write_all(fd: int, chunks: list[bytes], hashers: Sequence[Any] = ()) -> None:
     for hasher in hashers:  # hashlib releases the GIL on large buffers
-        hasher.update(data)
-    view = memoryview(data)
-    while view:
-        n = os.write(fd, view)
-        view = view[n:]
+        for chunk in chunks:
+            hasher.update(chunk)
+    views = [memoryview(c) for c in chunks]
+    while views:
+        n = os.writev(fd, views)
+        while views and n >= len(views[0]):  # drop what was written; resume a partial one
+            n -= len(views[0])
+            views.pop(0)
+        if n:
+            views[0] = views[0][n:]
+
+
+def _open_for_append(path: Path, offset: int) -> int:
+    """Open a staged upload at ``offset``, holding its lock: two writers (worker processes, or
+    nodes sharing the volume) never append to one upload at once."""
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise Conflict("this upload is already receiving data; retry when it stops") from None
+    os.lseek(fd, offset, os.SEEK_SET)
+    return fd
 
 
 def _hash_file(path: Path) -> tuple[str, str]:

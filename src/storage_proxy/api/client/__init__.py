@@ -15,6 +15,9 @@ if TYPE_CHECKING:
     from ...context import RootContext
 
 
+READ_BUFSIZE = 2 << 20
+
+
 async def status(request: web.Request) -> web.Response:
     return web.json_response(
         {"status": "ok", "type": "client-facing", "storage-proxy": __version__}
@@ -25,6 +28,9 @@ def create_client_app(ctx: RootContext) -> web.Application:
     app = web.Application(
         middlewares=[request_id_middleware, problem_middleware, tus.tus_headers_middleware],
         client_max_size=1 << 20,  # bodies that matter are streamed, never read whole
+        # Let the socket keep receiving while a batch goes to disk (aiohttp pauses reading once
+        # twice this much is buffered; its 64 KiB default stalls the network on every write).
+        handler_args={"read_bufsize": READ_BUFSIZE},
     )
     app[ROOT_CTX] = ctx
     r = app.router

@@ -154,7 +154,7 @@ def _tags_from(header: str | None) -> dict[str, str] | None:
 async def upload_raw(request: web.Request) -> web.Response:
     volume, vfid, relpath = await _open(request, Permission.RW)
     content_type = request.headers.get("Content-Type")
-    body = request.content.iter_chunked(_BODY_CHUNK)
+    body = request.content.iter_any()
     return await _store(request, volume, vfid, relpath, body, content_type, request.content_length)
 
 

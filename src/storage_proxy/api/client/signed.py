@@ -22,7 +22,7 @@ async def put_signed(request: web.Request) -> web.Response:
         claims,
         request.headers.get("Content-MD5"),
         request.content_length,
-        request.content.iter_chunked(_BODY_CHUNK),
+        request.content.iter_any(),
     )
     return web.Response(status=201, headers={"ETag": f'"{md5}"'})
 

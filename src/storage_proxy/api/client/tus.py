@@ -135,7 +135,7 @@ async def _session(request: web.Request) -> UploadSession:
 
 
 def _body(request: web.Request) -> AsyncIterator[bytes]:
-    return request.content.iter_chunked(_BODY_CHUNK)
+    return request.content.iter_any()
 
 
 def _progress_headers(session: UploadSession, offset: int) -> dict[str, str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from aiohttp import web
 
 from ... import __version__
@@ -9,5 +11,5 @@ from ... import __version__
 
 async def status(request: web.Request) -> web.Response:
     return web.json_response(
-        {"status": "ok", "type": "manager-facing", "storage-proxy": __version__}
+        {"status": "ok", "type": "manager-facing", "storage-proxy": __version__, "pid": os.getpid()}
     )
