@@ -11,6 +11,7 @@ from typing import Any
 
 from .metadata.sqlite import SqliteMetadataStore
 from .metadata.store import MetadataStore
+from .metrics import DaemonMetrics
 from .secrets import MANAGER_SECRET_FILE, TOKEN_SECRET_FILE, Secret, ensure_secret
 from .services.dataproxy import DataProxyService, DataProxySettings
 from .services.permissions import PermissionService
@@ -36,6 +37,7 @@ class RootContext:
     uploads: UploadService
     permissions: PermissionService
     dataproxy: DataProxyService
+    metrics: DaemonMetrics = field(default_factory=DaemonMetrics)
     exit_stack: AsyncExitStack = field(default_factory=AsyncExitStack)
 
     async def close(self) -> None:
@@ -78,6 +80,7 @@ async def build_root_context(config: dict[str, Any]) -> RootContext:
     except BaseException:
         await stack.aclose()
         raise
+    metrics = DaemonMetrics()
     return RootContext(
         config=config,
         node_id=sp["node-id"],
@@ -92,11 +95,13 @@ async def build_root_context(config: dict[str, Any]) -> RootContext:
             volumes,
             max_upload_size=sp["max-upload-size"],
             default_expiry=sp["session-expire"],
+            on_received=lambda volume, n: metrics.uploaded.labels(volume).inc(n),
         ),
         permissions=PermissionService(metadata),
         dataproxy=DataProxyService(
             DataProxySettings.from_config(config), volumes, token_secret.value
         ),
+        metrics=metrics,
         exit_stack=stack,
     )
 

@@ -18,12 +18,15 @@ from aiohttp import web
 
 from .api.client import create_client_app
 from .api.inflight import InflightRequests
+from .api.internal import create_internal_app
 from .api.manager import create_manager_app
 from .api.problem import RequestLogger
 from .context import RootContext, build_root_context
 from .services.housekeeping import run_periodically
 
 log = logging.getLogger(__name__)
+
+DEFAULT_INTERNAL_ADDR = {"host": "127.0.0.1", "port": 6023}
 
 
 def _ssl_context(listener: dict[str, Any]) -> ssl.SSLContext | None:
@@ -104,6 +107,16 @@ async def serve(
                 "client",
                 inflight,
                 reuse_port,
+            )
+        )
+        internal = {
+            "service-addr": api["manager"]["internal-addr"] or DEFAULT_INTERNAL_ADDR,
+            "ssl-enabled": False,
+        }
+        internal_app = create_internal_app(ctx)
+        runners.append(
+            await _start_listener(
+                internal_app, internal, shutdown_timeout, "internal", inflight, reuse_port
             )
         )
         if worker_index == 0:  # node-wide chores and extra listeners: one worker does them

@@ -92,6 +92,7 @@ def write_config(
         "[api.manager]",
         f"secret = {toml_str(secret)}",
         f'service-addr = {{ host = "127.0.0.1", port = {manager_port} }}',
+        f'internal-addr = {{ host = "127.0.0.1", port = {free_ports(1)[0]} }}',
         "",
         "[api.client]",
         f'service-addr = {{ host = "127.0.0.1", port = {client_port} }}',

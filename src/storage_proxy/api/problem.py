@@ -60,11 +60,13 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
     try:
         return await handler(request)
     except StorageProxyError as e:
+        request["error_code"] = e.code  # for the request metrics
         return error_response(e, rid)
     except web.HTTPException as e:
         if e.status < 400 or e.content_type == PROBLEM_JSON:
             raise
         code = {404: "no-such-route", 405: "method-not-allowed"}.get(e.status, f"http-{e.status}")
+        request["error_code"] = code
         resp = problem_response(e.status, code, e.reason, e.text or e.reason, rid)
         resp.headers.extend((k, v) for k, v in e.headers.items() if k.lower() == "allow")
         return resp

@@ -88,7 +88,9 @@ class UploadService:
         *,
         max_upload_size: int,
         default_expiry: timedelta,
+        on_received: Callable[[str, int], None] | None = None,
     ) -> None:
+        self._on_received = on_received  # (volume, bytes): for the upload-bytes metric
         self._metadata = metadata
         self._volumes = volumes
         self.max_upload_size = max_upload_size
@@ -244,6 +246,8 @@ class UploadService:
             await volume.upload_truncate(session.id, start)
             raise ChecksumMismatch(f"the chunk's {checksum.algorithm} does not match; discarded")
         session.offset = new_offset
+        if self._on_received is not None:
+            self._on_received(session.volume, new_offset - start)
         if session.length is not None and new_offset >= session.length:
             await self._complete(volume, session)
             return AppendResult(new_offset, True)

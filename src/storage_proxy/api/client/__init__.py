@@ -26,13 +26,19 @@ async def status(request: web.Request) -> web.Response:
 
 def create_client_app(ctx: RootContext) -> web.Application:
     app = web.Application(
-        middlewares=[request_id_middleware, problem_middleware, tus.tus_headers_middleware],
+        middlewares=[
+            request_id_middleware,
+            ctx.metrics.middleware("client"),
+            problem_middleware,
+            tus.tus_headers_middleware,
+        ],
         client_max_size=1 << 20,  # bodies that matter are streamed, never read whole
         # Let the socket keep receiving while a batch goes to disk (aiohttp pauses reading once
         # twice this much is buffered; its 64 KiB default stalls the network on every write).
         handler_args={"read_bufsize": READ_BUFSIZE},
     )
     app[ROOT_CTX] = ctx
+    app.on_response_prepare.append(ctx.metrics.count_download)
     r = app.router
     r.add_get("/", status)
     r.add_get("/status", status)

@@ -54,6 +54,7 @@ async def tus_headers_middleware(request: web.Request, handler: Handler) -> web.
     try:
         response = await handler(request)
     except StorageProxyError as e:
+        request["error_code"] = e.code
         response = web.json_response(
             e.to_problem(), status=e.status, content_type="application/problem+json"
         )

@@ -36,7 +36,12 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
 
 def create_manager_app(ctx: RootContext) -> web.Application:
     app = web.Application(
-        middlewares=[request_id_middleware, problem_middleware, auth_middleware],
+        middlewares=[
+            request_id_middleware,
+            ctx.metrics.middleware("manager"),
+            problem_middleware,
+            auth_middleware,
+        ],
         client_max_size=16 << 20,
     )
     app[ROOT_CTX] = ctx

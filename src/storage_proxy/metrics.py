@@ -1,0 +1,103 @@
+"""The daemon's Prometheus metrics, on their own registry (no module globals).
+
+Request metrics keep Backend.AI's names (``backendai_api_request_count``,
+``backendai_api_request_duration_sec``) and labels so existing dashboards carry over.
+Volume gauges are refreshed when ``/metrics`` is scraped (a statvfs each; cheap).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import generate_latest
+
+from .api.problem import Handler
+
+if TYPE_CHECKING:
+    from .volumes.registry import VolumeRegistry
+
+_LABELS = ("method", "endpoint", "operation", "status_code", "error_detail")
+#: Routes whose response bodies are file data (counted as downloaded bytes).
+DOWNLOAD_OPERATIONS = frozenset({"download", "get_signed"})
+#: Where the problem middleware leaves the stable error code of a failed request.
+ERROR_CODE = "error_code"
+
+
+class DaemonMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "backendai_api_request_count", "API requests answered", _LABELS, registry=r
+        )
+        self.duration = Histogram(
+            "backendai_api_request_duration_sec",
+            "API request handling time",
+            _LABELS,
+            buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120),
+            registry=r,
+        )
+        self.capacity = Gauge(
+            "storage_proxy_volume_capacity_bytes", "Volume capacity", ["volume"], registry=r
+        )
+        self.used = Gauge(
+            "storage_proxy_volume_used_bytes", "Bytes used on the volume", ["volume"], registry=r
+        )
+        self.uploaded = Counter(
+            "storage_proxy_upload_bytes", "Bytes received by uploads", ["volume"], registry=r
+        )
+        self.downloaded = Counter(
+            "storage_proxy_download_bytes", "Bytes sent by downloads", ["api"], registry=r
+        )
+
+    def middleware(self, api: str) -> Middleware:
+        """Counts and times every request of one API (``manager`` or ``client``)."""
+
+        @web.middleware
+        async def record(request: web.Request, handler: Handler) -> web.StreamResponse:
+            start = time.perf_counter()
+            status, detail = 500, "internal-error"
+            try:
+                response = await handler(request)
+                status = response.status
+                detail = request.get(ERROR_CODE, "") if status >= 400 else ""
+                return response
+            except web.HTTPException as e:
+                status, detail = e.status, e.reason
+                raise
+            finally:
+                route = request.match_info.route
+                endpoint = route.resource.canonical if route.resource is not None else "unknown"
+                operation = getattr(route.handler, "__name__", "unknown")
+                labels = (request.method, endpoint, operation, str(status), detail)
+                self.requests.labels(*labels).inc()
+                self.duration.labels(*labels).observe(time.perf_counter() - start)
+
+        return record
+
+    async def count_download(self, request: web.Request, response: web.StreamResponse) -> None:
+        """``on_response_prepare``: file responses know their length (range included) only now."""
+        operation = getattr(request.match_info.route.handler, "__name__", "")
+        if (
+            operation in DOWNLOAD_OPERATIONS
+            and request.method == "GET"
+            and response.status < 300
+            and response.content_length
+        ):
+            self.downloaded.labels("client").inc(response.content_length)
+
+    async def refresh_volumes(self, volumes: VolumeRegistry) -> None:
+        for name, volume in volumes.items():
+            try:
+                usage = await volume.get_fs_usage()
+            except Exception:  # reported by /health; a scrape must not fail for one volume
+                continue
+            self.capacity.labels(name).set(usage.capacity_bytes)
+            self.used.labels(name).set(usage.used_bytes)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
