@@ -7,7 +7,7 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
 PACKAGES=(ceph-mon ceph-osd ceph-mds ceph-mgr ceph-fuse ceph-common fuse attr uuid-runtime bc
-  xfsprogs curl coreutils openssl "$@")
+  xfsprogs curl coreutils openssl etcd-server etcd-client redis-server "$@")
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
