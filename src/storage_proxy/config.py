@@ -110,6 +110,16 @@ _etcd = t.Dict(
         t.Key("addr", default={"host": "127.0.0.1", "port": 2379}): _host_port(2379),
         t.Key("user", default=""): t.String(allow_blank=True),
         t.Key("password", default=""): t.String(allow_blank=True),
+        # Keys live under <prefix>/<namespace>/ (see storage_proxy.infra for the layout).
+        t.Key("prefix", default="/storage-proxy"): t.Regexp(r"^/[\w.-]+(/[\w.-]+)*$"),
+        # Apply changes of the shared config in etcd (e.g. a new volume) without a restart.
+        t.Key("watch", default=True): t.ToBool,
+        # Register this node under nodes/<node-id> with a lease of this many seconds.
+        t.Key("register-node", default=True): t.ToBool,
+        t.Key("node-ttl", default=10): t.ToInt(gte=1, lte=3600),
+        # URLs a manager uses to reach this node; default: from api.*.service-addr.
+        t.Key("announce-client", default=None): t.Null | t.String(),
+        t.Key("announce-manager", default=None): t.Null | t.String(),
     }
 )
 
@@ -123,7 +133,7 @@ _redis = t.Dict(
 
 _metadata = t.Dict(
     {
-        t.Key("backend", default="sqlite"): t.Enum("sqlite"),
+        t.Key("backend", default="sqlite"): t.Enum("sqlite", "etcd"),
         t.Key("path", default=None): t.Null | t.String(),
     }
 )
@@ -170,6 +180,28 @@ _dataproxy = t.Dict(
     }
 )
 
+# Background tasks and periodic jobs (services/bgtasks.py, services/jobs/); "0" disables a job.
+_jobs = t.Dict(
+    {
+        t.Key("usage-scan-interval", default="5m"): Duration(),
+        t.Key("orphan-scan-interval", default="1h"): Duration(),
+        t.Key("trash-purge-interval", default="10m"): Duration(),
+        # How long a deleted vfolder stays in the volume's trash before it is purged.
+        t.Key("trash-grace", default="1d"): Duration(),
+        t.Key("retention-interval", default="1h"): Duration(),
+        # Report what retention would delete, delete nothing.
+        t.Key("retention-dry-run", default=False): t.ToBool,
+        t.Key("scrub-interval", default="7d"): Duration(),
+        # A job's lease in the metadata store lasts this long unless its runner renews it.
+        t.Key("lease-ttl", default="1m"): Duration(),
+        # Running tasks touch their row this often; one silent for bgtask-stale-after is dead.
+        t.Key("bgtask-heartbeat", default="5s"): Duration(),
+        t.Key("bgtask-stale-after", default="1m"): Duration(),
+        # Volume name -> days after which files (by mtime) are deleted; per vfolder: the store.
+        t.Key("retention", default={}): t.Mapping(t.Regexp(r"^[\w.-]+$"), t.ToFloat(gte=0)),
+    }
+)
+
 config_schema = t.Dict(
     {
         t.Key("storage-proxy", default={}): _storage_proxy_section,
@@ -188,6 +220,7 @@ config_schema = t.Dict(
         # The Delta Lake S3 view inside the daemon; its own schema (deltaview.config) checks it.
         t.Key("delta-view", default=None): t.Null | t.Mapping(t.String(), t.Any()),
         t.Key("dataproxy", default={}): _dataproxy,
+        t.Key("jobs", default={}): _jobs,
     }
 )
 
@@ -299,6 +332,9 @@ def _fill_derived_defaults(cfg: dict[str, Any], base_dir: Path) -> dict[str, Any
     for vol in cfg["volume"].values():
         vol["options"] = dict(vol["options"] or {})
         vol["path"] = absolute(vol["path"])
+    for name in cfg["jobs"]["retention"]:
+        if name not in cfg["volume"]:
+            raise ConfigError(f"jobs.retention.{name}: no volume named {name!r} is configured")
     if cfg["metadata"]["path"] is None:
         cfg["metadata"]["path"] = os.path.join(sp["data-dir"], "metadata.sqlite3")
     else:

@@ -9,16 +9,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .errors import ConfigError
+from .infra.node_registry import NodeRegistry, node_info_from_config
+from .infra.shared_config import SharedConfig, open_shared_config
+from .infra.volume_sync import DynamicVolumeRegistry
+from .metadata.etcd import EtcdMetadataStore
 from .metadata.sqlite import SqliteMetadataStore
 from .metadata.store import MetadataStore
 from .metrics import DaemonMetrics
 from .secrets import MANAGER_SECRET_FILE, TOKEN_SECRET_FILE, Secret, ensure_secret
+from .services.bgtasks import BackgroundTaskService
 from .services.dataproxy import DataProxyService, DataProxySettings
+from .services.jobs import JobRunner
+from .services.jobs.common import JobDeps
 from .services.permissions import PermissionService
 from .services.tokens import TokenService
 from .services.uploads import UploadService
 from .volumes.abc import VolumeDeps
-from .volumes.registry import VolumeRegistry
 from .volumes.scan import TreeScanner
 
 log = logging.getLogger(__name__)
@@ -32,24 +39,34 @@ class RootContext:
     token_secret: Secret
     metadata: MetadataStore
     scanner: TreeScanner
-    volumes: VolumeRegistry
+    volumes: DynamicVolumeRegistry
     tokens: TokenService
     uploads: UploadService
     permissions: PermissionService
     dataproxy: DataProxyService
     metrics: DaemonMetrics = field(default_factory=DaemonMetrics)
+    shared_config: SharedConfig | None = None  # etcd, when configured
+    node_registry: NodeRegistry | None = None
+    volume_deps: VolumeDeps | None = None
     exit_stack: AsyncExitStack = field(default_factory=AsyncExitStack)
+    # Background tasks and periodic jobs (set once the services they use exist).
+    bgtasks: BackgroundTaskService = field(init=False)
+    jobs: JobRunner = field(init=False)
 
     async def close(self) -> None:
         await self.exit_stack.aclose()
 
 
-async def build_root_context(config: dict[str, Any]) -> RootContext:
+async def build_root_context(config: dict[str, Any], *, register_node: bool = True) -> RootContext:
     """Open the metadata store, start the scanner and every volume; undo all of it on failure."""
-    sp = config["storage-proxy"]
-    data_dir = Path(sp["data-dir"])
     stack = AsyncExitStack()
     try:
+        # The shared configuration in etcd (when configured) overlays the local file first.
+        config, shared = await open_shared_config(config)
+        if shared is not None:
+            stack.push_async_callback(shared.client.close)
+        sp = config["storage-proxy"]
+        data_dir = Path(sp["data-dir"])
         manager_secret = await asyncio.to_thread(
             ensure_secret, config["api"]["manager"]["secret"], data_dir, MANAGER_SECRET_FILE
         )
@@ -59,7 +76,13 @@ async def build_root_context(config: dict[str, Any]) -> RootContext:
         _announce_secret("manager API secret (X-BackendAI-Storage-Auth-Token)", manager_secret)
         _announce_secret("client token signing secret", token_secret)
 
-        metadata = SqliteMetadataStore(config["metadata"]["path"])
+        metadata: MetadataStore
+        if config["metadata"]["backend"] == "etcd":
+            if shared is None:
+                raise ConfigError('[metadata] backend = "etcd" needs an [etcd] section')
+            metadata = EtcdMetadataStore(shared.client)
+        else:
+            metadata = SqliteMetadataStore(config["metadata"]["path"])
         await metadata.open()
         stack.push_async_callback(metadata.close)
 
@@ -68,20 +91,35 @@ async def build_root_context(config: dict[str, Any]) -> RootContext:
         await scanner.start()
 
         deps = VolumeDeps(metadata=metadata, scanner=scanner, scandir_limit=sp["scandir-limit"])
-        volumes = VolumeRegistry.instantiate(config["volume"], deps)
+        volumes = DynamicVolumeRegistry.instantiate(config["volume"], deps)
         await volumes.start()
         stack.push_async_callback(volumes.stop)
 
-        if config.get("etcd") or config.get("redis"):
-            log.warning(
-                "[etcd]/[redis] are configured but this build keeps all state locally "
-                "(SQLite metadata, in-process caches)"
+        node_registry = None
+        if shared is not None and register_node and config["etcd"]["register-node"]:
+            node_registry = NodeRegistry(
+                shared.client, node_info_from_config(config), ttl=config["etcd"]["node-ttl"]
             )
+            await node_registry.register()
+            stack.push_async_callback(node_registry.close)  # before the volumes stop
+
+        jobs_cfg = config["jobs"]
+        bgtasks = BackgroundTaskService(
+            metadata,
+            sp["node-id"],
+            heartbeat=jobs_cfg["bgtask-heartbeat"].total_seconds(),
+            stale_after=jobs_cfg["bgtask-stale-after"].total_seconds(),
+        )
+        await bgtasks.start()  # marks tasks of dead runners interrupted
+        stack.push_async_callback(bgtasks.stop)
+
+        if config.get("redis"):
+            log.warning("[redis] is configured but this build keeps caches in-process")
     except BaseException:
         await stack.aclose()
         raise
     metrics = DaemonMetrics()
-    return RootContext(
+    ctx = RootContext(
         config=config,
         node_id=sp["node-id"],
         manager_secret=manager_secret,
@@ -96,14 +134,21 @@ async def build_root_context(config: dict[str, Any]) -> RootContext:
             max_upload_size=sp["max-upload-size"],
             default_expiry=sp["session-expire"],
             on_received=lambda volume, n: metrics.uploaded.labels(volume).inc(n),
+            ensure_writable=bgtasks.ensure_writable,
         ),
         permissions=PermissionService(metadata),
         dataproxy=DataProxyService(
             DataProxySettings.from_config(config), volumes, token_secret.value
         ),
         metrics=metrics,
+        shared_config=shared,
+        node_registry=node_registry,
+        volume_deps=deps,
         exit_stack=stack,
     )
+    ctx.bgtasks = bgtasks
+    ctx.jobs = JobRunner(JobDeps(volumes, metadata, ctx.uploads, bgtasks, config["jobs"]))
+    return ctx
 
 
 def _announce_secret(what: str, secret: Secret) -> None:

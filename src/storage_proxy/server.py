@@ -22,6 +22,7 @@ from .api.internal import create_internal_app
 from .api.manager import create_manager_app
 from .api.problem import RequestLogger
 from .context import RootContext, build_root_context
+from .infra.volume_sync import apply_volume_changes
 from .services.housekeeping import run_periodically
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,8 @@ async def serve(
         except (NotImplementedError, RuntimeError):
             pass  # not the main thread (tests): the caller sets ``stop``
     shutdown_timeout = config["storage-proxy"]["shutdown-timeout"].total_seconds()
-    ctx = await build_root_context(config)
+    # All workers of a node share one node id: only the first registers it (one lease).
+    ctx = await build_root_context(config, register_node=worker_index == 0)
     runners: list[web.AppRunner] = []
     inflight = InflightRequests()
     try:
@@ -126,6 +128,12 @@ async def serve(
                 name="upload-cleanup",
             )
             ctx.exit_stack.push_async_callback(_cancel, cleanup)
+        # Every worker schedules the periodic jobs; a lease in the metadata store picks the runner.
+        ctx.jobs.start()
+        if ctx.shared_config is not None and ctx.config["etcd"]["watch"]:
+            watcher = asyncio.create_task(follow_shared_config(ctx), name="etcd-config-watch")
+            ctx.exit_stack.push_async_callback(_cancel, watcher)
+        ctx.exit_stack.push_async_callback(ctx.jobs.stop)
         if worker_index == 0 and config.get("delta-view") is not None:
             from .deltaview import DeltaViewConfig, validate
             from .deltaview.server import start as start_delta_view
@@ -167,6 +175,38 @@ async def _drain(runners: list[web.AppRunner], inflight: InflightRequests, withi
                 server.close()
     if not await inflight.wait_idle(within):
         log.warning("%d request(s) still running after %.0fs; closing them", inflight.count, within)
+
+
+async def follow_shared_config(ctx: RootContext) -> None:
+    """Apply changes of the shared config in etcd while running: volumes are added or removed
+    live; other sections are logged as needing a restart."""
+    assert ctx.shared_config is not None and ctx.volume_deps is not None
+    while True:
+        try:
+            async for change in ctx.shared_config.watch():
+                if change.volumes_changed:
+                    result = await apply_volume_changes(
+                        ctx.volumes, change.old, change.new, ctx.volume_deps
+                    )
+                    log.info(
+                        "volumes from etcd: added %s, removed %s, failed %s",
+                        result.added,
+                        result.removed,
+                        result.failed,
+                    )
+                    if ctx.node_registry is not None:
+                        await ctx.node_registry.update(
+                            volumes={n: ctx.volumes.backend_of(n) for n, _ in ctx.volumes.items()}
+                        )
+                others = sorted(k for k in change.changed if not k.startswith("volume"))
+                if others:
+                    log.warning("etcd changed %s; these take effect at the next restart", others)
+                ctx.config = change.new
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("watching the shared config in etcd failed; retrying in 5s")
+            await asyncio.sleep(5)
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:

@@ -67,14 +67,17 @@ async def test_create_needs_quota_scope_and_refuses_duplicates(vfs_volume: VfsVo
     assert [r.vfid for r in records] == [str(vfid)]
 
 
-async def test_delete_vfolder_removes_everything(vfs_volume: VfsVolume, vfolder: VFolderID) -> None:
+async def test_delete_vfolder_moves_it_to_the_trash(
+    vfs_volume: VfsVolume, vfolder: VFolderID
+) -> None:
     await vfs_volume.mkdir(vfolder, rp("a/b"))
     await vfs_volume.write(vfolder, rp("a/b/f.txt"), chunks(b"data"))
     path = vfs_volume.vfolder_path(vfolder)
     await vfs_volume.delete_vfolder(vfolder)
     assert not path.exists()
     assert not path.parent.exists()  # empty hash levels are pruned
-    assert list((vfs_volume.mount_path / ".trash").iterdir()) == []
+    [trashed] = list((vfs_volume.mount_path / ".trash").iterdir())  # purged after trash-grace
+    assert (trashed / "a" / "b" / "f.txt").read_bytes() == b"data"
     assert await vfs_volume.deps.metadata.list_vfolders("vol") == []
     with pytest.raises(VFolderNotFound):
         await vfs_volume.delete_vfolder(vfolder)

@@ -75,6 +75,26 @@ class UploadSession:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(slots=True)
+class BgTaskRecord:
+    """A background task's persisted state: what ``GET /bgtask/{id}`` reports."""
+
+    id: str
+    kind: str
+    status: str  # pending, running, done, failed, cancelled, interrupted
+    owner: str  # "<node-id>/<pid>": who runs it (a dead owner means interrupted)
+    created_at: float
+    updated_at: float
+    current: float = 0
+    total: float | None = None
+    message: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+    result: Any = None
+    error: dict[str, Any] | None = None
+    finished_at: float | None = None
+    cancel_requested: bool = False
+
+
 class MetadataStore(ABC):
     @abstractmethod
     async def open(self) -> None: ...
@@ -171,3 +191,58 @@ class MetadataStore(ABC):
 
     @abstractmethod
     async def delete_file_meta(self, volume: str, vfid: str, relpath: str) -> None: ...
+
+    # -- background tasks, job leases, busy vfolders, retention ------------------------------
+    @abstractmethod
+    async def create_bgtask(self, record: BgTaskRecord) -> None: ...
+
+    @abstractmethod
+    async def update_bgtask(
+        self, task_id: str, fields: dict[str, Any], *, only_if_live: bool = False
+    ) -> bool:
+        """Set columns of a task; ``only_if_live``: only while pending/running. True if changed."""
+
+    @abstractmethod
+    async def get_bgtask(self, task_id: str) -> BgTaskRecord | None: ...
+
+    @abstractmethod
+    async def delete_bgtask(self, task_id: str) -> None: ...
+
+    @abstractmethod
+    async def list_bgtasks(
+        self,
+        *,
+        kind: str | None = None,
+        statuses: tuple[str, ...] = (),
+        owner: str | None = None,
+        limit: int = 100,
+    ) -> list[BgTaskRecord]:
+        """Newest first."""
+
+    @abstractmethod
+    async def acquire_lease(self, name: str, holder: str, ttl: float, now: float) -> bool:
+        """Take (or extend, if ``holder`` has it) the named lease unless another holds it."""
+
+    @abstractmethod
+    async def release_lease(self, name: str, holder: str, keep_until: float | None) -> None:
+        """Give the lease up now, or keep it (idle) until ``keep_until``."""
+
+    @abstractmethod
+    async def claim_vfolder_status(
+        self, volume: str, vfid: str, status: str, task_id: str
+    ) -> str | None:
+        """Mark a vfolder busy for a live task; returns the status in the way, None if claimed."""
+
+    @abstractmethod
+    async def release_vfolder_status(self, task_id: str) -> None: ...
+
+    @abstractmethod
+    async def get_vfolder_status(self, volume: str, vfid: str) -> tuple[str, str] | None:
+        """``(status, task_id)`` while a live task holds the vfolder, else None."""
+
+    @abstractmethod
+    async def set_vfolder_retention(self, volume: str, vfid: str, days: float | None) -> None: ...
+
+    @abstractmethod
+    async def get_vfolder_retention(self, volume: str) -> dict[str, float]:
+        """vfid → retention days of the vfolders of ``volume`` that have their own setting."""

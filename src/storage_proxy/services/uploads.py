@@ -15,7 +15,7 @@ import hashlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -89,7 +89,10 @@ class UploadService:
         max_upload_size: int,
         default_expiry: timedelta,
         on_received: Callable[[str, int], None] | None = None,
+        ensure_writable: Callable[[str, str], Awaitable[None]] | None = None,
     ) -> None:
+        # 409 while a clone or delete holds the vfolder (the background task service's check).
+        self._ensure_writable = ensure_writable
         self._on_received = on_received  # (volume, bytes): for the upload-bytes metric
         self._metadata = metadata
         self._volumes = volumes
@@ -112,6 +115,8 @@ class UploadService:
         volume = self._volumes.get(volume_name)
         if not relpath.parts:
             raise InvalidParameter("an upload needs a file path below the vfolder root")
+        if self._ensure_writable is not None:
+            await self._ensure_writable(volume_name, str(vfid))
         await volume.get_vfolder_mount(vfid, relpath.parent)  # vfolder exists, path stays inside
         if length is not None:
             if length < 0:
@@ -263,6 +268,8 @@ class UploadService:
 
     async def _complete(self, volume: AbstractVolume, session: UploadSession) -> None:
         vfid = VFolderID.parse(session.vfid)
+        if self._ensure_writable is not None:
+            await self._ensure_writable(session.volume, session.vfid)
         meta = session.metadata
         await volume.upload_publish(
             session.id,

@@ -214,12 +214,11 @@ class BasePosixVolume(AbstractVolume):
             path = self._existing_vfolder(vfid)
             trash = self.trash_dir(vfid)
             trash.mkdir(exist_ok=True)
-            # Out of sight atomically first, then removed: a half-deleted vfolder is never served.
+            # Out of sight atomically; the trash job removes it once the grace period is over.
             doomed = (
                 trash / f"{vfid.quota_scope_id.pathname}-{vfid.folder_id.hex}-{uuid.uuid4().hex}"
             )
-            os.rename(path, doomed)
-            shutil.rmtree(doomed, ignore_errors=True)
+            os.rename(path, doomed)  # purged by the trash job after [jobs] trash-grace
             for parent in (path.parent, path.parent.parent):
                 try:
                     parent.rmdir()  # the two hash levels, once empty

@@ -10,7 +10,7 @@ import logging
 from collections.abc import Mapping
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import trafaret as t
 
@@ -18,6 +18,7 @@ from ..errors import PluginError, VolumeNotFound
 from .abc import AbstractVolume, VolumeDeps
 
 ENTRY_POINT_GROUP = "storage_proxy.volume_backends"
+RegistryT = TypeVar("RegistryT", bound="VolumeRegistry")
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +55,8 @@ class VolumeRegistry:
 
     @classmethod
     def instantiate(
-        cls, volume_config: Mapping[str, Mapping[str, Any]], deps: VolumeDeps
-    ) -> VolumeRegistry:
+        cls: type[RegistryT], volume_config: Mapping[str, Mapping[str, Any]], deps: VolumeDeps
+    ) -> RegistryT:
         """Create (but not yet start) every configured volume; fails fast on a bad backend name."""
         reg = cls()
         for name, spec in volume_config.items():

@@ -50,6 +50,8 @@ async def _open(
     m = request.match_info
     vfid = VFolderID.parse(f"{m['scope']}/{m['folder']}")
     await ctx.permissions.require(user, m["volume"], vfid, needed)
+    if needed >= Permission.RW:
+        await ctx.bgtasks.ensure_writable(m["volume"], str(vfid))
     volume = ctx.volumes.get(m["volume"])
     return volume, vfid, RelPath.parse(m.get("path", ""))
 

@@ -14,7 +14,7 @@ from aiohttp import web
 from ...errors import AuthenticationFailed
 from ..keys import ROOT_CTX
 from ..problem import Handler, problem_middleware, request_id_middleware
-from . import acl, dataproxy, files, folders, quota, transfers, volumes
+from . import acl, bgtask, dataproxy, files, folders, quota, transfers, volumes
 from .health import status
 
 if TYPE_CHECKING:
@@ -41,6 +41,7 @@ def create_manager_app(ctx: RootContext) -> web.Application:
             ctx.metrics.middleware("manager"),
             problem_middleware,
             auth_middleware,
+            bgtask.busy_vfolder_middleware,
         ],
         client_max_size=16 << 20,
     )
@@ -76,4 +77,5 @@ def create_manager_app(ctx: RootContext) -> web.Application:
     r.add_get("/folder/quota", acl.get_quota)
     r.add_patch("/folder/quota", acl.set_quota)
     dataproxy.add_routes(r)
+    bgtask.add_routes(r)
     return app

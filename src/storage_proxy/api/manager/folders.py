@@ -6,12 +6,15 @@ import trafaret as t
 from aiohttp import web
 
 from ...errors import InvalidParameter, QuotaScopeNotFound
+from ...services.jobs.vfolders import start_clone, start_delete
 from ...types import QuotaConfig
 from ...volumes.abc import DEFAULT_VFOLDER_MODE
 from ..keys import ROOT_CTX
 from ..params import RelPathField, VFolderIDField, read_params
 
 _vfolder = {t.Key("volume"): t.String(), t.Key("vfid"): VFolderIDField()}
+# Extension: answer 202 {"bgtask_id"} at once instead of when the task has ended.
+_background = {t.Key("background", default=False): t.ToBool}
 
 
 async def create(request: web.Request) -> web.Response:
@@ -49,10 +52,12 @@ async def create(request: web.Request) -> web.Response:
 
 
 async def delete(request: web.Request) -> web.Response:
-    params = await read_params(request, t.Dict(_vfolder))
-    volume = request.app[ROOT_CTX].volumes.get(params["volume"])
-    await volume.delete_vfolder(params["vfid"])
-    return web.Response(status=204)
+    """Runs as a background task (the vfolder is ``deleting`` meanwhile); see _task_answer."""
+    params = await read_params(request, t.Dict({**_vfolder, **_background}))
+    ctx = request.app[ROOT_CTX]
+    volume = ctx.volumes.get(params["volume"])
+    task_id = await start_delete(ctx.bgtasks, volume, params["vfid"])
+    return await _task_answer(request, task_id, params["background"])
 
 
 async def clone(request: web.Request) -> web.Response:
@@ -65,14 +70,27 @@ async def clone(request: web.Request) -> web.Response:
                 t.Key("dst_volume", default=None): t.Null | t.String(),
                 t.Key("dst_vfid"): VFolderIDField(),
                 t.Key("options", default=None): t.Null | t.Dict().allow_extra("*"),
+                **_background,
             }
         ),
     )
     if params["dst_volume"] not in (None, params["src_volume"]):
         raise InvalidParameter("cloning across volumes is not supported; clone within one volume")
-    volume = request.app[ROOT_CTX].volumes.get(params["src_volume"])
-    await volume.clone_vfolder(params["src_vfid"], params["dst_vfid"])
-    return web.Response(status=204)
+    ctx = request.app[ROOT_CTX]
+    volume = ctx.volumes.get(params["src_volume"])
+    task_id = await start_clone(ctx.bgtasks, volume, params["src_vfid"], params["dst_vfid"])
+    return await _task_answer(request, task_id, params["background"])
+
+
+async def _task_answer(request: web.Request, task_id: str, background: bool) -> web.Response:
+    """By default as Backend.AI 23.09 expects: 204 when the task is done, or the task's own error
+    (its manager treats the answer as completion); the id is in ``X-BgTask-ID``.  With
+    ``background``: 202 ``{"bgtask_id"}`` at once, to follow ``GET /bgtask/{id}``."""
+    headers = {"X-BgTask-ID": task_id}
+    if background:
+        return web.json_response({"bgtask_id": task_id}, status=202, headers=headers)
+    await request.app[ROOT_CTX].bgtasks.wait(task_id)
+    return web.Response(status=204, headers=headers)
 
 
 async def mount(request: web.Request) -> web.Response:
