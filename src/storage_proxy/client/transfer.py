@@ -23,6 +23,7 @@ import aiohttp
 
 TUS = {"Tus-Resumable": "1.0.0"}
 DEFAULT_CHUNK = 8 << 20
+MAX_CONFLICTS = 30  # 409s in a row (an earlier PATCH still finishing) before giving up
 READ_CHUNK = 1 << 20
 
 Progress = Callable[[int], None]
@@ -122,9 +123,10 @@ async def upload(
         offset = 0
         await asyncio.to_thread(state.put, key, url)
     on_start(offset, size)
+    conflicts = 0
     async with aiofiles.open(local, "rb") as f:
-        await f.seek(offset)
         while offset < size:
+            await f.seek(offset)
             chunk = await f.read(chunk_size)
             if not chunk:
                 raise TransferError(f"{local} shrank while it was being uploaded")
@@ -136,10 +138,19 @@ async def upload(
                 + base64.b64encode(hashlib.sha256(chunk).digest()).decode(),
             }
             async with session.patch(url, data=chunk, headers=headers) as resp:
+                if resp.status == 409 and conflicts < MAX_CONFLICTS:
+                    # The server is still finishing an earlier, interrupted PATCH (or holds
+                    # another offset): wait for it, then continue from what it has.
+                    conflicts += 1
+                    await asyncio.sleep(min(0.1 * conflicts, 2.0))
+                    offset = await _resume_offset(session, url) or 0
+                    continue
                 if resp.status != 204:
                     raise TransferError(f"upload failed at byte {offset}: {await _problem(resp)}")
-                offset = int(resp.headers["Upload-Offset"])
-            progress(len(chunk))
+                new_offset = int(resp.headers["Upload-Offset"])
+            progress(new_offset - offset)
+            offset = new_offset
+            conflicts = 0
     await asyncio.to_thread(state.put, key, None)
     return await verify_remote(session, target, local)
 
