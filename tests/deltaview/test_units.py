@@ -187,3 +187,37 @@ def test_rule_matching_and_views() -> None:
     assert view.allows("_delta_log/00000000000000000000.json")
     nothing = build_view(snap, [])
     assert not nothing.allows("_delta_log/00000000000000000000.json")
+
+
+def test_signature_holds_whether_the_path_arrives_encoded_or_not() -> None:
+    """botocore signs ``year%3D2024``; some HTTP clients send ``year=2024``: both verify."""
+    from datetime import UTC, datetime
+
+    import boto3
+    import botocore.config
+    from multidict import CIMultiDict
+
+    from storage_proxy.deltaview import sigv4
+    from storage_proxy.deltaview.errors import S3Error
+
+    s3 = boto3.client(
+        "s3",
+        endpoint_url="http://127.0.0.1:9",
+        region_name="us-east-1",
+        aws_access_key_id="AK",
+        aws_secret_access_key="SK",
+        config=botocore.config.Config(signature_version="s3v4", s3={"addressing_style": "path"}),
+    )
+    url = s3.generate_presigned_url(
+        "get_object", Params={"Bucket": "b", "Key": "t/year=2024/p.parquet"}, ExpiresIn=60
+    )
+    path, _, query = url.split("127.0.0.1:9", 1)[1].partition("?")
+    assert "%3D" in path
+    headers = CIMultiDict({"Host": "127.0.0.1:9"})
+    signed = sigv4.parse(query, headers)
+    assert signed is not None
+    now = datetime.now(UTC)
+    for wire_path in (path, path.replace("%3D", "=")):
+        sigv4.verify("GET", wire_path, query, headers, signed, "SK", now)
+    with pytest.raises(S3Error):
+        sigv4.verify("GET", path.replace("2024", "2025"), query, headers, signed, "SK", now)

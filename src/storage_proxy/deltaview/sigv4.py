@@ -104,6 +104,15 @@ def _uri_encode(s: str) -> str:
     return quote(s, safe="-_.~")
 
 
+def canonical_path(raw_path: str) -> str:
+    """The path decoded once and re-encoded outside the unreserved set, as S3 canonicalizes it.
+
+    HTTP clients differ in what they leave encoded on the wire (``year%3D2024`` signed, sent as
+    ``year=2024``), so a signature is checked against the path as received and this form.
+    """
+    return quote(unquote(raw_path or "/"), safe="/-_.~")
+
+
 def canonical_query(raw_query: str, drop_signature: bool) -> str:
     pairs = [
         (_uri_encode(k), _uri_encode(v))
@@ -200,7 +209,8 @@ def verify(
     if "host" not in sr.signed_headers:
         raise _invalid("the host header must be signed")
     check_time(sr, now, max_skew)
-    creq = canonical_request(method, raw_path, raw_query, headers, sr)
-    expected = sign(secret, sr.amz_date, sr.scope, creq)
-    if not hmac.compare_digest(expected, sr.signature):
-        raise S3Error(S3ErrorCode.SIGNATURE_DOES_NOT_MATCH, reason="signature")
+    for path in dict.fromkeys((raw_path, canonical_path(raw_path))):  # as received, then S3's
+        creq = canonical_request(method, path, raw_query, headers, sr)
+        if hmac.compare_digest(sign(secret, sr.amz_date, sr.scope, creq), sr.signature):
+            return
+    raise S3Error(S3ErrorCode.SIGNATURE_DOES_NOT_MATCH, reason="signature")
