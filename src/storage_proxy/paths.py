@@ -8,6 +8,7 @@ Resolution touches the filesystem, so callers run it off the event loop (the vol
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,6 +78,25 @@ class RelPath:
         return "/".join(self.parts) if self.parts else "."
 
 
+def _walk_without_links(root: str, rel: RelPath, follow_final: bool) -> str | None:
+    """The common case in one ``lstat`` per component: no component is a symlink, so the joined
+    path is already the resolved one (``RelPath`` has no ``..``).  None: a link was met and the
+    caller resolves the slow, thorough way."""
+    path = root
+    last = len(rel.parts) - 1
+    for i, part in enumerate(rel.parts):
+        path = f"{path}/{part}"
+        try:
+            mode = os.lstat(path).st_mode
+        except FileNotFoundError:
+            return "/".join((path, *rel.parts[i + 1 :]))  # nothing below can be a link yet
+        except OSError:
+            return None
+        if stat.S_ISLNK(mode) and (i < last or follow_final):
+            return None
+    return path
+
+
 def _is_within(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip("/") + "/")
 
@@ -86,11 +106,14 @@ def resolve_inside(root: Path, rel: RelPath, *, follow_final: bool = True) -> Pa
 
     With ``follow_final=False`` the last component is kept as it is (so a symlink itself can be
     renamed or deleted) while every directory above it is still resolved and checked.
-    Blocking (``realpath`` reads links): call it from a worker thread.
+    Blocking (``lstat``/``realpath``): call it from a worker thread.
     """
-    real_root = os.path.realpath(root)
     if not rel.parts:
-        return Path(real_root)
+        return Path(os.path.realpath(root))
+    fast = _walk_without_links(str(root), rel, follow_final)
+    if fast is not None:
+        return Path(fast)
+    real_root = os.path.realpath(root)
     if follow_final:
         resolved = os.path.realpath(os.path.join(real_root, *rel.parts))
     else:

@@ -8,6 +8,8 @@ and its file operations, so a backend with native quotas swaps only the quota mo
 
 from __future__ import annotations
 
+import os
+import stat as stat_mod
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -44,6 +46,17 @@ class VolumeDeps:
     metadata: MetadataStore
     scanner: TreeScanner
     scandir_limit: int = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class LocalFile:
+    path: Path
+    stat: os.stat_result
+    body: bytes | None = None  # the whole content, when small enough and asked for
+
+    @property
+    def is_dir(self) -> bool:
+        return stat_mod.S_ISDIR(self.stat.st_mode)
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +245,14 @@ class AbstractVolume(ABC):
         tags: Mapping[str, str] | None = None,
     ) -> FileMeta:
         """Change the content type and/or replace the user tags (checksums stay as they are)."""
+
+    async def local_file(
+        self, vfid: VFolderID, relpath: RelPath, *, read_up_to: int = 0
+    ) -> LocalFile | None:
+        """The local path and stat of a file or directory in one step, with the bytes of a
+        regular file of at most ``read_up_to`` bytes (small downloads skip sendfile's setup).
+        ``None`` when the backend has no local files."""
+        return None
 
     async def local_path(self, vfid: VFolderID, relpath: RelPath) -> Path | None:
         """The local path of a file or directory (zero-copy reads), or ``None`` if there is none.

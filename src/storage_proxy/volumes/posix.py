@@ -54,7 +54,14 @@ from ..types import (
     VFolderUsage,
 )
 from . import filemeta
-from .abc import DEFAULT_VFOLDER_MODE, SCANDIR_DEFAULT, AbstractVolume, ReadOptions, WriteOptions
+from .abc import (
+    DEFAULT_VFOLDER_MODE,
+    SCANDIR_DEFAULT,
+    AbstractVolume,
+    LocalFile,
+    ReadOptions,
+    WriteOptions,
+)
 from .quota import ProxyQuotaModel, Reservation
 from .scan import STAGING_MARK
 
@@ -383,6 +390,23 @@ class BasePosixVolume(AbstractVolume):
         self.quota_model.invalidate(vfid)
 
     # -- data --------------------------------------------------------------------------------
+    async def local_file(
+        self, vfid: VFolderID, relpath: RelPath, *, read_up_to: int = 0
+    ) -> LocalFile | None:
+        def find() -> LocalFile:
+            path = self._resolve(vfid, relpath)
+            with translate_os_errors(relpath):
+                st = os.stat(path)
+                body = None
+                if read_up_to and stat_mod.S_ISREG(st.st_mode) and st.st_size <= read_up_to:
+                    with open(path, "rb") as f:
+                        body = f.read(read_up_to + 1)
+                    if len(body) != st.st_size:  # changed under us: let sendfile handle it
+                        body = None
+            return LocalFile(path, st, body)
+
+        return await self._retry_missing(vfid, relpath, lambda: self._run(find))
+
     async def local_path(self, vfid: VFolderID, relpath: RelPath) -> Path | None:
         def find() -> Path:
             path = self._resolve(vfid, relpath)
