@@ -9,35 +9,29 @@ bucket only when the upload completes.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import os
-import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from storage_proxy.errors import (
     FileExists,
-    InvalidPath,
     IsADirectory,
-    UploadNotFound,
 )
 from storage_proxy.paths import RelPath
 from storage_proxy.types import DirEntryType, VFolderID
 from storage_proxy.volumes.abc import AbstractVolume
-from storage_proxy.volumes.posix import FileSink, translate_os_errors
+from storage_proxy.volumes.staging import LocalStaging
 
 from .client import S3Connection
 from .multipart import file_chunks, put_stream
 
-_SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
 _READ_CHUNK = 8 << 20
 
 
 class StagingMixin(AbstractVolume):
     conn: S3Connection
-    staging_dir: Path
+    staging: LocalStaging
     part_size: int
 
     # provided by S3Volume
@@ -54,45 +48,21 @@ class StagingMixin(AbstractVolume):
         raise NotImplementedError
 
     def _staged(self, session_id: str) -> Path:
-        if not _SESSION_ID.match(session_id):
-            raise InvalidPath(f"not an upload session id: {session_id!r}")
-        return self.staging_dir / session_id
+        return self.staging.path(session_id)
 
     async def upload_prepare(self, session_id: str) -> None:
-        path = self._staged(session_id)
-
-        def create() -> None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.touch(mode=0o600, exist_ok=True)
-
-        await asyncio.to_thread(create)
+        await self.staging.prepare(session_id)
 
     async def upload_size(self, session_id: str) -> int:
-        try:
-            return (await asyncio.to_thread(os.stat, self._staged(session_id))).st_size
-        except FileNotFoundError:
-            raise UploadNotFound(f"no staged data for upload {session_id}") from None
+        return await self.staging.size(session_id)
 
     async def upload_append(
         self, session_id: str, offset: int, stream: AsyncIterator[bytes]
     ) -> int:
-        path = self._staged(session_id)
-        with translate_os_errors("upload"):
-            fd = await asyncio.to_thread(os.open, path, os.O_WRONLY)
-            sink = FileSink(fd)
-            try:
-                await asyncio.to_thread(os.lseek, fd, offset, os.SEEK_SET)
-                try:
-                    async for chunk in stream:
-                        await sink.write(chunk)
-                finally:
-                    await sink.flush()  # keep what arrived: the client resumes from there
-            finally:
-                await asyncio.to_thread(os.close, fd)
-        return offset + sink.written
+        return await self.staging.append(session_id, offset, stream)
 
     async def upload_truncate(self, session_id: str, size: int) -> None:
-        await asyncio.to_thread(os.truncate, self._staged(session_id), size)
+        await self.staging.truncate(session_id, size)
 
     async def upload_publish(
         self,
@@ -136,7 +106,4 @@ class StagingMixin(AbstractVolume):
         await self.upload_discard(session_id)
 
     async def upload_discard(self, session_id: str) -> None:
-        try:
-            await asyncio.to_thread(self._staged(session_id).unlink)
-        except FileNotFoundError:
-            pass
+        await self.staging.discard(session_id)

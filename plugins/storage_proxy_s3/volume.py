@@ -41,6 +41,7 @@ from storage_proxy.volumes.abc import (
     SCANDIR_DEFAULT,
 )
 from storage_proxy.volumes.quota import Bucket, ProxyQuotaModel, QuotaStorage
+from storage_proxy.volumes.staging import LocalStaging
 
 from .client import OPTIONS, S3Connection, check_options, translate
 from .data import DataMixin
@@ -65,7 +66,9 @@ class S3Volume(PresignMixin, DataMixin):
         self.conn = S3Connection(self.options)
         self.root: str = self.options["prefix"]
         self.part_size: int = self.options["part-size"]
-        self.staging_dir = Path(self.options["staging-dir"] or self.mount_path / ".uploads")
+        self.staging = LocalStaging(
+            Path(self.options["staging-dir"] or self.mount_path / ".uploads")
+        )
         self._ttl: float = self.options["quota-usage-ttl"]
         self._usage: dict[VFolderID, tuple[float, VFolderUsage]] = {}
         storage = QuotaStorage(self._scope_exists, self._create_scope, self._bucket_used)
@@ -77,7 +80,7 @@ class S3Volume(PresignMixin, DataMixin):
         await self.conn.open()
         try:
             await self.conn.ensure_bucket(self.options["create-bucket"])
-            await asyncio.to_thread(self.staging_dir.mkdir, parents=True, exist_ok=True)
+            await asyncio.to_thread(self.staging.directory.mkdir, parents=True, exist_ok=True)
         except BaseException:
             await self.conn.close()
             raise

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import fcntl
 import hashlib
 import os
-import re
 import shutil
 import stat as stat_mod
 import uuid
@@ -25,7 +23,6 @@ from typing import Any, ClassVar, ParamSpec, TypeVar
 import aiofiles
 
 from ..errors import (
-    Conflict,
     DirectoryNotEmpty,
     FileExists,
     FileNotFound,
@@ -37,7 +34,6 @@ from ..errors import (
     QuotaExceeded,
     QuotaScopeNotFound,
     StorageProxyError,
-    UploadNotFound,
     VFolderExists,
     VFolderNotFound,
 )
@@ -64,15 +60,14 @@ from .abc import (
 )
 from .quota import ProxyQuotaModel, Reservation
 from .scan import STAGING_MARK
+from .staging import FileSink, LocalStaging
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 TRASH_DIR = ".trash"
 UPLOADS_DIR = ".uploads"
-_WRITE_BUFFER = 4 << 20
-_MAX_IOV = 512  # below IOV_MAX (1024)
-_SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
+_READ_BUFFER = 4 << 20
 
 
 @contextmanager
@@ -146,6 +141,7 @@ class BasePosixVolume(AbstractVolume):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.quota_model = self.create_quota_model()
+        self.staging = LocalStaging(self.mount_path / UPLOADS_DIR)
 
     def create_quota_model(self) -> Any:
         """The proxy-enforced model by default; backends with native quotas override this."""
@@ -559,47 +555,23 @@ class BasePosixVolume(AbstractVolume):
 
         return await self._retry_missing(vfid, relpath, update)
 
-    # -- resumable uploads -------------------------------------------------------------------
+    # -- resumable uploads: staged under <volume>/.uploads ------------------------------------
     def _staged(self, session_id: str) -> Path:
-        if not _SESSION_ID.match(session_id):
-            raise InvalidPath(f"not an upload session id: {session_id!r}")
-        return self.mount_path / UPLOADS_DIR / session_id
+        return self.staging.path(session_id)
 
     async def upload_prepare(self, session_id: str) -> None:
-        path = self._staged(session_id)
-
-        def create() -> None:
-            path.parent.mkdir(exist_ok=True)
-            path.touch(mode=0o600, exist_ok=True)
-
-        await self._run(create)
+        await self.staging.prepare(session_id)
 
     async def upload_size(self, session_id: str) -> int:
-        path = self._staged(session_id)
-        try:
-            return (await self._run(os.stat, path)).st_size
-        except FileNotFoundError:
-            raise UploadNotFound(f"no staged data for upload {session_id}") from None
+        return await self.staging.size(session_id)
 
     async def upload_append(
         self, session_id: str, offset: int, stream: AsyncIterator[bytes]
     ) -> int:
-        path = self._staged(session_id)
-        with translate_os_errors("upload"):
-            fd = await self._run(_open_for_append, path, offset)
-            sink = FileSink(fd)
-            try:
-                try:
-                    async for chunk in stream:
-                        await sink.write(chunk)
-                finally:
-                    await sink.flush()  # keep what arrived: the client resumes from there
-            finally:
-                await self._run(os.close, fd)
-        return offset + sink.written
+        return await self.staging.append(session_id, offset, stream)
 
     async def upload_truncate(self, session_id: str, size: int) -> None:
-        await self._run(os.truncate, self._staged(session_id), size)
+        await self.staging.truncate(session_id, size)
 
     async def upload_publish(
         self,
@@ -636,7 +608,7 @@ class BasePosixVolume(AbstractVolume):
             await self.deps.metadata.put_file_meta(self.name, str(vfid), str(relpath), record)
 
     async def upload_discard(self, session_id: str) -> None:
-        await self._run(_unlink_quietly, self._staged(session_id))
+        await self.staging.discard(session_id)
 
 
 def _merged(
@@ -656,81 +628,10 @@ def _merged(
     )
 
 
-class FileSink:
-    """Gathers network chunks into large vectored writes, done (and hashed) in a thread.
-
-    Chunks are kept as they arrived and handed to ``writev`` (no joining copy on the event loop),
-    and one batch is written while the next is received: the disk and the network overlap.
-    Batches stay in order because a batch starts only when the one before it has finished.
-    """
-
-    def __init__(self, fd: int, hashers: Sequence[Any] = ()) -> None:
-        self._fd = fd
-        self._hashers = list(hashers)
-        self._chunks: list[bytes] = []
-        self._pending = 0
-        self._writing: asyncio.Future[None] | None = None
-        self.written = 0
-
-    async def write(self, chunk: bytes) -> None:
-        if chunk:
-            self._chunks.append(chunk)
-            self._pending += len(chunk)
-            if self._pending >= _WRITE_BUFFER or len(self._chunks) >= _MAX_IOV:
-                await self._submit()
-
-    async def _submit(self) -> None:
-        await self._wait()
-        if self._chunks:
-            chunks, size = self._chunks, self._pending
-            self._chunks, self._pending = [], 0
-            self._writing = asyncio.ensure_future(
-                asyncio.to_thread(_write_all, self._fd, chunks, self._hashers)
-            )
-            self.written += size
-
-    async def _wait(self) -> None:
-        if self._writing is not None:
-            writing, self._writing = self._writing, None
-            await writing
-
-    async def flush(self) -> None:
-        """Write everything received so far; returns when it is on the file."""
-        await self._submit()
-        await self._wait()
-
-
-def _write_all(fd: int, chunks: list[bytes], hashers: Sequence[Any] = ()) -> None:
-    for hasher in hashers:  # hashlib releases the GIL on large buffers
-        for chunk in chunks:
-            hasher.update(chunk)
-    views = [memoryview(c) for c in chunks]
-    while views:
-        n = os.writev(fd, views)
-        while views and n >= len(views[0]):  # drop what was written; resume a partial one
-            n -= len(views[0])
-            views.pop(0)
-        if n:
-            views[0] = views[0][n:]
-
-
-def _open_for_append(path: Path, offset: int) -> int:
-    """Open a staged upload at ``offset``, holding its lock: two writers (worker processes, or
-    nodes sharing the volume) never append to one upload at once."""
-    fd = os.open(path, os.O_WRONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise Conflict("this upload is already receiving data; retry when it stops") from None
-    os.lseek(fd, offset, os.SEEK_SET)
-    return fd
-
-
 def _hash_file(path: Path) -> tuple[str, str]:
     sha256, md5 = hashlib.sha256(), hashlib.md5()
     with open(path, "rb") as f:
-        while chunk := f.read(_WRITE_BUFFER):
+        while chunk := f.read(_READ_BUFFER):
             sha256.update(chunk)
             md5.update(chunk)
     return sha256.hexdigest(), md5.hexdigest()
