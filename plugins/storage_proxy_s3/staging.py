@@ -10,8 +10,6 @@ bucket only when the upload completes.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 from storage_proxy.errors import (
@@ -21,7 +19,7 @@ from storage_proxy.errors import (
 from storage_proxy.paths import RelPath
 from storage_proxy.types import DirEntryType, VFolderID
 from storage_proxy.volumes.abc import AbstractVolume
-from storage_proxy.volumes.staging import LocalStaging
+from storage_proxy.volumes.staging import LocalStaging, LocalStagingUploads
 
 from .client import S3Connection
 from .multipart import file_chunks, put_stream
@@ -29,7 +27,7 @@ from .multipart import file_chunks, put_stream
 _READ_CHUNK = 8 << 20
 
 
-class StagingMixin(AbstractVolume):
+class StagingMixin(LocalStagingUploads, AbstractVolume):
     conn: S3Connection
     staging: LocalStaging
     part_size: int
@@ -46,23 +44,6 @@ class StagingMixin(AbstractVolume):
 
     def _changed(self, vfid: VFolderID) -> None:
         raise NotImplementedError
-
-    def _staged(self, session_id: str) -> Path:
-        return self.staging.path(session_id)
-
-    async def upload_prepare(self, session_id: str) -> None:
-        await self.staging.prepare(session_id)
-
-    async def upload_size(self, session_id: str) -> int:
-        return await self.staging.size(session_id)
-
-    async def upload_append(
-        self, session_id: str, offset: int, stream: AsyncIterator[bytes]
-    ) -> int:
-        return await self.staging.append(session_id, offset, stream)
-
-    async def upload_truncate(self, session_id: str, size: int) -> None:
-        await self.staging.truncate(session_id, size)
 
     async def upload_publish(
         self,
@@ -104,6 +85,3 @@ class StagingMixin(AbstractVolume):
         await self.deps.metadata.put_file_meta(self.name, str(vfid), str(relpath), record)
         self._changed(vfid)
         await self.upload_discard(session_id)
-
-    async def upload_discard(self, session_id: str) -> None:
-        await self.staging.discard(session_id)

@@ -60,7 +60,7 @@ from .abc import (
 )
 from .quota import ProxyQuotaModel, Reservation
 from .scan import STAGING_MARK
-from .staging import FileSink, LocalStaging
+from .staging import FileSink, LocalStaging, LocalStagingUploads
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -129,7 +129,7 @@ def _dir_entry(path: str, rel: str, st: os.stat_result) -> DirEntry:
     )
 
 
-class BasePosixVolume(AbstractVolume):
+class BasePosixVolume(LocalStagingUploads, AbstractVolume):
     """A volume that is a directory tree on a locally mounted filesystem."""
 
     capabilities = frozenset({Capability.VFOLDER, Capability.QUOTA, Capability.LOCAL_PATH})
@@ -556,23 +556,6 @@ class BasePosixVolume(AbstractVolume):
         return await self._retry_missing(vfid, relpath, update)
 
     # -- resumable uploads: staged under <volume>/.uploads ------------------------------------
-    def _staged(self, session_id: str) -> Path:
-        return self.staging.path(session_id)
-
-    async def upload_prepare(self, session_id: str) -> None:
-        await self.staging.prepare(session_id)
-
-    async def upload_size(self, session_id: str) -> int:
-        return await self.staging.size(session_id)
-
-    async def upload_append(
-        self, session_id: str, offset: int, stream: AsyncIterator[bytes]
-    ) -> int:
-        return await self.staging.append(session_id, offset, stream)
-
-    async def upload_truncate(self, session_id: str, size: int) -> None:
-        await self.staging.truncate(session_id, size)
-
     async def upload_publish(
         self,
         session_id: str,
@@ -606,9 +589,6 @@ class BasePosixVolume(AbstractVolume):
         await self._run(publish)
         if record is not None and record.pop("_sidecar", False):
             await self.deps.metadata.put_file_meta(self.name, str(vfid), str(relpath), record)
-
-    async def upload_discard(self, session_id: str) -> None:
-        await self.staging.discard(session_id)
 
 
 def _merged(

@@ -24,6 +24,33 @@ _MAX_IOV = 512  # below IOV_MAX (1024)
 _SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
+class LocalStagingUploads:
+    """The staging half of the volume upload interface, for backends that stage locally; a
+    backend sets ``self.staging`` and implements only ``upload_publish``."""
+
+    staging: LocalStaging
+
+    def _staged(self, session_id: str) -> Path:
+        return self.staging.path(session_id)
+
+    async def upload_prepare(self, session_id: str) -> None:
+        await self.staging.prepare(session_id)
+
+    async def upload_size(self, session_id: str) -> int:
+        return await self.staging.size(session_id)
+
+    async def upload_append(
+        self, session_id: str, offset: int, stream: AsyncIterator[bytes]
+    ) -> int:
+        return await self.staging.append(session_id, offset, stream)
+
+    async def upload_truncate(self, session_id: str, size: int) -> None:
+        await self.staging.truncate(session_id, size)
+
+    async def upload_discard(self, session_id: str) -> None:
+        await self.staging.discard(session_id)
+
+
 class LocalStaging:
     """One file per upload session under ``directory``."""
 
