@@ -214,6 +214,7 @@ def test_reference_config_runs(
         ("vol1", "vfs", str(tmp_path / "vol1"))
     ]
     assert (tmp_path / "vol1").is_dir()
-    log = d.log_text()
-    assert "storage-proxy baipeer-sp1 (worker 0) ready" in log  # num-proc = 2: workers
+    # num-proc = 2: two workers; the other one may have answered before worker 0 logged
+    d.wait_for_log("storage-proxy baipeer-sp1 (worker 0) ready")
+    d.wait_for_log("storage-proxy baipeer-sp1 (worker 1) ready")
     assert d.stop() == 0
