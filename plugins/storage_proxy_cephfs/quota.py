@@ -43,6 +43,14 @@ async def rstat_usage(path: Path) -> VFolderUsage:
     return VFolderUsage(files, nbytes)
 
 
+#: How far a stream may run past the headroom before the proxy cuts it itself: Ceph overshoots a
+#: limit by about one write (the sink writes 4 MiB batches), so its own EDQUOT normally comes
+#: first; the proxy stops only what Ceph failed to (ceph-fuse does not always enforce a quota
+#: set several directory levels above the written file).
+SAFETY_SLACK = 8 << 20
+_UNSET = object()
+
+
 class HeadroomReservation:
     """The write-side of a native quota: checks a declared size, holds nothing.
 
@@ -53,6 +61,7 @@ class HeadroomReservation:
     def __init__(self, model: CephQuotaModel, vfid: VFolderID) -> None:
         self._model = model
         self._vfid = vfid
+        self._budget: object = _UNSET
         self.reserved = 0
         self.used = 0
 
@@ -78,7 +87,16 @@ class HeadroomReservation:
             )
 
     async def consume(self, nbytes: int) -> None:
-        self.used += nbytes  # a write past the limit fails with EDQUOT → QuotaExceeded
+        """Ceph refuses a write past the limit (EDQUOT → QuotaExceeded); this is the net below."""
+        self.used += nbytes
+        if self._budget is _UNSET:
+            self._budget = await self._model.headroom(self._vfid)
+        budget = self._budget
+        if isinstance(budget, int) and self.used > budget + SAFETY_SLACK:
+            raise QuotaExceeded(
+                f"{self._vfid} has {budget} bytes of quota left; the write went past it",
+                remaining_bytes=budget,
+            )
 
 
 class CephQuotaModel(QuotaModel):
