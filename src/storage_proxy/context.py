@@ -11,6 +11,7 @@ from typing import Any
 
 from .errors import ConfigError
 from .infra.node_registry import NodeRegistry, node_info_from_config
+from .infra.redis import RedisLeases, RedisUnavailable
 from .infra.shared_config import SharedConfig, open_shared_config
 from .infra.volume_sync import DynamicVolumeRegistry
 from .metadata.etcd import EtcdMetadataStore
@@ -48,6 +49,7 @@ class RootContext:
     shared_config: SharedConfig | None = None  # etcd, when configured
     node_registry: NodeRegistry | None = None
     volume_deps: VolumeDeps | None = None
+    redis: RedisLeases | None = None
     exit_stack: AsyncExitStack = field(default_factory=AsyncExitStack)
     # Background tasks and periodic jobs (set once the services they use exist).
     bgtasks: BackgroundTaskService = field(init=False)
@@ -113,8 +115,14 @@ async def build_root_context(config: dict[str, Any], *, register_node: bool = Tr
         await bgtasks.start()  # marks tasks of dead runners interrupted
         stack.push_async_callback(bgtasks.stop)
 
+        leases = None
         if config.get("redis"):
-            log.warning("[redis] is configured but this build keeps caches in-process")
+            leases = RedisLeases.from_config(config["redis"])
+            stack.push_async_callback(leases.close)
+            try:
+                await leases.ping()
+            except RedisUnavailable as e:  # serve what can be served; Redis may come back
+                log.warning("%s; uploads answer 503 until it is back", e.detail)
     except BaseException:
         await stack.aclose()
         raise
@@ -146,6 +154,8 @@ async def build_root_context(config: dict[str, Any], *, register_node: bool = Tr
         volume_deps=deps,
         exit_stack=stack,
     )
+    ctx.uploads.leases = leases
+    ctx.redis = leases
     ctx.bgtasks = bgtasks
     ctx.jobs = JobRunner(JobDeps(volumes, metadata, ctx.uploads, bgtasks, config["jobs"]))
     return ctx

@@ -39,6 +39,8 @@ async def _check(probe: Any) -> dict[str, str]:
 async def health(request: web.Request) -> web.Response:
     ctx = request.app[ROOT_CTX]
     checks = {"metadata": await _check(ctx.metadata.list_vfolders("\0health"))}
+    if ctx.redis is not None:
+        checks["redis"] = await _check(ctx.redis.ping())
     for name, volume in ctx.volumes.items():
         checks[f"volume:{name}"] = await _check(volume.get_fs_usage())
     down = sorted(k for k, v in checks.items() if v["status"] != "ok")

@@ -29,6 +29,7 @@ from ..errors import (
     UploadNotFound,
     UploadOffsetMismatch,
 )
+from ..infra.redis import RedisLeases
 from ..metadata.store import MetadataStore, UploadSession
 from ..paths import RelPath
 from ..types import VFolderID
@@ -94,6 +95,7 @@ class UploadService:
         # 409 while a clone or delete holds the vfolder (the background task service's check).
         self._ensure_writable = ensure_writable
         self._on_received = on_received  # (volume, bytes): for the upload-bytes metric
+        self.leases: RedisLeases | None = None  # set when [redis] is configured
         self._metadata = metadata
         self._volumes = volumes
         self.max_upload_size = max_upload_size
@@ -191,7 +193,10 @@ class UploadService:
             raise Conflict(f"upload {session.id} is already receiving data")
         self._busy.add(session.id)
         try:
-            return await self._append(session, client_offset, stream, checksum)
+            if self.leases is None:
+                return await self._append(session, client_offset, stream, checksum)
+            async with self.leases.hold(f"upload:{session.id}"):  # one writer across nodes
+                return await self._append(session, client_offset, stream, checksum)
         finally:
             self._busy.discard(session.id)
 
