@@ -33,8 +33,6 @@ import os
 import platform
 import random
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -47,6 +45,7 @@ from typing import Any
 
 import aiohttp
 import requests
+from daemon_proc import free_ports, stop_daemon
 from peer import (
     PEER_CLIENT,
     PEER_MANAGER,
@@ -219,7 +218,7 @@ class OurDaemon(Side):
             self._wait_ready(proc)
             yield [proc.pid]
         finally:
-            _terminate(proc)
+            stop_daemon(proc)
 
     def _wait_ready(self, proc: subprocess.Popen[bytes]) -> None:
         deadline = time.monotonic() + STARTUP_TIMEOUT
@@ -261,33 +260,6 @@ class ReferenceDaemon(Side):
 
     def log_tail(self) -> str:
         return self.peer.log_tail()
-
-
-def free_ports(n: int) -> list[int]:
-    """``n`` distinct ports the kernel reports free on 127.0.0.1."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
-def _terminate(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, then SIGKILL to the process group if the daemon has not exited in time."""
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        print(f"  our daemon did not exit within {STOP_TIMEOUT:.0f}s of SIGTERM; killing it")
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
 
 
 # -- test files ----------------------------------------------------------------------------------

@@ -25,16 +25,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import aiohttp
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from usage_scan import (  # noqa: E402 - the sibling benchmark's daemon helpers
-    AUTH,
-    SECRET,
-    free_ports,
-    populate,
-    start_daemon,
-    stop_daemon,
-)
+from daemon_proc import free_ports, stop_daemon
+from usage_scan import AUTH, SECRET, populate, start_daemon
 
 TARGET_MS = 50.0
 SETTLE_TIMEOUT = 120.0

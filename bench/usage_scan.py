@@ -22,8 +22,6 @@ import math
 import os
 import platform
 import random
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from daemon_proc import free_ports, stop_daemon
 
 from storage_proxy.config import load_config
 from storage_proxy.errors import ConfigError
@@ -130,20 +129,6 @@ def percentile(values: list[float], pct: float) -> float:
 # -- setup -------------------------------------------------------------------------------------
 
 
-def free_ports(n: int) -> list[int]:
-    """``n`` distinct ports the kernel reports free on 127.0.0.1 (all held until all are picked)."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 def write_config(
     scratch: Path, client_port: int, manager_port: int, scan_workers: int | None
 ) -> Path:
@@ -188,19 +173,6 @@ def start_daemon(config: Path, log_path: Path) -> subprocess.Popen[bytes]:
             env=daemon_env(),
             start_new_session=True,
         )
-
-
-def stop_daemon(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, then SIGKILL to the daemon's process group if it has not exited in time."""
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        print(f"daemon did not exit within {STOP_TIMEOUT:.0f}s of SIGTERM; killing it")
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
 
 
 def log_tail(path: Path, lines: int = 20) -> str:
