@@ -77,8 +77,6 @@ _storage_proxy_section = t.Dict(
         t.Key("scandir-limit", default=1000): t.ToInt(gte=0),
         t.Key("max-upload-size", default="100g"): BinarySize(),
         t.Key("shutdown-timeout", default="30s"): Duration(),
-        # How often expired (abandoned) upload sessions and their staged bytes are removed.
-        t.Key("upload-cleanup-interval", default="10m"): Duration(),
         t.Key("scan-workers", default=None): t.Null | t.ToInt(gte=0, lte=64),
         # Accepted so Backend.AI configs load unchanged; this daemon runs one process per node.
         t.Key("num-proc", default=None): t.Null | t.ToInt(gte=1),

@@ -23,7 +23,6 @@ from .api.manager import create_manager_app
 from .api.problem import RequestLogger
 from .context import RootContext, build_root_context
 from .infra.volume_sync import apply_volume_changes
-from .services.housekeeping import run_periodically
 
 log = logging.getLogger(__name__)
 
@@ -121,14 +120,8 @@ async def serve(
                 internal_app, internal, shutdown_timeout, "internal", inflight, reuse_port
             )
         )
-        if worker_index == 0:  # node-wide chores and extra listeners: one worker does them
-            interval = config["storage-proxy"]["upload-cleanup-interval"].total_seconds()
-            cleanup = asyncio.create_task(
-                run_periodically("upload cleanup", interval, ctx.uploads.expire),
-                name="upload-cleanup",
-            )
-            ctx.exit_stack.push_async_callback(_cancel, cleanup)
-        # Every worker schedules the periodic jobs; a lease in the metadata store picks the runner.
+        # Every worker schedules the periodic jobs (trash purge and upload expiry among them);
+        # a lease in the metadata store picks the runner.
         ctx.jobs.start()
         if ctx.shared_config is not None and ctx.config["etcd"]["watch"]:
             watcher = asyncio.create_task(follow_shared_config(ctx), name="etcd-config-watch")

@@ -40,7 +40,6 @@ SHARED_KEYS: tuple[tuple[str, ...], ...] = (
     ("storage-proxy", "session-expire"),
     ("storage-proxy", "max-upload-size"),
     ("storage-proxy", "scandir-limit"),
-    ("storage-proxy", "upload-cleanup-interval"),
     ("api", "manager", "secret"),
 )
 
