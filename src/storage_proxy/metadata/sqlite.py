@@ -18,6 +18,8 @@ from .store import (
     VFolderRecord,
 )
 
+BUSY_TIMEOUT = 10.0  # seconds a statement waits for another connection's lock
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS quota_scopes (
     volume TEXT NOT NULL,
@@ -142,9 +144,11 @@ class SqliteMetadataStore(MetadataStore):
     async def open(self) -> None:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = await aiosqlite.connect(self.path)
+        # The busy timeout comes first: worker processes open one database at the same moment,
+        # and switching it to WAL needs a lock another worker may hold for a few milliseconds.
+        self._db = await aiosqlite.connect(self.path, timeout=BUSY_TIMEOUT)
+        await self._db.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT * 1000)}")
         await self._db.execute("PRAGMA journal_mode=WAL")
-        await self._db.execute("PRAGMA busy_timeout=5000")
         # WAL + NORMAL: a commit survives a daemon crash; only a power loss may lose the last one.
         await self._db.execute("PRAGMA synchronous=NORMAL")
         await self._db.executescript(_SCHEMA)
