@@ -200,6 +200,22 @@ _jobs = t.Dict(
     }
 )
 
+# Caches shared through Redis (infra/cache.py); used only when [redis] is configured.
+_cache = t.Dict(
+    {
+        t.Key("enabled", default=True): t.ToBool,
+        # Redis copies of vfolder records, ACLs and quota limits.  Changes invalidate them on
+        # every node at once; the lifetime only bounds what a change made behind the daemons'
+        # backs (or during a Redis outage) can leave stale.
+        t.Key("ttl", default="10m"): Duration(),
+        # Copies inside each process (no round trip at all), dropped on every invalidation.
+        t.Key("local-ttl", default="30s"): Duration(),
+        t.Key("local-max-entries", default=100_000): t.ToInt(gte=1),
+        # Vfolder usage figures (a tree walk each); the usage-scan job refreshes them.
+        t.Key("usage-ttl", default="1m"): Duration(),
+    }
+)
+
 config_schema = t.Dict(
     {
         t.Key("storage-proxy", default={}): _storage_proxy_section,
@@ -219,6 +235,7 @@ config_schema = t.Dict(
         t.Key("delta-view", default=None): t.Null | t.Mapping(t.String(), t.Any()),
         t.Key("dataproxy", default={}): _dataproxy,
         t.Key("jobs", default={}): _jobs,
+        t.Key("cache", default={}): _cache,
     }
 )
 

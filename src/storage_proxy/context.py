@@ -6,14 +6,18 @@ import asyncio
 import logging
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .infra.cache import CacheKinds, SharedCache
 from .infra.node_registry import NodeRegistry, node_info_from_config
-from .infra.redis import RedisLeases, RedisUnavailable
+from .infra.pubsub import RedisSubscriber
+from .infra.redis import RedisLeases, RedisUnavailable, redis_client
 from .infra.shared_config import SharedConfig, open_shared_config
 from .infra.volume_sync import DynamicVolumeRegistry
+from .metadata.cached import CachedMetadataStore
 from .metadata.etcd import EtcdMetadataStore
 from .metadata.sqlite import SqliteMetadataStore
 from .metadata.store import MetadataStore
@@ -26,10 +30,14 @@ from .services.jobs.common import JobDeps
 from .services.permissions import PermissionService
 from .services.tokens import TokenService
 from .services.uploads import UploadService
+from .services.usage import UsageService
 from .volumes.abc import VolumeDeps
 from .volumes.scan import TreeScanner
 
 log = logging.getLogger(__name__)
+
+#: Redis channel on which a process announces that a background task changed (progress, end).
+BGTASK_EVENTS = "storage-proxy:bgtask-events"
 
 
 @dataclass
@@ -45,6 +53,7 @@ class RootContext:
     uploads: UploadService
     permissions: PermissionService
     dataproxy: DataProxyService
+    usage: UsageService
     metrics: DaemonMetrics = field(default_factory=DaemonMetrics)
     shared_config: SharedConfig | None = None  # etcd, when configured
     node_registry: NodeRegistry | None = None
@@ -88,6 +97,25 @@ async def build_root_context(config: dict[str, Any], *, register_node: bool = Tr
         await metadata.open()
         stack.push_async_callback(metadata.close)
 
+        metrics = DaemonMetrics()
+        leases = bus = subscriber = cache = None
+        kinds = CacheKinds.from_config(config["cache"])
+        if config.get("redis"):
+            leases = RedisLeases.from_config(config["redis"])
+            stack.push_async_callback(leases.close)
+            bus = redis_client(config["redis"], retries=False)
+            stack.push_async_callback(bus.aclose)
+            subscriber = RedisSubscriber(bus)
+            stack.push_async_callback(subscriber.close)
+            if config["cache"]["enabled"]:
+                cache = SharedCache(
+                    bus,
+                    subscriber,
+                    local_max_entries=config["cache"]["local-max-entries"],
+                    on_lookup=metrics.cache_lookup,
+                )
+                metadata = CachedMetadataStore(metadata, cache, kinds)
+
         scanner = TreeScanner(workers=sp["scan-workers"])
         stack.push_async_callback(scanner.close)
         await scanner.start()
@@ -112,13 +140,15 @@ async def build_root_context(config: dict[str, Any], *, register_node: bool = Tr
             heartbeat=jobs_cfg["bgtask-heartbeat"].total_seconds(),
             stale_after=jobs_cfg["bgtask-stale-after"].total_seconds(),
         )
+        bgtasks.on_started, bgtasks.on_finished = metrics.bgtask_started, metrics.bgtask_finished
+        if bus is not None and subscriber is not None:
+            subscriber.listen(BGTASK_EVENTS, bgtasks.notify)
+            bgtasks.announce = partial(bus.publish, BGTASK_EVENTS)
         await bgtasks.start()  # marks tasks of dead runners interrupted
         stack.push_async_callback(bgtasks.stop)
 
-        leases = None
-        if config.get("redis"):
-            leases = RedisLeases.from_config(config["redis"])
-            stack.push_async_callback(leases.close)
+        if leases is not None and subscriber is not None:
+            await subscriber.start()
             try:
                 await leases.ping()
             except RedisUnavailable as e:  # serve what can be served; Redis may come back
@@ -126,7 +156,7 @@ async def build_root_context(config: dict[str, Any], *, register_node: bool = Tr
     except BaseException:
         await stack.aclose()
         raise
-    metrics = DaemonMetrics()
+    usage = UsageService(volumes, cache, kinds)
     ctx = RootContext(
         config=config,
         node_id=sp["node-id"],
@@ -143,8 +173,10 @@ async def build_root_context(config: dict[str, Any], *, register_node: bool = Tr
             default_expiry=sp["session-expire"],
             on_received=lambda volume, n: metrics.uploaded.labels(volume).inc(n),
             ensure_writable=bgtasks.ensure_writable,
+            on_published=usage.changed,
         ),
         permissions=PermissionService(metadata),
+        usage=usage,
         dataproxy=DataProxyService(
             DataProxySettings.from_config(config), volumes, token_secret.value
         ),
@@ -157,7 +189,9 @@ async def build_root_context(config: dict[str, Any], *, register_node: bool = Tr
     ctx.uploads.leases = leases
     ctx.redis = leases
     ctx.bgtasks = bgtasks
-    ctx.jobs = JobRunner(JobDeps(volumes, metadata, ctx.uploads, bgtasks, config["jobs"]))
+    ctx.jobs = JobRunner(
+        JobDeps(volumes, metadata, ctx.uploads, bgtasks, config["jobs"], ctx.usage)
+    )
     return ctx
 
 

@@ -53,6 +53,38 @@ class DaemonMetrics:
         self.downloaded = Counter(
             "storage_proxy_download_bytes", "Bytes sent by downloads", ["api"], registry=r
         )
+        self.cache_lookups = Counter(
+            "storage_proxy_cache_lookups",
+            "Cache reads by outcome: local, redis (hits), miss, bypass (cache unavailable)",
+            ["cache", "result"],
+            registry=r,
+        )
+        self.cache_hit_ratio = Gauge(
+            "storage_proxy_cache_hit_ratio",
+            "Share of cache reads answered from a copy since start",
+            ["cache"],
+            registry=r,
+        )
+        self._cache_counts: dict[str, dict[str, int]] = {}
+        self.bgtasks_finished = Counter(
+            "storage_proxy_bgtasks",
+            "Background tasks finished, by kind and final status",
+            ["kind", "status"],
+            registry=r,
+        )
+        self.bgtask_duration = Histogram(
+            "storage_proxy_bgtask_duration_sec",
+            "Background task run time, start to finish",
+            ["kind"],
+            buckets=(0.01, 0.1, 1, 10, 60, 600, 3600, 6 * 3600),
+            registry=r,
+        )
+        self.bgtasks_running = Gauge(
+            "storage_proxy_bgtasks_running",
+            "Background tasks running in this process",
+            ["kind"],
+            registry=r,
+        )
 
     def middleware(self, api: str) -> Middleware:
         """Counts and times every request of one API (``manager`` or ``client``)."""
@@ -89,6 +121,22 @@ class DaemonMetrics:
             and response.content_length
         ):
             self.downloaded.labels("client").inc(response.content_length)
+
+    def cache_lookup(self, cache: str, result: str) -> None:
+        self.cache_lookups.labels(cache, result).inc()
+        counts = self._cache_counts.setdefault(cache, {})
+        counts[result] = counts.get(result, 0) + 1
+        hits = counts.get("local", 0) + counts.get("redis", 0)
+        self.cache_hit_ratio.labels(cache).set(hits / sum(counts.values()))
+
+    # Task kinds (``clone``, ``delete``, ``job:<name>``) are few, so they make fine labels.
+    def bgtask_started(self, kind: str) -> None:
+        self.bgtasks_running.labels(kind).inc()
+
+    def bgtask_finished(self, kind: str, status: str, seconds: float) -> None:
+        self.bgtasks_running.labels(kind).dec()
+        self.bgtasks_finished.labels(kind, status).inc()
+        self.bgtask_duration.labels(kind).observe(seconds)
 
     async def refresh_volumes(self, volumes: VolumeRegistry) -> None:
         for name, volume in volumes.items():

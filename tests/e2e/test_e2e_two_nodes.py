@@ -7,47 +7,21 @@ change made on A is enforced on B at once; killing A mid-upload loses nothing it
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import jwt
 import pytest
-from e2e_support import Daemon, StartDaemon, free_ports, http, new_vfid
+from e2e_support import Daemon, StartDaemon, http, new_vfid
+from redis_fixtures import RedisServer
 
 pytestmark = pytest.mark.e2e
 
 TUS = {"Tus-Resumable": "1.0.0"}
-
-
-@pytest.fixture
-def redis_port(tmp_path: Path) -> Iterator[int]:
-    [port] = free_ports(1)
-    binary = shutil.which("redis-server")
-    assert binary, "redis-server is not installed (scripts/ci-apt.sh installs it)"
-    proc = subprocess.Popen(
-        [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--dir", str(tmp_path)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while (
-        subprocess.run(
-            ["redis-cli", "-p", str(port), "ping"], capture_output=True, text=True
-        ).stdout.strip()
-        != "PONG"
-    ):
-        assert time.monotonic() < deadline, "redis-server did not start"
-        time.sleep(0.05)
-    yield port
-    proc.terminate()
-    proc.wait(10)
 
 
 def patch(d: Daemon, token: str, offset: int, body: bytes) -> int:
@@ -83,12 +57,12 @@ SHARED_TOKEN_SECRET = "two-nodes-token-secret-0123456789abcdef"
 
 
 def test_two_nodes_share_one_truth(
-    start_daemon_factory: StartDaemon, tmp_path: Path, redis_port: int
+    start_daemon_factory: StartDaemon, tmp_path: Path, redis_server: RedisServer
 ) -> None:
     volume = {"vol1": {"backend": "vfs", "path": tmp_path / "shared-vol"}}
     shared = (
         f'\n[metadata]\npath = "{tmp_path / "shared-meta.sqlite3"}"\n'
-        f'\n[redis]\naddr = {{ host = "127.0.0.1", port = {redis_port} }}\n'
+        f'\n[redis]\naddr = {{ host = "127.0.0.1", port = {redis_server.port} }}\n'
     )
     common = {"secret": SHARED_TOKEN_SECRET, "scan-workers": 0}
     a = start_daemon_factory(

@@ -4,114 +4,19 @@ recovery without a restart, and /health naming Redis."""
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
-import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from api_fixtures import MANAGER_SECRET, TOKEN_SECRET
+from redis_fixtures import RedisServer, node_config
 
-from helpers import free_port, new_vfid
+from helpers import new_vfid
 from storage_proxy.api.internal import create_internal_app
-from storage_proxy.config import validate
 from storage_proxy.context import RootContext, build_root_context
 from storage_proxy.errors import Conflict
 from storage_proxy.infra.redis import RedisUnavailable
 from storage_proxy.paths import RelPath
-
-
-class RedisServer:
-    def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        self.workdir = workdir
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            pytest.fail("redis-server is not installed (scripts/ci-apt.sh installs it)")
-        self.proc = subprocess.Popen(
-            [
-                binary,
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.workdir),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while (
-            subprocess.run(
-                ["redis-cli", "-p", str(self.port), "ping"], capture_output=True, text=True
-            ).stdout.strip()
-            != "PONG"
-        ):
-            assert time.monotonic() < deadline, "redis-server did not start"
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(10)
-            self.proc = None
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path)
-    server.start()
-    yield server
-    server.stop()
-
-
-def config(tmp_path: Path, redis_port: int) -> dict[str, Any]:
-    return validate(
-        {
-            "storage-proxy": {
-                "data-dir": str(tmp_path / "data"),
-                "scan-workers": 0,
-                "secret": TOKEN_SECRET,
-            },
-            "api": {"manager": {"secret": MANAGER_SECRET}},
-            "volume": {"vol1": {"backend": "vfs", "path": str(tmp_path / "vol1")}},
-            "redis": {"addr": {"host": "127.0.0.1", "port": redis_port}},
-            "jobs": {
-                key: "0"
-                for key in (
-                    "usage-scan-interval",
-                    "orphan-scan-interval",
-                    "trash-purge-interval",
-                    "retention-interval",
-                    "scrub-interval",
-                )
-            },
-        }
-    )
-
-
-@pytest.fixture
-async def two_nodes(
-    tmp_path: Path, redis_server: RedisServer
-) -> AsyncIterator[tuple[RootContext, RootContext]]:
-    """Two daemons' contexts sharing one volume, one metadata store and one Redis."""
-    a = await build_root_context(config(tmp_path, redis_server.port))
-    b = await build_root_context(config(tmp_path, redis_server.port))
-    try:
-        yield a, b
-    finally:
-        await a.close()
-        await b.close()
 
 
 async def test_two_nodes_never_append_to_one_upload_at_once(
@@ -145,7 +50,7 @@ async def test_two_nodes_never_append_to_one_upload_at_once(
 async def test_redis_down_is_503_and_recovers(
     tmp_path: Path, redis_server: RedisServer, aiohttp_client: Any
 ) -> None:
-    ctx = await build_root_context(config(tmp_path, redis_server.port))
+    ctx = await build_root_context(node_config(tmp_path, redis_server.port))
     try:
         internal = await aiohttp_client(create_internal_app(ctx))
         vfid = new_vfid()

@@ -34,7 +34,7 @@ async def test_only_one_of_two_runners_runs_the_job(tmp_path: Path) -> None:
         await store.open()
         bgtasks = BackgroundTaskService(store, "node", heartbeat=0)
         bgtasks.owner = f"node/{worker}"
-        deps = JobDeps(None, store, None, bgtasks, settings)  # type: ignore[arg-type]
+        deps = JobDeps(None, store, None, bgtasks, settings, None)  # type: ignore[arg-type]
         runners.append(JobRunner(deps, [JobSpec("demo", 60, job)]))
         stores.append(store)
     ids = await asyncio.gather(*(r.try_run("demo", periodic=True) for r in runners))

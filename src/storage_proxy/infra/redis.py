@@ -1,5 +1,5 @@
 """Redis for what nodes must agree on: leases on resumable uploads (one writer per upload,
-whichever node the client reaches).
+whichever node the client reaches), and the clients the shared cache and events use.
 
 ``[redis]`` configured → every append takes the upload's lease first (``SET NX PX`` with a token,
 renewed while the append runs, released by compare-and-delete), so two nodes serving one upload
@@ -17,6 +17,8 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from ..errors import BackendUnavailable, Conflict
@@ -36,6 +38,23 @@ return 0
 """
 
 
+def redis_client(cfg: Mapping[str, Any], *, retries: bool = True) -> aioredis.Redis:
+    """A client for ``[redis]``.  Without retries, a dropped connection surfaces at once (what a
+    subscription must notice, and what a cache would rather skip than wait for)."""
+    addr = cfg["addr"]
+    extra: dict[str, Any] = {"retry": Retry(NoBackoff(), 0)} if not retries else {}
+    return aioredis.Redis(
+        host=addr["host"],
+        port=int(addr["port"]),
+        db=int(cfg.get("db", 0)),
+        password=cfg.get("password") or None,
+        socket_connect_timeout=2,
+        socket_timeout=5,
+        health_check_interval=10,
+        **extra,
+    )
+
+
 class RedisUnavailable(BackendUnavailable):
     code, title = "redis-unavailable", "Redis is unavailable"
 
@@ -49,16 +68,7 @@ class RedisLeases:
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> RedisLeases:
-        addr = cfg["addr"]
-        client = aioredis.Redis(
-            host=addr["host"],
-            port=int(addr["port"]),
-            db=int(cfg.get("db", 0)),
-            password=cfg.get("password") or None,
-            socket_connect_timeout=2,
-            socket_timeout=5,
-        )
-        return cls(client)
+        return cls(redis_client(cfg))
 
     async def close(self) -> None:
         await self.client.aclose()

@@ -109,6 +109,10 @@ class BackgroundTaskService:
         self._wakeups: dict[str, set[asyncio.Event]] = {}
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._stopping = False
+        #: Tells the other nodes a task changed (Redis pub/sub), so their watchers wake at once.
+        self.announce: Callable[[str], Awaitable[Any]] | None = None
+        self.on_started: Callable[[str], None] = lambda kind: None
+        self.on_finished: Callable[[str, str, float], None] = lambda kind, status, secs: None
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -187,15 +191,18 @@ class BackgroundTaskService:
                 await self._metadata.delete_bgtask(record.id)
                 raise VFolderBusy(f"vfolder {vfid} is {held}; retry when that has finished")
         self._tasks[record.id] = asyncio.create_task(
-            self._run(record.id, func), name=f"bgtask-{kind}-{record.id}"
+            self._run(record.id, kind, func), name=f"bgtask-{kind}-{record.id}"
         )
         log.info("bgtask %s (%s) started", record.id, kind)
         return record.id
 
-    async def _run(self, task_id: str, func: TaskFunc) -> BaseException | None:
+    async def _run(self, task_id: str, kind: str, func: TaskFunc) -> BaseException | None:
         reporter = ProgressReporter(self, task_id)
         await self._metadata.update_bgtask(task_id, {"status": BgTaskStatus.RUNNING})
         outcome: BaseException | None = None
+        started = time.monotonic()
+        status = BgTaskStatus.RUNNING
+        self.on_started(kind)
         try:
             result = await func(reporter)
         except asyncio.CancelledError as e:
@@ -210,13 +217,16 @@ class BackgroundTaskService:
             else:
                 log.exception("bgtask %s failed", task_id)
                 error = {"status": 500, "code": "internal-error", "detail": str(e)}
-            await self._finish(task_id, BgTaskStatus.FAILED, reporter, error=error)
+            status = BgTaskStatus.FAILED
+            await self._finish(task_id, status, reporter, error=error)
         else:
             if reporter.total is not None:
                 reporter.current = reporter.total
-            await self._finish(task_id, BgTaskStatus.DONE, reporter, result=result)
+            status = BgTaskStatus.DONE
+            await self._finish(task_id, status, reporter, result=result)
         finally:
             self._tasks.pop(task_id, None)
+            self.on_finished(kind, status, time.monotonic() - started)
         log.info("bgtask %s finished: %s", task_id, type(outcome).__name__ if outcome else "done")
         return outcome
 
@@ -236,14 +246,22 @@ class BackgroundTaskService:
             fields.update(current=reporter.current, total=reporter.total, message=reporter.message)
         changed = await self._metadata.update_bgtask(task_id, fields, only_if_live=True)
         await self._metadata.release_vfolder_status(task_id)
-        self._notify(task_id)
+        await self._changed(task_id)
         return int(changed)
 
     async def _save_progress(self, reporter: ProgressReporter) -> None:
         fields = {"current": reporter.current, "total": reporter.total, "message": reporter.message}
         fields["updated_at"] = time.time()
         await self._metadata.update_bgtask(reporter.task_id, fields, only_if_live=True)
-        self._notify(reporter.task_id)
+        await self._changed(reporter.task_id)
+
+    async def _changed(self, task_id: str) -> None:
+        self.notify(task_id)
+        if self.announce is not None:
+            try:
+                await self.announce(task_id)
+            except Exception as e:  # other nodes' watchers fall back to polling
+                log.debug("could not announce bgtask %s: %s", task_id, e)
 
     # -- asking ------------------------------------------------------------------------------
     async def get(self, task_id: str) -> BgTaskRecord:
@@ -284,7 +302,8 @@ class BackgroundTaskService:
         return await self.get(task_id)
 
     async def watch(self, task_id: str, poll: float = 1.0) -> AsyncIterator[BgTaskRecord]:
-        """Each new state of the task until it ends (woken locally, polled across workers)."""
+        """Each new state of the task until it ends (woken by news from this or, through Redis, any
+        process; polled as well, since news may be lost)."""
         last: tuple[Any, ...] | None = None
         while True:
             wakeup = asyncio.Event()
@@ -305,7 +324,8 @@ class BackgroundTaskService:
                 if not waiters:
                     self._wakeups.pop(task_id, None)
 
-    def _notify(self, task_id: str) -> None:
+    def notify(self, task_id: str) -> None:
+        """Wake this process's watchers of the task (also on news from other nodes)."""
         for event in self._wakeups.get(task_id, ()):
             event.set()
 

@@ -91,7 +91,9 @@ class UploadService:
         default_expiry: timedelta,
         on_received: Callable[[str, int], None] | None = None,
         ensure_writable: Callable[[str, str], Awaitable[None]] | None = None,
+        on_published: Callable[[str, VFolderID], Awaitable[None]] | None = None,
     ) -> None:
+        self._on_published = on_published  # (volume, vfid): drops the vfolder's cached usage
         # 409 while a clone or delete holds the vfolder (the background task service's check).
         self._ensure_writable = ensure_writable
         self._on_received = on_received  # (volume, bytes): for the upload-bytes metric
@@ -286,6 +288,8 @@ class UploadService:
         )
         await self._metadata.delete_upload(session.id)
         volume.quota_model.record_written(vfid, session.offset)
+        if self._on_published is not None:
+            await self._on_published(session.volume, vfid)
         log.info("upload %s complete: %d bytes at %s", session.id, session.offset, session.relpath)
 
     async def terminate(self, session: UploadSession) -> None:

@@ -9,6 +9,7 @@ from aiohttp import web
 from ... import __version__
 from ..keys import ROOT_CTX
 from ..problem import problem_middleware, request_id_middleware
+from ..written import usage_invalidation_middleware
 from . import download, files_v1, signed, tus
 
 if TYPE_CHECKING:
@@ -31,6 +32,7 @@ def create_client_app(ctx: RootContext) -> web.Application:
             ctx.metrics.middleware("client"),
             problem_middleware,
             tus.tus_headers_middleware,
+            usage_invalidation_middleware,
         ],
         client_max_size=1 << 20,  # bodies that matter are streamed, never read whole
         # Let the socket keep receiving while a batch goes to disk (aiohttp pauses reading once

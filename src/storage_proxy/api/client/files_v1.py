@@ -18,6 +18,7 @@ from ...paths import RelPath
 from ...types import DirEntryType, VFolderID
 from ...volumes.abc import AbstractVolume, WriteOptions
 from ..keys import ROOT_CTX
+from ..written import mark_written
 from .auth import require_user
 from .download import serve_path
 
@@ -52,6 +53,7 @@ async def _open(
     await ctx.permissions.require(user, m["volume"], vfid, needed)
     if needed >= Permission.RW:
         await ctx.bgtasks.ensure_writable(m["volume"], str(vfid))
+        mark_written(request, m["volume"], vfid)
     volume = ctx.volumes.get(m["volume"])
     return volume, vfid, RelPath.parse(m.get("path", ""))
 

@@ -14,6 +14,7 @@ from aiohttp import web
 from ...errors import AuthenticationFailed
 from ..keys import ROOT_CTX
 from ..problem import Handler, problem_middleware, request_id_middleware
+from ..written import usage_invalidation_middleware
 from . import acl, bgtask, dataproxy, files, folders, quota, transfers, volumes
 from .health import status
 
@@ -41,6 +42,7 @@ def create_manager_app(ctx: RootContext) -> web.Application:
             ctx.metrics.middleware("manager"),
             problem_middleware,
             auth_middleware,
+            usage_invalidation_middleware,
             bgtask.busy_vfolder_middleware,
         ],
         client_max_size=16 << 20,

@@ -113,7 +113,7 @@ async def get_quota(request: web.Request) -> web.Response:
     volume, vfid = params["volume"], params["vfid"]
     await _registered(request, volume, vfid)
     record = await ctx.metadata.get_vfolder(volume, str(vfid))
-    usage = await ctx.volumes.get(volume).get_usage(vfid)
+    usage = await ctx.usage.get(volume, vfid)
     limit = record.limit_bytes if record else None
     return web.json_response({"used_bytes": usage.used_bytes, "limit_bytes": limit})
 

@@ -21,6 +21,7 @@ from ...types import VFolderID
 from ..keys import ROOT_CTX
 from ..params import VFolderIDField, read_params
 from ..problem import Handler
+from ..written import mark_written
 
 # Manager routes that write into the vfolder named by their ``volume`` and ``vfid`` parameters.
 WRITE_ROUTES = frozenset(
@@ -67,6 +68,7 @@ async def busy_vfolder_middleware(request: web.Request, handler: Handler) -> web
             return await handler(request)
         if isinstance(data.get("volume"), str):
             await request.app[ROOT_CTX].bgtasks.ensure_writable(data["volume"], str(vfid))
+            mark_written(request, data["volume"], vfid)
     return await handler(request)
 
 

@@ -104,8 +104,7 @@ async def mount(request: web.Request) -> web.Response:
 
 async def usage(request: web.Request) -> web.Response:
     params = await read_params(request, t.Dict(_vfolder))
-    volume = request.app[ROOT_CTX].volumes.get(params["volume"])
-    result = await volume.get_usage(params["vfid"])
+    result = await request.app[ROOT_CTX].usage.get(params["volume"], params["vfid"])
     return web.json_response({"file_count": result.file_count, "used_bytes": result.used_bytes})
 
 

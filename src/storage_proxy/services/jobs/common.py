@@ -16,6 +16,7 @@ from ...volumes.registry import VolumeRegistry
 from ...volumes.scan import STAGING_MARK
 from ..bgtasks import BackgroundTaskService
 from ..uploads import UploadService
+from ..usage import UsageService
 
 
 @dataclass
@@ -25,6 +26,7 @@ class JobDeps:
     uploads: UploadService
     bgtasks: BackgroundTaskService
     settings: dict[str, Any]  # the validated [jobs] section
+    usage: UsageService
 
 
 def posix_volumes(volumes: VolumeRegistry) -> list[tuple[str, BasePosixVolume]]:

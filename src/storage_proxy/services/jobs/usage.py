@@ -42,6 +42,7 @@ async def run(deps: JobDeps, reporter: ProgressReporter) -> dict[str, Any]:
             except StorageProxyError as e:
                 errors.append({"volume": name, "vfid": str(vfid), "error": e.code})
             else:
+                await deps.usage.put(name, vfid, usage)  # every node serves the fresh figure
                 figures.append(
                     {
                         "volume": name,

@@ -1,0 +1,50 @@
+"""Vfolder usage as the manager API reports it, shared by every node through the cache.
+
+A usage figure of a large vfolder costs a tree walk; the manager asks for it often, and through
+any node.  With Redis configured the figure one node computed serves every node for
+``[cache] usage-ttl``; the periodic usage scan puts fresh figures in, and writes through the proxy
+(uploads, deletes, moves) and vfolder deletion drop them on all nodes.  Writes made straight to
+the storage (a compute session's mount) show up once the figure expires: usage is a report, not
+an enforcement (quota enforcement counts for itself, see ``volumes/quota.py``).
+"""
+
+from __future__ import annotations
+
+from ..infra.cache import CacheKinds, SharedCache
+from ..types import VFolderID, VFolderUsage
+from ..volumes.registry import VolumeRegistry
+
+
+class UsageService:
+    def __init__(
+        self,
+        volumes: VolumeRegistry,
+        cache: SharedCache | None = None,
+        kinds: CacheKinds | None = None,
+    ) -> None:
+        self._volumes = volumes
+        self._cache = cache if kinds is not None else None
+        self._kinds = kinds
+
+    async def get(self, volume_name: str, vfid: VFolderID) -> VFolderUsage:
+        volume = self._volumes.get(volume_name)
+        if self._cache is None or self._kinds is None:
+            return await volume.get_usage(vfid)
+
+        async def load() -> list[int]:
+            usage = await volume.get_usage(vfid)
+            return [usage.file_count, usage.used_bytes]
+
+        count, used = await self._cache.get(self._kinds.usage, f"{volume_name}/{vfid}", load)
+        return VFolderUsage(file_count=count, used_bytes=used)
+
+    async def put(self, volume_name: str, vfid: VFolderID, usage: VFolderUsage) -> None:
+        """A fresh figure (from a scan) replaces the cached one on every node."""
+        if self._cache is not None and self._kinds is not None:
+            value = [usage.file_count, usage.used_bytes]
+            await self._cache.put(self._kinds.usage, f"{volume_name}/{vfid}", value)
+
+    async def changed(self, volume_name: str, vfid: VFolderID | str) -> None:
+        """The proxy wrote into the vfolder: its cached figure is dropped everywhere."""
+        if self._cache is not None and self._kinds is not None:
+            await self._cache.invalidate(self._kinds.usage, f"{volume_name}/{vfid}")
