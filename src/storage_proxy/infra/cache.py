@@ -95,6 +95,7 @@ class SharedCache:
         self._subscribed = False
         self._dirty = False  # an invalidation could not reach Redis: flush before caching again
         self._flushing = asyncio.Lock()
+        self._flush_task: asyncio.Task[None] | None = None
         subscriber.listen(self.channel, self._forget, self._on_subscription)
 
     @property
@@ -199,6 +200,14 @@ class SharedCache:
         """Copies made before a (re)subscription may have missed an invalidation: drop them."""
         self._subscribed = up
         self._forget(FLUSH_ALL)
+        if up and self._dirty:  # Redis is back: flush now rather than at the next read
+            self._flush_task = asyncio.get_running_loop().create_task(self._flush_when_back())
+
+    async def _flush_when_back(self) -> None:
+        while self._dirty and self._subscribed:
+            await self._flush()
+            if self._dirty:  # a pooled connection from before the outage; the next one is new
+                await asyncio.sleep(0.2)
 
     def _value_key(self, full: str) -> str:
         return f"{self._prefix}:v:{full}"
