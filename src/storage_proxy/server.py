@@ -8,6 +8,7 @@ still alive is cancelled and reported, so nothing is orphaned.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import signal
 import ssl
@@ -130,10 +131,13 @@ async def serve(
         if worker_index == 0 and config.get("delta-view") is not None:
             from .deltaview import DeltaViewConfig, validate
             from .deltaview.server import start as start_delta_view
+            from .infra.redis import redis_url
 
             view_cfg = config["delta-view"]
             if not isinstance(view_cfg, DeltaViewConfig):
                 view_cfg = validate(view_cfg)
+            if view_cfg.redis_url is None and config.get("redis"):  # count users across nodes
+                view_cfg = dataclasses.replace(view_cfg, redis_url=redis_url(config["redis"]))
             view_runners, _, _ = await start_delta_view(view_cfg)
             runners.extend(view_runners)
         log.info(

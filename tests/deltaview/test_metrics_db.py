@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 from conftest import ALICE, CAROL, client
+from redis_fixtures import RedisServer
 
 from storage_proxy.deltaview.config import Credential
 from storage_proxy.deltaview.db import Database
@@ -93,3 +94,20 @@ def test_database_off_ignores_database_credentials(make_view: Any, tmp_path: Pat
     with pytest.raises(ClientError) as e:
         client(v.endpoint, ("AKIDBOB00001", "bob-secret", "bob")).list_buckets()
     assert e.value.response["Error"]["Code"] == "InvalidAccessKeyId"
+
+
+def test_unique_users_are_counted_across_nodes_through_redis(
+    make_view: Any, redis_server: RedisServer
+) -> None:
+    url = f"redis://127.0.0.1:{redis_server.port}/0"
+    one, two = make_view(redisUrl=url), make_view(redisUrl=url)
+    alone = make_view()  # no Redis: counts only what it saw itself
+    client(one.endpoint, ALICE).list_buckets()
+    client(two.endpoint, CAROL).list_buckets()
+    client(alone.endpoint, ALICE).list_buckets()
+    assert one.metrics_port and two.metrics_port and alone.metrics_port
+    assert _scrape(one.metrics_port)["deltaview_unique_users_last_minute"] == 2
+    assert _scrape(two.metrics_port)["deltaview_unique_users_last_minute"] == 2
+    assert _scrape(alone.metrics_port)["deltaview_unique_users_last_minute"] == 1
+    redis_server.stop()  # Redis away: each node falls back to its own count
+    assert _scrape(one.metrics_port)["deltaview_unique_users_last_minute"] == 1

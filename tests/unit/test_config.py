@@ -182,3 +182,11 @@ def test_relative_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
     assert cfg["storage-proxy"]["data-dir"] == str(conf_dir / "data")
     assert cfg["volume"]["v"]["path"] == str(conf_dir / "vols" / "v")
     assert cfg["metadata"]["path"] == str(conf_dir / "data" / "metadata.sqlite3")
+
+
+def test_redis_section_as_url_quotes_the_password() -> None:
+    from storage_proxy.infra.redis import redis_url
+
+    cfg = {"addr": {"host": "10.0.0.5", "port": 6380}, "password": "p@ss/word", "db": 2}
+    assert redis_url(cfg) == "redis://:p%40ss%2Fword@10.0.0.5:6380/2"
+    assert redis_url({"addr": {"host": "h", "port": 1}}) == "redis://h:1/0"

@@ -66,6 +66,7 @@ class DeltaViewConfig:
     log_check_interval: float = 1.0
     auth_cache_ttl: float = 60.0
     max_clock_skew: float = 900.0
+    redis_url: str | None = None  # distinct-user counts across nodes (redis://host:port/db)
 
 
 def _s3_url(value: str) -> TableLocation:
@@ -125,6 +126,7 @@ schema = t.Dict(
         t.Key("logCheckInterval", default=1.0): t.ToFloat(gte=0),
         t.Key("authCacheTtl", default=60.0): t.ToFloat(gte=0),
         t.Key("maxClockSkew", default=900.0): t.ToFloat(gte=1),
+        t.Key("redisUrl", default=None): t.Null | t.Regexp(r"^rediss?://\S+$"),
     }
 )
 
@@ -191,6 +193,7 @@ def validate(raw: Mapping[str, Any]) -> DeltaViewConfig:
         log_check_interval=c["logCheckInterval"],
         auth_cache_ttl=c["authCacheTtl"],
         max_clock_skew=c["maxClockSkew"],
+        redis_url=c["redisUrl"],
     )
 
 

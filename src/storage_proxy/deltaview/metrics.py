@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Summary
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
-WINDOW = 60.0
+from .users import SeenUsers
 
 
 class _Average:
@@ -26,10 +23,9 @@ class _Average:
 
 
 class ViewMetrics:
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, users: SeenUsers | None = None) -> None:
         self.registry = CollectorRegistry()
-        self._clock = clock
-        self._seen: dict[str, float] = {}
+        self.users = users or SeenUsers()
         r = self.registry
         self.served = Counter(
             "deltaview_queries_served", "S3 requests answered", ["operation"], registry=r
@@ -54,11 +50,11 @@ class ViewMetrics:
         Gauge(
             "deltaview_message_size_avg_bytes", "Average response body size", registry=r
         ).set_function(self._size_avg.value)
-        Gauge(
+        self._unique_users = Gauge(
             "deltaview_unique_users_last_minute",
-            "Distinct access keys seen in the last minute",
+            "Distinct access keys seen in the last minute (on every node, with Redis)",
             registry=r,
-        ).set_function(self.unique_users)
+        )
 
     def backend_latency(self, seconds: float) -> None:
         self._latency.observe(seconds)
@@ -69,19 +65,16 @@ class ViewMetrics:
         self._size_avg.add(size)
 
     def saw(self, access_key: str | None) -> None:
-        if access_key:
-            self._seen[access_key] = self._clock()
+        self.users.saw(access_key)
 
-    def unique_users(self) -> float:
-        cutoff = self._clock() - WINDOW
-        for k in [k for k, t in self._seen.items() if t < cutoff]:
-            del self._seen[k]
-        return float(len(self._seen))
+    async def render(self) -> bytes:
+        self._unique_users.set(await self.users.count())
+        return generate_latest(self.registry)
 
     def app(self) -> web.Application:
         async def handle(_req: web.Request) -> web.Response:
             return web.Response(
-                body=generate_latest(self.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+                body=await self.render(), headers={"Content-Type": CONTENT_TYPE_LATEST}
             )
 
         app = web.Application()

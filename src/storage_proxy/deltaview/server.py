@@ -7,6 +7,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator
 
+import redis.asyncio as aioredis
 from aiohttp import web
 
 from . import xml
@@ -22,6 +23,7 @@ from .ops import HANDLERS
 from .readonly import ReadOnlyStore
 from .router import resolve
 from .store import ObjectStore, S3Store
+from .users import SeenUsers
 
 log = logging.getLogger("storage_proxy.deltaview")
 REQUEST_ID = web.AppKey("deltaview-request-id", str)
@@ -86,17 +88,24 @@ def build_app(cfg: DeltaViewConfig, metrics: ViewMetrics | None = None) -> web.A
             if db is not None:
                 await db.close()
             await backend.aclose()
+            await metrics.users.close()
 
     app.cleanup_ctx.append(resources)
     app.router.add_route("*", "/{tail:.*}", dispatch)
     return app
 
 
+def metrics_for(cfg: DeltaViewConfig) -> ViewMetrics:
+    """The view's metrics; with ``redisUrl`` its distinct-user count covers every node."""
+    redis = aioredis.from_url(cfg.redis_url, socket_timeout=5) if cfg.redis_url else None
+    return ViewMetrics(SeenUsers(redis))
+
+
 async def start(
     cfg: DeltaViewConfig, metrics: ViewMetrics | None = None
 ) -> tuple[list[web.AppRunner], int, int | None]:
     """Start the listeners; returns the runners and the bound S3 and metrics ports."""
-    metrics = metrics or ViewMetrics()
+    metrics = metrics or metrics_for(cfg)
     runner = web.AppRunner(build_app(cfg, metrics), access_log=None, shutdown_timeout=5)
     await runner.setup()
     site = web.TCPSite(runner, cfg.host, cfg.port)

@@ -16,8 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from .config import DeltaViewConfig
-from .metrics import ViewMetrics
-from .server import start
+from .server import metrics_for, start
 
 
 def free_port() -> int:
@@ -77,7 +76,7 @@ class ThreadedView:
 
     def __init__(self, cfg: DeltaViewConfig) -> None:
         self.cfg = cfg
-        self.metrics = ViewMetrics()
+        self.metrics = metrics_for(cfg)
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self._runners: list[web.AppRunner] = []

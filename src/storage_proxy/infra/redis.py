@@ -15,6 +15,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
+from urllib.parse import quote
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -53,6 +54,13 @@ def redis_client(cfg: Mapping[str, Any], *, retries: bool = True) -> aioredis.Re
         health_check_interval=10,
         **extra,
     )
+
+
+def redis_url(cfg: Mapping[str, Any]) -> str:
+    """``[redis]`` as a URL (for parts configured that way, such as the Delta view)."""
+    addr, password = cfg["addr"], cfg.get("password")
+    auth = f":{quote(password, safe='')}@" if password else ""
+    return f"redis://{auth}{addr['host']}:{int(addr['port'])}/{int(cfg.get('db', 0))}"
 
 
 class RedisUnavailable(BackendUnavailable):
