@@ -20,24 +20,27 @@ TOKEN_SECRET = "test-token-secret-0123456789abcdef-long-enough"
 
 
 def make_config(tmp_path: Path, **sp: Any) -> dict[str, Any]:
-    return validate(
-        {
-            "storage-proxy": {
-                "data-dir": str(tmp_path / "data"),
-                "scan-workers": 0,
-                "secret": TOKEN_SECRET,
-                **sp,
-            },
-            "api": {"manager": {"secret": MANAGER_SECRET}},
-            "volume": {
-                "vol1": {
-                    "backend": "vfs",
-                    "path": str(tmp_path / "vol1"),
-                    "options": {"quota-usage-ttl": 0},
-                }
-            },
-        }
-    )
+    return validate(raw_config(tmp_path, **sp))
+
+
+def raw_config(tmp_path: Path, **sp: Any) -> dict[str, Any]:
+    """A daemon on ``tmp_path``: one vfs volume, SQLite, fixed secrets (not validated yet)."""
+    return {
+        "storage-proxy": {
+            "data-dir": str(tmp_path / "data"),
+            "scan-workers": 0,
+            "secret": TOKEN_SECRET,
+            **sp,
+        },
+        "api": {"manager": {"secret": MANAGER_SECRET}},
+        "volume": {
+            "vol1": {
+                "backend": "vfs",
+                "path": str(tmp_path / "vol1"),
+                "options": {"quota-usage-ttl": 0},
+            }
+        },
+    }
 
 
 @dataclass

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from api_fixtures import MANAGER_SECRET, TOKEN_SECRET
+from api_fixtures import raw_config
 
 from helpers import free_port
 from storage_proxy.config import validate
@@ -71,26 +71,12 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
 
 def node_config(tmp_path: Path, redis_port: int, **sections: Any) -> dict[str, Any]:
     """A node on ``tmp_path`` (volume, SQLite store) with Redis; a test's nodes share them."""
+    jobs = ("usage-scan", "orphan-scan", "trash-purge", "retention", "scrub")
     return validate(
         {
-            "storage-proxy": {
-                "data-dir": str(tmp_path / "data"),
-                "scan-workers": 0,
-                "secret": TOKEN_SECRET,
-            },
-            "api": {"manager": {"secret": MANAGER_SECRET}},
-            "volume": {"vol1": {"backend": "vfs", "path": str(tmp_path / "vol1")}},
+            **raw_config(tmp_path),
             "redis": {"addr": {"host": "127.0.0.1", "port": redis_port}},
-            "jobs": {
-                key: "0"
-                for key in (
-                    "usage-scan-interval",
-                    "orphan-scan-interval",
-                    "trash-purge-interval",
-                    "retention-interval",
-                    "scrub-interval",
-                )
-            },
+            "jobs": {f"{job}-interval": "0" for job in jobs},
             **sections,
         }
     )
