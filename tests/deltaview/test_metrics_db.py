@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -106,8 +107,11 @@ def test_unique_users_are_counted_across_nodes_through_redis(
     client(two.endpoint, CAROL).list_buckets()
     client(alone.endpoint, ALICE).list_buckets()
     assert one.metrics_port and two.metrics_port and alone.metrics_port
-    assert _scrape(one.metrics_port)["deltaview_unique_users_last_minute"] == 2
-    assert _scrape(two.metrics_port)["deltaview_unique_users_last_minute"] == 2
-    assert _scrape(alone.metrics_port)["deltaview_unique_users_last_minute"] == 1
+    users = "deltaview_unique_users_last_minute"
+    deadline = time.monotonic() + 2  # each node writes its sightings to Redis in the background
+    while _scrape(one.metrics_port)[users] != 2 or _scrape(two.metrics_port)[users] != 2:
+        assert time.monotonic() < deadline, "the nodes never counted each other's users"
+        time.sleep(0.02)
+    assert _scrape(alone.metrics_port)[users] == 1
     redis_server.stop()  # Redis away: each node falls back to its own count
     assert _scrape(one.metrics_port)["deltaview_unique_users_last_minute"] == 1
