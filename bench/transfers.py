@@ -16,7 +16,7 @@ are steady-state throughput, not the cost of a fresh process's first request.
 Targets: download >= 1.0x the reference and >= 0.5x cat; upload >= 1.3x the reference;
 small-file requests/s >= 1.0x the reference; our peak RSS < 200 MiB. Figures are medians of runs.
 
-    python bench/transfers.py                     # full size, 3 runs, reference included
+    python bench/transfers.py                     # full size, 4 runs, reference included
     python bench/transfers.py --quick --runs 1    # a smoke run with small sizes
     python bench/transfers.py --no-peer --json out.json --strict
 """
@@ -546,6 +546,7 @@ def run_all(sides: list[Side], ctx: Context, runs: int) -> dict[str, dict[str, l
         order = sides if run % 2 else sides[::-1]
         for name, measure in MEASUREMENTS.items():
             for side in order:
+                os.sync()  # the previous measurement's writeback must not land on this one
                 with side.running() as pids:
                     got = measure(side, ctx, run, pids)
                 for key, value in got.items():
@@ -690,7 +691,12 @@ def print_spread(figures: dict[str, dict[str, list[float]]]) -> None:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--runs", type=int, default=3, help="paired runs; medians reported (3)")
+    p.add_argument(
+        "--runs",
+        type=int,
+        default=4,
+        help="paired runs; medians reported (4: even, so each side goes first equally often)",
+    )
     p.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     p.add_argument("--no-peer", action="store_true", help="skip the reference (ratios n/a)")
     p.add_argument(
