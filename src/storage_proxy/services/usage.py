@@ -19,16 +19,16 @@ class UsageService:
     def __init__(
         self,
         volumes: VolumeRegistry,
-        cache: SharedCache | None = None,
-        kinds: CacheKinds | None = None,
+        cache: SharedCache | None,
+        kinds: CacheKinds,
     ) -> None:
         self._volumes = volumes
-        self._cache = cache if kinds is not None else None
+        self._cache = cache  # None without Redis: every read walks
         self._kinds = kinds
 
     async def get(self, volume_name: str, vfid: VFolderID) -> VFolderUsage:
         volume = self._volumes.get(volume_name)
-        if self._cache is None or self._kinds is None:
+        if self._cache is None:
             return await volume.get_usage(vfid)
 
         async def load() -> list[int]:
@@ -40,11 +40,11 @@ class UsageService:
 
     async def put(self, volume_name: str, vfid: VFolderID, usage: VFolderUsage) -> None:
         """A fresh figure (from a scan) replaces the cached one on every node."""
-        if self._cache is not None and self._kinds is not None:
+        if self._cache is not None:
             value = [usage.file_count, usage.used_bytes]
             await self._cache.put(self._kinds.usage, f"{volume_name}/{vfid}", value)
 
     async def changed(self, volume_name: str, vfid: VFolderID | str) -> None:
         """The proxy wrote into the vfolder: its cached figure is dropped everywhere."""
-        if self._cache is not None and self._kinds is not None:
+        if self._cache is not None:
             await self._cache.invalidate(self._kinds.usage, f"{volume_name}/{vfid}")
