@@ -14,11 +14,15 @@ pytestmark = pytest.mark.e2e
 
 def test_workers_share_the_ports_and_stop_together(start_daemon_factory: StartDaemon) -> None:
     d = start_daemon_factory(storage_proxy={"num-proc": 2, "scan-workers": 0})
+    # Each worker says when it listens; only then can the kernel hand it connections.  (The
+    # harness waits for the first listener only, and a loaded machine may start the other later.)
+    for index in range(2):
+        d.wait_for_log(f"(worker {index}) ready", timeout=60)
     pids: set[int] = set()
-    deadline = time.monotonic() + 10
-    while len(pids) < 2 and time.monotonic() < deadline:  # both workers come up
+    deadline = time.monotonic() + 30
+    while len(pids) < 2 and time.monotonic() < deadline:  # new connections reach both
         pids.add(http("GET", d.manager_url + "/status").json()["pid"])
-    assert len(pids) == 2 and d.proc.pid not in pids
+    assert len(pids) == 2 and d.proc.pid not in pids, d.log_text()[-4000:]
     assert set(d.descendants()) >= pids
 
     # Work done through one worker is seen by the other (shared volume and metadata).
