@@ -25,8 +25,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol, cast, runtime_checkable
 
-import jwt
-
 from ..errors import (
     Conflict,
     FileNotFound,
@@ -39,8 +37,8 @@ from ..paths import RelPath, resolve_inside
 from ..types import Capability
 from ..volumes.abc import AbstractVolume
 from ..volumes.registry import VolumeRegistry
+from .hs256 import HS256, TokenError, TokenExpired
 
-ALGORITHM = "HS256"
 AUDIENCE = "storage-proxy:dataproxy"  # session-token checks refuse these tokens, and vice versa
 AREA_DIR = ".dataproxy"
 _STAGING = ".staging"
@@ -139,7 +137,7 @@ class DataProxyService:
     def __init__(self, settings: DataProxySettings, volumes: VolumeRegistry, secret: str) -> None:
         self.settings = settings
         self._volumes = volumes
-        self._secret = secret
+        self._jwt = HS256(secret)
         self.client_url = settings.client_url  # tests point it at their ephemeral port
         self._areas: dict[str, SignedArea] = {}
 
@@ -175,20 +173,14 @@ class DataProxyService:
     # -- tokens for POSIX volumes ------------------------------------------------------------
     def sign(self, claims: dict[str, Any], expires: int) -> str:
         payload = {**claims, "aud": AUDIENCE, "exp": int(time.time()) + expires}
-        return jwt.encode(payload, self._secret, algorithm=ALGORITHM)
+        return self._jwt.encode(payload)
 
     def verify(self, token: str, method: str) -> dict[str, Any]:
         try:
-            claims: dict[str, Any] = jwt.decode(
-                token,
-                self._secret,
-                algorithms=[ALGORITHM],
-                audience=AUDIENCE,
-                options={"require": ["exp", "aud"]},
-            )
-        except jwt.ExpiredSignatureError:
+            claims = self._jwt.decode(token, require=("exp", "aud"), audience=AUDIENCE)
+        except TokenExpired:
             raise InvalidToken("the signed URL has expired") from None
-        except jwt.InvalidTokenError as e:
+        except TokenError as e:
             raise InvalidToken(f"the signed URL is invalid: {e}") from None
         if claims.get("method") != method:
             raise InvalidToken(f"this signed URL is not for {method}")

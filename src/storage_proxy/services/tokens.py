@@ -9,23 +9,16 @@ from __future__ import annotations
 
 import logging
 import time
-import warnings
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-import jwt
-
 from ..errors import InvalidToken
+from .hs256 import HS256, TokenError, TokenExpired
 
-ALGORITHM = "HS256"
 MIN_SECRET_BYTES = 32
 
 log = logging.getLogger(__name__)
-
-# Short secrets carried over from existing configs are reported once at start-up (below), not
-# on every token.
-warnings.filterwarnings("ignore", category=jwt.warnings.InsecureKeyLengthWarning)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +40,7 @@ class UserClaims:
 
 class TokenService:
     def __init__(self, secret: str, session_lifetime: timedelta) -> None:
-        self._secret = secret
+        self._jwt = HS256(secret)
         self.session_lifetime = session_lifetime
         if len(secret.encode()) < MIN_SECRET_BYTES:
             log.warning(
@@ -70,7 +63,7 @@ class TokenService:
             payload["size"] = claims.size
         if claims.session is not None:
             payload["session"] = claims.session
-        return jwt.encode(payload, self._secret, algorithm=ALGORITHM)
+        return self._jwt.encode(payload)
 
     def issue_user(self, sub: str, groups: list[str] | tuple[str, ...], lifetime: timedelta) -> str:
         payload = {
@@ -78,20 +71,17 @@ class TokenService:
             "groups": list(groups),
             "exp": int(time.time() + lifetime.total_seconds()),
         }
-        return jwt.encode(payload, self._secret, algorithm=ALGORITHM)
+        return self._jwt.encode(payload)
 
     def _decode(self, token: str | None) -> dict[str, Any]:
         if not token:
             raise InvalidToken("a token is required")
         try:
-            data: dict[str, Any] = jwt.decode(
-                token, self._secret, algorithms=[ALGORITHM], options={"require": ["exp"]}
-            )
-        except jwt.ExpiredSignatureError:
+            return self._jwt.decode(token)
+        except TokenExpired:
             raise InvalidToken("the token has expired") from None
-        except jwt.InvalidTokenError as e:
+        except TokenError as e:
             raise InvalidToken(f"the token is invalid: {e}") from None
-        return data
 
     def verify_session(self, token: str | None, op: str) -> SessionClaims:
         data = self._decode(token)
