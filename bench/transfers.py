@@ -4,7 +4,8 @@ Four measurements, each taken on both daemons back to back. Every measurement ge
 started daemon, the two daemons never run at the same time, and which one goes first alternates
 from run to run (the machine may be busy with other work; pairing keeps the comparison fair):
 
-1. download of a 1 GiB file, page cache warm, with curl; ``cat file > /dev/null`` as baseline;
+1. download of a 1 GiB file, page cache warm, read from a plain socket in 1 MiB pieces (and with
+   curl, shown but not judged: curl is the slower end); ``cat file > /dev/null`` as baseline;
 2. tus upload of 256 MiB in 8 MiB chunks with tuspy; the sha256 of the stored file is checked;
 3. 2,000 downloads of 4 KiB files by 32 concurrent clients (tokens fetched before timing);
 4. peak RSS while a 4 GiB file streams out (GET /download) and another streams in (one raw tus
@@ -33,11 +34,13 @@ import os
 import platform
 import random
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -370,6 +373,41 @@ def curl_download(side: Side, relpath: str) -> tuple[int, int, float]:
     return run_curl(["-o", "/dev/null", "-w", "%{http_code} %{size_download} %{time_total}", url])
 
 
+def socket_download(side: Side, relpath: str) -> tuple[int, int, float]:
+    """GET /download of one file over a plain socket read in 1 MiB pieces, body discarded:
+    (status, body bytes, seconds from connect to the last byte).
+
+    curl reads 16 KiB at a time and tops out below what either daemon sends over loopback,
+    so a curl figure measures curl; this client leaves the daemon as the slower end.
+    """
+    url = urllib.parse.urlsplit(f"{side.client}/download?token={side.download_token(relpath)}")
+    request = f"GET {url.path}?{url.query} HTTP/1.1\r\nHost: {url.netloc}\r\n"
+    request += "Connection: close\r\n\r\n"
+    buf = bytearray(1 << 20)
+    view = memoryview(buf)
+    t0 = time.perf_counter()
+    with socket.create_connection((url.hostname, url.port), timeout=TRANSFER_TIMEOUT) as sock:
+        sock.sendall(request.encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            n = sock.recv_into(buf)
+            if not n:
+                raise BenchError(f"{side.name}: the connection closed before the headers")
+            head += bytes(view[:n])
+        head, _, body_start = head.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        fields = dict(line.split(":", 1) for line in lines[1:] if ":" in line)
+        length = int({k.lower(): v for k, v in fields.items()}.get("content-length", "-1"))
+        received = len(body_start)
+        while received < length:
+            n = sock.recv_into(buf)
+            if not n:
+                break
+            received += n
+    return status, received, time.perf_counter() - t0
+
+
 def tus_upload(side: Side, src: Path, relpath: str) -> float:
     """Upload ``src`` with tuspy (HEAD for the offset, then PATCHes); seconds, token excluded."""
     token = side.upload_token(relpath, src.stat().st_size)
@@ -382,18 +420,19 @@ def tus_upload(side: Side, src: Path, relpath: str) -> float:
 
 
 def measure_download(side: Side, ctx: Context, run: int, pids: list[int]) -> dict[str, float]:
-    """Throughput of one GET /download with curl, and of ``cat`` on the same file just before."""
+    """Throughput of one GET /download (socket client, and curl for reference), and of ``cat``
+    on the same file just before."""
     path = side.mount / DOWNLOAD_REL
     timed_cat(path)  # make sure the page cache is warm
     cat_s = timed_cat(path)
-    curl_download(side, DOWNLOAD_REL)  # untimed: the timed one sees a warmed-up daemon
-    code, size, seconds = curl_download(side, DOWNLOAD_REL)
-    if code != 200 or size != ctx.sizes.download:
-        raise BenchError(f"{side.name}: download answered {code} with {size} bytes")
-    return {
-        "download_mbps": ctx.sizes.download / seconds / MB,
-        "cat_mbps": ctx.sizes.download / cat_s / MB,
-    }
+    figures = {"cat_mbps": ctx.sizes.download / cat_s / MB}
+    for key, client in (("download_mbps", socket_download), ("curl_mbps", curl_download)):
+        client(side, DOWNLOAD_REL)  # untimed: the timed one sees a warmed-up daemon
+        code, size, seconds = client(side, DOWNLOAD_REL)
+        if code != 200 or size != ctx.sizes.download:
+            raise BenchError(f"{side.name}: download answered {code} with {size} bytes")
+        figures[key] = ctx.sizes.download / seconds / MB
+    return figures
 
 
 def measure_upload(side: Side, ctx: Context, run: int, pids: list[int]) -> dict[str, float]:
@@ -538,6 +577,7 @@ MEASUREMENTS: dict[str, Measure] = {
 UNITS = {
     "download_mbps": "MB/s",
     "cat_mbps": "MB/s",
+    "curl_mbps": "MB/s",
     "upload_mbps": "MB/s",
     "small_rps": "req/s",
     "rss_mib": "MiB",
@@ -603,6 +643,8 @@ def build_rows(figures: dict[str, dict[str, list[float]]], sizes: Sizes) -> list
     cats = ours.get("cat_mbps", []) + ref.get("cat_mbps", [])  # cat does not depend on the side
     download.baseline = cat = statistics.median(cats) if cats else None
     vs_cat = download.ours / cat if download.ours is not None and cat else None
+    with_curl = vs_ref("  the same with curl (MB/s)", "curl_mbps", TARGET_DOWNLOAD_VS_REF)
+    with_curl.target, with_curl.ok = "(client-bound)", None
     rss = median(ours, "rss_mib")
     return [
         download,
@@ -613,6 +655,7 @@ def build_rows(figures: dict[str, dict[str, list[float]]], sizes: Sizes) -> list
             target=f">= {TARGET_DOWNLOAD_VS_CAT:.1f}x cat",
             ok=None if vs_cat is None else vs_cat >= TARGET_DOWNLOAD_VS_CAT,
         ),
+        with_curl,
         vs_ref(
             f"tus upload {human(sizes.upload)}, 8 MiB chunks (MB/s)",
             "upload_mbps",
