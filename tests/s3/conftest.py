@@ -10,7 +10,7 @@ from typing import Any
 
 import boto3
 import pytest
-from api_fixtures import MANAGER_SECRET, TOKEN_SECRET, Daemon
+from api_fixtures import MANAGER_SECRET, Daemon, raw_config
 
 from contract.backend_s3 import ACCESS_KEY, SECRET_KEY, moto_server, s3_options
 from storage_proxy.api.client import create_client_app
@@ -73,25 +73,15 @@ async def s3_volume(make_s3: VolumeMaker) -> AsyncIterator[S3Volume]:
 
 
 def daemon_config(tmp_path: Path, dataproxy_volume: str, **dataproxy: Any) -> dict[str, Any]:
-    return validate(
-        {
-            "storage-proxy": {
-                "data-dir": str(tmp_path / "data"),
-                "scan-workers": 0,
-                "secret": TOKEN_SECRET,
-            },
-            "api": {"manager": {"secret": MANAGER_SECRET}},
-            "volume": {
-                "vol1": {
-                    "backend": "vfs",
-                    "path": str(tmp_path / "vol1"),
-                    "options": {"quota-usage-ttl": 0},
-                },
-                "s3vol": {"backend": "s3", "path": str(tmp_path / "s3"), "options": s3_options()},
-            },
-            "dataproxy": {"volume": dataproxy_volume, **dataproxy},
-        }
-    )
+    """The API fixtures' daemon plus an S3 volume and the signed-URL (dataproxy) section."""
+    cfg = raw_config(tmp_path)
+    cfg["volume"]["s3vol"] = {
+        "backend": "s3",
+        "path": str(tmp_path / "s3"),
+        "options": s3_options(),
+    }
+    cfg["dataproxy"] = {"volume": dataproxy_volume, **dataproxy}
+    return validate(cfg)
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
-from api_fixtures import MANAGER_SECRET, TOKEN_SECRET, Daemon
+from api_fixtures import MANAGER_SECRET, Daemon, raw_config
 from s3.strict_gate import make_gate
 
 from contract.backend_s3 import ACCESS_KEY, SECRET_KEY, s3_options
@@ -33,24 +33,16 @@ async def gated(moto: Any, tmp_path: Path, aiohttp_client: Any) -> AsyncIterator
     gate = TestServer(make_gate(moto.endpoint, {ACCESS_KEY: SECRET_KEY}), host="127.0.0.1")
     await gate.start_server()
     endpoint = str(gate.make_url("")).rstrip("/")
-    cfg = validate(
-        {
-            "storage-proxy": {
-                "data-dir": str(tmp_path / "data"),
-                "scan-workers": 0,
-                "secret": TOKEN_SECRET,
-            },
-            "api": {"manager": {"secret": MANAGER_SECRET}},
-            "volume": {
-                "s3vol": {
-                    "backend": "s3",
-                    "path": str(tmp_path / "s3"),
-                    "options": s3_options(endpoint=endpoint),
-                }
-            },
-            "dataproxy": {"volume": "s3vol", "upload": {"max-size": "1Mi"}},
+    cfg = raw_config(tmp_path)
+    cfg["volume"] = {  # only the S3 volume, behind the strict gate
+        "s3vol": {
+            "backend": "s3",
+            "path": str(tmp_path / "s3"),
+            "options": s3_options(endpoint=endpoint),
         }
-    )
+    }
+    cfg["dataproxy"] = {"volume": "s3vol", "upload": {"max-size": "1Mi"}}
+    cfg = validate(cfg)
     ctx = await build_root_context(cfg)
     try:
         manager = await aiohttp_client(create_manager_app(ctx))
