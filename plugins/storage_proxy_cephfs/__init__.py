@@ -17,7 +17,7 @@ from storage_proxy.types import Capability, VFolderID, VFolderUsage
 from storage_proxy.volumes.posix import TRASH_DIR, BasePosixVolume
 
 from . import xattrs
-from .quota import CephQuotaModel, HeadroomReservation, rstat_usage
+from .quota import CephQuotaModel, rstat_usage
 
 
 class CephFSVolume(BasePosixVolume):
@@ -41,9 +41,6 @@ class CephFSVolume(BasePosixVolume):
         return CephQuotaModel(
             self.name, self.quota_scope_path, self.vfolder_path, self.deps.metadata
         )
-
-    def _reservation(self, vfid: VFolderID) -> HeadroomReservation:  # type: ignore[override]
-        return self.quota_model.reservation(vfid)
 
     async def init(self) -> None:
         await super().init()

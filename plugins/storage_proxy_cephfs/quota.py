@@ -14,7 +14,6 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
 from typing import TypeAlias
 
 from storage_proxy.errors import (
@@ -25,7 +24,7 @@ from storage_proxy.errors import (
 )
 from storage_proxy.metadata.store import MetadataStore
 from storage_proxy.types import QuotaConfig, QuotaScopeID, QuotaUsage, VFolderID, VFolderUsage
-from storage_proxy.volumes.abc import QuotaModel
+from storage_proxy.volumes.abc import QuotaModel, WriteReservation
 
 from . import xattrs
 
@@ -51,30 +50,13 @@ SAFETY_SLACK = 8 << 20
 _UNSET = object()
 
 
-class HeadroomReservation:
-    """The write-side of a native quota: checks a declared size, holds nothing.
-
-    Same surface as :class:`storage_proxy.volumes.quota.Reservation`, so the POSIX base's
-    ``write``/``clone`` and the upload service use it unchanged.
-    """
+class HeadroomReservation(WriteReservation):
+    """The write-side of a native quota: checks a declared size, holds nothing."""
 
     def __init__(self, model: CephQuotaModel, vfid: VFolderID) -> None:
+        super().__init__(vfid)
         self._model = model
-        self._vfid = vfid
         self._budget: object = _UNSET
-        self.reserved = 0
-        self.used = 0
-
-    async def __aenter__(self) -> HeadroomReservation:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        pass
 
     async def reserve(self, nbytes: int) -> None:
         if nbytes <= 0:

@@ -14,7 +14,8 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import trafaret as t
 
@@ -74,6 +75,37 @@ class WriteOptions:
     checksums: bool = False  # compute sha256 and md5 while streaming; store them with the file
     content_type: str | None = None
     tags: Mapping[str, str] | None = None
+
+
+class WriteReservation(ABC):
+    """What one write holds against its vfolder's limits while it streams.
+
+    An async context: ``reserve`` a declared size up front, ``consume`` each chunk before it is
+    written; both raise ``QuotaExceeded`` when the write cannot fit.  Leaving the context settles
+    whatever the reservation held (nothing, by default).
+    """
+
+    def __init__(self, vfid: VFolderID) -> None:
+        self._vfid = vfid
+        self.reserved = 0
+        self.used = 0
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        return None
+
+    @abstractmethod
+    async def reserve(self, nbytes: int) -> None: ...
+
+    @abstractmethod
+    async def consume(self, nbytes: int) -> None: ...
 
 
 class QuotaModel(ABC):

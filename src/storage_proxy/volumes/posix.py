@@ -57,8 +57,9 @@ from .abc import (
     LocalFile,
     ReadOptions,
     WriteOptions,
+    WriteReservation,
 )
-from .quota import ProxyQuotaModel, Reservation
+from .quota import ProxyQuotaModel
 from .scan import STAGING_MARK
 from .staging import FileSink, LocalStaging, LocalStagingUploads
 
@@ -193,7 +194,7 @@ class BasePosixVolume(LocalStagingUploads, AbstractVolume):
     def _resolve(self, vfid: VFolderID, rel: RelPath, *, follow_final: bool = True) -> Path:
         return resolve_inside(self._existing_vfolder(vfid), rel, follow_final=follow_final)
 
-    def _reservation(self, vfid: VFolderID) -> Reservation:
+    def _reservation(self, vfid: VFolderID) -> WriteReservation:
         return self.quota_model.reservation(vfid)
 
     # -- vfolders ----------------------------------------------------------------------------

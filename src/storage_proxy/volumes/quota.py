@@ -21,7 +21,7 @@ from types import TracebackType
 from ..errors import QuotaExceeded, QuotaScopeExists
 from ..metadata.store import MetadataStore
 from ..types import QuotaConfig, QuotaScopeID, QuotaUsage, VFolderID, VFolderUsage
-from .abc import QuotaModel
+from .abc import QuotaModel, WriteReservation
 
 _GROW_STEP = 8 << 20
 
@@ -70,17 +70,12 @@ class QuotaStorage:
         return cls(exists, create, used)
 
 
-class Reservation:
+class Reservation(WriteReservation):
     """Bytes promised to one write into a vfolder; grows on demand while every limit has room."""
 
     def __init__(self, model: ProxyQuotaModel, vfid: VFolderID) -> None:
+        super().__init__(vfid)
         self._model = model
-        self._vfid = vfid
-        self.reserved = 0
-        self.used = 0
-
-    async def __aenter__(self) -> Reservation:
-        return self
 
     async def __aexit__(
         self,
