@@ -81,8 +81,8 @@ class WriteReservation(ABC):
     """What one write holds against its vfolder's limits while it streams.
 
     An async context: ``reserve`` a declared size up front, ``consume`` each chunk before it is
-    written; both raise ``QuotaExceeded`` when the write cannot fit.  Leaving the context settles
-    whatever the reservation held (nothing, by default).
+    written; both raise ``QuotaExceeded`` when the write cannot fit.  Leaving the context calls
+    :meth:`settle` (which holds nothing, by default).
     """
 
     def __init__(self, vfid: VFolderID) -> None:
@@ -99,7 +99,10 @@ class WriteReservation(ABC):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        return None
+        self.settle(completed=exc_type is None)
+
+    def settle(self, *, completed: bool) -> None:
+        """Give back what was held; ``completed``: the write finished and its bytes count."""
 
     @abstractmethod
     async def reserve(self, nbytes: int) -> None: ...

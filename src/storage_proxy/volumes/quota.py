@@ -16,7 +16,6 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
 from ..errors import QuotaExceeded, QuotaScopeExists
 from ..metadata.store import MetadataStore
@@ -77,14 +76,9 @@ class Reservation(WriteReservation):
         super().__init__(vfid)
         self._model = model
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def settle(self, *, completed: bool) -> None:
         self._model._release(self._vfid, self.reserved)
-        if exc_type is None:
+        if completed:
             self._model.record_written(self._vfid, self.used)
 
     async def reserve(self, nbytes: int) -> None:
