@@ -108,7 +108,7 @@ def test_unique_users_are_counted_across_nodes_through_redis(
     client(alone.endpoint, ALICE).list_buckets()
     assert one.metrics_port and two.metrics_port and alone.metrics_port
     users = "deltaview_unique_users_last_minute"
-    deadline = time.monotonic() + 2  # each node writes its sightings to Redis in the background
+    deadline = time.monotonic() + 5  # each node writes its sightings to Redis in the background
     while _scrape(one.metrics_port)[users] != 2 or _scrape(two.metrics_port)[users] != 2:
         assert time.monotonic() < deadline, "the nodes never counted each other's users"
         time.sleep(0.02)

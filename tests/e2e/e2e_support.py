@@ -185,7 +185,7 @@ class Daemon:
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def wait_for_log(self, needle: str, timeout: float = 5.0) -> str:
+    def wait_for_log(self, needle: str, timeout: float = 30.0) -> str:
         deadline = time.monotonic() + timeout
         while True:
             text = self.log_text()

@@ -80,7 +80,7 @@ def test_sigterm_lets_a_slow_request_finish(start_daemon_factory: StartDaemon) -
     assert "Traceback" not in log
     assert "cancelling" not in log  # no task was left behind
     # The scanner's worker processes (and multiprocessing's helpers) go away with it.
-    deadline = time.monotonic() + 3
+    deadline = time.monotonic() + 10  # generous: a loaded CI machine reaps slowly
     while (left := [pid for pid in workers if _alive(pid)]) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not left, f"processes left behind by the daemon: {_cmdlines(left)}"

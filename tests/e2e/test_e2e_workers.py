@@ -48,7 +48,7 @@ def test_workers_share_the_ports_and_stop_together(start_daemon_factory: StartDa
     workers = d.descendants()
     d.proc.send_signal(signal.SIGTERM)
     assert d.proc.wait(15) == 0
-    deadline = time.monotonic() + 5  # helpers (resource tracker) exit once the supervisor has
+    deadline = time.monotonic() + 10  # helpers (resource tracker) exit once the supervisor has
     while any(os.path.exists(f"/proc/{pid}") and not _is_zombie(pid) for pid in workers):
         assert time.monotonic() < deadline, f"left running: {workers}"
         time.sleep(0.05)
