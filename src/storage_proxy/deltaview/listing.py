@@ -1,8 +1,10 @@
-"""ListObjectsV2 over the virtual bucket: keys ``<alias>/<path>``, only what the caller may read.
+"""Listings of the virtual bucket, for both ListObjects versions: keys ``<alias>/<path>``, only
+what the caller may read.
 
 Visibility is decided before grouping, so a CommonPrefix appears only if a readable key lies
 under it: a denied partition's directory is never revealed. Each CommonPrefix counts once
-against MaxKeys. The continuation token is the last entry returned (key or prefix), opaque.
+against MaxKeys. A page ends at its last entry (key or prefix): version 2 wraps it in an opaque
+continuation token, version 1 hands it back as ``NextMarker``.
 """
 
 from __future__ import annotations

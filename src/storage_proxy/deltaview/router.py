@@ -15,6 +15,7 @@ class Op(StrEnum):
     LIST_BUCKETS = "ListBuckets"
     HEAD_BUCKET = "HeadBucket"
     GET_BUCKET_LOCATION = "GetBucketLocation"
+    LIST_OBJECTS = "ListObjects"
     LIST_OBJECTS_V2 = "ListObjectsV2"
     GET_OBJECT = "GetObject"
     HEAD_OBJECT = "HeadObject"
@@ -51,10 +52,12 @@ def resolve(method: str, path: str, query: MultiMapping[str]) -> Target:
             return Target(Op.HEAD_BUCKET, bucket, None)
         if method == "GET" and "location" in query:
             return Target(Op.GET_BUCKET_LOCATION, bucket, None)
+        if method == "GET" and "list-type" not in query:
+            return Target(Op.LIST_OBJECTS, bucket, None)
         if method == "GET" and query.get("list-type") == "2":
             return Target(Op.LIST_OBJECTS_V2, bucket, None)
         if method == "GET":
-            raise S3Error(S3ErrorCode.NOT_IMPLEMENTED, "Only ListObjectsV2 (list-type=2).")
+            raise S3Error(S3ErrorCode.INVALID_ARGUMENT, "list-type must be 2 (or absent).")
     elif method == "GET":
         return Target(Op.GET_OBJECT, bucket, key)
     elif method == "HEAD":

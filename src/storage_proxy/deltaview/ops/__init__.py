@@ -25,6 +25,7 @@ HANDLERS: dict[Op, Handler] = {
     Op.LIST_BUCKETS: list_buckets.handle,
     Op.HEAD_BUCKET: head_bucket.handle,
     Op.GET_BUCKET_LOCATION: head_bucket.location,
+    Op.LIST_OBJECTS: list_objects.handle_v1,
     Op.LIST_OBJECTS_V2: list_objects.handle,
     Op.GET_OBJECT: get_object.handle,
     Op.HEAD_OBJECT: head_object.handle,
