@@ -6,6 +6,7 @@ import asyncio
 import base64
 import hashlib
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,9 @@ import pytest
 from api_fixtures import Daemon
 from tusclient import client as tus_client
 from tusclient.exceptions import TusCommunicationError
+
+from storage_proxy.errors import UploadOffsetMismatch
+from storage_proxy.volumes.staging import LocalStaging
 
 QSID = "user:11111111-2222-3333-4444-555555555555"
 VFID = f"{QSID}/aabbccdd000040008000000000000001"
@@ -99,6 +103,35 @@ async def test_offset_mismatch_is_409(daemon: Daemon) -> None:
     assert (await resp.json())["code"] == "upload-offset-mismatch"
     assert resp.headers["Upload-Offset"] == "5"
     assert await head_offset(daemon, token) == 5
+
+
+async def test_a_stale_offset_with_a_checksum_loses_nothing(daemon: Daemon) -> None:
+    """A refused chunk is not "unverifiable data to discard": the staged bytes stay."""
+    await vfolder(daemon)
+    token = await ok_token(daemon, "a.bin", 10)
+    await patch(daemon, token, 0, b"12345")
+    digest = base64.b64encode(hashlib.sha1(b"abc").digest()).decode()
+    resp = await patch(daemon, token, 2, b"abc", **{"Upload-Checksum": f"sha1 {digest}"})
+    assert resp.status == 409 and resp.headers["Upload-Offset"] == "5"
+    assert await head_offset(daemon, token) == 5
+
+
+async def test_staging_checks_the_offset_under_the_writer_lock(tmp_path: Path) -> None:
+    """A writer that read the staged size before another's append finished is refused, not
+    allowed to write over what the other one stored."""
+    staging = LocalStaging(tmp_path / "staging")
+    session = "ab" * 16
+    await staging.prepare(session)
+    assert await staging.append(session, 0, _chunks(b"0123456789")) == 10
+    with pytest.raises(UploadOffsetMismatch) as e:
+        await staging.append(session, 4, _chunks(b"XXXX"))
+    assert e.value.extra["offset"] == 10
+    assert staging.path(session).read_bytes() == b"0123456789"
+    assert await staging.append(session, 10, _chunks(b"ab")) == 12
+
+
+async def _chunks(data: bytes) -> AsyncIterator[bytes]:
+    yield data
 
 
 async def test_protocol_errors(daemon: Daemon) -> None:

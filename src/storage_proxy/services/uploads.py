@@ -210,12 +210,7 @@ class UploadService:
         checksum: Checksum | None,
     ) -> AppendResult:
         volume = self._volumes.get(session.volume)
-        start = await volume.upload_size(session.id)
-        if client_offset != start:
-            raise UploadOffsetMismatch(
-                f"Upload-Offset {client_offset} does not match the stored offset {start}",
-                offset=start,
-            )
+        start = client_offset  # the volume checks it against the staged size, under its lock
         limit = (session.length if session.length is not None else self.max_upload_size) - start
         hasher = CHECKSUM_ALGORITHMS[checksum.algorithm]() if checksum else None
         vfid = VFolderID.parse(session.vfid)
@@ -245,6 +240,8 @@ class UploadService:
                     new_offset = await volume.upload_append(session.id, start, guarded())
             else:
                 new_offset = await volume.upload_append(session.id, start, guarded())
+        except UploadOffsetMismatch:
+            raise  # nothing was written, and the staged bytes are not ours to cut
         except (UploadExceedsLength, QuotaExceeded):
             await volume.upload_truncate(session.id, start)
             raise

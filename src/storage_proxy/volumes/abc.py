@@ -309,8 +309,10 @@ class AbstractVolume(ABC):
     async def upload_append(
         self, session_id: str, offset: int, stream: AsyncIterator[bytes]
     ) -> int:
-        """Append ``stream`` at ``offset`` (= the staged size); return the new size.
+        """Append ``stream`` at ``offset``; return the new size.
 
+        ``offset`` must be the staged size, checked while holding the upload's writer lock:
+        otherwise ``UploadOffsetMismatch`` carrying the staged size, before anything is read.
         Whatever arrived before the stream failed stays staged, so the upload can resume.
         """
 

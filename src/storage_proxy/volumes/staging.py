@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import Conflict, InvalidPath, UploadNotFound
+from ..errors import Conflict, InvalidPath, UploadNotFound, UploadOffsetMismatch
 
 _WRITE_BUFFER = 4 << 20
 _MAX_IOV = 512  # below IOV_MAX (1024)
@@ -78,7 +78,8 @@ class LocalStaging:
             raise UploadNotFound(f"no staged data for upload {session_id}") from None
 
     async def append(self, session_id: str, offset: int, stream: AsyncIterator[bytes]) -> int:
-        """Append at ``offset``; whatever arrived before the stream failed stays staged."""
+        """Append at ``offset``, which must be the staged size (UploadOffsetMismatch, carrying the
+        staged size, if not); whatever arrived before the stream failed stays staged."""
         path = self.path(session_id)
         try:
             fd = await asyncio.to_thread(_open_for_append, path, offset)
@@ -165,12 +166,21 @@ def _write_all(fd: int, chunks: list[bytes], hashers: Sequence[Any] = ()) -> Non
 
 def _open_for_append(path: Path, offset: int) -> int:
     """Open a staged upload at ``offset``, holding its lock: two writers (worker processes, or
-    nodes sharing the volume) never append to one upload at once."""
+    nodes sharing the volume) never append to one upload at once.  The staged size is read under
+    the lock, so a writer that finished a moment ago is seen, not overwritten."""
     fd = os.open(path, os.O_WRONLY)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise Conflict("this upload is already receiving data; retry when it stops") from None
+        staged = os.fstat(fd).st_size
+        if staged != offset:
+            raise UploadOffsetMismatch(
+                f"Upload-Offset {offset} does not match the stored offset {staged}", offset=staged
+            )
+    except BaseException:
         os.close(fd)
-        raise Conflict("this upload is already receiving data; retry when it stops") from None
+        raise
     os.lseek(fd, offset, os.SEEK_SET)
     return fd
