@@ -377,8 +377,9 @@ def socket_download(side: Side, relpath: str) -> tuple[int, int, float]:
     """GET /download of one file over a plain socket read in 1 MiB pieces, body discarded:
     (status, body bytes, seconds from connect to the last byte).
 
-    curl reads 16 KiB at a time and tops out below what either daemon sends over loopback,
-    so a curl figure measures curl; this client leaves the daemon as the slower end.
+    curl (100 KiB reads, each passed through its write callback) tops out below what either
+    daemon sends over loopback, so a curl figure measures curl; this client leaves the daemon as
+    the slower end.
     """
     url = urllib.parse.urlsplit(f"{side.client}/download?token={side.download_token(relpath)}")
     request = f"GET {url.path}?{url.query} HTTP/1.1\r\nHost: {url.netloc}\r\n"
