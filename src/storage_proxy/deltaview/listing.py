@@ -91,7 +91,7 @@ async def _visible(
                 start, token = loc.prefix + skip.prefix[len(head) :] + _TOP, None
 
 
-async def list_v2(
+async def list_visible(
     store: ObjectStore,
     gate: Gate,
     principal: Principal,

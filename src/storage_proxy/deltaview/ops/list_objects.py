@@ -39,7 +39,7 @@ def _common(call: Call) -> tuple[str, str | None, int, bool]:
 async def _list(
     call: Call, prefix: str, delimiter: str | None, marker: str, max_keys: int
 ) -> listing.ListResult:
-    return await listing.list_v2(
+    return await listing.list_visible(
         call.view.store,
         call.view.gate,
         call.principal,
