@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -53,8 +54,23 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _running_mons() -> list[int]:
+    """Monitors of clusters on CephFS's fixed ports; an RGW cluster (its own ports) is no rival."""
     proc = subprocess.run(["pgrep", "-x", "ceph-mon"], capture_output=True, text=True, check=False)
-    return [int(p) for p in proc.stdout.split()]
+    return [int(p) for p in proc.stdout.split() if _on_fixed_ports(int(p))]
+
+
+def _on_fixed_ports(pid: int) -> bool:
+    """Whether the mon listens where cephfs-up.sh's does (3300/6789), read from its CEPH_CONF;
+    a mon whose config cannot be read is taken to, so it is never ignored by mistake."""
+    ceph_dir = _ceph_dir_of(pid)
+    if ceph_dir is None:
+        return True
+    try:
+        conf = (ceph_dir / "ceph.conf").read_text()
+    except OSError:
+        return True
+    hosts = re.search(r"^\s*mon[ _]host\s*=\s*(.*)$", conf, re.MULTILINE)
+    return hosts is None or bool(re.search(r":(3300|6789)\b", hosts.group(1)))
 
 
 def _ceph_dir_of(pid: int) -> Path | None:
