@@ -63,6 +63,12 @@ class CephFSVolume(BasePosixVolume):
         await self._run(self._existing_vfolder, vfid)
         await self.quota_model.set_vfolder_limit(vfid, limit_bytes)
 
+    @property
+    def stage_beside_target(self) -> bool:
+        """A rename may not leave a quota realm (EXDEV), and rstats count every file: stage
+        writes beside their target."""
+        return True
+
     def trash_dir(self, vfid: VFolderID) -> Path:
         """Inside the scope: a rename may not leave a quota realm (EXDEV)."""
         return self.quota_scope_path(vfid.quota_scope_id) / TRASH_DIR

@@ -179,5 +179,7 @@ class CephQuotaModel(QuotaModel):
         held = await self._metadata.reserved_upload_bytes(self._volume, prefix)
         return max(0, limit - used - held)
 
-    def reservation(self, vfid: VFolderID) -> HeadroomReservation:
+    def reservation(
+        self, vfid: VFolderID, *, counts_as_written: bool = True
+    ) -> HeadroomReservation:
         return HeadroomReservation(self, vfid)

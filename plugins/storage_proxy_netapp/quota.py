@@ -67,7 +67,8 @@ class NetAppQuotaModel(ProxyQuotaModel):
             return None
         rule = await self.client.find_tree_rule(self.svm, self.ontap_volume, qsid.pathname)
         limit = (rule or {}).get("space", {}).get("hard_limit") or None
-        return QuotaUsage(used_bytes=await self._used_bytes(qsid, fresh=True), limit_bytes=limit)
+        used, _ = await self._used_bytes(qsid, fresh=True)
+        return QuotaUsage(used_bytes=used, limit_bytes=limit)
 
     async def update_quota_scope(self, qsid: QuotaScopeID, config: QuotaConfig) -> None:
         rule = await self._rule(qsid)
@@ -100,11 +101,13 @@ class NetAppQuotaModel(ProxyQuotaModel):
             return (record or {}).get("space", {}).get("hard_limit") or None
         return await super()._limit(bucket)
 
-    async def _used_bytes(self, bucket: Bucket, *, fresh: bool = False) -> int:
+    async def _used_bytes(self, bucket: Bucket, *, fresh: bool = False) -> tuple[int, float]:
+        """A quota report may be up to a TTL old: writes from then on count on top of it."""
         if isinstance(bucket, QuotaScopeID):
             record = (await self.reports(fresh=fresh)).get(bucket.pathname)
             if record is not None:
-                return int(record.get("space", {}).get("used", {}).get("total", 0))
+                used = int(record.get("space", {}).get("used", {}).get("total", 0))
+                return used, time.time() - max(self._usage_ttl, self.report_ttl)
         return await super()._used_bytes(bucket, fresh=fresh)
 
     async def reports(self, *, fresh: bool = False) -> dict[str, Json]:

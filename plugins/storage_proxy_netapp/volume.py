@@ -73,6 +73,11 @@ class NetAppVolume(NfsVolume):
             ontap_volume=opts["volume-name"],
         )
 
+    @property
+    def stage_beside_target(self) -> bool:
+        """A rename may not leave a qtree (EXDEV): stage writes beside their target."""
+        return True
+
     async def init(self) -> None:
         """The NFS checks, then: the ONTAP volume exists, and quotas are on (turned on if off)."""
         await super().init()

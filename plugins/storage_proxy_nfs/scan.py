@@ -7,41 +7,26 @@ scanner of the base helps with CPU-bound local walks, not with network latency).
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 from storage_proxy.types import VFolderUsage
-from storage_proxy.volumes.scan import STAGING_MARK
+from storage_proxy.volumes.scan import Subtree, scan_level
 
 
-def _scan_dir(path: str) -> tuple[int, int, list[str]]:
-    """Files and bytes directly in ``path``, and its subdirectories."""
-    count = size = 0
-    subdirs: list[str] = []
-    try:
-        it = os.scandir(path)
-    except (FileNotFoundError, NotADirectoryError, PermissionError):
-        return 0, 0, []  # vanished or unreadable while scanning: count what we can
-    with it:
-        for entry in it:
-            if STAGING_MARK in entry.name:
-                continue  # in-flight writes are accounted as reservations instead
-            try:
-                if entry.is_dir(follow_symlinks=False):
-                    subdirs.append(entry.path)
-                else:
-                    count += 1
-                    size += entry.stat(follow_symlinks=False).st_size
-            except (FileNotFoundError, PermissionError):
-                continue
-    return count, size, subdirs
+def _scan_dir(subtree: Subtree) -> tuple[int, int, list[Subtree]]:
+    """Files and bytes directly in a directory, and its subdirectories (never a swapped-in
+    link: see :data:`storage_proxy.volumes.scan.Subtree`)."""
+    part = scan_level([subtree], descend=False)
+    return part.file_count, part.used_bytes, part.pending_dirs
 
 
 def threaded_scan(root: str, threads: int) -> VFolderUsage:
     """Walk ``root``, up to ``threads`` directories at a time (blocking: call it in a thread)."""
     count = size = 0
     with ThreadPoolExecutor(max(1, threads), thread_name_prefix="nfs-scan") as pool:
-        pending: set[Future[tuple[int, int, list[str]]]] = {pool.submit(_scan_dir, root)}
+        pending: set[Future[tuple[int, int, list[Subtree]]]] = {
+            pool.submit(_scan_dir, (root, 0, 0))
+        }
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:

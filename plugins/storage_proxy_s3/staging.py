@@ -9,7 +9,9 @@ bucket only when the upload completes.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import os
 from typing import Any
 
 from storage_proxy.errors import (
@@ -18,8 +20,8 @@ from storage_proxy.errors import (
 )
 from storage_proxy.paths import RelPath
 from storage_proxy.types import DirEntryType, VFolderID
-from storage_proxy.volumes.abc import AbstractVolume
-from storage_proxy.volumes.staging import LocalStaging, LocalStagingUploads
+from storage_proxy.volumes.abc import AbstractVolume, StagedFile
+from storage_proxy.volumes.staging import LocalStagedFile, LocalStaging, LocalStagingUploads
 
 from .client import S3Connection
 from .multipart import file_chunks, put_stream
@@ -47,7 +49,7 @@ class StagingMixin(LocalStagingUploads, AbstractVolume):
 
     async def upload_publish(
         self,
-        session_id: str,
+        held: StagedFile,
         vfid: VFolderID,
         relpath: RelPath,
         *,
@@ -55,7 +57,8 @@ class StagingMixin(LocalStagingUploads, AbstractVolume):
         checksums: bool = False,
         content_type: str | None = None,
     ) -> None:
-        staged = self._staged(session_id)
+        assert isinstance(held, LocalStagedFile)
+        staged = held.path
         await self._require_vfolder(vfid)
         if not relpath.parts:
             raise IsADirectory("cannot write over the vfolder root")
@@ -84,4 +87,4 @@ class StagingMixin(LocalStagingUploads, AbstractVolume):
         }
         await self.deps.metadata.put_file_meta(self.name, str(vfid), str(relpath), record)
         self._changed(vfid)
-        await self.upload_discard(session_id)
+        await asyncio.to_thread(os.unlink, staged.name, dir_fd=held.dir_fd)  # held: ours to drop

@@ -71,7 +71,8 @@ class XfsQuotaModel(ProxyQuotaModel):
             return None
         entry = await self._entry(qsid, fresh=True)
         if entry is None:
-            return QuotaUsage(used_bytes=await self._used_bytes(qsid, fresh=True), limit_bytes=None)
+            used, _ = await self._used_bytes(qsid, fresh=True)
+            return QuotaUsage(used_bytes=used, limit_bytes=None)
         return QuotaUsage(used_bytes=entry.used_bytes, limit_bytes=entry.hard_limit_bytes)
 
     async def update_quota_scope(self, qsid: QuotaScopeID, config: QuotaConfig) -> None:
@@ -105,11 +106,12 @@ class XfsQuotaModel(ProxyQuotaModel):
             return entry.hard_limit_bytes if entry else None
         return await super()._limit(bucket)
 
-    async def _used_bytes(self, bucket: Bucket, *, fresh: bool = False) -> int:
+    async def _used_bytes(self, bucket: Bucket, *, fresh: bool = False) -> tuple[int, float]:
+        """A quota report may be up to a TTL old: writes from then on count on top of it."""
         if isinstance(bucket, QuotaScopeID):
             entry = await self._entry(bucket, fresh=fresh)
             if entry is not None:
-                return entry.used_bytes
+                return entry.used_bytes, time.time() - self._usage_ttl
         return await super()._used_bytes(bucket, fresh=fresh)
 
     # -- helpers -----------------------------------------------------------------------------

@@ -107,7 +107,12 @@ class XfsVolume(BasePosixVolume):
             what,
         )
         self.native_quota = False
-        self.quota_model = super().create_quota_model()
+        self.quota_model = self.adopt(super().create_quota_model())
+
+    @property
+    def stage_beside_target(self) -> bool:
+        """A rename may not leave an XFS project (EXDEV): stage writes inside it."""
+        return self.native_quota
 
     async def get_capabilities(self) -> frozenset[Capability]:
         if self.native_quota:

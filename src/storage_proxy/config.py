@@ -78,7 +78,13 @@ _storage_proxy_section = t.Dict(
         t.Key("max-upload-size", default="100g"): BinarySize(),
         t.Key("shutdown-timeout", default="30s"): Duration(),
         t.Key("scan-workers", default=None): t.Null | t.ToInt(gte=0, lte=64),
-        # Accepted so Backend.AI configs load unchanged; this daemon runs one process per node.
+        # Threads for blocking file work (opens, stats, reads, writes), per worker process.
+        t.Key("io-threads", default=32): t.ToInt(gte=2, lte=1024),
+        # A transfer whose client reads or sends nothing for this long is dropped.
+        t.Key("transfer-idle-timeout", default="60s"): Duration(),
+        # A connection that has not sent a complete request head within this time is closed
+        # (also how long an idle keep-alive connection stays open).
+        t.Key("request-header-timeout", default="30s"): Duration(),
         t.Key("num-proc", default=None): t.Null | t.ToInt(gte=1),
         t.Key("pid-file", default=None): t.Null | t.String(),
         t.Key("event-loop", default="asyncio"): t.Enum("asyncio", "uvloop"),

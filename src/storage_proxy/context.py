@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from functools import partial
@@ -32,6 +34,7 @@ from .services.tokens import TokenService
 from .services.uploads import UploadService
 from .services.usage import UsageService
 from .volumes.abc import VolumeDeps
+from .volumes.quota import LedgerKeeper
 from .volumes.scan import TreeScanner
 
 log = logging.getLogger(__name__)
@@ -120,7 +123,19 @@ async def build_root_context(config: dict[str, Any], *, register_node: bool = Tr
         stack.push_async_callback(scanner.close)
         await scanner.start()
 
-        deps = VolumeDeps(metadata=metadata, scanner=scanner, scandir_limit=sp["scandir-limit"])
+        io_pool = ThreadPoolExecutor(sp["io-threads"], thread_name_prefix="file-io")
+        stack.callback(io_pool.shutdown, wait=False, cancel_futures=True)
+        holder = f"{sp['node-id']}/{os.getpid()}"
+        keeper = LedgerKeeper(metadata, holder)
+        keeper.start()
+        stack.push_async_callback(keeper.stop)
+        deps = VolumeDeps(
+            metadata=metadata,
+            scanner=scanner,
+            scandir_limit=sp["scandir-limit"],
+            io=io_pool,
+            holder=holder,
+        )
         volumes = DynamicVolumeRegistry.instantiate(config["volume"], deps)
         await volumes.start()
         stack.push_async_callback(volumes.stop)
@@ -157,6 +172,7 @@ async def build_root_context(config: dict[str, Any], *, register_node: bool = Tr
         await stack.aclose()
         raise
     usage = UsageService(volumes, cache, kinds)
+    permissions = PermissionService(metadata)
     ctx = RootContext(
         config=config,
         node_id=sp["node-id"],
@@ -171,11 +187,13 @@ async def build_root_context(config: dict[str, Any], *, register_node: bool = Tr
             volumes,
             max_upload_size=sp["max-upload-size"],
             default_expiry=sp["session-expire"],
+            permissions=permissions,
             on_received=lambda volume, n: metrics.uploaded.labels(volume).inc(n),
             ensure_writable=bgtasks.ensure_writable,
             on_published=usage.changed,
+            leases=leases,
         ),
-        permissions=PermissionService(metadata),
+        permissions=permissions,
         usage=usage,
         dataproxy=DataProxyService(
             DataProxySettings.from_config(config), volumes, token_secret.value
@@ -186,7 +204,6 @@ async def build_root_context(config: dict[str, Any], *, register_node: bool = Tr
         volume_deps=deps,
         exit_stack=stack,
     )
-    ctx.uploads.leases = leases
     ctx.redis = leases
     ctx.bgtasks = bgtasks
     ctx.jobs = JobRunner(

@@ -21,6 +21,11 @@ class StorageProxyError(Exception):
         self.detail = detail or self.title
         self.extra = extra
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """Response headers the error implies (none by default)."""
+        return {}
+
     def to_problem(self) -> dict[str, Any]:
         body: dict[str, Any] = {
             "type": f"urn:storage-proxy:problem:{self.code}",
@@ -127,6 +132,11 @@ class UnsupportedMediaType(StorageProxyError):
 
 class RangeNotSatisfiable(StorageProxyError):
     status, code, title = 416, "range-not-satisfiable", "Range not satisfiable"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        size = self.extra.get("size")
+        return {} if size is None else {"Content-Range": f"bytes */{size}"}
 
 
 class ChecksumMismatch(StorageProxyError):

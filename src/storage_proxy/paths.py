@@ -1,16 +1,13 @@
-"""User-supplied relative paths, parsed once and resolved so they never leave their vfolder.
+"""User-supplied relative paths, parsed once into a validated type.
 
-``RelPath.parse`` rejects what is malformed on its face (absolute paths, ``..``, NUL bytes);
-``resolve_inside`` follows symlinks on disk and rejects anything that lands outside the root.
-Resolution touches the filesystem, so callers run it off the event loop (the volume base does).
+``RelPath.parse`` rejects what is malformed on its face (absolute paths, ``..``, NUL bytes, lone
+surrogates, over-long paths).  Where the path then leads on disk is decided on held directory
+descriptors by :mod:`storage_proxy.volumes.beneath`, never by resolving the string here.
 """
 
 from __future__ import annotations
 
-import os
-import stat
 from dataclasses import dataclass
-from pathlib import Path
 
 from .errors import InvalidPath
 
@@ -76,51 +73,3 @@ class RelPath:
 
     def __str__(self) -> str:
         return "/".join(self.parts) if self.parts else "."
-
-
-def _walk_without_links(root: str, rel: RelPath, follow_final: bool) -> str | None:
-    """The common case in one ``lstat`` per component: no component is a symlink, so the joined
-    path is already the resolved one (``RelPath`` has no ``..``).  None: a link was met and the
-    caller resolves the slow, thorough way."""
-    path = root
-    last = len(rel.parts) - 1
-    for i, part in enumerate(rel.parts):
-        path = f"{path}/{part}"
-        try:
-            mode = os.lstat(path).st_mode
-        except FileNotFoundError:
-            return "/".join((path, *rel.parts[i + 1 :]))  # nothing below can be a link yet
-        except OSError:
-            return None
-        if stat.S_ISLNK(mode) and (i < last or follow_final):
-            return None
-    return path
-
-
-def _is_within(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip("/") + "/")
-
-
-def resolve_inside(root: Path, rel: RelPath, *, follow_final: bool = True) -> Path:
-    """Map ``rel`` to an absolute path under ``root`` with every symlink checked.
-
-    With ``follow_final=False`` the last component is kept as it is (so a symlink itself can be
-    renamed or deleted) while every directory above it is still resolved and checked.
-    Blocking (``lstat``/``realpath``): call it from a worker thread.
-    """
-    if not rel.parts:
-        return Path(os.path.realpath(root))
-    fast = _walk_without_links(str(root), rel, follow_final)
-    if fast is not None:
-        return Path(fast)
-    real_root = os.path.realpath(root)
-    if follow_final:
-        resolved = os.path.realpath(os.path.join(real_root, *rel.parts))
-    else:
-        parent = os.path.realpath(os.path.join(real_root, *rel.parts[:-1]))
-        resolved = os.path.join(parent, rel.parts[-1])
-        if not _is_within(parent, real_root):
-            raise InvalidPath(f"path escapes its vfolder: {rel}")
-    if not _is_within(resolved, real_root):
-        raise InvalidPath(f"path escapes its vfolder: {rel}")
-    return Path(resolved)

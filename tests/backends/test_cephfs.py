@@ -18,7 +18,7 @@ from storage_proxy.errors import PluginError, QuotaExceeded
 from storage_proxy.paths import RelPath
 from storage_proxy.types import Capability, QuotaConfig, VFolderID, VFolderUsage
 from storage_proxy.volumes.abc import VolumeDeps, WriteOptions
-from storage_proxy.volumes.scan import STAGING_MARK
+from storage_proxy.volumes.posix import STAGING_MARK
 from storage_proxy_cephfs import CephFSVolume
 
 MiB = 1 << 20
@@ -171,8 +171,9 @@ async def test_upload_published_across_quota_realms(cephfs_volume: CephFSVolume)
     vfid = await vfolder(cephfs_volume, limit=2 * MiB)
     session = uuid.uuid4().hex
     await cephfs_volume.upload_prepare(session)
-    await cephfs_volume.upload_append(session, 0, chunks(512 * 1024))
-    await cephfs_volume.upload_publish(session, vfid, RelPath.parse("up.bin"), checksums=True)
+    async with cephfs_volume.upload_hold(session) as held:
+        await cephfs_volume.upload_append(held, 0, chunks(512 * 1024))
+        await cephfs_volume.upload_publish(held, vfid, RelPath.parse("up.bin"), checksums=True)
     meta = await cephfs_volume.get_file_meta(vfid, RelPath.parse("up.bin"))
     assert meta.size == 512 * 1024
     assert meta.sha256 == hashlib.sha256(b"q" * 512 * 1024).hexdigest()

@@ -149,7 +149,7 @@ async def test_directory_needs_archive_and_zip_streams(daemon: Daemon) -> None:
     resp = await daemon.client.get("/download", params={"token": token})
     assert resp.status == 200 and resp.headers["Content-Type"] == "application/zip"
     archive = zipfile.ZipFile(io.BytesIO(await resp.read()))
-    assert sorted(archive.namelist()) == ["data.bin", "empty/", "sub/x.txt"]
+    assert sorted(archive.namelist()) == ["data.bin", "empty/", "sub/", "sub/x.txt"]
     assert archive.read("data.bin") == BODY
 
 

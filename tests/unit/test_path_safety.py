@@ -149,7 +149,8 @@ class World:
 
     # -- oracles ---------------------------------------------------------------------------
     def outside_snapshot(self) -> dict[str, tuple[Any, ...]]:
-        """Everything under the test's tmp dir except the vfolder and the SQLite files.
+        """Everything under the test's tmp dir except the vfolder, the SQLite files and the
+        volume's staging area (``.uploads``: checked to be left empty instead).
 
         The outside directories are not listed (that would move their atime, which tells
         whether anything read them); their known entries are lstat-ed, and an added or removed
@@ -163,6 +164,7 @@ class World:
         ]
         for dirpath, dirnames, filenames in os.walk(self.tmp):
             here = Path(dirpath)
+            dirnames[:] = [d for d in dirnames if here / d != self.staging]
             paths += [here / name for name in dirnames + filenames]
             dirnames[:] = [d for d in dirnames if here / d != self.vf and here / d not in unlisted]
         for path in paths:
@@ -188,9 +190,14 @@ class World:
         removed = sorted(set(self.baseline) - set(now))
         changed = sorted(k for k in now.keys() & self.baseline.keys() if now[k] != self.baseline[k])
         assert not (added or removed or changed), (context, added, removed, changed)
+        assert not os.listdir(self.staging), (context, "staging left behind")
         if self.atime_tracked:  # nothing outside was read (a read moves atime past mtime)
             for path in (self.secret, self.outside_dir, self.sibling):
                 assert os.lstat(path).st_atime == OLD_ATIME, (context, path, "was read")
+
+    @property
+    def staging(self) -> Path:
+        return self.tmp / "vol" / ".uploads"
 
     def is_inside(self, path: str | Path) -> bool:
         real = os.path.realpath(path)
@@ -248,6 +255,14 @@ async def _read_capped(world: World, rel: RelPath) -> bytes:
     finally:
         await gen.aclose()  # type: ignore[attr-defined]
     return bytes(out)
+
+
+async def _opened_path(world: World, rel: RelPath) -> Path:
+    """Where the descriptor ``local_file`` opened points (what a download would send)."""
+    local = await world.volume.local_file(world.vfid, rel)
+    assert local is not None
+    with local:
+        return Path(os.readlink(f"/proc/self/fd/{local.fd}"))
 
 
 async def _scan(world: World, rel: RelPath, recursive: bool) -> list[DirEntry]:
@@ -311,8 +326,11 @@ async def _read_only_ops(world: World, raw: str, rel: RelPath) -> None:
         if ok:
             for e in entries:
                 _entry_is_inside(world, e)
-    for name, op in (("mount", vol.get_vfolder_mount), ("local_path", vol.local_path)):
-        ok, path = await _attempt(op(vfid, rel), (name, raw))
+    for name, op in (
+        ("mount", lambda: vol.get_vfolder_mount(vfid, rel)),
+        ("local_file", lambda: _opened_path(world, rel)),
+    ):
+        ok, path = await _attempt(op(), (name, raw))
         if ok:
             assert path is not None and world.is_inside(path), (name, raw, path)
             assert os.path.realpath(path) == str(path), (name, raw, path)
@@ -654,7 +672,7 @@ async def test_reading_through_an_outward_link_is_refused(world: World, raw: str
         await _read_capped(world, rel)
     assert exc.value.code == "invalid-path"
     with pytest.raises(InvalidPath):
-        await vol.local_path(vfid, rel)
+        await vol.local_file(vfid, rel)
     with pytest.raises(InvalidPath):
         await vol.get_vfolder_mount(vfid, rel)
     with pytest.raises(InvalidPath):
@@ -823,7 +841,7 @@ async def test_link_loop_is_an_invalid_path_not_a_crash(world: World) -> None:
     with pytest.raises(InvalidPath):
         await _scan(world, rp("loop"), recursive=False)
     with pytest.raises(InvalidPath):
-        await world.volume.local_path(world.vfid, rp("loop"))
+        await world.volume.local_file(world.vfid, rp("loop"))
     # Writing to it may be refused, or replace the link (it is inside) with the file.
     try:
         await world.volume.write(world.vfid, rp("loop"), _one_chunk(b"x"))

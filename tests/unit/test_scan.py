@@ -39,7 +39,7 @@ def test_partial_walk_leaves_a_frontier(tmp_path: Path) -> None:
     make_tree(tmp_path / "t")
     count, size, frontier = scan_tree(str(tmp_path / "t"), fanout=8)
     assert len(frontier) >= 8
-    assert all(p.startswith(str(tmp_path / "t")) for p in frontier)
+    assert all(path.startswith(str(tmp_path / "t")) and ino for path, _, ino in frontier)
 
 
 async def test_missing_root_counts_nothing(tmp_path: Path) -> None:

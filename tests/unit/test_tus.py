@@ -15,7 +15,7 @@ from api_fixtures import Daemon
 from tusclient import client as tus_client
 from tusclient.exceptions import TusCommunicationError
 
-from storage_proxy.errors import UploadOffsetMismatch
+from storage_proxy.errors import Conflict, UploadOffsetMismatch
 from storage_proxy.volumes.staging import LocalStaging
 
 QSID = "user:11111111-2222-3333-4444-555555555555"
@@ -118,16 +118,21 @@ async def test_a_stale_offset_with_a_checksum_loses_nothing(daemon: Daemon) -> N
 
 async def test_staging_checks_the_offset_under_the_writer_lock(tmp_path: Path) -> None:
     """A writer that read the staged size before another's append finished is refused, not
-    allowed to write over what the other one stored."""
+    allowed to write over what the other one stored; two writers never hold one upload."""
     staging = LocalStaging(tmp_path / "staging")
     session = "ab" * 16
     await staging.prepare(session)
-    assert await staging.append(session, 0, _chunks(b"0123456789")) == 10
-    with pytest.raises(UploadOffsetMismatch) as e:
-        await staging.append(session, 4, _chunks(b"XXXX"))
-    assert e.value.extra["offset"] == 10
-    assert staging.path(session).read_bytes() == b"0123456789"
-    assert await staging.append(session, 10, _chunks(b"ab")) == 12
+    async with staging.hold(session) as held:
+        assert await staging.append(held, 0, _chunks(b"0123456789")) == 10
+        with pytest.raises(Conflict):
+            async with staging.hold(session):
+                pass  # a second writer, in this process or another: refused while held
+    async with staging.hold(session) as held:
+        with pytest.raises(UploadOffsetMismatch) as e:
+            await staging.append(held, 4, _chunks(b"XXXX"))
+        assert e.value.extra["offset"] == 10
+        assert staging.path(session).read_bytes() == b"0123456789"
+        assert await staging.append(held, 10, _chunks(b"ab")) == 12
 
 
 async def _chunks(data: bytes) -> AsyncIterator[bytes]:

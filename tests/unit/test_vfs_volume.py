@@ -202,13 +202,19 @@ async def test_failed_write_leaves_nothing(vfs_volume: VfsVolume, vfolder: VFold
     assert await read_all(vfs_volume, vfolder, "keep.bin") == b"original"
 
 
-async def test_local_path_and_stat(vfs_volume: VfsVolume, vfolder: VFolderID) -> None:
+async def test_local_file_and_stat(vfs_volume: VfsVolume, vfolder: VFolderID) -> None:
     await vfs_volume.write(vfolder, rp("f"), chunks(b"abc"))
-    path = await vfs_volume.local_path(vfolder, rp("f"))
-    assert path is not None and path.read_bytes() == b"abc"
+    local = await vfs_volume.local_file(vfolder, rp("f"), read_up_to=10)
+    assert local is not None
+    with local:
+        assert local.body == b"abc" and os.pread(local.fd, 10, 0) == b"abc"
     st = await vfs_volume.stat(vfolder, rp("f"))
     assert st.stat.size == 3 and st.type is DirEntryType.FILE
-    assert await vfs_volume.local_path(vfolder, rp(".")) == vfs_volume.vfolder_path(vfolder)
+    root = await vfs_volume.local_file(vfolder, rp("."))
+    assert root is not None
+    with root:
+        assert root.is_dir
+        assert os.path.samestat(os.fstat(root.fd), os.stat(vfs_volume.vfolder_path(vfolder)))
     with pytest.raises(IsADirectory):
         await read_all(vfs_volume, vfolder, ".")
     with pytest.raises(FileNotFound):

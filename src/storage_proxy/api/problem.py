@@ -41,7 +41,9 @@ def error_response(err: StorageProxyError, request_id: str | None = None) -> web
     body = err.to_problem()
     if request_id:
         body["request_id"] = request_id
-    return web.json_response(body, status=err.status, content_type=PROBLEM_JSON)
+    response = web.json_response(body, status=err.status, content_type=PROBLEM_JSON)
+    response.headers.update(err.headers)
+    return response
 
 
 @web.middleware

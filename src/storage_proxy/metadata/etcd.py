@@ -5,7 +5,7 @@ linearizable reads and compare-and-swap transactions, which is all this interfac
 
 Layout under ``<namespace root>/meta/`` (components percent-quoted, values JSON):
 ``quota/<vol>/<qsid>``, ``vfolder/<vol>/<vfid>``, ``acl/<vol>/<vfid>/<type>:<principal>``,
-``upload/<id>``, ``file/<vol>/<vfid>/<relpath>``.
+``upload/<id>``, ``file/<vol>/<vfid>/<relpath>``; the quota ledger in ``etcd_ledger``.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from typing import Any
 
-from ..errors import AlreadyExists
 from ..infra.etcd import EtcdClient, join
 from .etcd_jobs import EtcdJobsMixin
+from .etcd_ledger import EtcdLedgerMixin
 from .store import AclEntry, MetadataStore, Permission, UploadSession, VFolderRecord
 
 _CAS_ATTEMPTS = 50
@@ -28,7 +28,7 @@ def _dump(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":")).encode()
 
 
-class EtcdMetadataStore(EtcdJobsMixin, MetadataStore):
+class EtcdMetadataStore(EtcdLedgerMixin, EtcdJobsMixin, MetadataStore):
     def __init__(self, client: EtcdClient, *, owns_client: bool = False, prefix: str = "meta/"):
         self.client = client
         self.owns_client = owns_client
@@ -162,21 +162,9 @@ class EtcdMetadataStore(EtcdJobsMixin, MetadataStore):
         return await self.client.delete(self._acl_key(volume, vfid, principal_type, principal))
 
     # -- uploads -----------------------------------------------------------------------------
-    async def create_upload(self, session: UploadSession) -> None:
-        """Put only if no session has this id (a create revision of 0 means "absent")."""
-        c, tx = self.client, self.client.tx
-        key = c.abs(self._k("upload", session.id))
-        if not await c.txn([tx.create(key) == 0], [tx.put(key, _dump(asdict(session)))]):
-            raise AlreadyExists(f"upload session {session.id} already exists")
-
     async def get_upload(self, upload_id: str) -> UploadSession | None:
         data = await self._get_json(self._k("upload", upload_id))
         return None if data is None else UploadSession(**data)
-
-    async def update_upload(self, upload_id: str, *, offset: int, length: int | None) -> None:
-        await self._cas_update(
-            self._k("upload", upload_id), lambda d: {**d, "offset": offset, "length": length}
-        )
 
     async def delete_upload(self, upload_id: str) -> None:
         await self.client.delete(self._k("upload", upload_id))
@@ -191,14 +179,6 @@ class EtcdMetadataStore(EtcdJobsMixin, MetadataStore):
         if expired_before is not None:
             sessions = [s for s in sessions if s.expires_at < expired_before]
         return sorted(sessions, key=lambda s: s.created_at)
-
-    async def reserved_upload_bytes(self, volume: str, vfid_prefix: str) -> int:
-        # Same rule as SQLite: the declared length, or what is staged while it is deferred.
-        return sum(
-            s.length if s.length is not None else s.offset
-            for s in await self.list_uploads(volume=volume)
-            if s.vfid.startswith(vfid_prefix)
-        )
 
     # -- file metadata -----------------------------------------------------------------------
     async def get_file_meta(self, volume: str, vfid: str, relpath: str) -> dict[str, Any] | None:

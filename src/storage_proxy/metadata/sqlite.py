@@ -1,24 +1,48 @@
-"""The embedded metadata store: SQLite through aiosqlite (its own thread), WAL mode."""
+"""The embedded metadata store: SQLite through aiosqlite, WAL mode, shared by worker processes.
+
+Two connections per process, each in autocommit mode and on a thread of its own: one for reads
+(every statement sees the latest commit; a read never holds a transaction open), one for writes.
+Writes run one at a time per process (an asyncio lock) in short explicit transactions that take
+the write lock up front (``BEGIN IMMEDIATE``, waiting up to the busy timeout for another
+process), so a write never has to upgrade a stale read snapshot — the failure that once left a
+connection stuck in an open transaction.  A transaction that still cannot get the lock is retried
+a few times and then reported as a 503 (``metadata-busy``), never as a 500; a failed one is
+rolled back, so the connection is always clean for the next.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import sqlite3
 import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
+from ..errors import BackendUnavailable
 from .store import (
     AclEntry,
     BgTaskRecord,
     MetadataStore,
     Permission,
+    QuotaBucket,
+    Shortfall,
     UploadSession,
     VFolderRecord,
 )
 
 BUSY_TIMEOUT = 10.0  # seconds a statement waits for another connection's lock
+TX_ATTEMPTS = 3  # a transaction that met "database is locked" is tried this many times
+T = TypeVar("T")
+
+
+class MetadataBusy(BackendUnavailable):
+    code, title = "metadata-busy", "The metadata store is busy"
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS quota_scopes (
@@ -95,6 +119,19 @@ CREATE TABLE IF NOT EXISTS vfolder_status (
     task_id TEXT NOT NULL,
     PRIMARY KEY (volume, vfid)
 );
+CREATE TABLE IF NOT EXISTS quota_ledger (
+    id TEXT NOT NULL,
+    volume TEXT NOT NULL,
+    bucket TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    bytes INTEGER NOT NULL,
+    holder TEXT NOT NULL,
+    at REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    PRIMARY KEY (id, bucket)
+);
+CREATE INDEX IF NOT EXISTS quota_ledger_bucket ON quota_ledger (volume, bucket, kind, at);
+CREATE INDEX IF NOT EXISTS quota_ledger_holder ON quota_ledger (holder, kind);
 CREATE TABLE IF NOT EXISTS vfolder_retention (
     volume TEXT NOT NULL,
     vfid TEXT NOT NULL,
@@ -115,6 +152,40 @@ _BGTASK_JSON = frozenset({"params", "result", "error"})
 _LIVE = "('pending', 'running')"
 
 
+async def _rollback(db: aiosqlite.Connection) -> None:
+    try:
+        await db.execute("ROLLBACK")
+    except sqlite3.Error:
+        pass  # nothing was open (BEGIN itself failed)
+
+
+async def _scalar(db: aiosqlite.Connection, sql: str, args: tuple[Any, ...]) -> Any:
+    async with db.execute(sql, args) as cur:
+        row = await cur.fetchone()
+    return None if row is None else row[0]
+
+
+async def _held(db: aiosqlite.Connection, volume: str, bucket: QuotaBucket, now: float) -> int:
+    ledger = await _scalar(db, _HELD, (volume, bucket.key, now, bucket.scanned_at))
+    prefix = bucket.upload_prefix
+    uploads = await _scalar(db, _UPLOADS_HELD, (volume, len(prefix), prefix))
+    return int(ledger) + int(uploads)
+
+
+async def _shortfall(
+    db: aiosqlite.Connection,
+    volume: str,
+    buckets: Sequence[QuotaBucket],
+    nbytes: int,
+    now: float,
+) -> Shortfall | None:
+    for bucket in buckets:
+        remaining = max(0, bucket.limit - bucket.used - await _held(db, volume, bucket, now))
+        if nbytes > remaining:
+            return Shortfall(bucket.key, remaining)
+    return None
+
+
 def _bgtask(row: Any) -> BgTaskRecord:
     values = dict(zip(_BGTASK_COLUMNS.replace(" ", "").split(","), row, strict=True))
     for key in _BGTASK_JSON:
@@ -130,39 +201,88 @@ def _upload(row: Any) -> UploadSession:
     )
 
 
+_HELD = (
+    "SELECT COALESCE(SUM(bytes), 0) FROM quota_ledger WHERE volume = ? AND bucket = ? AND"
+    " ((kind = 'held' AND expires_at > ?) OR (kind = 'written' AND at >= ?))"
+)
+_UPLOADS_HELD = (
+    # Staged bytes sit outside the vfolder, so a session holds its whole declared length
+    # (or, while the length is deferred, what it has staged so far).
+    'SELECT COALESCE(SUM(COALESCE(length, "offset")), 0) FROM upload_sessions'
+    " WHERE volume = ? AND substr(vfid, 1, ?) = ?"
+)
+
+
 class SqliteMetadataStore(MetadataStore):
     def __init__(self, path: Path | str) -> None:
         self.path = str(path)
-        self._db: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._writer: aiosqlite.Connection | None = None
+        self._write_lock = asyncio.Lock()
 
     @property
     def db(self) -> aiosqlite.Connection:
-        if self._db is None:
+        """The read connection."""
+        if self._reader is None:
             raise RuntimeError("metadata store is not open")
-        return self._db
+        return self._reader
+
+    async def _connect(self) -> aiosqlite.Connection:
+        # The busy timeout comes first: worker processes open one database at the same moment,
+        # and switching it to WAL needs a lock another worker may hold for a few milliseconds.
+        db = await aiosqlite.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None)
+        await db.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT * 1000)}")
+        await db.execute("PRAGMA journal_mode=WAL")
+        # WAL + NORMAL: a commit survives a daemon crash; only a power loss may lose the last one.
+        await db.execute("PRAGMA synchronous=NORMAL")
+        return db
 
     async def open(self) -> None:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        # The busy timeout comes first: worker processes open one database at the same moment,
-        # and switching it to WAL needs a lock another worker may hold for a few milliseconds.
-        self._db = await aiosqlite.connect(self.path, timeout=BUSY_TIMEOUT)
-        await self._db.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT * 1000)}")
-        await self._db.execute("PRAGMA journal_mode=WAL")
-        # WAL + NORMAL: a commit survives a daemon crash; only a power loss may lose the last one.
-        await self._db.execute("PRAGMA synchronous=NORMAL")
-        await self._db.executescript(_SCHEMA)
-        await self._db.commit()
+        self._writer = await self._connect()
+        async with self._write_lock:  # idempotent statements, each its own transaction
+            await self._writer.executescript(_SCHEMA)
+        # An in-memory database exists once per connection: reads then share the writer's.
+        self._reader = self._writer if self.path == ":memory:" else await self._connect()
 
     async def close(self) -> None:
-        if self._db is not None:
-            db, self._db = self._db, None
+        reader, writer = self._reader, self._writer
+        self._reader = self._writer = None
+        for db in {id(c): c for c in (reader, writer) if c is not None}.values():
             await db.close()
 
+    async def _transaction(self, work: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
+        """Run ``work`` in one write transaction (BEGIN IMMEDIATE … COMMIT, rolled back on
+        error); retried when another process kept the database locked past the busy timeout."""
+        if self._writer is None:
+            raise RuntimeError("metadata store is not open")
+        db = self._writer
+        async with self._write_lock:
+            for attempt in range(1, TX_ATTEMPTS + 1):
+                try:
+                    await db.execute("BEGIN IMMEDIATE")
+                except sqlite3.OperationalError as e:
+                    if "locked" in str(e) or "busy" in str(e):
+                        if attempt < TX_ATTEMPTS:
+                            continue
+                        raise MetadataBusy("the metadata store stayed locked; retry") from None
+                    raise
+                try:
+                    result = await work(db)
+                    await db.execute("COMMIT")
+                    return result
+                except BaseException:
+                    await asyncio.shield(_rollback(db))
+                    raise
+        raise AssertionError("unreachable")
+
     async def _write(self, sql: str, args: tuple[Any, ...]) -> int:
-        cur = await self.db.execute(sql, args)
-        await self.db.commit()
-        return cur.rowcount
+        async def run(db: aiosqlite.Connection) -> int:
+            cur = await db.execute(sql, args)
+            return int(cur.rowcount)
+
+        return await self._transaction(run)
 
     async def _one(self, sql: str, args: tuple[Any, ...]) -> Any:
         async with self.db.execute(sql, args) as cur:
@@ -207,12 +327,13 @@ class SqliteMetadataStore(MetadataStore):
         )
 
     async def unregister_vfolder(self, volume: str, vfid: str) -> None:
-        await self._write("DELETE FROM vfolders WHERE volume = ? AND vfid = ?", (volume, vfid))
-        await self._write("DELETE FROM vfolder_acl WHERE volume = ? AND vfid = ?", (volume, vfid))
-        await self._write("DELETE FROM file_meta WHERE volume = ? AND vfid = ?", (volume, vfid))
-        await self._write(
-            "DELETE FROM vfolder_retention WHERE volume = ? AND vfid = ?", (volume, vfid)
-        )
+        async def run(db: aiosqlite.Connection) -> None:
+            for table in ("vfolders", "vfolder_acl", "file_meta", "vfolder_retention"):
+                await db.execute(
+                    f"DELETE FROM {table} WHERE volume = ? AND vfid = ?", (volume, vfid)
+                )
+
+        await self._transaction(run)
 
     async def get_vfolder(self, volume: str, vfid: str) -> VFolderRecord | None:
         row = await self._one(
@@ -278,22 +399,33 @@ class SqliteMetadataStore(MetadataStore):
         return n > 0
 
     # -- uploads -----------------------------------------------------------------------------
-    async def create_upload(self, session: UploadSession) -> None:
-        await self._write(
-            f"INSERT INTO upload_sessions ({_UPLOAD_COLUMNS}) VALUES ({', '.join('?' * 10)})",
-            (
-                session.id,
-                session.volume,
-                session.vfid,
-                session.relpath,
-                session.length,
-                session.offset,
-                session.created_at,
-                session.expires_at,
-                session.owner,
-                json.dumps(session.metadata),
-            ),
+    async def create_upload(
+        self, session: UploadSession, buckets: Sequence[QuotaBucket] = (), now: float = 0.0
+    ) -> Shortfall | None:
+        row = (
+            session.id,
+            session.volume,
+            session.vfid,
+            session.relpath,
+            session.length,
+            session.offset,
+            session.created_at,
+            session.expires_at,
+            session.owner,
+            json.dumps(session.metadata),
         )
+
+        async def run(db: aiosqlite.Connection) -> Shortfall | None:
+            short = await _shortfall(db, session.volume, buckets, session.length or 0, now)
+            if short is None:
+                await db.execute(
+                    f"INSERT INTO upload_sessions ({_UPLOAD_COLUMNS})"
+                    f" VALUES ({', '.join('?' * 10)})",
+                    row,
+                )
+            return short
+
+        return await self._transaction(run)
 
     async def get_upload(self, upload_id: str) -> UploadSession | None:
         row = await self._one(
@@ -301,11 +433,33 @@ class SqliteMetadataStore(MetadataStore):
         )
         return None if row is None else _upload(row)
 
-    async def update_upload(self, upload_id: str, *, offset: int, length: int | None) -> None:
-        await self._write(
-            'UPDATE upload_sessions SET "offset" = ?, length = ? WHERE id = ?',
-            (offset, length, upload_id),
-        )
+    async def update_upload(
+        self,
+        upload_id: str,
+        *,
+        offset: int,
+        length: int | None,
+        buckets: Sequence[QuotaBucket] = (),
+        now: float = 0.0,
+    ) -> Shortfall | None:
+        async def run(db: aiosqlite.Connection) -> Shortfall | None:
+            if buckets and length is not None:
+                async with db.execute(
+                    'SELECT volume, COALESCE(length, "offset") FROM upload_sessions WHERE id = ?',
+                    (upload_id,),
+                ) as cur:
+                    row = await cur.fetchone()
+                if row is not None:
+                    short = await _shortfall(db, row[0], buckets, length - int(row[1]), now)
+                    if short is not None:
+                        return short
+            await db.execute(
+                'UPDATE upload_sessions SET "offset" = ?, length = ? WHERE id = ?',
+                (offset, length, upload_id),
+            )
+            return None
+
+        return await self._transaction(run)
 
     async def delete_upload(self, upload_id: str) -> None:
         await self._write("DELETE FROM upload_sessions WHERE id = ?", (upload_id,))
@@ -329,14 +483,80 @@ class SqliteMetadataStore(MetadataStore):
         return [_upload(row) for row in rows]
 
     async def reserved_upload_bytes(self, volume: str, vfid_prefix: str) -> int:
-        row = await self._one(
-            # Staged bytes sit outside the vfolder, so a session holds its whole declared length
-            # (or, while the length is deferred, what it has staged so far).
-            'SELECT COALESCE(SUM(COALESCE(length, "offset")), 0) FROM upload_sessions'
-            " WHERE volume = ? AND substr(vfid, 1, ?) = ?",
-            (volume, len(vfid_prefix), vfid_prefix),
-        )
+        row = await self._one(_UPLOADS_HELD, (volume, len(vfid_prefix), vfid_prefix))
         return int(row[0])
+
+    # -- the quota ledger --------------------------------------------------------------------
+    async def bucket_held(self, volume: str, bucket: QuotaBucket, now: float) -> int:
+        return await _held(self.db, volume, bucket, now)
+
+    async def reserve(
+        self,
+        volume: str,
+        buckets: Sequence[QuotaBucket],
+        holding: str,
+        nbytes: int,
+        holder: str,
+        now: float,
+        ttl: float,
+    ) -> Shortfall | None:
+        async def run(db: aiosqlite.Connection) -> Shortfall | None:
+            short = await _shortfall(db, volume, buckets, nbytes, now)
+            if short is not None:
+                return short
+            for bucket in buckets:
+                await db.execute(
+                    "INSERT INTO quota_ledger VALUES (?, ?, ?, 'held', ?, ?, ?, ?)"
+                    " ON CONFLICT (id, bucket) DO UPDATE SET bytes = bytes + excluded.bytes,"
+                    " at = excluded.at, expires_at = excluded.expires_at",
+                    (holding, volume, bucket.key, nbytes, holder, now, now + ttl),
+                )
+            return None
+
+        return await self._transaction(run)
+
+    async def settle(self, volume: str, holding: str, written: int, now: float) -> None:
+        async def run(db: aiosqlite.Connection) -> None:
+            if written > 0:
+                await db.execute(
+                    "UPDATE quota_ledger SET kind = 'written', bytes = ?, at = ?, expires_at = ?"
+                    " WHERE id = ? AND volume = ?",
+                    (written, now, now, holding, volume),
+                )
+            else:
+                await db.execute(
+                    "DELETE FROM quota_ledger WHERE id = ? AND volume = ?", (holding, volume)
+                )
+
+        await self._transaction(run)
+
+    async def record_written(
+        self, volume: str, keys: Sequence[str], nbytes: int, now: float
+    ) -> None:
+        entry = uuid.uuid4().hex
+
+        async def run(db: aiosqlite.Connection) -> None:
+            for key in keys:
+                await db.execute(
+                    "INSERT INTO quota_ledger VALUES (?, ?, ?, 'written', ?, '', ?, ?)",
+                    (entry, volume, key, nbytes, now, now),
+                )
+
+        if nbytes > 0 and keys:
+            await self._transaction(run)
+
+    async def renew_holdings(self, holder: str, now: float, ttl: float) -> None:
+        await self._write(
+            "UPDATE quota_ledger SET expires_at = ? WHERE holder = ? AND kind = 'held'",
+            (now + ttl, holder),
+        )
+
+    async def prune_ledger(self, written_before: float, now: float) -> int:
+        return await self._write(
+            "DELETE FROM quota_ledger WHERE (kind = 'held' AND expires_at <= ?)"
+            " OR (kind = 'written' AND at < ?)",
+            (now, written_before),
+        )
 
     # -- file metadata -----------------------------------------------------------------------
     async def get_file_meta(self, volume: str, vfid: str, relpath: str) -> dict[str, Any] | None:
@@ -413,15 +633,19 @@ class SqliteMetadataStore(MetadataStore):
 
     # -- job leases: one statement each, so workers sharing the file never both win ----------
     async def acquire_lease(self, name: str, holder: str, ttl: float, now: float) -> bool:
-        await self._write(
-            "INSERT INTO job_leases (name, holder, expires_at) VALUES (?, ?, ?)"
-            " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,"
-            " expires_at = excluded.expires_at"
-            " WHERE job_leases.expires_at < ? OR job_leases.holder = excluded.holder",
-            (name, holder, now + ttl, now),
-        )
-        row = await self._one("SELECT holder FROM job_leases WHERE name = ?", (name,))
-        return row is not None and row[0] == holder
+        async def run(db: aiosqlite.Connection) -> bool:
+            await db.execute(
+                "INSERT INTO job_leases (name, holder, expires_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,"
+                " expires_at = excluded.expires_at"
+                " WHERE job_leases.expires_at < ? OR job_leases.holder = excluded.holder",
+                (name, holder, now + ttl, now),
+            )
+            return (
+                await _scalar(db, "SELECT holder FROM job_leases WHERE name = ?", (name,)) == holder
+            )
+
+        return await self._transaction(run)
 
     async def release_lease(self, name: str, holder: str, keep_until: float | None) -> None:
         if keep_until is None:
@@ -435,18 +659,23 @@ class SqliteMetadataStore(MetadataStore):
     async def claim_vfolder_status(
         self, volume: str, vfid: str, status: str, task_id: str
     ) -> str | None:
-        await self._write(
-            "INSERT INTO vfolder_status (volume, vfid, status, task_id) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (volume, vfid) DO UPDATE SET status = excluded.status,"
-            " task_id = excluded.task_id WHERE NOT EXISTS (SELECT 1 FROM bgtasks b"
-            f" WHERE b.id = vfolder_status.task_id AND b.status IN {_LIVE})",
-            (volume, vfid, status, task_id),
-        )
-        row = await self._one(
-            "SELECT status, task_id FROM vfolder_status WHERE volume = ? AND vfid = ?",
-            (volume, vfid),
-        )
-        return None if row[1] == task_id else str(row[0])
+        async def run(db: aiosqlite.Connection) -> str | None:
+            await db.execute(
+                "INSERT INTO vfolder_status (volume, vfid, status, task_id) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (volume, vfid) DO UPDATE SET status = excluded.status,"
+                " task_id = excluded.task_id WHERE NOT EXISTS (SELECT 1 FROM bgtasks b"
+                f" WHERE b.id = vfolder_status.task_id AND b.status IN {_LIVE})",
+                (volume, vfid, status, task_id),
+            )
+            async with db.execute(
+                "SELECT status, task_id FROM vfolder_status WHERE volume = ? AND vfid = ?",
+                (volume, vfid),
+            ) as cur:
+                row = await cur.fetchone()
+            assert row is not None
+            return None if row[1] == task_id else str(row[0])
+
+        return await self._transaction(run)
 
     async def release_vfolder_status(self, task_id: str) -> None:
         await self._write("DELETE FROM vfolder_status WHERE task_id = ?", (task_id,))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,6 +74,29 @@ class UploadSession:
     expires_at: float
     owner: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaBucket:
+    """One limit a write is checked against, as a quota model sees it now.
+
+    The ledger adds what the scan could not see: open uploads' declared lengths, bytes of writes
+    in flight (on any worker process or node), and bytes written since the scan began.
+    """
+
+    key: str  # the quota scope id or the vfid the limit is on
+    upload_prefix: str  # upload sessions whose vfid starts with this count against it
+    limit: int
+    used: int  # bytes on the storage at the last scan
+    scanned_at: float  # when that scan began: bytes written from then on count on top
+
+
+@dataclass(frozen=True, slots=True)
+class Shortfall:
+    """A bucket a reservation did not fit into, and the bytes it had left."""
+
+    key: str
+    remaining: int
 
 
 @dataclass(slots=True)
@@ -158,13 +182,28 @@ class MetadataStore(ABC):
 
     # -- upload sessions ---------------------------------------------------------------------
     @abstractmethod
-    async def create_upload(self, session: UploadSession) -> None: ...
+    async def create_upload(
+        self, session: UploadSession, buckets: Sequence[QuotaBucket] = (), now: float = 0.0
+    ) -> Shortfall | None:
+        """Record the session if its declared length fits every bucket (checked and recorded in
+        one transaction, so concurrent creations on any process never jointly overfill one);
+        otherwise record nothing and return the bucket that is short."""
 
     @abstractmethod
     async def get_upload(self, upload_id: str) -> UploadSession | None: ...
 
     @abstractmethod
-    async def update_upload(self, upload_id: str, *, offset: int, length: int | None) -> None: ...
+    async def update_upload(
+        self,
+        upload_id: str,
+        *,
+        offset: int,
+        length: int | None,
+        buckets: Sequence[QuotaBucket] = (),
+        now: float = 0.0,
+    ) -> Shortfall | None:
+        """Record the offset (and a length declared late, if it fits ``buckets``, checked as in
+        ``create_upload`` against every other holding)."""
 
     @abstractmethod
     async def delete_upload(self, upload_id: str) -> None: ...
@@ -177,6 +216,45 @@ class MetadataStore(ABC):
     @abstractmethod
     async def reserved_upload_bytes(self, volume: str, vfid_prefix: str) -> int:
         """Bytes held by open uploads into vfids starting with the prefix (declared lengths)."""
+
+    # -- the quota ledger: holdings shared by every worker process and node ------------------
+    @abstractmethod
+    async def bucket_held(self, volume: str, bucket: QuotaBucket, now: float) -> int:
+        """Bytes promised against a bucket beyond its scanned usage: open uploads, writes in
+        flight (unexpired holdings) and writes finished since the scan began."""
+
+    @abstractmethod
+    async def reserve(
+        self,
+        volume: str,
+        buckets: Sequence[QuotaBucket],
+        holding: str,
+        nbytes: int,
+        holder: str,
+        now: float,
+        ttl: float,
+    ) -> Shortfall | None:
+        """Add ``nbytes`` to the in-flight ``holding`` if every bucket has room (one
+        transaction); otherwise change nothing and return the first bucket that is short."""
+
+    @abstractmethod
+    async def settle(self, volume: str, holding: str, written: int, now: float) -> None:
+        """End a holding: its bytes stop being in flight and ``written`` of them count as
+        written (into the same buckets) until a scan sees them."""
+
+    @abstractmethod
+    async def record_written(
+        self, volume: str, keys: Sequence[str], nbytes: int, now: float
+    ) -> None:
+        """Count ``nbytes`` as written into the buckets (a published upload)."""
+
+    @abstractmethod
+    async def renew_holdings(self, holder: str, now: float, ttl: float) -> None:
+        """Keep the holder's in-flight holdings alive (a crashed holder's expire by themselves)."""
+
+    @abstractmethod
+    async def prune_ledger(self, written_before: float, now: float) -> int:
+        """Drop expired holdings and written entries older than ``written_before``."""
 
     # -- file metadata (sidecar where the filesystem has no xattrs) ---------------------------
     @abstractmethod

@@ -1,87 +1,290 @@
-"""A directory as a streamed zip: written in a worker thread, handed over through a bounded queue.
+"""A directory as a streamed zip, from any volume, in bounded memory, holding no thread.
 
-Memory stays bounded by the queue (a few MiB) whatever the tree size; entries use data
-descriptors and ZIP64, so nothing needs seeking and files over 4 GiB are fine.
+The encoder writes what a streaming reader needs and nothing that needs seeking: each entry's
+local header, its bytes (stored, not compressed: the data are mostly compressed already), a data
+descriptor with the CRC and sizes, and at the end the central directory — ZIP64 throughout, so
+files and archives over 4 GiB are fine.  Names are the raw bytes of the file names: UTF-8 ones
+are flagged as such, any other bytes pass through as they are (a name that is not valid UTF-8
+never breaks the archive).
+
+Sources: :class:`LocalTree` walks a held directory descriptor of a local volume (never entering a
+directory that was swapped for a symlink, never opening anything but regular files) and reads in
+the volume's I/O pool; :class:`VolumeTree` lists and reads through the volume interface (object
+stores).  Between two reads nothing is held but the current file's descriptor, so a client that
+stalls costs no thread — and the download door drops it after its idle timeout.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
-import zipfile
-from collections.abc import AsyncIterator
-from pathlib import Path
+import stat as stat_mod
+import struct
+import time
+import zlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Protocol
 
-_QUEUE_DEPTH = 8
-_READ_SIZE = 1 << 20
-_DONE = object()
+from ..paths import RelPath
+from ..types import DirEntryType, VFolderID
+from ..volumes import fstree
+from ..volumes.abc import AbstractVolume, ReadOptions
+from ..volumes.beneath import open_regular
+
+READ_SIZE = 1 << 20
+_BATCH = 32
+_UTF8 = 0x800
+_DESCRIPTOR = 0x08
+_VERSION = 45  # ZIP64
+_MADE_BY = (3 << 8) | _VERSION  # Unix: external attributes carry the mode
+_MAX32 = 0xFFFFFFFF
+
+Runner = Callable[..., Awaitable[Any]]
 
 
-class _QueueWriter:
-    """A write-only file object that blocks the producer thread while the queue is full."""
+@dataclass(slots=True)
+class ZipItem:
+    """One entry: its name inside the archive, kind, mode and mtime, and how to read it."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[object]) -> None:
-        self._loop = loop
-        self._queue = queue
-        self._pos = 0
-        self.cancelled = False
+    name: bytes
+    is_dir: bool
+    mode: int
+    mtime: float
+    chunks: Callable[[], AsyncIterator[tuple[bytes, int]]] | None = None  # (bytes, crc so far)
 
-    def write(self, data: bytes) -> int:
-        if self.cancelled:
-            raise BrokenPipeError("the client went away")
-        if data:
-            asyncio.run_coroutine_threadsafe(self._queue.put(bytes(data)), self._loop).result()
-            self._pos += len(data)
-        return len(data)
 
-    def tell(self) -> int:
-        return self._pos
+class ZipSource(Protocol):
+    def items(self) -> AsyncIterator[ZipItem]: ...
 
-    def flush(self) -> None:
+    async def close(self) -> None:
+        """Release what the source holds (called once the archive is done or abandoned)."""
+
+
+def _dos_datetime(ts: float) -> tuple[int, int]:
+    t = time.localtime(max(ts, 315532800))  # the format starts in 1980
+    dos_time = (t.tm_hour << 11) | (t.tm_min << 5) | (t.tm_sec // 2)
+    dos_date = ((t.tm_year - 1980) << 9) | (t.tm_mon << 5) | t.tm_mday
+    return dos_time, dos_date
+
+
+def _flags(name: bytes) -> int:
+    try:
+        name.decode("utf-8")
+    except UnicodeDecodeError:
+        return _DESCRIPTOR
+    return _DESCRIPTOR | _UTF8
+
+
+class ZipEncoder:
+    """Produces the bytes of a streamed ZIP64 archive, entry by entry."""
+
+    def __init__(self) -> None:
+        self.offset = 0
+        self._central: list[bytes] = []
+
+    def _out(self, data: bytes) -> bytes:
+        self.offset += len(data)
+        return data
+
+    def begin(self, item: ZipItem) -> bytes:
+        self._start = self.offset
+        self._dos = _dos_datetime(item.mtime)
+        extra = struct.pack("<HHQQ", 1, 16, 0, 0)
+        header = struct.pack(
+            "<IHHHHHIIIHH",
+            0x04034B50,
+            _VERSION,
+            _flags(item.name),
+            0,
+            *self._dos,
+            0,
+            _MAX32,
+            _MAX32,
+            len(item.name),
+            len(extra),
+        )
+        return self._out(header + item.name + extra)
+
+    def end(self, item: ZipItem, crc: int, size: int) -> bytes:
+        self.offset += size  # the entry's bytes went out between begin and end
+        descriptor = struct.pack("<IIQQ", 0x08074B50, crc, size, size)
+        kind = stat_mod.S_IFDIR if item.is_dir else stat_mod.S_IFREG
+        attrs = ((kind | stat_mod.S_IMODE(item.mode)) << 16) | (0x10 if item.is_dir else 0)
+        extra = struct.pack("<HHQQQ", 1, 24, size, size, self._start)
+        self._central.append(
+            struct.pack(
+                "<IHHHHHHIIIHHHHHII",
+                0x02014B50,
+                _MADE_BY,
+                _VERSION,
+                _flags(item.name),
+                0,
+                *self._dos,
+                crc,
+                _MAX32,
+                _MAX32,
+                len(item.name),
+                len(extra),
+                0,
+                0,
+                0,
+                attrs,
+                _MAX32,
+            )
+            + item.name
+            + extra
+        )
+        return self._out(descriptor)
+
+    def finish(self) -> bytes:
+        start, count = self.offset, len(self._central)
+        central = b"".join(self._central)
+        end64 = self.offset + len(central)
+        tail = struct.pack(
+            "<IQHHIIQQQQ",
+            0x06064B50,
+            44,
+            _MADE_BY,
+            _VERSION,
+            0,
+            0,
+            count,
+            count,
+            len(central),
+            start,
+        )
+        tail += struct.pack("<IIQI", 0x07064B50, 0, end64, 1)
+        tail += struct.pack(
+            "<IHHHHIIH",
+            0x06054B50,
+            0,
+            0,
+            min(count, 0xFFFF),
+            min(count, 0xFFFF),
+            min(len(central), _MAX32),
+            min(start, _MAX32),
+            0,
+        )
+        return self._out(central + tail)
+
+
+async def stream_zip(source: ZipSource) -> AsyncIterator[bytes]:
+    """The archive's bytes, in chunks of at most ``READ_SIZE`` (plus small headers)."""
+    zip_ = ZipEncoder()
+    async for item in source.items():
+        yield zip_.begin(item)
+        crc = size = 0
+        if item.chunks is not None:
+            async for chunk, running_crc in item.chunks():
+                size += len(chunk)
+                crc = running_crc
+                yield chunk
+        yield zip_.end(item, crc, size)
+    yield zip_.finish()
+
+
+class LocalTree:
+    """A held directory of a local volume; takes over (and closes) the descriptor."""
+
+    def __init__(self, dir_fd: int, run: Runner) -> None:
+        self._fd = dir_fd
+        self._run = run
+        self._walker: Iterator[tuple[int, fstree.Entry]] | None = None
+
+    async def close(self) -> None:
+        fd, self._fd = self._fd, -1
+        walker, self._walker = self._walker, None
+        if fd >= 0:
+            await self._run(_close_walk, walker, fd)
+
+    async def items(self) -> AsyncIterator[ZipItem]:
+        self._walker = walker = fstree.walk(self._fd, sort=True)
+        try:
+            while batch := await self._run(_next_batch, walker):
+                pending = [fd for _, fd in batch if fd is not None]
+                try:
+                    for item, fd in batch:
+                        if fd is not None:
+                            item.chunks = partial(self._chunks, fd)
+                        yield item  # read to the end before the next item is asked for
+                        if fd is not None:
+                            pending.remove(fd)
+                            os.close(fd)
+                finally:
+                    for fd in pending:
+                        os.close(fd)
+        finally:
+            await self.close()
+
+    async def _chunks(self, fd: int) -> AsyncIterator[tuple[bytes, int]]:
+        offset, crc = 0, 0
+        while True:
+            chunk, crc = await self._run(_read_crc, fd, offset, crc)
+            if not chunk:
+                return
+            offset += len(chunk)
+            yield chunk, crc
+
+
+def _next_batch(walker: Iterator[tuple[int, fstree.Entry]]) -> list[tuple[ZipItem, int | None]]:
+    """Up to ``_BATCH`` entries, each regular file opened right away (its parent descriptor is
+    valid only now); links, devices and anything that changed meanwhile are left out."""
+    out: list[tuple[ZipItem, int | None]] = []
+    for parent, entry in walker:
+        name = os.fsencode(entry.path)
+        st = entry.stat
+        if entry.is_dir:
+            out.append((ZipItem(name + b"/", True, st.st_mode, st.st_mtime), None))
+        elif entry.is_file:
+            try:
+                fd = open_regular(parent, entry.name)
+            except OSError:
+                continue  # gone, or no longer a regular file
+            out.append((ZipItem(name, False, st.st_mode, st.st_mtime), fd))
+        if len(out) >= _BATCH:
+            break
+    return out
+
+
+def _close_walk(walker: Iterator[Any] | None, fd: int) -> None:
+    close = getattr(walker, "close", None)
+    if close is not None:
+        close()  # closes the descriptors of the levels being walked
+    os.close(fd)
+
+
+def _read_crc(fd: int, offset: int, crc: int) -> tuple[bytes, int]:
+    chunk = os.pread(fd, READ_SIZE, offset)
+    return chunk, zlib.crc32(chunk, crc)
+
+
+class VolumeTree:
+    """A directory of any volume, listed and read through the volume interface."""
+
+    def __init__(self, volume: AbstractVolume, vfid: VFolderID, relpath: RelPath) -> None:
+        self._volume, self._vfid, self._rel = volume, vfid, relpath
+
+    async def close(self) -> None:
         pass
 
+    async def items(self) -> AsyncIterator[ZipItem]:
+        base = str(self._rel) + "/" if self._rel.parts else ""
+        entries = [
+            e async for e in self._volume.scandir(self._vfid, self._rel, recursive=True, limit=None)
+        ]
+        entries.sort(key=lambda e: e.path)
+        for e in entries:
+            name = os.fsencode(e.path[len(base) :] if e.path.startswith(base) else e.path)
+            mtime = e.stat.modified.timestamp()
+            if e.type is DirEntryType.DIRECTORY:
+                yield ZipItem(name + b"/", True, e.stat.mode or 0o755, mtime)
+            elif e.type is DirEntryType.FILE:
+                rel = RelPath.parse(e.path)
+                yield ZipItem(name, False, e.stat.mode or 0o644, mtime, partial(self._chunks, rel))
 
-def _write_zip(root: Path, out: _QueueWriter) -> None:
-    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:  # type: ignore[call-overload]
-        for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-            dirnames.sort()
-            rel_dir = os.path.relpath(dirpath, root)
-            if rel_dir != "." and not filenames and not dirnames:
-                zf.writestr(rel_dir.replace(os.sep, "/") + "/", b"")
-            for name in sorted(filenames):
-                path = os.path.join(dirpath, name)
-                if os.path.islink(path) or not os.path.isfile(path):
-                    continue  # links are not followed: nothing outside the folder leaks
-                arcname = os.path.normpath(os.path.join(rel_dir, name)).replace(os.sep, "/")
-                info = zipfile.ZipInfo.from_file(path, arcname)
-                with open(path, "rb") as src, zf.open(info, "w", force_zip64=True) as dst:
-                    while chunk := src.read(_READ_SIZE):
-                        dst.write(chunk)
-
-
-async def stream_zip(root: Path) -> AsyncIterator[bytes]:
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[object] = asyncio.Queue(_QUEUE_DEPTH)
-    writer = _QueueWriter(loop, queue)
-
-    def produce() -> None:
-        try:
-            _write_zip(root, writer)
-        finally:
-            asyncio.run_coroutine_threadsafe(queue.put(_DONE), loop)
-
-    task = loop.run_in_executor(None, produce)
-    try:
-        while (item := await queue.get()) is not _DONE:
-            yield item  # type: ignore[misc]
-    finally:
-        writer.cancelled = True
-        while not task.done():  # unblock a producer waiting on a full queue
-            try:
-                queue.get_nowait()
-            except asyncio.QueueEmpty:
-                await asyncio.sleep(0.01)
-        try:
-            await task
-        except BrokenPipeError:
-            pass
+    async def _chunks(self, rel: RelPath) -> AsyncIterator[tuple[bytes, int]]:
+        crc = 0
+        async for chunk in self._volume.read(self._vfid, rel, ReadOptions(chunk_size=READ_SIZE)):
+            crc = zlib.crc32(chunk, crc)
+            yield chunk, crc

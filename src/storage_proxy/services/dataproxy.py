@@ -22,7 +22,6 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any, Protocol, cast, runtime_checkable
 
 from ..errors import (
@@ -30,13 +29,16 @@ from ..errors import (
     FileNotFound,
     InvalidParameter,
     InvalidToken,
+    NotADirectory,
     NotSupported,
     StorageProxyError,
 )
-from ..paths import RelPath, resolve_inside
+from ..paths import RelPath
 from ..types import Capability
-from ..volumes.abc import AbstractVolume
+from ..volumes import beneath, fstree
+from ..volumes.abc import AbstractVolume, LocalFile
 from ..volumes.registry import VolumeRegistry
+from ..volumes.staging import FileSink
 from .hs256 import HS256, TokenError, TokenExpired
 
 AUDIENCE = "storage-proxy:dataproxy"  # session-token checks refuse these tokens, and vice versa
@@ -266,11 +268,22 @@ class EntityTooLarge(StorageProxyError):
     status, code, title = 413, "entity-too-large", "The body is larger than the signed length"
 
 
+def _drop_staged(staged: tuple[int, int, str]) -> None:
+    area, fd, name = staged
+    os.close(fd)
+    try:
+        os.unlink(name, dir_fd=area)
+    except FileNotFoundError:
+        pass  # published
+    os.close(area)
+
+
 class LocalArea:
     """Signed locations on a POSIX volume: files under ``<volume>/.dataproxy/<key>``.
 
     Native URL: ``file://<volume-name>/<key>``.  Bytes arrive in ``.dataproxy/.staging`` and are
     renamed into place only once length and MD5 match the signed ones: nothing else is left.
+    Keys are resolved on a held descriptor of the area, as vfolder paths are.
     """
 
     def __init__(self, volume: AbstractVolume, service: DataProxyService) -> None:
@@ -287,10 +300,21 @@ class LocalArea:
             raise InvalidParameter(f"not a location on this volume: {native_url!r}")
         return str(RelPath.parse(native_url[len(head) :], allow_root=False))
 
-    def _path(self, area_key: str) -> Path:
-        """Blocking (resolves symlinks): call from a thread."""
+    def _root(self) -> int:
+        """A descriptor of the area (blocking: call from a thread)."""
         self.root.mkdir(parents=True, exist_ok=True)
-        return resolve_inside(self.root, RelPath.parse(area_key, allow_root=False))
+        return beneath.open_root(self.root)
+
+    def _open(self, area_key: str) -> LocalFile:
+        """The stored object, opened (blocking); FileNotFound unless it is a regular file."""
+        rel = RelPath.parse(area_key, allow_root=False)
+        with beneath.opened(self._root()) as root, beneath.errors_as(area_key):
+            fd = beneath.open_for_read(root, rel)
+        local = LocalFile(fd, os.fstat(fd))
+        if local.is_dir:
+            local.close()
+            raise FileNotFound(f"no object at {self.native_url(area_key)}")
+        return local
 
     def _url(self, claims: dict[str, Any], expires: int) -> str:
         claims = {**claims, "vol": self.volume.name}
@@ -314,18 +338,35 @@ class LocalArea:
     async def stored_md5(self, area_key: str) -> str | None:
         def digest() -> str | None:
             try:
-                with open(self._path(area_key), "rb") as f:
-                    return hashlib.file_digest(f, "md5").hexdigest()
-            except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+                with self._open(area_key) as local:
+                    return fstree.hash_fd(local.fd, "md5")[0]
+            except (FileNotFound, NotADirectory):
                 return None
 
         return await asyncio.to_thread(digest)
 
-    async def local_file(self, area_key: str) -> Path:
-        path = await asyncio.to_thread(self._path, area_key)
-        if not await asyncio.to_thread(path.is_file):
-            raise FileNotFound(f"no object at {self.native_url(area_key)}")
-        return path
+    async def local_file(self, area_key: str) -> LocalFile:
+        return await asyncio.to_thread(self._open, area_key)
+
+    def _stage(self) -> tuple[int, int, str]:
+        """A new staged file in ``.staging``: (directory descriptor, file descriptor, name)."""
+        staging = self.root / _STAGING
+        staging.mkdir(parents=True, exist_ok=True)
+        area = beneath.open_root(staging)
+        name = uuid.uuid4().hex
+        try:
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+            return area, os.open(name, flags, 0o600, dir_fd=area), name
+        except BaseException:
+            os.close(area)
+            raise
+
+    def _publish(self, staged: tuple[int, int, str], rel: RelPath) -> None:
+        area, fd, name = staged
+        os.fchmod(fd, 0o644)
+        with beneath.opened(self._root()) as root, beneath.errors_as(rel):
+            with beneath.opened(beneath.make_dirs(root, rel.parent)) as parent:
+                os.rename(name, rel.name, src_dir_fd=area, dst_dir_fd=parent)
 
     async def receive(
         self,
@@ -342,22 +383,18 @@ class LocalArea:
             raise BadDigest("Content-MD5 differs from the one the URL was signed for")
         if declared_length is not None and declared_length > limit:
             raise EntityTooLarge(f"{declared_length} bytes exceed the signed {limit}")
-        target = await asyncio.to_thread(self._path, key)
-        staging = self.root / _STAGING / uuid.uuid4().hex
-        await asyncio.to_thread(staging.parent.mkdir, parents=True, exist_ok=True)
+        rel = RelPath.parse(key, allow_root=False)
+        staged = await asyncio.to_thread(self._stage)
         md5 = hashlib.md5()
         size = 0
         try:
-            f = await asyncio.to_thread(open, staging, "wb")
-            try:
+            async with FileSink(staged[1]) as sink:
                 async for chunk in body:
                     size += len(chunk)
                     if size > limit:
                         raise EntityTooLarge(f"the body is longer than the signed {limit} bytes")
                     md5.update(chunk)
-                    await asyncio.to_thread(f.write, chunk)
-            finally:
-                await asyncio.to_thread(f.close)
+                    await sink.write(chunk)
             if exact is not None and size != int(exact):
                 raise InvalidParameter(f"the body has {size} bytes, the URL was signed for {exact}")
             if md5.digest() != base64.b64decode(signed_md5):
@@ -365,13 +402,7 @@ class LocalArea:
             existing = await self.stored_md5(key)
             if existing is not None and existing != md5.hexdigest():
                 raise Conflict(f"{self.native_url(key)} already exists with different content")
-
-            def publish() -> None:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(staging, target)
-
-            await asyncio.to_thread(publish)
-        except BaseException:
-            await asyncio.to_thread(lambda: staging.unlink(missing_ok=True))
-            raise
+            await asyncio.to_thread(self._publish, staged, rel)
+        finally:
+            await asyncio.to_thread(_drop_staged, staged)
         return md5.hexdigest()

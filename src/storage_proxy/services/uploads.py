@@ -2,39 +2,46 @@
 
 A session is a row in the metadata store plus bytes staged in the volume; the staged size is the
 truth for the offset, so an upload survives a daemon restart and resumes where it stopped.  The
-declared length is reserved against the quota when the session is created (so concurrent uploads
-into one scope can never jointly exceed it) and released when the file is published or dropped.
-The file appears at its final path only when complete.
+declared length is reserved against the quota when the session is created — checked and recorded
+in one transaction of the shared ledger, so concurrent creations on any worker or node can never
+jointly exceed a limit — and released when the file is published or dropped.
+
+Every change to the staged bytes happens while one writer holds them (the volume's
+``upload_hold``: a lock every process and node sharing the volume respects, plus, with
+``[redis]``, the upload's lease): appends, a whole-body PUT, discarding a refused chunk,
+publication.  Each request is authorized as it arrives: the caller must still have the right to
+write into the vfolder, not only have created the upload.  The file appears at its final path
+only when complete.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from ..errors import (
     ChecksumMismatch,
-    Conflict,
     Gone,
     InvalidParameter,
     QuotaExceeded,
     UploadNotFound,
-    UploadOffsetMismatch,
 )
 from ..infra.redis import RedisLeases
-from ..metadata.store import MetadataStore, UploadSession
+from ..metadata.store import MetadataStore, Permission, Shortfall, UploadSession
 from ..paths import RelPath
 from ..types import VFolderID
-from ..volumes.abc import AbstractVolume
+from ..volumes.abc import AbstractVolume, AppendOptions, StagedFile
 from ..volumes.registry import VolumeRegistry
+from .permissions import PermissionService
+from .tokens import UserClaims
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +58,10 @@ class UploadTooLarge(QuotaExceeded):
 
 class UploadExceedsLength(InvalidParameter):
     code, title = "upload-exceeds-length", "More bytes than the declared Upload-Length"
+
+
+class UploadIncomplete(InvalidParameter):
+    code, title = "upload-incomplete", "The body ended before the declared length"
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +92,14 @@ class AppendResult:
     complete: bool
 
 
+def _quota_error(vfid: VFolderID, short: Shortfall, nbytes: int) -> QuotaExceeded:
+    return QuotaExceeded(
+        f"{nbytes} bytes do not fit the quota of {short.key} (for {vfid}): "
+        f"{short.remaining} bytes left",
+        remaining_bytes=short.remaining,
+    )
+
+
 class UploadService:
     def __init__(
         self,
@@ -89,22 +108,24 @@ class UploadService:
         *,
         max_upload_size: int,
         default_expiry: timedelta,
+        permissions: PermissionService | None = None,
         on_received: Callable[[str, int], None] | None = None,
         ensure_writable: Callable[[str, str], Awaitable[None]] | None = None,
         on_published: Callable[[str, VFolderID], Awaitable[None]] | None = None,
+        leases: RedisLeases | None = None,
     ) -> None:
         self._on_published = on_published  # (volume, vfid): drops the vfolder's cached usage
         # 409 while a clone or delete holds the vfolder (the background task service's check).
         self._ensure_writable = ensure_writable
         self._on_received = on_received  # (volume, bytes): for the upload-bytes metric
-        self.leases: RedisLeases | None = None  # set when [redis] is configured
+        self._permissions = permissions
+        self.leases = leases  # one writer per upload across nodes, when [redis] is configured
         self._metadata = metadata
         self._volumes = volumes
         self.max_upload_size = max_upload_size
         self.default_expiry = default_expiry
-        self._create_lock = asyncio.Lock()  # quota check + reservation must not interleave
-        self._busy: set[str] = set()  # sessions with a PATCH in flight on this node
 
+    # -- sessions ------------------------------------------------------------------------------
     async def create(
         self,
         volume_name: str,
@@ -121,14 +142,12 @@ class UploadService:
             raise InvalidParameter("an upload needs a file path below the vfolder root")
         if self._ensure_writable is not None:
             await self._ensure_writable(volume_name, str(vfid))
-        await volume.get_vfolder_mount(vfid, relpath.parent)  # vfolder exists, path stays inside
+        await volume.check_path(vfid, relpath)  # the vfolder exists, the path stays inside
         if length is not None:
             if length < 0:
                 raise InvalidParameter("Upload-Length must not be negative")
-            if length > self.max_upload_size:
-                raise UploadTooLarge(
-                    f"{length} bytes exceed the maximum upload size of {self.max_upload_size}"
-                )
+            self._check_size(length)
+            await self._check_headroom(volume, vfid, length)
         now = time.time()
         session = UploadSession(
             id=uuid.uuid4().hex,
@@ -142,18 +161,32 @@ class UploadService:
             owner=owner,
             metadata=dict(metadata or {}),
         )
-        async with self._create_lock:
-            if length:
-                remaining = await volume.quota_model.headroom(vfid)
-                if remaining is not None and length > remaining:
-                    raise QuotaExceeded(
-                        f"{length} bytes do not fit the quota of {vfid}: {remaining} bytes left",
-                        remaining_bytes=remaining,
-                    )
+        buckets = await volume.quota_model.buckets(vfid) if length else []
+        short = await self._metadata.create_upload(session, buckets, now)
+        if short is not None:
+            raise _quota_error(vfid, short, length or 0)
+        try:
             await volume.upload_prepare(session.id)
-            await self._metadata.create_upload(session)
+        except BaseException:
+            await self._metadata.delete_upload(session.id)  # no session without its staging
+            raise
         log.info("upload %s created for %s:%s/%s", session.id, volume_name, vfid, relpath)
         return session
+
+    def _check_size(self, length: int) -> None:
+        if length > self.max_upload_size:
+            raise UploadTooLarge(
+                f"{length} bytes exceed the maximum upload size of {self.max_upload_size}"
+            )
+
+    async def _check_headroom(self, volume: AbstractVolume, vfid: VFolderID, nbytes: int) -> None:
+        """A quick refusal for what plainly cannot fit (the ledger decides the rest)."""
+        remaining = await volume.quota_model.headroom(vfid)
+        if remaining is not None and nbytes > remaining:
+            raise QuotaExceeded(
+                f"{nbytes} bytes do not fit the quota of {vfid}: {remaining} bytes left",
+                remaining_bytes=remaining,
+            )
 
     async def get(self, upload_id: str) -> UploadSession:
         session = await self._metadata.get_upload(upload_id)
@@ -164,62 +197,113 @@ class UploadService:
             raise Gone(f"upload {upload_id} has expired")
         return session
 
+    async def get_for_user(
+        self, upload_id: str, user: UserClaims, needed: Permission = Permission.RW
+    ) -> UploadSession:
+        """The caller's own upload, while the caller may still write into its vfolder.
+
+        Someone else's upload does not exist (404); a creator whose right was revoked since is
+        refused as any caller without the right would be (404 or 403)."""
+        session = await self.get(upload_id)
+        if session.owner != user.sub:
+            raise UploadNotFound(f"no upload {upload_id}")
+        if self._permissions is not None:
+            vfid = VFolderID.parse(session.vfid)
+            await self._permissions.require(user, session.volume, vfid, needed)
+        return session
+
     async def current_offset(self, session: UploadSession) -> int:
         return await self._volumes.get(session.volume).upload_size(session.id)
 
-    async def declare_length(self, session: UploadSession, length: int) -> None:
-        if session.length is not None:
-            if session.length != length:
-                raise InvalidParameter("Upload-Length cannot change once declared")
-            return
-        if length > self.max_upload_size:
-            raise UploadTooLarge(f"{length} bytes exceed the maximum upload size")
-        volume = self._volumes.get(session.volume)
-        vfid = VFolderID.parse(session.vfid)
-        async with self._create_lock:
-            remaining = await volume.quota_model.headroom(vfid)
-            staged = await self.current_offset(session)
-            if remaining is not None and length - staged > remaining:
-                raise QuotaExceeded(f"{length} bytes do not fit the quota of {vfid.quota_scope_id}")
-            session.length = length
-            await self._metadata.update_upload(session.id, offset=staged, length=length)
-
+    # -- receiving bytes -----------------------------------------------------------------------
     async def append(
         self,
         session: UploadSession,
         client_offset: int,
         stream: AsyncIterator[bytes],
         checksum: Checksum | None = None,
+        *,
+        declare_length: int | None = None,
     ) -> AppendResult:
-        if session.id in self._busy:
-            raise Conflict(f"upload {session.id} is already receiving data")
-        self._busy.add(session.id)
-        try:
-            if self.leases is None:
-                return await self._append(session, client_offset, stream, checksum)
-            async with self.leases.hold(f"upload:{session.id}"):  # one writer across nodes
-                return await self._append(session, client_offset, stream, checksum)
-        finally:
-            self._busy.discard(session.id)
+        """A tus PATCH: bytes at ``client_offset`` (and, with ``declare_length``, the length of
+        an upload created with a deferred one), under the upload's single writer."""
+        async with self._writer(session) as (volume, held):
+            if declare_length is not None:
+                await self._declare_length(volume, session, held, declare_length)
+            return await self._append(volume, session, held, client_offset, stream, checksum)
+
+    async def put(
+        self, session: UploadSession, stream: AsyncIterator[bytes], declared: int | None
+    ) -> AppendResult:
+        """A whole-body PUT: replaces whatever is staged, all or nothing."""
+        if declared is not None and session.length is not None and declared != session.length:
+            raise InvalidParameter(
+                f"the body has {declared} bytes but the upload was declared as {session.length}"
+            )
+        async with self._writer(session) as (volume, held):
+            return await self._append(volume, session, held, 0, stream, None, replace=True)
+
+    @asynccontextmanager
+    async def _writer(
+        self, session: UploadSession
+    ) -> AsyncIterator[tuple[AbstractVolume, StagedFile]]:
+        volume = self._volumes.get(session.volume)
+        if self.leases is None:
+            async with volume.upload_hold(session.id) as held:
+                yield volume, held
+            return
+        async with self.leases.hold(f"upload:{session.id}"):  # one writer across nodes
+            async with volume.upload_hold(session.id) as held:
+                yield volume, held
+
+    async def _declare_length(
+        self, volume: AbstractVolume, session: UploadSession, held: StagedFile, length: int
+    ) -> None:
+        if session.length is not None:
+            if session.length != length:
+                raise InvalidParameter("Upload-Length cannot change once declared")
+            return
+        if length < 0:
+            raise InvalidParameter("Upload-Length must not be negative")
+        self._check_size(length)
+        staged = await volume.upload_size(session.id)
+        if length < staged:
+            raise InvalidParameter(
+                f"Upload-Length {length} is shorter than the {staged} bytes already received"
+            )
+        vfid = VFolderID.parse(session.vfid)
+        await self._check_headroom(volume, vfid, length - staged)
+        short = await self._metadata.update_upload(
+            session.id,
+            offset=staged,
+            length=length,
+            buckets=await volume.quota_model.buckets(vfid),
+            now=time.time(),
+        )
+        if short is not None:
+            raise _quota_error(vfid, short, length - staged)
+        session.length = length
 
     async def _append(
         self,
+        volume: AbstractVolume,
         session: UploadSession,
-        client_offset: int,
+        held: StagedFile,
+        start: int,
         stream: AsyncIterator[bytes],
         checksum: Checksum | None,
+        *,
+        replace: bool = False,
     ) -> AppendResult:
-        volume = self._volumes.get(session.volume)
-        start = client_offset  # the volume checks it against the staged size, under its lock
         limit = (session.length if session.length is not None else self.max_upload_size) - start
         hasher = CHECKSUM_ALGORITHMS[checksum.algorithm]() if checksum else None
         vfid = VFolderID.parse(session.vfid)
-        reservation = None
-        if session.length is None and hasattr(volume.quota_model, "reservation"):
-            reservation = volume.quota_model.reservation(vfid)
+        received = 0
+        # A declared length is held by the session itself; a deferred one grows as it streams.
+        reservation = volume.quota_model.reservation(vfid, counts_as_written=False)
 
         async def guarded() -> AsyncIterator[bytes]:
-            received = 0
+            nonlocal received
             async for chunk in stream:
                 received += len(chunk)
                 if received > limit:
@@ -228,37 +312,37 @@ class UploadService:
                         if session.length is not None
                         else f"the upload goes past the maximum size ({self.max_upload_size})"
                     )
-                if reservation is not None:
+                if session.length is None:
                     await reservation.consume(len(chunk))
                 if hasher is not None:
                     hasher.update(chunk)
                 yield chunk
 
+        def verify() -> None:
+            if hasher is not None and checksum is not None and hasher.digest() != checksum.digest:
+                raise ChecksumMismatch(
+                    f"the chunk's {checksum.algorithm} does not match; discarded"
+                )
+            if replace and (session.length is None or received != session.length):
+                raise UploadIncomplete(
+                    f"the body ended after {received} of {session.length} bytes; nothing was stored"
+                )
+
+        options = AppendOptions(
+            replace=replace, keep_partial=checksum is None and not replace, verify=verify
+        )
         try:
-            if reservation is not None:
-                async with reservation:
-                    new_offset = await volume.upload_append(session.id, start, guarded())
-            else:
-                new_offset = await volume.upload_append(session.id, start, guarded())
-        except UploadOffsetMismatch:
-            raise  # nothing was written, and the staged bytes are not ours to cut
-        except (UploadExceedsLength, QuotaExceeded):
-            await volume.upload_truncate(session.id, start)
-            raise
+            async with reservation:
+                new_offset = await volume.upload_append(held, start, guarded(), options)
         except BaseException:
-            if checksum is not None:  # an unverifiable chunk is not kept
-                await volume.upload_truncate(session.id, start)
-            else:
+            if received and options.keep_partial:
                 await self._record_offset(session)
             raise
-        if hasher is not None and checksum is not None and hasher.digest() != checksum.digest:
-            await volume.upload_truncate(session.id, start)
-            raise ChecksumMismatch(f"the chunk's {checksum.algorithm} does not match; discarded")
         session.offset = new_offset
         if self._on_received is not None:
             self._on_received(session.volume, new_offset - start)
         if session.length is not None and new_offset >= session.length:
-            await self._complete(volume, session)
+            await self._complete(volume, session, held)
             return AppendResult(new_offset, True)
         await self._metadata.update_upload(session.id, offset=new_offset, length=session.length)
         return AppendResult(new_offset, False)
@@ -270,38 +354,44 @@ class UploadService:
         except Exception:  # best effort: the staged size stays the truth
             log.debug("could not record the offset of upload %s", session.id, exc_info=True)
 
-    async def _complete(self, volume: AbstractVolume, session: UploadSession) -> None:
+    async def _complete(
+        self, volume: AbstractVolume, session: UploadSession, held: StagedFile
+    ) -> None:
         vfid = VFolderID.parse(session.vfid)
         if self._ensure_writable is not None:
             await self._ensure_writable(session.volume, session.vfid)
         meta = session.metadata
         await volume.upload_publish(
-            session.id,
+            held,
             vfid,
             RelPath.parse(session.relpath),
             overwrite=bool(meta.get("overwrite", True)),
             checksums=bool(meta.get("checksums", False)),
             content_type=meta.get("content_type") or meta.get("filetype"),
         )
+        # Counted as written before the session stops holding it: never uncounted in between.
+        await volume.quota_model.record_written(vfid, session.offset)
         await self._metadata.delete_upload(session.id)
-        volume.quota_model.record_written(vfid, session.offset)
         if self._on_published is not None:
             await self._on_published(session.volume, vfid)
         log.info("upload %s complete: %d bytes at %s", session.id, session.offset, session.relpath)
 
+    # -- ending sessions -------------------------------------------------------------------------
     async def terminate(self, session: UploadSession) -> None:
-        if session.id in self._busy:
-            raise Conflict(f"upload {session.id} is receiving data; retry when it stops")
-        try:
-            volume = self._volumes.get(session.volume)
-            await volume.upload_discard(session.id)
-        finally:
-            await self._metadata.delete_upload(session.id)
+        """Drop the session and its bytes; Conflict while a writer is receiving data."""
+        volume = self._volumes.get(session.volume)
+        await volume.upload_discard(session.id)
+        await self._metadata.delete_upload(session.id)
 
     async def expire(self, now: float | None = None) -> int:
-        """Drop every expired session; returns how many were removed."""
+        """Drop every expired session that nobody is writing to; returns how many."""
         expired = await self._metadata.list_uploads(expired_before=now or time.time())
+        dropped = 0
         for session in expired:
-            if session.id not in self._busy:
+            try:
                 await self.terminate(session)
-        return len(expired)
+            except Exception as e:  # receiving data right now: the next run takes it
+                log.info("expired upload %s not dropped yet: %s", session.id, e)
+                continue
+            dropped += 1
+        return dropped

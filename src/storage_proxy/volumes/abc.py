@@ -11,14 +11,17 @@ from __future__ import annotations
 import os
 import stat as stat_mod
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from concurrent.futures import Executor
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import trafaret as t
 
+from ..errors import VFolderNotFound
 from ..paths import RelPath
 from ..types import (
     Capability,
@@ -33,7 +36,7 @@ from ..types import (
 )
 
 if TYPE_CHECKING:
-    from ..metadata.store import MetadataStore
+    from ..metadata.store import MetadataStore, QuotaBucket
     from .scan import TreeScanner
 
 DEFAULT_VFOLDER_MODE = 0o755
@@ -47,17 +50,60 @@ class VolumeDeps:
     metadata: MetadataStore
     scanner: TreeScanner
     scandir_limit: int = 1000
+    #: The bounded pool blocking file work runs on (None: asyncio's default executor).
+    io: Executor | None = None
+    #: Who holds this process's quota reservations in the shared ledger ("<node>/<pid>").
+    holder: str = field(default_factory=lambda: f"local/{os.getpid()}")
 
 
-@dataclass(frozen=True, slots=True)
 class LocalFile:
-    path: Path
-    stat: os.stat_result
-    body: bytes | None = None  # the whole content, when small enough and asked for
+    """An opened regular file or directory of a volume with local files.
+
+    What was resolved is what gets used: the caller reads (or ``sendfile``s, or walks) the
+    descriptor, never the path again, and closes it (``with local:``).
+    """
+
+    __slots__ = ("fd", "stat", "body")
+
+    def __init__(self, fd: int, stat: os.stat_result, body: bytes | None = None) -> None:
+        self.fd = fd
+        self.stat = stat
+        self.body = body  # the whole content, when small enough and asked for
 
     @property
     def is_dir(self) -> bool:
         return stat_mod.S_ISDIR(self.stat.st_mode)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            fd, self.fd = self.fd, -1
+            os.close(fd)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass(slots=True)
+class StagedFile:
+    """A writer's hold on one staged upload (``upload_hold``): while it is held, no other writer
+    (request, process or node) can change the staged bytes."""
+
+    session_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class AppendOptions:
+    """How one append to a staged upload behaves."""
+
+    #: Drop what is staged first (a whole-body PUT); the offset must then be 0.
+    replace: bool = False
+    #: A stream that breaks off keeps what arrived (the client resumes); False: all or nothing.
+    keep_partial: bool = True
+    #: Called after the last byte, under the writer's lock; raising discards the whole chunk.
+    verify: Callable[[], None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,9 +145,9 @@ class WriteReservation(ABC):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.settle(completed=exc_type is None)
+        await self.settle(completed=exc_type is None)
 
-    def settle(self, *, completed: bool) -> None:
+    async def settle(self, *, completed: bool) -> None:
         """Give back what was held; ``completed``: the write finished and its bytes count."""
 
     @abstractmethod
@@ -141,11 +187,31 @@ class QuotaModel(ABC):
         """Bytes that may still be written into the vfolder (scope and vfolder limits)."""
         return await self.remaining_bytes(vfid.quota_scope_id)
 
-    def record_written(self, vfid: VFolderID, nbytes: int) -> None:
-        """Tell the model that the proxy itself changed the vfolder's usage by ``nbytes``."""
+    async def buckets(self, vfid: VFolderID) -> list[QuotaBucket]:
+        """The limits an upload into ``vfid`` is checked against in the shared ledger (none:
+        the storage enforces its own)."""
+        return []
+
+    def reservation(self, vfid: VFolderID, *, counts_as_written: bool = True) -> WriteReservation:
+        """What a write into the vfolder holds while it streams.  ``counts_as_written=False``:
+        the bytes are accounted elsewhere once written (an upload session's staged offset)."""
+        return _NoReservation(vfid)
+
+    async def record_written(self, vfid: VFolderID, nbytes: int) -> None:
+        """Tell the model that the proxy itself added ``nbytes`` to the vfolder (a publish)."""
 
     def invalidate(self, vfid: VFolderID) -> None:
         """Forget any cached usage of the vfolder and its scope (files removed or replaced)."""
+
+
+class _NoReservation(WriteReservation):
+    """For storage whose own limits are all there is: nothing to hold."""
+
+    async def reserve(self, nbytes: int) -> None:
+        pass
+
+    async def consume(self, nbytes: int) -> None:
+        self.used += nbytes
 
 
 class AbstractVolume(ABC):
@@ -203,6 +269,12 @@ class AbstractVolume(ABC):
     @abstractmethod
     async def get_vfolder_mount(self, vfid: VFolderID, subpath: RelPath = RelPath(())) -> Path:
         """The host path a container mounts; must stay inside the vfolder."""
+
+    async def check_path(self, vfid: VFolderID, relpath: RelPath) -> None:
+        """VFolderNotFound, or InvalidPath if what exists of ``relpath`` leads out of the vfolder
+        (a write there would be refused); missing directories are fine (writes create them)."""
+        if not await self.vfolder_exists(vfid):
+            raise VFolderNotFound(f"no vfolder {vfid} on volume {self.name!r}")
 
     @abstractmethod
     async def get_usage(self, vfid: VFolderID) -> VFolderUsage: ...
@@ -284,16 +356,9 @@ class AbstractVolume(ABC):
     async def local_file(
         self, vfid: VFolderID, relpath: RelPath, *, read_up_to: int = 0
     ) -> LocalFile | None:
-        """The local path and stat of a file or directory in one step, with the bytes of a
-        regular file of at most ``read_up_to`` bytes (small downloads skip sendfile's setup).
-        ``None`` when the backend has no local files."""
-        return None
-
-    async def local_path(self, vfid: VFolderID, relpath: RelPath) -> Path | None:
-        """The local path of a file or directory (zero-copy reads), or ``None`` if there is none.
-
-        Raises FileNotFound when nothing is there; the path is checked to stay in the vfolder.
-        """
+        """A regular file or directory opened for reading, with its stat and — for a regular file
+        of at most ``read_up_to`` bytes — its bytes (small downloads skip sendfile's setup).
+        The caller closes it.  ``None`` when the backend has no local files."""
         return None
 
     # -- resumable uploads: bytes staged per session id, published atomically when complete --
@@ -306,24 +371,29 @@ class AbstractVolume(ABC):
         """Bytes staged so far; the source of truth for a resumed upload's offset."""
 
     @abstractmethod
-    async def upload_append(
-        self, session_id: str, offset: int, stream: AsyncIterator[bytes]
-    ) -> int:
-        """Append ``stream`` at ``offset``; return the new size.
-
-        ``offset`` must be the staged size, checked while holding the upload's writer lock:
-        otherwise ``UploadOffsetMismatch`` carrying the staged size, before anything is read.
-        Whatever arrived before the stream failed stays staged, so the upload can resume.
-        """
+    def upload_hold(self, session_id: str) -> AbstractAsyncContextManager[StagedFile]:
+        """Hold the staged upload as its only writer for a block; ``Conflict`` if another writer
+        (request, worker process or node) holds it, ``UploadNotFound`` if nothing is staged."""
 
     @abstractmethod
-    async def upload_truncate(self, session_id: str, size: int) -> None:
-        """Drop staged bytes past ``size`` (a chunk that failed its checksum)."""
+    async def upload_append(
+        self,
+        held: StagedFile,
+        offset: int,
+        stream: AsyncIterator[bytes],
+        options: AppendOptions = AppendOptions(),
+    ) -> int:
+        """Append ``stream`` to a held upload at ``offset``; return the new size.
+
+        ``offset`` must be the staged size: otherwise ``UploadOffsetMismatch`` carrying the staged
+        size, before anything is read.  A refused stream (a ``StorageProxyError``) leaves the
+        staged bytes as they were; a broken one keeps what arrived if ``options.keep_partial``.
+        """
 
     @abstractmethod
     async def upload_publish(
         self,
-        session_id: str,
+        held: StagedFile,
         vfid: VFolderID,
         relpath: RelPath,
         *,
@@ -331,7 +401,7 @@ class AbstractVolume(ABC):
         checksums: bool = False,
         content_type: str | None = None,
     ) -> None:
-        """Move the complete staged file to ``relpath`` in one atomic step.
+        """Move the complete staged file of a held upload to ``relpath`` in one atomic step.
 
         With ``checksums`` the staged bytes are hashed first and the result stored with the file.
         """

@@ -19,8 +19,9 @@ XATTR_NAME = "user.storage-proxy.meta"
 _NO_XATTR = {errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM}
 
 
-def read_xattr(path: str) -> dict[str, Any] | None:
-    """The stored record, ``None`` if the file has none; raises OSError(ENOTSUP) without xattrs."""
+def read_xattr(path: str | int) -> dict[str, Any] | None:
+    """The stored record (of a path or an open file), ``None`` if there is none; raises
+    OSError(ENOTSUP) where the filesystem has no xattrs."""
     try:
         raw = os.getxattr(path, XATTR_NAME)
     except OSError as e:
@@ -34,7 +35,7 @@ def read_xattr(path: str) -> dict[str, Any] | None:
     return record if isinstance(record, dict) else None
 
 
-def write_xattr(path: str, record: dict[str, Any]) -> bool:
+def write_xattr(path: str | int, record: dict[str, Any]) -> bool:
     """Store the record on the file; False when the filesystem has no user xattrs."""
     try:
         os.setxattr(path, XATTR_NAME, json.dumps(record, separators=(",", ":")).encode())
@@ -43,6 +44,19 @@ def write_xattr(path: str, record: dict[str, Any]) -> bool:
             return False
         raise
     return True
+
+
+def copy_xattr(src: int, dst: int) -> None:
+    """Carry the record over to a copy of the file (when the source has one)."""
+    try:
+        raw = os.getxattr(src, XATTR_NAME)
+    except OSError:
+        return
+    try:
+        os.setxattr(dst, XATTR_NAME, raw)
+    except OSError as e:
+        if e.errno not in _NO_XATTR:
+            raise
 
 
 def xattrs_unsupported(error: OSError) -> bool:

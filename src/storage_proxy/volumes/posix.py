@@ -1,43 +1,45 @@
 """The POSIX volume base: everything a directory-tree backend shares.
 
-Path layout, path safety, scans, atomic writes and OS-error translation live here once; a backend
-for a POSIX filesystem (vfs, NFS, CephFS, XFS) subclasses it and swaps only what differs —
-usually the quota model and the capabilities.
+Path layout, race-free path resolution, scans, atomic writes and OS-error translation live here
+once; a backend for a POSIX filesystem (vfs, NFS, CephFS, XFS, NetApp) subclasses it and swaps
+only what differs — usually the quota model and the capabilities.
+
+Every user path is resolved on a held descriptor of its vfolder root (:mod:`.beneath`) and the
+operation runs on what was opened: a tenant who swaps a directory for a symlink between two
+requests — or in the middle of one — can never make the daemon read, write, list, move or delete
+anything outside the vfolder.  Bytes being written are staged where no user path reaches them
+(the volume's ``.uploads``) unless the backend's storage counts usage itself and a rename may not
+leave a quota realm (``stage_beside_target``), in which case they are staged beside the target.
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
+import fcntl
 import hashlib
+import logging
 import os
 import shutil
 import stat as stat_mod
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar, ParamSpec, TypeVar
 
-import aiofiles
-
 from ..errors import (
-    DirectoryNotEmpty,
     FileExists,
-    FileNotFound,
-    InsufficientStorage,
     InvalidPath,
     IsADirectory,
-    NotADirectory,
-    PermissionDenied,
-    QuotaExceeded,
     QuotaScopeNotFound,
-    StorageProxyError,
     VFolderExists,
     VFolderNotFound,
 )
-from ..paths import RelPath, resolve_inside
+from ..paths import RelPath
 from ..types import (
     Capability,
     DirEntry,
@@ -49,55 +51,35 @@ from ..types import (
     VFolderID,
     VFolderUsage,
 )
-from . import filemeta
+from . import beneath, filemeta, fstree
 from .abc import (
     DEFAULT_VFOLDER_MODE,
     SCANDIR_DEFAULT,
     AbstractVolume,
     LocalFile,
     ReadOptions,
+    StagedFile,
     WriteOptions,
     WriteReservation,
 )
+from .beneath import errors_as, opened
 from .quota import ProxyQuotaModel
-from .scan import STAGING_MARK
-from .staging import FileSink, LocalStaging, LocalStagingUploads
+from .staging import FileSink, LocalStagedFile, LocalStaging, LocalStagingUploads, is_abandoned_at
 
+log = logging.getLogger(__name__)
 P = ParamSpec("P")
 R = TypeVar("R")
 
 TRASH_DIR = ".trash"
 UPLOADS_DIR = ".uploads"
-_READ_BUFFER = 4 << 20
+#: Names of staged files and trees the proxy is still writing (beside a target, or in .uploads).
+STAGING_MARK = ".sp-tmp-"
+#: A staged write unchanged this long and held by no writer is a leftover of a crash.
+STAGING_REAP_AGE = 60.0
+_WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
-
-@contextmanager
-def translate_os_errors(what: object = "") -> Iterator[None]:
-    """Turn OSError into the domain error that names what went wrong (never a 500)."""
-    try:
-        yield
-    except StorageProxyError:
-        raise
-    except FileNotFoundError:
-        raise FileNotFound(f"no such file or directory: {what}") from None
-    except FileExistsError:
-        raise FileExists(f"already exists: {what}") from None
-    except NotADirectoryError:
-        raise NotADirectory(f"not a directory: {what}") from None
-    except IsADirectoryError:
-        raise IsADirectory(f"is a directory: {what}") from None
-    except PermissionError:
-        raise PermissionDenied(f"the storage refused access to {what}") from None
-    except OSError as e:
-        if e.errno == errno.ENOTEMPTY:
-            raise DirectoryNotEmpty(f"directory not empty: {what}") from None
-        if e.errno == errno.EDQUOT:
-            raise QuotaExceeded(f"the storage quota is exceeded while writing {what}") from None
-        if e.errno == errno.ENOSPC:
-            raise InsufficientStorage(f"no space left while writing {what}") from None
-        if e.errno in (errno.EINVAL, errno.ENAMETOOLONG, errno.ELOOP):
-            raise InvalidPath(f"{e.strerror}: {what}") from None
-        raise
+#: Kept for plugins written against the earlier name.
+translate_os_errors = errors_as
 
 
 def _entry_type(mode: int) -> DirEntryType:
@@ -108,18 +90,11 @@ def _entry_type(mode: int) -> DirEntryType:
     return DirEntryType.FILE
 
 
-def _dir_entry(path: str, rel: str, st: os.stat_result) -> DirEntry:
-    kind = _entry_type(st.st_mode)
-    target = ""
-    if kind is DirEntryType.SYMLINK:
-        try:
-            target = os.readlink(path)
-        except OSError:
-            target = ""
+def _dir_entry(name: str, rel: str, st: os.stat_result, target: str = "") -> DirEntry:
     return DirEntry(
-        name=os.path.basename(rel) or ".",
+        name=name or ".",
         path=rel,
-        type=kind,
+        type=_entry_type(st.st_mode),
         stat=Stat(
             size=st.st_size,
             mode=stat_mod.S_IMODE(st.st_mode),
@@ -128,6 +103,11 @@ def _dir_entry(path: str, rel: str, st: os.stat_result) -> DirEntry:
         ),
         symlink_target=target,
     )
+
+
+def staging_name() -> str:
+    """A short name for a staged file, whatever the target name's length."""
+    return f"{STAGING_MARK}{uuid.uuid4().hex}"
 
 
 class BasePosixVolume(LocalStagingUploads, AbstractVolume):
@@ -141,8 +121,8 @@ class BasePosixVolume(LocalStagingUploads, AbstractVolume):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.quota_model = self.create_quota_model()
-        self.staging = LocalStaging(self.mount_path / UPLOADS_DIR)
+        self.quota_model = self.adopt(self.create_quota_model())
+        self.staging = LocalStaging(self.mount_path / UPLOADS_DIR, self._run)
 
     def create_quota_model(self) -> Any:
         """The proxy-enforced model by default; backends with native quotas override this."""
@@ -155,13 +135,31 @@ class BasePosixVolume(LocalStagingUploads, AbstractVolume):
             usage_ttl=float(self.options.get("quota-usage-ttl", 30.0)),
         )
 
+    def adopt(self, model: Any) -> Any:
+        """A quota model for this volume: a ledger-backed one holds as this process."""
+        if isinstance(model, ProxyQuotaModel):
+            model.holder = self.deps.holder
+        return model
+
+    @property
+    def stage_beside_target(self) -> bool:
+        """Stage writes beside their target instead of in ``.uploads``: for storage that counts
+        usage itself and refuses renames out of a quota realm (CephFS, XFS projects, qtrees)."""
+        return False
+
     async def init(self) -> None:
         def check() -> None:
             self.mount_path.mkdir(parents=True, exist_ok=True)
             if not os.access(self.mount_path, os.R_OK | os.W_OK | os.X_OK):
                 raise PermissionError(f"volume path {self.mount_path} is not readable and writable")
+            (self.mount_path / UPLOADS_DIR).mkdir(mode=0o700, exist_ok=True)
 
-        await asyncio.to_thread(check)
+        await self._run(check)
+        reaped = await self._run(self.reap_staging, time.time() - STAGING_REAP_AGE)
+        if reaped:
+            log.info(
+                "volume %s: removed %d staged write(s) left by a crash", self.name, len(reaped)
+            )
 
     # -- layout ------------------------------------------------------------------------------
     def quota_scope_path(self, qsid: QuotaScopeID) -> Path:
@@ -183,7 +181,9 @@ class BasePosixVolume(LocalStagingUploads, AbstractVolume):
         return await op()
 
     async def _run(self, func: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
-        return await asyncio.to_thread(func, *args, **kwargs)
+        """Blocking file work on the daemon's bounded file-I/O pool (``io-threads``)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.deps.io, partial(func, *args, **kwargs))
 
     def _existing_vfolder(self, vfid: VFolderID) -> Path:
         path = self.vfolder_path(vfid)
@@ -191,8 +191,16 @@ class BasePosixVolume(LocalStagingUploads, AbstractVolume):
             raise VFolderNotFound(f"no vfolder {vfid} on volume {self.name!r}")
         return path
 
-    def _resolve(self, vfid: VFolderID, rel: RelPath, *, follow_final: bool = True) -> Path:
-        return resolve_inside(self._existing_vfolder(vfid), rel, follow_final=follow_final)
+    @contextmanager
+    def _root(self, vfid: VFolderID) -> Iterator[int]:
+        """A descriptor of the vfolder root, for the duration of one operation (blocking)."""
+        path = self._existing_vfolder(vfid)
+        try:
+            fd = beneath.open_root(path)
+        except (FileNotFoundError, NotADirectoryError):
+            raise VFolderNotFound(f"no vfolder {vfid} on volume {self.name!r}") from None
+        with opened(fd):
+            yield fd
 
     def _reservation(self, vfid: VFolderID) -> WriteReservation:
         return self.quota_model.reservation(vfid)
@@ -229,28 +237,34 @@ class BasePosixVolume(LocalStagingUploads, AbstractVolume):
                 except OSError:
                     break
 
-        with translate_os_errors(vfid):
+        with errors_as(vfid):
             await self._run(delete)
         self.quota_model.invalidate(vfid)
         await self.deps.metadata.unregister_vfolder(self.name, str(vfid))
 
-    async def clone_vfolder(self, src: VFolderID, dst: VFolderID) -> None:
-        def prepare() -> Path:
-            src_path = self._existing_vfolder(src)
-            if self.vfolder_path(dst).exists():
-                raise VFolderExists(f"vfolder {dst} already exists")
-            self.quota_scope_path(dst.quota_scope_id).mkdir(parents=True, exist_ok=True)
-            return src_path
+    def clone_staging_parent(self, dst: VFolderID) -> Path:
+        """Where a clone is assembled before it is renamed into place (progress is read here)."""
+        if self.stage_beside_target:
+            return self.vfolder_path(dst).parent
+        return self.mount_path / UPLOADS_DIR
 
-        src_path = await self._run(prepare)
-        usage = await self.deps.scanner.scan(src_path)
+    async def clone_vfolder(self, src: VFolderID, dst: VFolderID) -> None:
+        usage = await self.get_usage(src)
         dst_path = self.vfolder_path(dst)
 
         def copy() -> None:
+            if dst_path.exists():
+                raise VFolderExists(f"vfolder {dst} already exists")
             dst_path.parent.mkdir(parents=True, exist_ok=True)
-            staging = dst_path.parent / _staging_name()
+            staging = self.clone_staging_parent(dst) / staging_name()
+            os.mkdir(staging, 0o700)
             try:
-                shutil.copytree(src_path, staging, symlinks=True)
+                with self._root(src) as src_root:
+                    with opened(os.open(".", fstree.O_LIST_DIR, dir_fd=src_root)) as s:
+                        with opened(os.open(staging, fstree.O_LIST_DIR | os.O_NOFOLLOW)) as d:
+                            fcntl.flock(d, fcntl.LOCK_EX)  # alive: the reaper leaves it alone
+                            fstree.copy_tree(s, d)
+                            os.chmod(d, stat_mod.S_IMODE(os.fstat(s).st_mode))
                 try:
                     os.rename(staging, dst_path)
                 except OSError as e:
@@ -263,7 +277,7 @@ class BasePosixVolume(LocalStagingUploads, AbstractVolume):
 
         async with self._reservation(dst) as res:
             await res.reserve(usage.used_bytes)
-            with translate_os_errors(dst):
+            with errors_as(dst):
                 await self._run(copy)
             res.used = usage.used_bytes
         await self.deps.metadata.register_vfolder(self.name, str(dst), str(dst.quota_scope_id))
@@ -272,7 +286,30 @@ class BasePosixVolume(LocalStagingUploads, AbstractVolume):
         return await self._run(self.vfolder_path(vfid).is_dir)
 
     async def get_vfolder_mount(self, vfid: VFolderID, subpath: RelPath = RelPath(())) -> Path:
-        return await self._run(self._resolve, vfid, subpath)
+        def mount() -> Path:
+            with self._root(vfid) as root, errors_as(subpath):
+                with opened(beneath.open_dir(root, subpath)) as fd:
+                    base, real = beneath.fd_path(root), beneath.fd_path(fd)
+            if real != base and not real.startswith(base.rstrip("/") + "/"):
+                raise InvalidPath(f"path escapes its vfolder: {subpath}")
+            return Path(real)
+
+        return await self._run(mount)
+
+    async def check_path(self, vfid: VFolderID, relpath: RelPath) -> None:
+        def check() -> None:
+            rel = relpath
+            with self._root(vfid) as root, errors_as(relpath):
+                while True:
+                    try:
+                        os.close(beneath.open_beneath(root, rel.parts, os.O_PATH))
+                        return
+                    except FileNotFoundError:
+                        if not rel.parts:
+                            raise
+                        rel = rel.parent
+
+        await self._run(check)
 
     async def get_usage(self, vfid: VFolderID) -> VFolderUsage:
         path = await self._run(self._existing_vfolder, vfid)
@@ -289,26 +326,17 @@ class BasePosixVolume(LocalStagingUploads, AbstractVolume):
     def _scandir_sync(
         self, vfid: VFolderID, rel: RelPath, recursive: bool, limit: int | None
     ) -> list[DirEntry]:
-        root = self._resolve(vfid, rel)
         if limit == SCANDIR_DEFAULT:
             limit = self.deps.scandir_limit or None
         out: list[DirEntry] = []
-        stack = [(str(root), str(rel) if rel.parts else "")]
-        with translate_os_errors(rel):
-            while stack:
-                path, prefix = stack.pop()
-                with os.scandir(path) as it:
-                    for entry in it:
-                        try:
-                            st = entry.stat(follow_symlinks=False)
-                        except FileNotFoundError:
-                            continue
-                        relname = f"{prefix}/{entry.name}" if prefix else entry.name
-                        out.append(_dir_entry(entry.path, relname, st))
-                        if limit is not None and len(out) >= limit:
-                            return out
-                        if recursive and stat_mod.S_ISDIR(st.st_mode):
-                            stack.append((entry.path, relname))
+        with self._root(vfid) as root, errors_as(rel):
+            fd = beneath.open_beneath(root, rel.parts, fstree.O_LIST_DIR)
+            with opened(fd):
+                prefix = str(rel) if rel.parts else ""
+                for _, entry in fstree.walk(fd, prefix, recursive=recursive):
+                    out.append(_dir_entry(entry.name, entry.path, entry.stat, entry.link_target))
+                    if limit is not None and len(out) >= limit:
+                        break
         return out
 
     async def scandir(
@@ -324,9 +352,15 @@ class BasePosixVolume(LocalStagingUploads, AbstractVolume):
 
     async def stat(self, vfid: VFolderID, relpath: RelPath) -> DirEntry:
         def do_stat() -> DirEntry:
-            path = self._resolve(vfid, relpath, follow_final=False)
-            with translate_os_errors(relpath):
-                return _dir_entry(str(path), str(relpath), os.lstat(path))
+            with self._root(vfid) as root, errors_as(relpath):
+                if not relpath.parts:
+                    return _dir_entry(".", ".", os.fstat(root))
+                with opened(beneath.open_parent(root, relpath)) as parent:
+                    st = beneath.lstat_at(parent, relpath.name)
+                    target = ""
+                    if stat_mod.S_ISLNK(st.st_mode):
+                        target = os.fsdecode(os.readlink(relpath.name, dir_fd=parent))
+                    return _dir_entry(relpath.name, str(relpath), st, target)
 
         return await self._retry_missing(vfid, relpath, lambda: self._run(do_stat))
 
@@ -336,14 +370,19 @@ class BasePosixVolume(LocalStagingUploads, AbstractVolume):
         def do_mkdir() -> None:
             if not relpath.parts:
                 raise FileExists("the vfolder root already exists")
-            path = self._resolve(vfid, relpath, follow_final=False)
-            with translate_os_errors(relpath):
-                try:
-                    path.mkdir(parents=parents)
-                except FileExistsError:
-                    # exist_ok only for a real directory: a link is never followed to answer
-                    if not (exist_ok and stat_mod.S_ISDIR(os.lstat(path).st_mode)):
-                        raise
+            with self._root(vfid) as root, errors_as(relpath):
+                if parents:
+                    parent = beneath.make_dirs(root, relpath.parent)
+                else:
+                    parent = beneath.open_parent(root, relpath)
+                with opened(parent):
+                    try:
+                        os.mkdir(relpath.name, 0o755, dir_fd=parent)
+                    except FileExistsError:
+                        # exist_ok only for a real directory: a link is never followed to answer
+                        st = beneath.lstat_at(parent, relpath.name)
+                        if not (exist_ok and stat_mod.S_ISDIR(st.st_mode)):
+                            raise
 
         await self._run(do_mkdir)
 
@@ -351,14 +390,14 @@ class BasePosixVolume(LocalStagingUploads, AbstractVolume):
         def do_move() -> None:
             if not src.parts or not dst.parts:
                 raise InvalidPath("the vfolder root cannot be moved or replaced")
-            src_path = self._resolve(vfid, src, follow_final=False)
-            dst_path = self._resolve(vfid, dst, follow_final=False)
-            with translate_os_errors(src):
-                os.lstat(src_path)
-            if dst_path == src_path or str(dst_path).startswith(str(src_path) + "/"):
-                raise InvalidPath(f"cannot move {src} into itself")
-            with translate_os_errors(dst):
-                os.rename(src_path, dst_path)
+            with self._root(vfid) as root:
+                with errors_as(src), opened(beneath.open_parent(root, src)) as sp:
+                    beneath.lstat_at(sp, src.name)
+                    with errors_as(dst), opened(beneath.open_parent(root, dst)) as dp:
+                        if src.name == dst.name and os.path.samestat(os.fstat(sp), os.fstat(dp)):
+                            raise InvalidPath(f"cannot move {src} onto itself")
+                        # the kernel refuses a directory moved into itself (EINVAL)
+                        os.rename(src.name, dst.name, src_dir_fd=sp, dst_dir_fd=dp)
 
         await self._run(do_move)
 
@@ -366,22 +405,21 @@ class BasePosixVolume(LocalStagingUploads, AbstractVolume):
         self, vfid: VFolderID, relpaths: Sequence[RelPath], *, recursive: bool = False
     ) -> None:
         def do_delete() -> None:
-            targets = []
-            for rel in relpaths:
-                if not rel.parts:
-                    raise InvalidPath("the vfolder root cannot be deleted as a file")
-                path = self._resolve(vfid, rel, follow_final=False)
-                with translate_os_errors(rel):
-                    targets.append((rel, path, os.lstat(path)))
-            for rel, path, st in targets:
-                with translate_os_errors(rel):
-                    if stat_mod.S_ISDIR(st.st_mode):
-                        if recursive:
-                            shutil.rmtree(path)
-                        else:
-                            os.rmdir(path)
-                    else:
-                        os.unlink(path)
+            with self._root(vfid) as root:
+                targets: list[tuple[RelPath, int, os.stat_result]] = []
+                try:
+                    for rel in relpaths:  # every path is checked before anything is deleted
+                        if not rel.parts:
+                            raise InvalidPath("the vfolder root cannot be deleted as a file")
+                        with errors_as(rel):
+                            parent = beneath.open_parent(root, rel)
+                            targets.append((rel, parent, os.lstat(rel.name, dir_fd=parent)))
+                    for rel, parent, st in targets:
+                        with errors_as(rel):
+                            _remove(parent, rel.name, st, recursive)
+                finally:
+                    for _, parent, _ in targets:
+                        os.close(parent)
 
         await self._run(do_delete)
         self.quota_model.invalidate(vfid)
@@ -391,52 +429,102 @@ class BasePosixVolume(LocalStagingUploads, AbstractVolume):
         self, vfid: VFolderID, relpath: RelPath, *, read_up_to: int = 0
     ) -> LocalFile | None:
         def find() -> LocalFile:
-            path = self._resolve(vfid, relpath)
-            with translate_os_errors(relpath):
-                st = os.stat(path)
+            with self._root(vfid) as root, errors_as(relpath):
+                fd = beneath.open_for_read(root, relpath)
+            try:
+                st = os.fstat(fd)
                 body = None
                 if read_up_to and stat_mod.S_ISREG(st.st_mode) and st.st_size <= read_up_to:
-                    with open(path, "rb") as f:
-                        body = f.read(read_up_to + 1)
+                    body = os.pread(fd, read_up_to + 1, 0)
                     if len(body) != st.st_size:  # changed under us: let sendfile handle it
                         body = None
-            return LocalFile(path, st, body)
-
-        return await self._retry_missing(vfid, relpath, lambda: self._run(find))
-
-    async def local_path(self, vfid: VFolderID, relpath: RelPath) -> Path | None:
-        def find() -> Path:
-            path = self._resolve(vfid, relpath)
-            with translate_os_errors(relpath):
-                os.stat(path)  # exists (file or directory)
-            return path
+                return LocalFile(fd, st, body)
+            except BaseException:
+                os.close(fd)
+                raise
 
         return await self._retry_missing(vfid, relpath, lambda: self._run(find))
 
     async def read(
         self, vfid: VFolderID, relpath: RelPath, options: ReadOptions = ReadOptions()
     ) -> AsyncIterator[bytes]:
-        path = await self.local_path(vfid, relpath)
-        assert path is not None
-        if await self._run(path.is_dir):
-            raise IsADirectory(f"is a directory: {relpath}")
-        remaining = options.length
-        with translate_os_errors(relpath):
-            async with aiofiles.open(path, "rb") as f:
-                if options.offset:
-                    await f.seek(options.offset)
-                while remaining is None or remaining > 0:
-                    want = (
-                        options.chunk_size
-                        if remaining is None
-                        else min(remaining, options.chunk_size)
-                    )
-                    chunk = await f.read(want)
-                    if not chunk:
-                        break
-                    if remaining is not None:
-                        remaining -= len(chunk)
-                    yield chunk
+        local = await self.local_file(vfid, relpath)
+        assert local is not None
+        with local:
+            if local.is_dir:
+                raise IsADirectory(f"is a directory: {relpath}")
+            offset, remaining = options.offset, options.length
+            while remaining is None or remaining > 0:
+                want = (
+                    options.chunk_size if remaining is None else min(remaining, options.chunk_size)
+                )
+                with errors_as(relpath):
+                    chunk = await self._run(os.pread, local.fd, want, offset)
+                if not chunk:
+                    break
+                offset += len(chunk)
+                if remaining is not None:
+                    remaining -= len(chunk)
+                yield chunk
+
+    def _write_target(self, root: int, rel: RelPath, overwrite: bool) -> tuple[int, str]:
+        """``(parent descriptor, name)`` a write lands at; parents are created.
+
+        A final component that is a symlink is written through when it leads to a file inside
+        the vfolder; one that leaves it (or dangles, or loops) is refused.
+        """
+        if not rel.parts:
+            raise IsADirectory("cannot write over the vfolder root")
+        parent = beneath.make_dirs(root, rel.parent)
+        try:
+            try:
+                st = beneath.lstat_at(parent, rel.name)
+            except FileNotFoundError:
+                return parent, rel.name
+            if stat_mod.S_ISLNK(st.st_mode):
+                return _link_target_entry(root, parent, rel)
+            if stat_mod.S_ISDIR(st.st_mode):
+                raise IsADirectory(f"is a directory: {rel}")
+            if not overwrite:
+                raise FileExists(f"already exists: {rel}")
+            return parent, rel.name
+        except BaseException:
+            os.close(parent)
+            raise
+
+    def _open_staged(self, parent: int) -> tuple[int, int, str]:
+        """``(staging dir descriptor, file descriptor, name)`` of a new staged file: in
+        ``.uploads``, or beside the target's directory ``parent`` (``stage_beside_target``).
+        :func:`_leave` closes it (and removes it unless it was published)."""
+        if self.stage_beside_target:
+            area = os.dup(parent)
+        else:
+            area = beneath.open_root(self.mount_path / UPLOADS_DIR)
+        name = staging_name()
+        try:
+            fd = os.open(name, _WRITE_FLAGS, 0o600, dir_fd=area)
+            fcntl.flock(fd, fcntl.LOCK_EX)  # alive: the reaper leaves it alone
+        except BaseException:
+            os.close(area)
+            raise
+        return area, fd, name
+
+    def reap_staging(self, older_than: float) -> list[str]:
+        """Remove what crashed writers left in ``.uploads`` (staged files and clone trees that
+        no live writer holds and that have not changed since ``older_than``); blocking."""
+        reaped = []
+        with opened(beneath.open_root(self.mount_path / UPLOADS_DIR)) as area:
+            for name, st in fstree.list_dir_names(area):
+                if not name.startswith(STAGING_MARK) or st.st_mtime >= older_than:
+                    continue
+                if not is_abandoned_at(area, name):
+                    continue
+                try:
+                    _remove(area, name, st, recursive=True)
+                except FileNotFoundError:
+                    continue
+                reaped.append(name)
+        return reaped
 
     async def write(
         self,
@@ -445,82 +533,74 @@ class BasePosixVolume(LocalStagingUploads, AbstractVolume):
         stream: AsyncIterator[bytes],
         options: WriteOptions = WriteOptions(),
     ) -> FileMeta:
-        def prepare() -> Path:
-            if not relpath.parts:
-                raise IsADirectory("cannot write over the vfolder root")
-            target = self._resolve(vfid, relpath)
-            with translate_os_errors(relpath):
-                if target.is_dir():
-                    raise IsADirectory(f"is a directory: {relpath}")
-                if not options.overwrite and target.exists():
-                    raise FileExists(f"already exists: {relpath}")
-                target.parent.mkdir(parents=True, exist_ok=True)
-            return target
+        def prepare() -> tuple[int, str]:
+            with self._root(vfid) as root, errors_as(relpath):
+                return self._write_target(root, relpath, options.overwrite)
 
-        target = await self._run(prepare)
-        staging = target.parent / _staging_name()
-        hashers = [hashlib.sha256(), hashlib.md5()] if options.checksums else []
-        async with self._reservation(vfid) as res:
-            if options.size_hint:
-                await res.reserve(options.size_hint)
-            try:
-                with translate_os_errors(relpath):
-                    fd = await self._run(
-                        os.open, staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600
-                    )
-                    sink = FileSink(fd, hashers)
-                    try:
+        parent, name = await self._run(prepare)
+        hashers = _hashers() if options.checksums else []
+        with opened(parent), errors_as(relpath):
+            async with self._reservation(vfid) as res:
+                if options.size_hint:
+                    await res.reserve(options.size_hint)
+                staged = await self._run(self._open_staged, parent)
+                area, fd, sname = staged
+                try:
+                    async with FileSink(fd, hashers, self._run) as sink:
                         async for chunk in stream:
                             await res.consume(len(chunk))
                             await sink.write(chunk)
-                        await sink.flush()
-                    finally:
-                        await self._run(os.close, fd)
-                    record = None
-                    if hashers or options.content_type or options.tags:
-                        record = await self._run(
-                            self._stamp,
-                            staging,
-                            sha256=hashers[0].hexdigest() if hashers else None,
-                            md5=hashers[1].hexdigest() if hashers else None,
-                            content_type=options.content_type,
-                            tags=dict(options.tags or {}),
-                        )
-                    await self._run(_publish, staging, target, options.mode)
-            except BaseException:
-                await self._run(_unlink_quietly, staging)
-                raise
-        if record is not None and record.pop("_sidecar", False):
+                    digests = [h.hexdigest() for h in hashers] or [None, None]
+                    record = await self._run(
+                        self._stamp,
+                        fd,
+                        sha256=digests[0],
+                        md5=digests[1],
+                        content_type=options.content_type,
+                        tags=dict(options.tags or {}),
+                        mode=options.mode,
+                    )
+                    await self._run(_publish, area, sname, fd, parent, name, options.overwrite)
+                finally:
+                    await self._run(_leave, staged)
+        if record.pop("_sidecar", False) and (hashers or options.content_type or options.tags):
             await self.deps.metadata.put_file_meta(self.name, str(vfid), str(relpath), record)
         return await self.get_file_meta(vfid, relpath)
 
     # -- file metadata -----------------------------------------------------------------------
-    def _stamp(self, path: Path, **fields: Any) -> dict[str, Any]:
-        """Record checksums and attributes on the file (before it is published)."""
-        record = filemeta.make_record(os.stat(path), **fields)
-        if not (self.use_xattrs and filemeta.write_xattr(str(path), record)):
+    def _stamp(self, fd: int, *, mode: int = 0o644, **fields: Any) -> dict[str, Any]:
+        """Give a staged file its mode and record (before it is published)."""
+        os.fchmod(fd, mode)
+        record = filemeta.make_record(os.fstat(fd), **fields)
+        meaningful = fields.get("sha256") or fields.get("content_type") or fields.get("tags")
+        if meaningful and not (self.use_xattrs and filemeta.write_xattr(fd, record)):
             record["_sidecar"] = True  # no xattrs here: the caller keeps it in the store
         return record
 
-    def _read_record(self, path: Path, rel: RelPath) -> tuple[os.stat_result, Any, bool]:
+    def _read_record(self, fd: int, rel: RelPath) -> tuple[os.stat_result, Any, bool]:
         """Blocking: the file's stat, its xattr record, and whether the sidecar holds it instead."""
-        with translate_os_errors(rel):
-            st = os.stat(path)
-            if stat_mod.S_ISDIR(st.st_mode):
-                raise IsADirectory(f"is a directory: {rel}")
-            if not self.use_xattrs:
+        st = os.fstat(fd)
+        if stat_mod.S_ISDIR(st.st_mode):
+            raise IsADirectory(f"is a directory: {rel}")
+        if not self.use_xattrs:
+            return st, None, True
+        try:
+            return st, filemeta.read_xattr(fd), False
+        except OSError as e:
+            if filemeta.xattrs_unsupported(e):
                 return st, None, True
-            try:
-                return st, filemeta.read_xattr(str(path)), False
-            except OSError as e:
-                if filemeta.xattrs_unsupported(e):
-                    return st, None, True
-                raise
+            raise
+
+    def _with_file(self, vfid: VFolderID, rel: RelPath, op: Callable[[int], R]) -> R:
+        with self._root(vfid) as root, errors_as(rel):
+            with opened(beneath.open_for_read(root, rel)) as fd:
+                return op(fd)
 
     async def get_file_meta(self, vfid: VFolderID, relpath: RelPath) -> FileMeta:
         async def read() -> FileMeta:
-            path = await self._run(self._resolve, vfid, relpath)
-            st, record, sidecar = await self._run(self._read_record, path, relpath)
+            st, record, sidecar = await self._run(
+                self._with_file, vfid, relpath, lambda fd: self._read_record(fd, relpath)
+            )
             if sidecar:
                 record = await self.deps.metadata.get_file_meta(self.name, str(vfid), str(relpath))
             return filemeta.to_file_meta(st, record)
@@ -535,18 +615,16 @@ class BasePosixVolume(LocalStagingUploads, AbstractVolume):
         content_type: str | None = None,
         tags: Mapping[str, str] | None = None,
     ) -> FileMeta:
-        def update_xattr() -> tuple[os.stat_result, Any, bool]:
-            path = self._resolve(vfid, relpath)
-            st, record, sidecar = self._read_record(path, relpath)
+        def update_xattr(fd: int) -> tuple[os.stat_result, Any, bool]:
+            st, record, sidecar = self._read_record(fd, relpath)
             if sidecar:
                 return st, None, True
             record = _merged(record, st, content_type, tags)
-            with translate_os_errors(relpath):
-                filemeta.write_xattr(str(path), record)
+            filemeta.write_xattr(fd, record)
             return st, record, False
 
         async def update() -> FileMeta:
-            st, record, sidecar = await self._run(update_xattr)
+            st, record, sidecar = await self._run(self._with_file, vfid, relpath, update_xattr)
             if sidecar:
                 key = (self.name, str(vfid), str(relpath))
                 stored = await self.deps.metadata.get_file_meta(*key)
@@ -556,10 +634,21 @@ class BasePosixVolume(LocalStagingUploads, AbstractVolume):
 
         return await self._retry_missing(vfid, relpath, update)
 
+    # -- maintenance walks (jobs) ------------------------------------------------------------
+    def walk_files(
+        self, vfid: VFolderID, visit: Callable[[str, int, str, os.stat_result], None]
+    ) -> None:
+        """Blocking: call ``visit(relpath, parent_fd, name, lstat)`` for every regular file of
+        the vfolder, walked on descriptors (never through a link)."""
+        with self._root(vfid) as root:
+            with opened(os.open(".", fstree.O_LIST_DIR, dir_fd=root)) as top:
+                for parent, entry in fstree.walk_files(top):
+                    visit(entry.path, parent, entry.name, entry.stat)
+
     # -- resumable uploads: staged under <volume>/.uploads ------------------------------------
     async def upload_publish(
         self,
-        session_id: str,
+        held: StagedFile,
         vfid: VFolderID,
         relpath: RelPath,
         *,
@@ -567,29 +656,113 @@ class BasePosixVolume(LocalStagingUploads, AbstractVolume):
         checksums: bool = False,
         content_type: str | None = None,
     ) -> None:
-        staged = self._staged(session_id)
-        record = None
-        if checksums or content_type:
-            sha256, md5 = await self._run(_hash_file, staged) if checksums else (None, None)
-            record = await self._run(
-                self._stamp, staged, sha256=sha256, md5=md5, content_type=content_type, tags={}
+        assert isinstance(held, LocalStagedFile)
+
+        def publish() -> dict[str, Any]:
+            fd = held.fd
+            sha256 = md5 = None
+            if checksums:
+                sha256, md5 = fstree.hash_fd(fd, "sha256", "md5")
+            record = self._stamp(
+                fd, sha256=sha256, md5=md5, content_type=content_type, tags={}, mode=0o644
             )
+            with self._root(vfid) as root, errors_as(relpath):
+                parent, name = self._write_target(root, relpath, overwrite)
+                with opened(parent):
+                    _publish(held.dir_fd, held.path.name, fd, parent, name, overwrite)
+            return record
 
-        def publish() -> None:
-            if not relpath.parts:
-                raise IsADirectory("cannot write over the vfolder root")
-            target = self._resolve(vfid, relpath)
-            with translate_os_errors(relpath):
-                if target.is_dir():
-                    raise IsADirectory(f"is a directory: {relpath}")
-                if not overwrite and target.exists():
-                    raise FileExists(f"already exists: {relpath}")
-                target.parent.mkdir(parents=True, exist_ok=True)
-                _publish(staged, target, 0o644)
-
-        await self._run(publish)
-        if record is not None and record.pop("_sidecar", False):
+        record = await self._run(publish)
+        if record.pop("_sidecar", False):
             await self.deps.metadata.put_file_meta(self.name, str(vfid), str(relpath), record)
+
+
+def _hashers() -> list[Any]:
+    return [hashlib.sha256(), hashlib.md5()]
+
+
+def _leave(staged: tuple[int, int, str]) -> None:
+    """Close a staged file opened by ``_open_staged`` (removed if it was not published)."""
+    area, fd, name = staged
+    os.close(fd)
+    try:
+        os.unlink(name, dir_fd=area)
+    except FileNotFoundError:
+        pass
+    os.close(area)
+
+
+def _link_target_entry(root: int, parent: int, rel: RelPath) -> tuple[int, str]:
+    """Where a write through the final symlink ``rel`` lands, if it stays inside the vfolder."""
+    try:
+        fd = beneath.open_beneath(root, rel.parts, os.O_PATH)
+    except FileNotFoundError:
+        raise InvalidPath(f"{rel} is a dangling link") from None
+    with opened(fd):
+        st = os.fstat(fd)
+        if not stat_mod.S_ISREG(st.st_mode):
+            raise IsADirectory(f"{rel} leads to something that is not a file")
+        base, real = beneath.fd_path(root), beneath.fd_path(fd)
+    if not real.startswith(base.rstrip("/") + "/"):
+        raise InvalidPath(f"path escapes its vfolder: {rel}")
+    target = RelPath.parse(os.path.relpath(real, base))
+    new_parent = beneath.open_parent(root, target)
+    try:
+        if beneath.lstat_at(new_parent, target.name).st_ino != st.st_ino:
+            raise InvalidPath(f"{rel} changed while it was resolved")
+    except BaseException:
+        os.close(new_parent)
+        raise
+    os.close(parent)
+    return new_parent, target.name
+
+
+def _remove(parent: int, name: str, st: os.stat_result, recursive: bool) -> None:
+    """Delete one entry of a held directory; a directory's tree is removed on descriptors."""
+    if not stat_mod.S_ISDIR(st.st_mode):
+        os.unlink(name, dir_fd=parent)
+    elif recursive:
+        shutil.rmtree(name, dir_fd=parent)  # fd-based: never follows a link swapped in
+    else:
+        os.rmdir(name, dir_fd=parent)
+
+
+def _publish(area: int, sname: str, fd: int, parent: int, name: str, overwrite: bool) -> None:
+    """Move a staged file to ``name`` in ``parent``: it appears whole or not at all.
+
+    Where a rename may not cross a quota boundary (CephFS realms, XFS projects: EXDEV), the file
+    is copied beside the target first (charged to the target's quota; EDQUOT stops it and the
+    copy is removed) and renamed from there.
+    """
+    if not overwrite:
+        try:
+            beneath.lstat_at(parent, name)
+        except FileNotFoundError:
+            pass
+        else:
+            raise FileExists(f"already exists: {name}")
+    try:
+        os.rename(sname, name, src_dir_fd=area, dst_dir_fd=parent)
+        return
+    except OSError as e:
+        if e.errno != errno.EXDEV:
+            raise
+    local = staging_name()
+    try:
+        with opened(os.open(local, _WRITE_FLAGS, 0o600, dir_fd=parent)) as out:
+            fstree.copy_fd(fd, out)
+            st = os.fstat(fd)
+            os.fchmod(out, stat_mod.S_IMODE(st.st_mode))
+            filemeta.copy_xattr(fd, out)
+            os.utime(out, ns=(st.st_atime_ns, st.st_mtime_ns))
+        os.rename(local, name, src_dir_fd=parent, dst_dir_fd=parent)
+    except BaseException:
+        try:
+            os.unlink(local, dir_fd=parent)
+        except OSError:
+            pass
+        raise
+    os.unlink(sname, dir_fd=area)
 
 
 def _merged(
@@ -607,49 +780,3 @@ def _merged(
         content_type=content_type if content_type is not None else old.content_type,
         tags=dict(tags) if tags is not None else old.tags,
     )
-
-
-def _hash_file(path: Path) -> tuple[str, str]:
-    sha256, md5 = hashlib.sha256(), hashlib.md5()
-    with open(path, "rb") as f:
-        while chunk := f.read(_READ_BUFFER):
-            sha256.update(chunk)
-            md5.update(chunk)
-    return sha256.hexdigest(), md5.hexdigest()
-
-
-def _publish(staging: Path, target: Path, mode: int) -> None:
-    """Give the staged file its mode and move it into place: it appears whole or not at all.
-
-    Where a rename may not cross a quota boundary (CephFS realms, XFS projects: EXDEV), the file
-    is copied beside the target first (charged to the target's quota; EDQUOT stops it and the
-    copy is removed) and renamed from there.
-    """
-    os.chmod(staging, mode)
-    try:
-        os.replace(staging, target)
-        return
-    except OSError as e:
-        if e.errno != errno.EXDEV:
-            raise
-    local = target.parent / _staging_name()
-    try:
-        shutil.copy2(staging, local)  # keeps the mtime and the checksum xattr
-        os.replace(local, target)
-    except BaseException:
-        _unlink_quietly(local)
-        raise
-    _unlink_quietly(staging)
-
-
-def _staging_name() -> str:
-    """A short name beside the target (same filesystem), whatever the target name's length."""
-    return f"{STAGING_MARK}{uuid.uuid4().hex}"
-
-
-def _unlink_quietly(path: Path) -> None:
-    """Best-effort cleanup: never let it replace the error that caused it."""
-    try:
-        path.unlink()
-    except OSError:
-        pass

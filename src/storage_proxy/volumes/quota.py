@@ -3,29 +3,44 @@
 Used where the storage cannot enforce limits itself (plain POSIX, NFS, S3, XFS without kernel
 quotas).  Two kinds of limit apply to a write: its quota scope's (per user or group) and,
 optionally, its vfolder's own.  Every write through the proxy takes a :class:`Reservation` first:
-a declared size is refused up front if it cannot fit, a stream that outgrows the limit is cut off,
-and concurrent writes count each other's in-flight bytes (and open uploads their declared
-lengths), so together they can never pass a limit.
+a declared size is refused up front if it cannot fit, a stream that outgrows the limit is cut off
+before the bytes that would pass it are written.
+
+One ledger in the metadata store (shared by every worker process, and by every node when the
+store is etcd) holds what a scan cannot see yet: the bytes of writes in flight, of writes finished
+since the scan began, and open uploads' declared lengths.  A reservation is checked against all
+of it and recorded in one transaction, so concurrent writers anywhere never jointly pass a limit.
+A process's holdings expire unless it renews them (see :class:`LedgerKeeper`), so a killed worker
+leaves nothing reserved for long.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import os
 import time
-from collections import defaultdict
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import QuotaExceeded, QuotaScopeExists
-from ..metadata.store import MetadataStore
+from ..metadata.store import MetadataStore, QuotaBucket
 from ..types import QuotaConfig, QuotaScopeID, QuotaUsage, VFolderID, VFolderUsage
 from .abc import QuotaModel, WriteReservation
 
 _GROW_STEP = 8 << 20
+#: Seconds a reservation lives in the ledger unless its process renews it.
+HOLDING_TTL = 60.0
+#: Seconds a written entry is kept (longer than any usage cache, so a scan has seen it).
+WRITTEN_KEEP = 3600.0
 
 #: What a limit applies to: a whole quota scope, or one vfolder.
 Bucket = QuotaScopeID | VFolderID
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,19 +87,22 @@ class QuotaStorage:
 class Reservation(WriteReservation):
     """Bytes promised to one write into a vfolder; grows on demand while every limit has room."""
 
-    def __init__(self, model: ProxyQuotaModel, vfid: VFolderID) -> None:
+    def __init__(self, model: ProxyQuotaModel, vfid: VFolderID, counts_as_written: bool) -> None:
         super().__init__(vfid)
         self._model = model
+        self.id = uuid.uuid4().hex
+        self.in_ledger = False
+        self._counts_as_written = counts_as_written
 
-    def settle(self, *, completed: bool) -> None:
-        self._model._release(self._vfid, self.reserved)
-        if completed:
-            self._model.record_written(self._vfid, self.used)
+    async def settle(self, *, completed: bool) -> None:
+        written = self.used if completed and self._counts_as_written else 0
+        if self.in_ledger:
+            await asyncio.shield(self._model._settle(self, written))
 
     async def reserve(self, nbytes: int) -> None:
         """Reserve ``nbytes`` more up front (a declared size); QuotaExceeded if it cannot fit."""
         if nbytes > 0:
-            await self._model._grow(self._vfid, nbytes)
+            await self._model._grow(self, nbytes)
             self.reserved += nbytes
 
     async def consume(self, nbytes: int) -> None:
@@ -140,9 +158,9 @@ class ProxyQuotaModel(QuotaModel):
         self._storage = storage
         self._metadata = metadata
         self._usage_ttl = usage_ttl
-        self._usage: dict[Bucket, tuple[float, int]] = {}
-        self._inflight: defaultdict[Bucket, int] = defaultdict(int)
-        self._lock = asyncio.Lock()
+        # bucket → (monotonic time of the scan, wall time it began, bytes it found)
+        self._usage: dict[Bucket, tuple[float, float, int]] = {}
+        self.holder = f"local/{os.getpid()}"  # the daemon names its process ("<node>/<pid>")
 
     # -- scope lifecycle ---------------------------------------------------------------------
     async def create_quota_scope(self, qsid: QuotaScopeID, config: QuotaConfig | None) -> None:
@@ -157,7 +175,7 @@ class ProxyQuotaModel(QuotaModel):
     async def describe_quota_scope(self, qsid: QuotaScopeID) -> QuotaUsage | None:
         if not await self.quota_scope_exists(qsid):
             return None
-        used = await self._used_bytes(qsid, fresh=True)
+        used, _ = await self._used_bytes(qsid, fresh=True)
         limit = await self._metadata.get_quota_limit(self._volume, str(qsid))
         return QuotaUsage(used_bytes=used, limit_bytes=limit)
 
@@ -181,14 +199,12 @@ class ProxyQuotaModel(QuotaModel):
         known = [r for r in (scope, folder) if r is not None]
         return min(known) if known else None
 
-    def reservation(self, vfid: VFolderID) -> Reservation:
-        return Reservation(self, vfid)
+    def reservation(self, vfid: VFolderID, *, counts_as_written: bool = True) -> Reservation:
+        return Reservation(self, vfid, counts_as_written)
 
-    def record_written(self, vfid: VFolderID, nbytes: int) -> None:
-        for bucket in (vfid.quota_scope_id, vfid):
-            cached = self._usage.get(bucket)
-            if cached is not None:
-                self._usage[bucket] = (cached[0], max(0, cached[1] + nbytes))
+    async def record_written(self, vfid: VFolderID, nbytes: int) -> None:
+        keys = [b.key for b in await self.buckets(vfid)]
+        await self._metadata.record_written(self._volume, keys, nbytes, time.time())
 
     def invalidate(self, vfid: VFolderID) -> None:
         self._usage.pop(vfid.quota_scope_id, None)
@@ -200,38 +216,93 @@ class ProxyQuotaModel(QuotaModel):
         record = await self._metadata.get_vfolder(self._volume, str(bucket))
         return None if record is None else record.limit_bytes
 
-    async def _remaining(self, bucket: Bucket) -> int | None:
+    async def _bucket(self, bucket: Bucket) -> QuotaBucket | None:
+        """The limit on ``bucket`` as the ledger needs it; None when there is no limit."""
         limit = await self._limit(bucket)
         if limit is None:
             return None
-        used = await self._used_bytes(bucket)
+        used, scanned_at = await self._used_bytes(bucket)
         prefix = f"{bucket}/" if isinstance(bucket, QuotaScopeID) else str(bucket)
-        held = await self._metadata.reserved_upload_bytes(self._volume, prefix)
-        return max(0, limit - used - held - self._inflight[bucket])
+        return QuotaBucket(str(bucket), prefix, limit, used, scanned_at)
 
-    async def _used_bytes(self, bucket: Bucket, *, fresh: bool = False) -> int:
+    async def buckets(self, vfid: VFolderID) -> list[QuotaBucket]:
+        """The limits a write into ``vfid`` is checked against (scope first)."""
+        found = [await self._bucket(vfid.quota_scope_id), await self._bucket(vfid)]
+        return [b for b in found if b is not None]
+
+    async def _remaining(self, bucket: Bucket) -> int | None:
+        b = await self._bucket(bucket)
+        if b is None:
+            return None
+        held = await self._metadata.bucket_held(self._volume, b, time.time())
+        return max(0, b.limit - b.used - held)
+
+    async def _used_bytes(self, bucket: Bucket, *, fresh: bool = False) -> tuple[int, float]:
+        """Bytes stored in the bucket and the wall time the scan that found them began."""
         cached = self._usage.get(bucket)
         now = time.monotonic()
         if cached is not None and not fresh and now - cached[0] < self._usage_ttl:
-            return cached[1]
+            return cached[2], cached[1]
+        began = time.time()
         used = await self._storage.used_bytes(bucket)
-        self._usage[bucket] = (now, used)
-        return used
+        self._usage[bucket] = (now, began, used)
+        return used, began
 
-    async def _grow(self, vfid: VFolderID, nbytes: int) -> None:
-        async with self._lock:  # check-and-reserve must not interleave between writers
-            for bucket, what in ((vfid.quota_scope_id, "quota scope"), (vfid, "vfolder")):
-                remaining = await self._remaining(bucket)
-                if remaining is not None and nbytes > remaining:
-                    raise QuotaExceeded(
-                        f"{what} {bucket} has {remaining} bytes left; {nbytes} more were needed",
-                        remaining_bytes=remaining,
-                    )
-            self._inflight[vfid.quota_scope_id] += nbytes
-            self._inflight[vfid] += nbytes
+    async def _grow(self, res: Reservation, nbytes: int) -> None:
+        buckets = await self.buckets(res._vfid)
+        if not buckets:
+            return  # no limit applies: nothing to hold
+        now = time.time()
+        short = await self._metadata.reserve(
+            self._volume, buckets, res.id, nbytes, self.holder, now, HOLDING_TTL
+        )
+        if short is not None:
+            what = "vfolder" if short.key == str(res._vfid) else "quota scope"
+            raise QuotaExceeded(
+                f"{what} {short.key} has {short.remaining} bytes left; {nbytes} more were needed",
+                remaining_bytes=short.remaining,
+            )
+        res.in_ledger = True
 
-    def _release(self, vfid: VFolderID, nbytes: int) -> None:
-        for bucket in (vfid.quota_scope_id, vfid):
-            self._inflight[bucket] -= nbytes
-            if self._inflight[bucket] <= 0:
-                del self._inflight[bucket]
+    async def _settle(self, res: Reservation, written: int) -> None:
+        await self._metadata.settle(self._volume, res.id, written, time.time())
+
+
+class LedgerKeeper:
+    """Renews this process's holdings in the shared ledger and prunes what has expired.
+
+    A holding lives ``HOLDING_TTL`` seconds unless renewed; a process renews its own every third
+    of that, so a killed process's reservations are gone within ``HOLDING_TTL``.  Written entries
+    are kept ``WRITTEN_KEEP`` seconds: longer than any usage cache, after which every scan sees
+    those bytes itself.
+    """
+
+    def __init__(self, metadata: MetadataStore, holder: str) -> None:
+        self._metadata = metadata
+        self.holder = holder
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="quota-ledger-keeper")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            task, self._task = self._task, None
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def tick(self) -> None:
+        now = time.time()
+        await self._metadata.renew_holdings(self.holder, now, HOLDING_TTL)
+        await self._metadata.prune_ledger(now - WRITTEN_KEEP, now)
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(HOLDING_TTL / 3)
+            try:
+                await self.tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # the store is away: holdings expire later, not wrongly
+                log.warning("could not renew quota holdings: %s", e)

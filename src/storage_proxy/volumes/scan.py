@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+import stat as stat_mod
 from collections.abc import Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
@@ -17,61 +18,85 @@ from pathlib import Path
 
 from ..types import VFolderUsage
 
-#: Marks files the proxy is still writing; they are accounted as in-flight reservations instead.
-STAGING_MARK = ".sp-tmp-"
-
 #: How many subtrees to hand each worker, so uneven subtrees still balance.
 _SUBTREES_PER_WORKER = 16
+
+
+#: A directory to scan: its path and the (device, inode) it had when it was listed.  A tenant may
+#: swap any directory of its tree for a symlink at any time; a directory whose path no longer
+#: leads to the inode that was listed is skipped, so a scan never counts anything outside.
+Subtree = tuple[str, int, int]
+
+_LIST = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 @dataclass(frozen=True, slots=True)
 class _Partial:
     file_count: int
     used_bytes: int
-    pending_dirs: list[str]
+    pending_dirs: list[Subtree]
 
 
-def _scan_level(paths: Sequence[str], descend: bool) -> _Partial:
-    """Count non-directory entries under ``paths``; with ``descend=False`` stop one level down."""
+def _open_listed(subtree: Subtree) -> int | None:
+    path, dev, ino = subtree
+    try:
+        fd = os.open(path, _LIST)
+    except OSError:
+        return None  # vanished, unreadable, or now a link
+    st = os.fstat(fd)
+    if ino and (st.st_dev, st.st_ino) != (dev, ino):
+        os.close(fd)
+        return None
+    return fd
+
+
+def scan_level(subtrees: Sequence[Subtree], descend: bool) -> _Partial:
+    """Count non-directory entries under ``subtrees``; with ``descend=False`` stop one level
+    down and return the directories found there."""
     count = 0
     size = 0
-    stack = list(paths)
-    pending: list[str] = []
+    stack = list(subtrees)
+    pending: list[Subtree] = []
     while stack:
-        path = stack.pop()
+        subtree = stack.pop()
+        fd = _open_listed(subtree)
+        if fd is None:
+            continue
         try:
-            it = os.scandir(path)
-        except (FileNotFoundError, NotADirectoryError, PermissionError):
-            continue  # vanished or unreadable while scanning: count what we can
-        with it:
-            for entry in it:
-                if STAGING_MARK in entry.name:
-                    continue
-                try:
-                    if entry.is_dir(follow_symlinks=False):
-                        (stack if descend else pending).append(entry.path)
+            with os.scandir(fd) as it:
+                for entry in it:  # everything a tenant can create counts, whatever its name
+                    try:
+                        st = entry.stat(follow_symlinks=False)
+                    except (FileNotFoundError, PermissionError):
+                        continue
+                    if stat_mod.S_ISDIR(st.st_mode):
+                        found = (f"{subtree[0]}/{entry.name}", st.st_dev, st.st_ino)
+                        (stack if descend else pending).append(found)
                     else:
                         count += 1
-                        size += entry.stat(follow_symlinks=False).st_size
-                except (FileNotFoundError, PermissionError):
-                    continue
+                        size += st.st_size
+        except (FileNotFoundError, NotADirectoryError, PermissionError):
+            pass  # vanished or unreadable while scanning: count what we can
+        finally:
+            os.close(fd)
     return _Partial(count, size, pending)
 
 
-def scan_subtrees(paths: Sequence[str]) -> tuple[int, int]:
+def scan_subtrees(subtrees: Sequence[Subtree]) -> tuple[int, int]:
     """Worker entry point (module level so it pickles by reference)."""
-    part = _scan_level(paths, descend=True)
+    part = scan_level(subtrees, descend=True)
     return part.file_count, part.used_bytes
 
 
-def scan_tree(root: str, fanout: int = 0) -> tuple[int, int, list[str]]:
+def scan_tree(root: str, fanout: int = 0) -> tuple[int, int, list[Subtree]]:
     """Walk ``root`` breadth-first until ``fanout`` subtrees are pending (0: walk it all)."""
+    top: Subtree = (root, 0, 0)
     if fanout <= 0:
-        part = _scan_level([root], descend=True)
+        part = scan_level([top], descend=True)
         return part.file_count, part.used_bytes, []
-    count, size, frontier = 0, 0, [root]
+    count, size, frontier = 0, 0, [top]
     while frontier and len(frontier) < fanout:
-        part = _scan_level(frontier, descend=False)
+        part = scan_level(frontier, descend=False)
         count += part.file_count
         size += part.used_bytes
         frontier = part.pending_dirs

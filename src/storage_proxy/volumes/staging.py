@@ -2,9 +2,12 @@
 
 :class:`FileSink` turns network chunks into large vectored writes in a worker thread while the
 next chunks arrive.  :class:`LocalStaging` keeps one file per upload session: the staged size is
-the resumable offset, an ``flock`` keeps two writers (worker processes, or nodes sharing the
-directory) from appending at once, and backends publish the complete file their own way (a
-rename on POSIX volumes, a multipart upload on S3).
+the resumable offset.  Every change to a staged file — an append, a whole-body replacement, the
+discarding of a refused or unverifiable chunk, the publication — happens while one writer holds
+the file's ``flock`` (:class:`StagedFile`), so two writers (requests, worker processes, or nodes
+sharing the directory) never interleave, and the offset is always checked under that lock.
+Backends publish the complete file their own way (a rename on POSIX volumes, a multipart upload
+on S3) from the held descriptor.
 """
 
 from __future__ import annotations
@@ -13,15 +16,25 @@ import asyncio
 import fcntl
 import os
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
-from ..errors import Conflict, InvalidPath, UploadNotFound, UploadOffsetMismatch
+from ..errors import Conflict, InvalidPath, StorageProxyError, UploadNotFound, UploadOffsetMismatch
+from .abc import AppendOptions, StagedFile
 
 _WRITE_BUFFER = 4 << 20
 _MAX_IOV = 512  # below IOV_MAX (1024)
 _SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
+
+Runner = Callable[..., Awaitable[Any]]
+
+
+async def _to_thread(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    return await asyncio.to_thread(func, *args, **kwargs)
 
 
 class LocalStagingUploads:
@@ -39,23 +52,40 @@ class LocalStagingUploads:
     async def upload_size(self, session_id: str) -> int:
         return await self.staging.size(session_id)
 
-    async def upload_append(
-        self, session_id: str, offset: int, stream: AsyncIterator[bytes]
-    ) -> int:
-        return await self.staging.append(session_id, offset, stream)
+    def upload_hold(self, session_id: str) -> Any:
+        return self.staging.hold(session_id)
 
-    async def upload_truncate(self, session_id: str, size: int) -> None:
-        await self.staging.truncate(session_id, size)
+    async def upload_append(
+        self,
+        held: StagedFile,
+        offset: int,
+        stream: AsyncIterator[bytes],
+        options: AppendOptions = AppendOptions(),
+    ) -> int:
+        return await self.staging.append(held, offset, stream, options)
 
     async def upload_discard(self, session_id: str) -> None:
         await self.staging.discard(session_id)
 
 
+@dataclass(slots=True)
+class LocalStagedFile(StagedFile):
+    """A staged upload file held by one writer: open, ``flock``-ed, in its directory."""
+
+    path: Path
+    fd: int
+    dir_fd: int
+
+    def size(self) -> int:
+        return os.fstat(self.fd).st_size
+
+
 class LocalStaging:
     """One file per upload session under ``directory``."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, run: Runner | None = None) -> None:
         self.directory = directory
+        self._run = run or _to_thread
 
     def path(self, session_id: str) -> Path:
         if not _SESSION_ID.match(session_id):
@@ -66,61 +96,158 @@ class LocalStaging:
         path = self.path(session_id)
 
         def create() -> None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.touch(mode=0o600, exist_ok=True)
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600))
 
-        await asyncio.to_thread(create)
+        await self._run(create)
 
     async def size(self, session_id: str) -> int:
         try:
-            return (await asyncio.to_thread(os.stat, self.path(session_id))).st_size
+            return int((await self._run(os.stat, self.path(session_id))).st_size)
         except FileNotFoundError:
             raise UploadNotFound(f"no staged data for upload {session_id}") from None
 
-    async def append(self, session_id: str, offset: int, stream: AsyncIterator[bytes]) -> int:
-        """Append at ``offset``, which must be the staged size (UploadOffsetMismatch, carrying the
-        staged size, if not); whatever arrived before the stream failed stays staged."""
-        path = self.path(session_id)
+    @asynccontextmanager
+    async def hold(self, session_id: str) -> AsyncIterator[LocalStagedFile]:
+        """Take the writer's lock on a staged upload for the block (Conflict if it is held)."""
+        held = await self._run(_lock, self.path(session_id), session_id)
         try:
-            fd = await asyncio.to_thread(_open_for_append, path, offset)
-        except FileNotFoundError:
-            raise UploadNotFound(f"no staged data for upload {session_id}") from None
-        sink = FileSink(fd)
+            yield held
+        finally:
+            await self._run(_unlock, held)
+
+    async def append(
+        self,
+        held: StagedFile,
+        offset: int,
+        stream: AsyncIterator[bytes],
+        options: AppendOptions = AppendOptions(),
+    ) -> int:
+        """Write ``stream`` at ``offset``, which must be the staged size (``UploadOffsetMismatch``
+        carrying that size, before anything is read; with ``replace``, 0 after dropping what is
+        staged).  A refused stream (a ``StorageProxyError``: quota, length, failed ``verify``)
+        leaves the file as it was; any other failure keeps what arrived if ``keep_partial``."""
+        assert isinstance(held, LocalStagedFile)
+        fd = held.fd
+        staged = await self._run(held.size)
+        if options.replace:
+            if offset != 0:
+                raise UploadOffsetMismatch("a replacement starts at offset 0", offset=staged)
+            await self._run(os.ftruncate, fd, 0)
+        elif staged != offset:
+            raise UploadOffsetMismatch(
+                f"Upload-Offset {offset} does not match the stored offset {staged}", offset=staged
+            )
         try:
-            try:
+            async with FileSink(fd, (), self._run, offset=offset) as sink:
                 async for chunk in stream:
                     await sink.write(chunk)
-            finally:
-                await sink.flush()  # keep what arrived: the client resumes from there
-        finally:
-            await asyncio.to_thread(os.close, fd)
+            if options.verify is not None:
+                options.verify()
+        except BaseException as e:
+            if isinstance(e, StorageProxyError) or not options.keep_partial:
+                await self._run(os.ftruncate, fd, offset)  # the chunk is not kept
+            raise
         return offset + sink.written
 
-    async def truncate(self, session_id: str, size: int) -> None:
-        await asyncio.to_thread(os.truncate, self.path(session_id), size)
-
     async def discard(self, session_id: str) -> None:
+        """Remove the staged file, unless a writer holds it (Conflict); a missing one is fine."""
         try:
-            await asyncio.to_thread(self.path(session_id).unlink)
-        except FileNotFoundError:
+            async with self.hold(session_id) as held:
+                await self._run(os.unlink, held.path.name, dir_fd=held.dir_fd)
+        except UploadNotFound:
             pass
+
+
+def _lock(path: Path, session_id: str) -> LocalStagedFile:
+    try:
+        dir_fd = os.open(path.parent, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise UploadNotFound(f"no staged data for upload {session_id}") from None
+    try:
+        try:
+            fd = os.open(path.name, os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW, dir_fd=dir_fd)
+        except FileNotFoundError:
+            raise UploadNotFound(f"no staged data for upload {session_id}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise Conflict("this upload is already receiving data; retry when it stops") from None
+    except BaseException:
+        os.close(dir_fd)
+        raise
+    return LocalStagedFile(session_id, path, fd, dir_fd)
+
+
+def _unlock(held: LocalStagedFile) -> None:
+    os.close(held.fd)  # releases the flock
+    os.close(held.dir_fd)
+
+
+def is_abandoned_at(dir_fd: int, name: str) -> bool:
+    """Whether nobody writes a staged file (or tree) now — its lock is free: a crash's leftover."""
+    try:
+        fd = os.open(
+            name, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd
+        )
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+    return True
 
 
 class FileSink:
     """Gathers network chunks into large vectored writes, done (and hashed) in a thread.
 
-    Chunks are kept as they arrived and handed to ``writev`` (no joining copy on the event loop),
-    and one batch is written while the next is received: the disk and the network overlap.
-    Batches stay in order because a batch starts only when the one before it has finished.
+    Chunks are kept as they arrived and handed to ``pwritev`` (no joining copy on the event
+    loop), and one batch is written while the next is received: the disk and the network
+    overlap.  Batches stay in order because a batch starts only when the one before it has
+    finished.  Used as an async context: leaving it — normally or by an error — waits for the
+    batch in flight, so the descriptor is never closed under a writing thread; a normal exit
+    also writes what is still buffered.
     """
 
-    def __init__(self, fd: int, hashers: Sequence[Any] = ()) -> None:
+    def __init__(
+        self, fd: int, hashers: Sequence[Any] = (), run: Runner | None = None, offset: int = 0
+    ) -> None:
         self._fd = fd
         self._hashers = list(hashers)
+        self._run = run or _to_thread
+        self._offset = offset
         self._chunks: list[bytes] = []
         self._pending = 0
         self._writing: asyncio.Future[None] | None = None
         self.written = 0
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            await self.flush()
+            return
+        self._chunks, self._pending = [], 0
+        writing, self._writing = self._writing, None
+        # The thread finishes before the caller may close the descriptor, even if this task is
+        # cancelled meanwhile; its own error is dropped (the first error is the one that counts).
+        while writing is not None and not writing.done():
+            try:
+                await asyncio.shield(writing)
+            except asyncio.CancelledError:
+                continue
+            except BaseException:
+                break
 
     async def write(self, chunk: bytes) -> None:
         if chunk:
@@ -135,8 +262,9 @@ class FileSink:
             chunks, size = self._chunks, self._pending
             self._chunks, self._pending = [], 0
             self._writing = asyncio.ensure_future(
-                asyncio.to_thread(_write_all, self._fd, chunks, self._hashers)
+                self._run(_write_all, self._fd, chunks, self._hashers, self._offset)
             )
+            self._offset += size
             self.written += size
 
     async def _wait(self) -> None:
@@ -150,13 +278,14 @@ class FileSink:
         await self._wait()
 
 
-def _write_all(fd: int, chunks: list[bytes], hashers: Sequence[Any] = ()) -> None:
+def _write_all(fd: int, chunks: list[bytes], hashers: Sequence[Any], offset: int) -> None:
     for hasher in hashers:  # hashlib releases the GIL on large buffers
         for chunk in chunks:
             hasher.update(chunk)
     views = [memoryview(c) for c in chunks]
     while views:
-        n = os.writev(fd, views)
+        n = os.pwritev(fd, views, offset)
+        offset += n
         while views and n >= len(views[0]):  # drop what was written; resume a partial one
             n -= len(views[0])
             views.pop(0)
@@ -164,23 +293,4 @@ def _write_all(fd: int, chunks: list[bytes], hashers: Sequence[Any] = ()) -> Non
             views[0] = views[0][n:]
 
 
-def _open_for_append(path: Path, offset: int) -> int:
-    """Open a staged upload at ``offset``, holding its lock: two writers (worker processes, or
-    nodes sharing the volume) never append to one upload at once.  The staged size is read under
-    the lock, so a writer that finished a moment ago is seen, not overwritten."""
-    fd = os.open(path, os.O_WRONLY)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise Conflict("this upload is already receiving data; retry when it stops") from None
-        staged = os.fstat(fd).st_size
-        if staged != offset:
-            raise UploadOffsetMismatch(
-                f"Upload-Offset {offset} does not match the stored offset {staged}", offset=staged
-            )
-    except BaseException:
-        os.close(fd)
-        raise
-    os.lseek(fd, offset, os.SEEK_SET)
-    return fd
+__all__ = ["FileSink", "LocalStagedFile", "LocalStaging", "LocalStagingUploads", "is_abandoned_at"]

@@ -1,23 +1,42 @@
-"""``GET|HEAD /download?token=…``: a file (zero-copy, ranges, validators) or a directory as zip."""
+"""``GET|HEAD /download?token=…`` and every other door's downloads: a file or a directory as zip.
+
+A local file is sent from the descriptor the volume opened (zero-copy ``sendfile``; never the
+path again, so nothing can be swapped in between), a directory is zipped from its held
+descriptor, and an object store's file is streamed.  All three answer ranges, validators and
+errors the same way (:mod:`..ranges`).  A client that stops reading for ``transfer-idle-timeout``
+is disconnected; one that hangs up is not an error of ours (logged at debug, never a 500).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import mimetypes
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 from aiohttp import web
 
 from ...errors import IsADirectory
 from ...paths import RelPath
-from ...services.archive import stream_zip
+from ...services.archive import LocalTree, VolumeTree, ZipSource, stream_zip
 from ...types import DirEntryType, VFolderID
 from ...volumes.abc import AbstractVolume, LocalFile, ReadOptions
 from ..keys import ROOT_CTX
-from ..ranges import content_disposition, parse_range
+from ..ranges import Representation, content_disposition, preconditions, requested_range
+
+log = logging.getLogger(__name__)
 
 _TRUE = {"1", "true", "yes", "on"}
 #: Files up to this size are read and answered in one step instead of through sendfile.
 SMALL_FILE = 64 * 1024
+#: sendfile runs in slices of this size, each of which must finish within the idle timeout.
+SENDFILE_SLICE = 4 << 20
+DEFAULT_IDLE_TIMEOUT = 60.0
+
+
+class ClientGone(Exception):
+    """The client hung up, or stopped reading for longer than the idle timeout."""
 
 
 async def download(request: web.Request) -> web.StreamResponse:
@@ -28,6 +47,12 @@ async def download(request: web.Request) -> web.StreamResponse:
     relpath = RelPath.parse(claims.relpath)
     archive = claims.archive or request.query.get("archive", "").lower() in _TRUE
     return await serve_path(request, volume, vfid, relpath, archive=archive)
+
+
+def idle_timeout(request: web.Request) -> float:
+    sp = request.app[ROOT_CTX].config.get("storage-proxy", {})
+    value = sp.get("transfer-idle-timeout")
+    return value.total_seconds() if value is not None else DEFAULT_IDLE_TIMEOUT
 
 
 async def serve_path(
@@ -43,78 +68,173 @@ async def serve_path(
     small = SMALL_FILE if "Range" not in request.headers else 0
     local = await volume.local_file(vfid, relpath, read_up_to=small)
     if local is None:
-        return await _send_stream(request, volume, vfid, relpath, name)
+        entry = await volume.stat(vfid, relpath)
+        if entry.type is DirEntryType.DIRECTORY:
+            if not archive:
+                raise IsADirectory(f"{relpath} is a directory; ask for archive=true to get a zip")
+            return await send_zip(request, VolumeTree(volume, vfid, relpath), f"{name}.zip")
+        size, modified = entry.stat.size, entry.stat.modified
+        rep = Representation(_etag(modified, size), modified, size)
+        return await _send_stream(request, volume, vfid, relpath, name, rep)
     if local.is_dir:
         if not archive:
+            local.close()
             raise IsADirectory(f"{relpath} is a directory; ask for archive=true to get a zip")
-        return await _send_zip(request, local.path, f"{name}.zip")
-    if local.body is not None:
-        return _send_small(request, local, name)
-    response = web.FileResponse(local.path, chunk_size=256 * 1024)
-    response.headers["Content-Disposition"] = content_disposition(name)
-    return response
+        run = getattr(volume, "_run", None)
+        return await send_zip(request, LocalTree(local.fd, run or asyncio.to_thread), f"{name}.zip")
+    with local:
+        return await send_local(request, local, name)
 
 
-def _send_small(request: web.Request, local: LocalFile, name: str) -> web.Response:
-    """A small file already read: one response, the validators FileResponse would send."""
-    st = local.stat
-    etag = f'"{st.st_mtime_ns:x}-{st.st_size:x}"'  # aiohttp FileResponse's form
-    modified = datetime.fromtimestamp(st.st_mtime, UTC)
-    headers = {
-        "ETag": etag,
+def _etag(modified: datetime | float, size: int) -> str:
+    ns = int(modified.timestamp() * 1e9) if isinstance(modified, datetime) else int(modified)
+    return f'"{ns:x}-{size:x}"'
+
+
+def _headers(rep: Representation, name: str) -> dict[str, str]:
+    return {
+        "ETag": rep.etag,
         "Accept-Ranges": "bytes",
         "Content-Disposition": content_disposition(name),
+        "Content-Type": mimetypes.guess_type(name)[0] or "application/octet-stream",
     }
-    inm = request.headers.get("If-None-Match")
-    ims = request.if_modified_since
-    if (inm is not None and etag in (t.strip() for t in inm.split(","))) or (
-        inm is None and ims is not None and int(st.st_mtime) <= ims.timestamp()
-    ):
-        response = web.Response(status=304, headers=headers)
-    else:
-        ctype = mimetypes.guess_type(name)[0] or "application/octet-stream"
-        response = web.Response(body=local.body, headers=headers, content_type=ctype)
-    response.last_modified = modified
+
+
+def _answer(
+    request: web.Request, rep: Representation, name: str
+) -> tuple[web.StreamResponse, int, int]:
+    """The response to prepare and the byte span to send; 304 or 412 answered here."""
+    headers = _headers(rep, name)
+    status = preconditions(request, rep)
+    if status is not None:
+        response = web.StreamResponse(status=status, headers=headers)
+        response.last_modified = rep.modified
+        return response, 0, 0
+    span = requested_range(request, rep)
+    response = web.StreamResponse(status=206 if span else 200, headers=headers)
+    response.last_modified = rep.modified
+    start, end = span or (0, rep.size - 1)
+    if span:
+        response.headers["Content-Range"] = f"bytes {start}-{end}/{rep.size}"
+    count = max(0, end - start + 1)
+    response.content_length = count
+    return response, start, count
+
+
+async def send_local(request: web.Request, local: LocalFile, name: str) -> web.StreamResponse:
+    """A regular file from its open descriptor: small ones in one write, the rest sendfile'd."""
+    st = local.stat
+    modified = datetime.fromtimestamp(st.st_mtime, UTC)
+    rep = Representation(_etag(st.st_mtime_ns, st.st_size), modified, st.st_size)
+    response, start, count = _answer(request, rep, name)
+    if response.status not in (200, 206) or request.method == "HEAD" or count == 0:
+        await response.prepare(request)
+        await response.write_eof()
+        return response
+    if local.body is not None:
+        await response.prepare(request)
+        await _write(request, response, local.body[start : start + count], idle_timeout(request))
+        await response.write_eof()
+        return response
+    await response.prepare(request)
+    try:
+        await _sendfile(request, local.fd, start, count, idle_timeout(request))
+        await response.write_eof()
+    except (ClientGone, ConnectionError) as e:
+        _gone(request, e)
     return response
 
 
-async def _send_zip(request: web.Request, root: object, filename: str) -> web.StreamResponse:
+async def _sendfile(request: web.Request, fd: int, offset: int, count: int, idle: float) -> None:
+    transport = request.transport
+    if transport is None or transport.is_closing():
+        raise ClientGone("the client went away")
+    loop = asyncio.get_running_loop()
+    # wraps the descriptor (no I/O): loop.sendfile wants a file object
+    with open(fd, "rb", buffering=0, closefd=False) as file:  # noqa: ASYNC230
+        sent = 0
+        while sent < count:
+            want = min(SENDFILE_SLICE, count - sent)
+            try:
+                n = await asyncio.wait_for(
+                    loop.sendfile(transport, file, offset + sent, want), idle
+                )
+            except TimeoutError:
+                transport.abort()
+                raise ClientGone(f"the client read nothing for {idle:.0f}s") from None
+            if n < want:  # the file shrank under us: the promised length cannot be kept
+                transport.abort()
+                raise ClientGone("the file changed while it was being sent")
+            sent += n
+
+
+async def _write(
+    request: web.Request, response: web.StreamResponse, data: bytes, idle: float
+) -> None:
+    try:
+        await asyncio.wait_for(response.write(data), idle)
+    except TimeoutError:
+        if request.transport is not None:
+            request.transport.abort()
+        raise ClientGone(f"the client read nothing for {idle:.0f}s") from None
+
+
+def _gone(request: web.Request, error: BaseException) -> None:
+    request["client_gone"] = True
+    log.debug("%s %s: client gone: %s", request.method, request.get("safe_path", ""), error)
+
+
+async def _pump(
+    request: web.Request, response: web.StreamResponse, chunks: AsyncIterator[bytes]
+) -> web.StreamResponse:
+    """Write a stream out, bounded by the idle timeout; a client gone is not an error."""
+    idle = idle_timeout(request)
+    try:
+        async for chunk in chunks:
+            await _write(request, response, chunk, idle)
+        await response.write_eof()
+    except (ClientGone, ConnectionError) as e:
+        _gone(request, e)
+    finally:
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()  # the source's files are closed now, not when collected
+    return response
+
+
+async def send_zip(request: web.Request, source: ZipSource, filename: str) -> web.StreamResponse:
     response = web.StreamResponse(
         headers={
             "Content-Type": "application/zip",
             "Content-Disposition": content_disposition(filename),
         }
     )
-    await response.prepare(request)
-    if request.method != "HEAD":
-        async for chunk in stream_zip(root):  # type: ignore[arg-type]
-            await response.write(chunk)
-    await response.write_eof()
-    return response
+    try:
+        await response.prepare(request)
+        if request.method == "HEAD":
+            await response.write_eof()
+            return response
+        return await _pump(request, response, stream_zip(source))
+    finally:
+        await source.close()
 
 
 async def _send_stream(
-    request: web.Request, volume: AbstractVolume, vfid: VFolderID, relpath: RelPath, name: str
+    request: web.Request,
+    volume: AbstractVolume,
+    vfid: VFolderID,
+    relpath: RelPath,
+    name: str,
+    rep: Representation,
 ) -> web.StreamResponse:
     """Backends without local files (object stores): ranges handled here, bytes streamed."""
-    entry = await volume.stat(vfid, relpath)
-    if entry.type is DirEntryType.DIRECTORY:
-        raise IsADirectory(f"{relpath} is a directory")
-    size = entry.stat.size
-    byte_range = parse_range(request.headers.get("Range"), size)
-    response = web.StreamResponse(status=206 if byte_range else 200)
-    response.headers["Accept-Ranges"] = "bytes"
-    response.headers["Content-Disposition"] = content_disposition(name)
-    response.headers["Content-Type"] = "application/octet-stream"
-    response.last_modified = entry.stat.modified
-    start, end = byte_range or (0, size - 1)
-    if byte_range:
-        response.headers["Content-Range"] = f"bytes {start}-{end}/{size}"
-    response.content_length = max(0, end - start + 1)
+    response, start, count = _answer(request, rep, name)
     await response.prepare(request)
-    if request.method != "HEAD" and size:
-        options = ReadOptions(offset=start, length=end - start + 1)
-        async for chunk in volume.read(vfid, relpath, options):
-            await response.write(chunk)
-    await response.write_eof()
-    return response
+    if response.status not in (200, 206) or request.method == "HEAD" or count == 0:
+        await response.write_eof()
+        return response
+    options = ReadOptions(offset=start, length=count)
+    return await _pump(request, response, volume.read(vfid, relpath, options))
+
+
+__all__ = ["ClientGone", "download", "send_local", "send_zip", "serve_path"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..keys import ROOT_CTX
+from .download import send_local
 
 _BODY_CHUNK = 1 << 20
 
@@ -30,8 +31,10 @@ async def put_signed(request: web.Request) -> web.Response:
 async def get_signed(request: web.Request) -> web.StreamResponse:
     service = request.app[ROOT_CTX].dataproxy
     claims = service.verify(request.match_info["token"], "GET")
-    path = await service.local_area(str(claims["vol"])).local_file(str(claims["key"]))
-    return web.FileResponse(path, chunk_size=256 * 1024)
+    key = str(claims["key"])
+    local = await service.local_area(str(claims["vol"])).local_file(key)
+    with local:
+        return await send_local(request, local, key.rsplit("/", 1)[-1])
 
 
 def add_routes(router: web.UrlDispatcher) -> None:

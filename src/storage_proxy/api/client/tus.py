@@ -118,6 +118,8 @@ def _parse_metadata(header: str | None) -> dict[str, str]:
 
 
 async def _session(request: web.Request) -> UploadSession:
+    """The upload a request names: by its manager-issued token, or by id for the user who
+    created it and may still write into its vfolder."""
     ctx = request.app[ROOT_CTX]
     upload_id = request.match_info.get("upload_id")
     token = request.query.get("token")
@@ -129,10 +131,7 @@ async def _session(request: web.Request) -> UploadSession:
     user = require_user(request)
     if not upload_id:
         raise UploadNotFound("name the upload: /upload/<id>, or pass its token")
-    session = await ctx.uploads.get(upload_id)
-    if session.owner != user.sub:
-        raise UploadNotFound(f"no upload {upload_id}")  # someone else's upload does not exist
-    return session
+    return await ctx.uploads.get_for_user(upload_id, user)
 
 
 def _body(request: web.Request) -> AsyncIterator[bytes]:
@@ -159,11 +158,11 @@ async def head(request: web.Request) -> web.Response:
 async def _append_body(request: web.Request, session: UploadSession, offset: int) -> int:
     ctx = request.app[ROOT_CTX]
     length = _parse_int(request, "Upload-Length")
-    if length is not None:
-        await ctx.uploads.declare_length(session, length)
     checksum_header = request.headers.get("Upload-Checksum")
     checksum = Checksum.parse_header(checksum_header) if checksum_header else None
-    result = await ctx.uploads.append(session, offset, _body(request), checksum)
+    result = await ctx.uploads.append(
+        session, offset, _body(request), checksum, declare_length=length
+    )
     return result.offset
 
 
@@ -228,22 +227,5 @@ async def put_whole(request: web.Request) -> web.Response:
     if bearer_token(request) is not None and request.query.get("token") is None:
         raise InvalidParameter("PUT /upload needs an upload token (?token=…)")
     session = await _session(request)
-    declared = request.content_length
-    if declared is not None and session.length is not None and declared != session.length:
-        raise InvalidParameter(
-            f"the body has {declared} bytes but the upload was declared as {session.length}"
-        )
-    volume = ctx.volumes.get(session.volume)
-    await volume.upload_truncate(session.id, 0)  # a PUT replaces whatever was staged
-    try:
-        result = await ctx.uploads.append(session, 0, _body(request))
-    except BaseException:
-        await volume.upload_truncate(session.id, 0)
-        raise
-    if not result.complete:
-        await volume.upload_truncate(session.id, 0)
-        raise InvalidParameter(
-            f"the body ended after {result.offset} of {session.length} bytes; nothing was stored",
-            code_hint="upload-incomplete",
-        )
+    await ctx.uploads.put(session, _body(request), request.content_length)
     return web.Response(status=201)

@@ -12,11 +12,14 @@ import asyncio
 import logging
 import os
 import time
-from pathlib import Path
 from typing import Any
 
+from ...errors import StorageProxyError
+from ...types import VFolderID
+from ...volumes import fstree
+from ...volumes.posix import STAGING_MARK, BasePosixVolume
 from ..bgtasks import ProgressReporter
-from .common import JobDeps, is_busy, posix_volumes, registered_vfolders, walk_files
+from .common import JobDeps, is_busy, posix_volumes, registered_vfolders
 
 log = logging.getLogger(__name__)
 
@@ -25,23 +28,26 @@ MAX_LISTED = 1000  # paths named in the result per run; the counts are always co
 DAY = 86400.0
 
 
-def expire_files(root: Path, older_than: float, dry_run: bool) -> tuple[list[str], int, int]:
+def expire_files(
+    volume: BasePosixVolume, vfid: VFolderID, older_than: float, dry_run: bool
+) -> tuple[list[str], int, int]:
     """(relpaths, count, bytes) of files last modified before ``older_than``, deleted unless
-    ``dry_run``."""
+    ``dry_run`` — each only if it is still the file the walk saw (blocking: run in a thread)."""
     listed: list[str] = []
     count = size = 0
-    for rel, path, st in walk_files(root):
-        if st.st_mtime >= older_than:
-            continue
-        if not dry_run:
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                continue
+
+    def visit(rel: str, parent: int, name: str, st: os.stat_result) -> None:
+        nonlocal count, size
+        if st.st_mtime >= older_than or name.startswith(STAGING_MARK):
+            return
+        if not dry_run and not fstree.unlink_if_same(parent, name, st):
+            return
         count += 1
         size += st.st_size
         if len(listed) < MAX_LISTED:
             listed.append(rel)
+
+    volume.walk_files(vfid, visit)
     return listed, count, size
 
 
@@ -64,8 +70,12 @@ async def run(
         if await is_busy(deps, name, vfid):
             await reporter.advance()
             continue
-        root = volume.vfolder_path(vfid)
-        files, count, size = await asyncio.to_thread(expire_files, root, now - days * DAY, dry_run)
+        try:
+            files, count, size = await asyncio.to_thread(
+                expire_files, volume, vfid, now - days * DAY, dry_run
+            )
+        except StorageProxyError:
+            files, count, size = [], 0, 0  # deleted since the plan was made
         if count and not dry_run:
             volume.quota_model.invalidate(vfid)
             log.info("retention: %s %s: deleted %d file(s), %d bytes", name, vfid, count, size)

@@ -8,16 +8,16 @@ Nothing is repaired; the result and the log name each corrupted file.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
-import os
-from pathlib import Path
 from typing import Any
 
-from ...errors import StorageProxyError
+from ...errors import IsADirectory, StorageProxyError
 from ...paths import RelPath
+from ...types import VFolderID
+from ...volumes import fstree
+from ...volumes.posix import STAGING_MARK, BasePosixVolume
 from ..bgtasks import ProgressReporter
-from .common import JobDeps, is_busy, posix_volumes, registered_vfolders, walk_files
+from .common import JobDeps, is_busy, posix_volumes, registered_vfolders
 
 log = logging.getLogger(__name__)
 
@@ -25,16 +25,22 @@ NAME = "scrub"
 _CHUNK = 4 << 20
 
 
-def sha256_of(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+def list_files(volume: BasePosixVolume, vfid: VFolderID) -> list[str]:
+    """Relpaths of the vfolder's regular files, walked on descriptors (blocking)."""
+    found: list[str] = []
+    volume.walk_files(vfid, lambda rel, parent, name, st: found.append(rel))
+    return found
 
 
-def _files(root: Path) -> list[tuple[str, str, os.stat_result]]:
-    return list(walk_files(root))
+async def sha256_of(volume: BasePosixVolume, vfid: VFolderID, rel: RelPath) -> tuple[str, int]:
+    """The file's sha256 and size, read from the descriptor it is opened on (never a path)."""
+    local = await volume.local_file(vfid, rel)
+    assert local is not None
+    with local:
+        if local.is_dir:
+            raise IsADirectory(str(rel))
+        (digest,) = await asyncio.to_thread(fstree.hash_fd, local.fd, "sha256")
+        return digest, local.stat.st_size
 
 
 async def run(deps: JobDeps, reporter: ProgressReporter) -> dict[str, Any]:
@@ -50,25 +56,31 @@ async def run(deps: JobDeps, reporter: ProgressReporter) -> dict[str, Any]:
         if await is_busy(deps, name, vfid):
             await reporter.advance()
             continue
-        files = await asyncio.to_thread(_files, volume.vfolder_path(vfid))
-        for rel, path, st in files:
+        try:
+            files = await asyncio.to_thread(list_files, volume, vfid)
+        except StorageProxyError:
+            files = []  # deleted since the plan was made
+        for raw in files:
+            if STAGING_MARK in raw:
+                continue  # being written right now
+            rel = RelPath.parse(raw)
             try:
-                meta = await volume.get_file_meta(vfid, RelPath.parse(rel))
+                meta = await volume.get_file_meta(vfid, rel)
+                if not meta.sha256:
+                    unchecked += 1
+                    continue
+                actual, size = await sha256_of(volume, vfid, rel)
             except StorageProxyError:
                 continue  # gone or renamed since the walk
-            if not meta.sha256:
-                unchecked += 1
-                continue
-            actual = await asyncio.to_thread(sha256_of, path)
             checked += 1
-            nbytes += st.st_size
+            nbytes += size
             if actual != meta.sha256:
-                log.error("scrub: %s %s/%s: sha256 mismatch", name, vfid, rel)
+                log.error("scrub: %s %s/%s: sha256 mismatch", name, vfid, raw)
                 corrupted.append(
                     {
                         "volume": name,
                         "vfid": str(vfid),
-                        "path": rel,
+                        "path": raw,
                         "expected_sha256": meta.sha256,
                         "actual_sha256": actual,
                     }

@@ -3,7 +3,8 @@
 A deleted vfolder is renamed into its volume's trash (``trash_dir``: ``<volume>/.trash``, or per
 scope on CephFS); it stays there, restorable, until its grace time is over.  The age of an entry
 is its ctime, which the rename into the trash sets.  Upload sessions past their expiry are
-terminated, and staged upload files that no session refers to are removed after the same expiry.
+terminated; staged upload files that no session refers to, and staged writes a crashed writer
+left (no live writer holds their lock), are removed.
 """
 
 from __future__ import annotations
@@ -17,13 +18,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ...volumes.posix import TRASH_DIR, UPLOADS_DIR
+from ...errors import StorageProxyError
+from ...volumes.posix import STAGING_REAP_AGE, TRASH_DIR, UPLOADS_DIR
 from ..bgtasks import ProgressReporter
 from .common import JobDeps, posix_volumes
 
 log = logging.getLogger(__name__)
 
 NAME = "trash-purge"
+#: A staged upload file no session refers to is removed once it is this old (a session row is
+#: written before its file, and removed after it, so such a file is a leftover).
+STRAY_AGE = 300.0
 _SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
@@ -82,13 +87,18 @@ async def run(
         result["purged"][name], result["kept"][name] = purged, len(kept)
         if purged:
             log.info("volume %s: purged %d trash entr(ies)", name, len(purged))
-        abandoned = now - deps.uploads.default_expiry.total_seconds()
         removed = []
-        for session_id in await asyncio.to_thread(stray_uploads, volume.mount_path, abandoned):
+        stray = await asyncio.to_thread(stray_uploads, volume.mount_path, now - STRAY_AGE)
+        for session_id in stray:
             if await deps.metadata.get_upload(session_id) is None:
-                await volume.upload_discard(session_id)
+                try:
+                    await volume.upload_discard(session_id)
+                except StorageProxyError:
+                    continue  # a writer holds it after all
                 removed.append(session_id)
         result["stray_uploads_removed"][name] = removed
+        reaped = await asyncio.to_thread(volume.reap_staging, now - STAGING_REAP_AGE)
+        result.setdefault("staged_writes_reaped", {})[name] = reaped
         await reporter.advance()
     result["expired_uploads"] = await deps.uploads.expire(now)
     await reporter.advance()

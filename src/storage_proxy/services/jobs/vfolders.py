@@ -15,8 +15,7 @@ from typing import Any
 from ...errors import VFolderExists, VFolderNotFound
 from ...types import VFolderID
 from ...volumes.abc import AbstractVolume
-from ...volumes.posix import BasePosixVolume
-from ...volumes.scan import STAGING_MARK
+from ...volumes.posix import STAGING_MARK, BasePosixVolume
 from ..bgtasks import BackgroundTaskService, ProgressReporter
 
 PROGRESS_POLL = 0.5
@@ -58,7 +57,7 @@ async def start_clone(
         await reporter.update(0, usage.used_bytes, "copying", force=True)
         watcher = None
         if isinstance(volume, BasePosixVolume):
-            staging_parent = volume.vfolder_path(dst).parent
+            staging_parent = volume.clone_staging_parent(dst)
             watcher = asyncio.create_task(_watch_copy(staging_parent, reporter))
         try:
             await volume.clone_vfolder(src, dst)

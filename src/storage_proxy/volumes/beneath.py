@@ -1,0 +1,316 @@
+"""Paths in a tree the tenant can write to, resolved on held directory descriptors.
+
+A tenant who can write into its vfolder (every compute session that mounts it can) may turn any
+directory into a symlink at any moment.  So a user path is never resolved as a string and used
+later: it is resolved *relative to a descriptor of the vfolder root* in one step that refuses to
+leave it, and the operation then runs on what was opened (``fstat``, ``read``, ``sendfile``,
+``*at(dir_fd=…)`` calls).  Nothing can be swapped between the check and the use, because there is
+no second lookup.
+
+The kernel does the resolution where it can: ``openat2(2)`` with ``RESOLVE_BENEATH |
+RESOLVE_NO_MAGICLINKS`` (Linux ≥ 5.6) refuses absolute symlinks, ``..`` above the root and
+``/proc`` magic links with ``EXDEV``/``ELOOP``, and follows links that stay inside.  Elsewhere
+(an older kernel, a seccomp filter that hides the syscall) the same rules run as a walk of
+``openat(…, O_NOFOLLOW)`` one component at a time, reading each link and continuing below the
+root; both give the same answers (the tests run both).
+
+Blocking: every function here makes system calls; call them from a worker thread.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import platform
+import stat as stat_mod
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+from ..errors import (
+    DirectoryNotEmpty,
+    FileExists,
+    FileNotFound,
+    InsufficientStorage,
+    InvalidPath,
+    IsADirectory,
+    NotADirectory,
+    PermissionDenied,
+    QuotaExceeded,
+    StorageProxyError,
+)
+from ..paths import RelPath
+
+# <linux/openat2.h>
+RESOLVE_NO_XDEV = 0x01
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_NO_SYMLINKS = 0x04
+RESOLVE_BENEATH = 0x08
+_RESOLVE = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS
+_SYS_OPENAT2 = {"x86_64": 437, "aarch64": 437, "arm64": 437, "ppc64le": 437, "s390x": 437}
+MAX_SYMLINKS = 40  # as the kernel's own limit
+
+O_PATH_DIR = os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC
+#: Read a regular file without ever blocking on a FIFO or a device a tenant planted.
+O_READ = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+
+
+class _Openat2:
+    """The raw syscall through libc's ``syscall(2)``; ``available`` is probed once."""
+
+    def __init__(self) -> None:
+        self.number = _SYS_OPENAT2.get(platform.machine())
+        self._syscall = None
+        self.available = False
+        if self.number is None:
+            return
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            self._syscall = libc.syscall
+        except (OSError, AttributeError):
+            return
+        self._syscall.restype = ctypes.c_long
+        try:
+            fd = self.call(os.open("/", O_PATH_DIR), ".", O_PATH_DIR, 0, _RESOLVE, close_dir=True)
+        except OSError:
+            return
+        os.close(fd)
+        self.available = True
+
+    def call(
+        self,
+        dir_fd: int,
+        path: str | bytes,
+        flags: int,
+        mode: int,
+        resolve: int,
+        *,
+        close_dir=False,
+    ) -> int:
+        how = _OpenHow(flags, mode, resolve)
+        raw = os.fsencode(path)
+        try:
+            for _ in range(16):  # EAGAIN: a rename raced a ".." lookup; the kernel asks to retry
+                assert self._syscall is not None and self.number is not None
+                fd = self._syscall(
+                    ctypes.c_long(self.number),
+                    ctypes.c_int(dir_fd),
+                    ctypes.c_char_p(raw),
+                    ctypes.byref(how),
+                    ctypes.c_size_t(ctypes.sizeof(how)),
+                )
+                if fd >= 0:
+                    return int(fd)
+                err = ctypes.get_errno()
+                if err not in (errno.EAGAIN, errno.EINTR):
+                    raise OSError(err, os.strerror(err), os.fsdecode(raw))
+            raise OSError(errno.EAGAIN, "path kept changing during resolution", os.fsdecode(raw))
+        finally:
+            if close_dir:
+                os.close(dir_fd)
+
+
+_OPENAT2 = _Openat2()
+
+
+def kernel_resolution() -> bool:
+    """Whether ``openat2`` does the work here (else the ``O_NOFOLLOW`` walk does)."""
+    return _OPENAT2.available and not _force_walk
+
+
+_force_walk = os.environ.get("STORAGE_PROXY_NO_OPENAT2", "") not in ("", "0")
+
+
+def use_walk(force: bool) -> None:
+    """Tests: run the portable walk even where the kernel has ``openat2``."""
+    global _force_walk
+    _force_walk = force
+
+
+# -- the one resolution primitive --------------------------------------------------------------
+def open_beneath(root_fd: int, parts: Sequence[str], flags: int, mode: int = 0) -> int:
+    """Open ``parts`` below the directory ``root_fd`` without ever leaving it.
+
+    Symlinks are followed while they stay below the root (``O_NOFOLLOW`` in ``flags`` keeps the
+    last component as it is); a path that would leave raises ``OSError(EXDEV)``, a link loop
+    ``OSError(ELOOP)``.  An empty ``parts`` opens the root itself.
+    """
+    flags |= os.O_CLOEXEC
+    if not parts:
+        return os.open(".", flags & ~os.O_NOFOLLOW, mode, dir_fd=root_fd)
+    if kernel_resolution():
+        return _OPENAT2.call(root_fd, "/".join(parts), flags, mode, _RESOLVE)
+    return _walk_open(root_fd, list(parts), flags, mode)
+
+
+def _walk_open(root_fd: int, parts: list[str], flags: int, mode: int) -> int:
+    """The portable resolution: a descriptor per level, links read and expanded by hand."""
+    follow_last = not flags & os.O_NOFOLLOW
+    stack = [os.dup(root_fd)]  # descriptors of the directories walked; [0] is the root
+    pending = list(reversed(parts))
+    links = 0
+    try:
+        while pending:
+            name = pending.pop()
+            if name in ("", "."):
+                continue
+            if name == "..":
+                if len(stack) == 1:
+                    raise OSError(errno.EXDEV, "path leaves the tree", name)
+                os.close(stack.pop())
+                continue
+            last = not pending
+            target = _link_target(stack[-1], name) if (follow_last or not last) else None
+            if target is not None:
+                links += 1
+                if links > MAX_SYMLINKS:
+                    raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), name)
+                if target.startswith("/"):
+                    raise OSError(errno.EXDEV, "absolute symlink leaves the tree", name)
+                pending.extend(reversed(target.split("/")))
+                continue
+            if last:
+                return os.open(name, flags | os.O_NOFOLLOW, mode, dir_fd=stack[-1])
+            stack.append(os.open(name, O_PATH_DIR | os.O_NOFOLLOW, dir_fd=stack[-1]))
+        # the path ended in "." or "..": open the directory reached
+        return os.open(".", flags & ~os.O_NOFOLLOW, mode, dir_fd=stack[-1])
+    finally:
+        for fd in stack:
+            os.close(fd)
+
+
+def _link_target(dir_fd: int, name: str) -> str | None:
+    try:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+    if not stat_mod.S_ISLNK(st.st_mode):
+        return None
+    return os.fsdecode(os.readlink(name, dir_fd=dir_fd))
+
+
+# -- what the volumes build on -----------------------------------------------------------------
+@contextmanager
+def opened(fd: int) -> Iterator[int]:
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def open_root(path: str | os.PathLike[str]) -> int:
+    """A descriptor of a tree's root (an operator's path: symlinks in it are the operator's)."""
+    return os.open(path, O_PATH_DIR)
+
+
+def open_dir(root_fd: int, rel: RelPath) -> int:
+    """An ``O_PATH`` descriptor of a directory below the root (links inside followed)."""
+    return open_beneath(root_fd, rel.parts, O_PATH_DIR)
+
+
+def open_parent(root_fd: int, rel: RelPath) -> int:
+    """The directory that holds ``rel``'s last component: ``(fd, rel.name)`` is the entry."""
+    return open_dir(root_fd, rel.parent)
+
+
+def make_dirs(root_fd: int, rel: RelPath, mode: int = 0o755) -> int:
+    """``mkdir -p`` below the root; returns an ``O_PATH`` descriptor of the directory.
+
+    Existing components are resolved beneath the root; new ones are created one by one and opened
+    with ``O_NOFOLLOW``, so a link planted in between is never followed.
+    """
+    try:
+        return open_dir(root_fd, rel)
+    except FileNotFoundError:
+        if not rel.parts:
+            raise
+    parent = make_dirs(root_fd, rel.parent, mode)
+    with opened(parent):
+        try:
+            os.mkdir(rel.name, mode, dir_fd=parent)
+        except FileExistsError:
+            pass
+        return os.open(rel.name, O_PATH_DIR | os.O_NOFOLLOW, dir_fd=parent)
+
+
+def lstat_at(dir_fd: int, name: str) -> os.stat_result:
+    return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+
+
+def open_regular(dir_fd: int, name: str) -> int:
+    """Open an entry for reading only if it is a regular file (never a FIFO, device or link)."""
+    fd = os.open(name, O_READ | os.O_NOFOLLOW, dir_fd=dir_fd)
+    try:
+        if not stat_mod.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", name)
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def open_for_read(root_fd: int, rel: RelPath) -> int:
+    """A readable descriptor of a regular file or a directory below the root.
+
+    Opened without blocking (a FIFO planted by a tenant cannot hold a thread), then refused
+    unless it is a regular file or a directory.
+    """
+    fd = open_beneath(root_fd, rel.parts, O_READ)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not (stat_mod.S_ISREG(mode) or stat_mod.S_ISDIR(mode)):
+            raise InvalidPath(f"not a regular file or directory: {rel}")
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def fd_path(fd: int) -> str:
+    """What the kernel says a descriptor points at now (for display and mounts only)."""
+    return os.readlink(f"/proc/self/fd/{fd}")
+
+
+@contextmanager
+def errors_as(what: object = "") -> Iterator[None]:
+    """Turn an OSError into the domain error that names what went wrong (never a 500).
+
+    ``EXDEV`` and ``ELOOP`` from a resolution mean the path would leave its tree or loops.
+    """
+    try:
+        yield
+    except StorageProxyError:
+        raise
+    except OSError as e:
+        raise _domain_error(e, what) from None
+
+
+def _domain_error(e: OSError, what: object) -> Exception:
+    code = e.errno
+    if code in (errno.EXDEV, errno.ELOOP):
+        return InvalidPath(f"path escapes its vfolder or loops: {what}")
+    if code == errno.ENOENT:
+        return FileNotFound(f"no such file or directory: {what}")
+    if code == errno.EEXIST:
+        return FileExists(f"already exists: {what}")
+    if code == errno.ENOTDIR:
+        return NotADirectory(f"not a directory: {what}")
+    if code == errno.EISDIR:
+        return IsADirectory(f"is a directory: {what}")
+    if code in (errno.EACCES, errno.EPERM):
+        return PermissionDenied(f"the storage refused access to {what}")
+    if code == errno.ENOTEMPTY:
+        return DirectoryNotEmpty(f"directory not empty: {what}")
+    if code == errno.EDQUOT:
+        return QuotaExceeded(f"the storage quota is exceeded while writing {what}")
+    if code == errno.ENOSPC:
+        return InsufficientStorage(f"no space left while writing {what}")
+    if code in (errno.EINVAL, errno.ENAMETOOLONG, errno.EILSEQ, errno.EBUSY):
+        return InvalidPath(f"{e.strerror}: {what}")
+    return e

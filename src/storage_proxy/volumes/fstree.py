@@ -1,0 +1,249 @@
+"""Whole trees on held descriptors: listing, walking, copying and hashing without following links.
+
+Every directory is opened from its parent's descriptor with ``O_NOFOLLOW | O_DIRECTORY``, every
+file with ``O_NOFOLLOW | O_NONBLOCK`` and kept only if it is regular: a directory swapped for a
+symlink while a walk runs is skipped, never entered, and a FIFO cannot stall the walk.
+Blocking: call these from a worker thread.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import stat as stat_mod
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from .beneath import O_PATH_DIR, lstat_at, open_regular, opened
+
+O_LIST_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+_COPY_CHUNK = 64 << 20
+_HASH_CHUNK = 4 << 20
+#: errnos meaning "the entry changed or vanished under us": skip it, the tree is live
+_GONE = (errno.ENOENT, errno.ELOOP, errno.ENOTDIR, errno.EINVAL, errno.ENXIO)
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One entry met by a walk: where it is (relative to the walk's root) and its lstat."""
+
+    path: str  # "a/b/name" relative to the walk's root
+    name: str
+    stat: os.stat_result
+    link_target: str = ""
+
+    @property
+    def is_dir(self) -> bool:
+        return stat_mod.S_ISDIR(self.stat.st_mode)
+
+    @property
+    def is_file(self) -> bool:
+        return stat_mod.S_ISREG(self.stat.st_mode)
+
+
+def open_subdir(dir_fd: int, name: str) -> int | None:
+    """A listable descriptor of a real subdirectory; None if it is gone or no longer one."""
+    try:
+        return os.open(name, O_LIST_DIR | os.O_NOFOLLOW, dir_fd=dir_fd)
+    except OSError as e:
+        if e.errno in _GONE:
+            return None
+        raise
+
+
+def list_dir(dir_fd: int) -> list[tuple[str, os.stat_result]]:
+    """``(name, lstat)`` of the entries of a listable directory descriptor."""
+    out = []
+    with os.scandir(dir_fd) as it:
+        for entry in it:
+            try:
+                out.append((entry.name, entry.stat(follow_symlinks=False)))
+            except OSError as e:
+                if e.errno not in _GONE:
+                    raise
+    return out
+
+
+def list_dir_names(dir_fd: int) -> list[tuple[str, os.stat_result]]:
+    """``(name, lstat)`` of a directory given by an ``O_PATH`` (or any) descriptor."""
+    with opened(os.open(".", O_LIST_DIR, dir_fd=dir_fd)) as fd:
+        return list_dir(fd)
+
+
+def walk(
+    dir_fd: int, prefix: str = "", *, recursive: bool = True, sort: bool = False
+) -> Iterator[tuple[int, Entry]]:
+    """``(parent_fd, entry)`` for the entries below a listable directory descriptor (which
+    stays open); depth first, a directory's contents right after it.  ``parent_fd`` is valid
+    only until the next item: use it at once (open, unlink).  Descriptors held: one per level.
+    """
+
+    def listing(fd: int) -> Iterator[tuple[str, os.stat_result]]:
+        items = list_dir(fd)
+        if sort:
+            items.sort(key=lambda item: item[0])
+        return iter(items)
+
+    stack: list[tuple[int, str, Iterator[tuple[str, os.stat_result]], bool]] = [
+        (dir_fd, prefix, listing(dir_fd), False)
+    ]
+    try:
+        while stack:
+            fd, base, items, owned = stack[-1]
+            item = next(items, None)
+            if item is None:
+                stack.pop()
+                if owned:
+                    os.close(fd)
+                continue
+            name, st = item
+            rel = f"{base}/{name}" if base else name
+            target = ""
+            if stat_mod.S_ISLNK(st.st_mode):
+                try:
+                    target = os.fsdecode(os.readlink(name, dir_fd=fd))
+                except OSError:
+                    target = ""
+            yield fd, Entry(rel, name, st, target)
+            if recursive and stat_mod.S_ISDIR(st.st_mode):
+                sub = open_subdir(fd, name)
+                if sub is not None:
+                    try:
+                        stack.append((sub, rel, listing(sub), True))
+                    except BaseException:
+                        os.close(sub)
+                        raise
+    finally:
+        for fd, _, _, owned in stack:
+            if owned:
+                os.close(fd)
+
+
+def walk_files(dir_fd: int) -> Iterator[tuple[int, Entry]]:
+    """``(parent_fd, entry)`` of the regular files below a listable directory descriptor."""
+    for parent, entry in walk(dir_fd):
+        if entry.is_file:
+            yield parent, entry
+
+
+def unlink_if_same(dir_fd: int, name: str, expected: os.stat_result) -> bool:
+    """Unlink ``name`` only if it is still the file that was looked at (same inode)."""
+    try:
+        st = lstat_at(dir_fd, name)
+    except FileNotFoundError:
+        return False
+    if (st.st_dev, st.st_ino) != (expected.st_dev, expected.st_ino):
+        return False
+    os.unlink(name, dir_fd=dir_fd)
+    return True
+
+
+def copy_fd(src: int, dst: int, size: int | None = None) -> int:
+    """Copy a whole regular file between descriptors in the kernel where it can."""
+    copied = 0
+    offset = 0
+    while True:
+        want = _COPY_CHUNK if size is None else min(_COPY_CHUNK, max(size - copied, 0))
+        if size is not None and want == 0:
+            break
+        try:
+            n = os.copy_file_range(src, dst, want or _COPY_CHUNK, offset, offset)
+        except OSError as e:
+            if e.errno not in (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+                raise
+            return copied + _copy_by_reads(src, dst, offset)
+        if n == 0:
+            break
+        copied += n
+        offset += n
+    return copied
+
+
+def _copy_by_reads(src: int, dst: int, offset: int) -> int:
+    copied = 0
+    while chunk := os.pread(src, _COPY_CHUNK, offset + copied):
+        view = memoryview(chunk)
+        while view:
+            n = os.pwrite(dst, view, offset + copied)
+            view = view[n:]
+            copied += n
+    return copied
+
+
+def copy_tree(
+    src_fd: int, dst_fd: int, on_copied: Callable[[int], None] | None = None
+) -> tuple[int, int]:
+    """Copy the contents of one directory into another (both held); returns (files, bytes).
+
+    Regular files, directories and symlinks (as links: never followed) are copied; anything else
+    (FIFOs, sockets, devices) is skipped.  Modes and mtimes are kept (a directory's once its
+    contents are in).  Iterative: any depth a tenant builds is copied, one descriptor per level.
+    """
+    files = nbytes = 0
+    # (depth, dst descriptor, source lstat) of the directories being filled
+    dirs: list[tuple[int, int, os.stat_result | None]] = [(0, dst_fd, None)]
+    try:
+        for parent, entry in walk(src_fd):
+            depth = entry.path.count("/") + 1
+            while dirs[-1][0] >= depth:
+                _finish_dir(*dirs.pop()[1:])
+            out = dirs[-1][1]
+            st = entry.stat
+            if entry.is_dir:
+                os.mkdir(entry.name, 0o700, dir_fd=out)
+                fd = os.open(entry.name, O_LIST_DIR | os.O_NOFOLLOW, dir_fd=out)
+                dirs.append((depth, fd, st))
+            elif stat_mod.S_ISLNK(st.st_mode):
+                os.symlink(entry.link_target, entry.name, dir_fd=out)
+            elif entry.is_file:
+                n = _copy_file(parent, entry.name, out, st)
+                if n is not None:
+                    files, nbytes = files + 1, nbytes + n
+                    if on_copied is not None:
+                        on_copied(n)
+    finally:
+        while len(dirs) > 1:
+            _finish_dir(*dirs.pop()[1:])
+    return files, nbytes
+
+
+def _copy_file(src_dir: int, name: str, dst_dir: int, st: os.stat_result) -> int | None:
+    try:
+        src = open_regular(src_dir, name)
+    except OSError as e:
+        if e.errno in _GONE:
+            return None  # changed or vanished since the listing
+        raise
+    with opened(src):
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        with opened(os.open(name, flags, 0o600, dir_fd=dst_dir)) as dst:
+            n = copy_fd(src, dst)
+            os.fchmod(dst, stat_mod.S_IMODE(st.st_mode))
+            os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
+    return n
+
+
+def _finish_dir(fd: int, st: os.stat_result | None) -> None:
+    try:
+        if st is not None:
+            os.chmod(fd, stat_mod.S_IMODE(st.st_mode))
+            os.utime(fd, ns=(st.st_atime_ns, st.st_mtime_ns))
+    finally:
+        os.close(fd)
+
+
+def hash_fd(fd: int, *algorithms: str) -> list[str]:
+    """Hex digests of a whole file read from its descriptor (from offset 0)."""
+    hashers = [hashlib.new(a) for a in algorithms]
+    offset = 0
+    while chunk := os.pread(fd, _HASH_CHUNK, offset):
+        offset += len(chunk)
+        for h in hashers:
+            h.update(chunk)
+    return [h.hexdigest() for h in hashers]
+
+
+def open_dir_path(dir_fd: int) -> int:
+    """An ``O_PATH`` twin of a listable directory descriptor."""
+    return os.open(".", O_PATH_DIR, dir_fd=dir_fd)
