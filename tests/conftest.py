@@ -1,3 +1,3 @@
 """Fixtures shared by every suite."""
 
-pytest_plugins = ["api_fixtures", "etcd_fixtures", "redis_fixtures"]
+pytest_plugins = ["api_fixtures", "daemon_fixtures", "etcd_fixtures", "redis_fixtures"]

@@ -33,6 +33,7 @@ from .services.permissions import PermissionService
 from .services.tokens import TokenService
 from .services.uploads import UploadService
 from .services.usage import UsageService
+from .volumes import beneath
 from .volumes.abc import VolumeDeps
 from .volumes.quota import LedgerKeeper
 from .volumes.scan import TreeScanner
@@ -123,6 +124,7 @@ async def build_root_context(config: dict[str, Any], *, register_node: bool = Tr
         stack.push_async_callback(scanner.close)
         await scanner.start()
 
+        beneath.use_walk(sp["path-resolution"] == "walk")
         io_pool = ThreadPoolExecutor(sp["io-threads"], thread_name_prefix="file-io")
         stack.callback(io_pool.shutdown, wait=False, cancel_futures=True)
         holder = f"{sp['node-id']}/{os.getpid()}"

@@ -35,6 +35,7 @@ from storage_proxy.errors import InvalidPath, StorageProxyError
 from storage_proxy.metadata.sqlite import SqliteMetadataStore
 from storage_proxy.paths import MAX_RELPATH_LENGTH, RelPath
 from storage_proxy.types import DirEntry, DirEntryType, QuotaScopeID, QuotaScopeType, VFolderID
+from storage_proxy.volumes import beneath
 from storage_proxy.volumes.abc import ReadOptions, VolumeDeps
 from storage_proxy.volumes.scan import TreeScanner
 from storage_proxy_vfs import VfsVolume
@@ -511,8 +512,16 @@ class Harness:
         return self.loop.run_until_complete(coro)
 
 
+@pytest.fixture(scope="module", params=["auto", "walk"], autouse=True)
+def resolution(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Every test runs with the kernel's openat2 and with the portable O_NOFOLLOW walk."""
+    beneath.use_walk(request.param == "walk")
+    yield request.param
+    beneath.use_walk(False)
+
+
 @pytest.fixture(scope="module")
-def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
+def harness(tmp_path_factory: pytest.TempPathFactory, resolution: str) -> Iterator[Harness]:
     loop = asyncio.new_event_loop()
     world = loop.run_until_complete(World.create(tmp_path_factory.mktemp("path-safety")))
     try:

@@ -122,11 +122,12 @@ def kernel_resolution() -> bool:
     return _OPENAT2.available and not _force_walk
 
 
-_force_walk = os.environ.get("STORAGE_PROXY_NO_OPENAT2", "") not in ("", "0")
+_force_walk = False
 
 
 def use_walk(force: bool) -> None:
-    """Tests: run the portable walk even where the kernel has ``openat2``."""
+    """Run the portable walk even where the kernel has ``openat2`` (``[storage-proxy]
+    path-resolution = "walk"``, applied once at start-up; the tests run both)."""
     global _force_walk
     _force_walk = force
 
