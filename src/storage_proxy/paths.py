@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from .errors import InvalidPath
 
 MAX_RELPATH_LENGTH = 4096
+MAX_NAME_LENGTH = 255  # bytes of one component (NAME_MAX on every POSIX filesystem)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +50,8 @@ class RelPath:
                     continue
                 if part == "..":
                     raise InvalidPath(f"'..' is not allowed in a relative path: {raw!r}")
+                if len(part.encode("utf-8", "surrogateescape")) > MAX_NAME_LENGTH:
+                    raise InvalidPath(f"a name is longer than {MAX_NAME_LENGTH} bytes: {part!r}")
                 parts.append(part)
             rel = cls(tuple(parts))
         if not allow_root and not rel.parts:

@@ -28,6 +28,8 @@ from .infra.volume_sync import apply_volume_changes
 log = logging.getLogger(__name__)
 
 DEFAULT_INTERNAL_ADDR = {"host": "127.0.0.1", "port": 6023}
+#: After the drain, how long aiohttp may still wait for a handler before cancelling it.
+CLEANUP_TIMEOUT = 1.0
 
 
 def _ssl_context(listener: dict[str, Any]) -> ssl.SSLContext | None:
@@ -45,13 +47,16 @@ async def _start_listener(
     what: str,
     inflight: InflightRequests,
     reuse_port: bool = False,
+    keepalive_timeout: float = 75.0,
 ) -> web.AppRunner:
     app.middlewares.insert(0, inflight.middleware)
     runner = web.AppRunner(
         app,
         access_log_class=RequestLogger,
         access_log=logging.getLogger(f"storage_proxy.access.{what}"),
-        shutdown_timeout=shutdown_timeout,
+        # the daemon's own drain already waited for in-flight requests: cut stragglers quickly
+        shutdown_timeout=min(shutdown_timeout, CLEANUP_TIMEOUT),
+        keepalive_timeout=keepalive_timeout,
         handle_signals=False,
     )
     await runner.setup()
@@ -85,6 +90,7 @@ async def serve(
         except (NotImplementedError, RuntimeError):
             pass  # not the main thread (tests): the caller sets ``stop``
     shutdown_timeout = config["storage-proxy"]["shutdown-timeout"].total_seconds()
+    header_timeout = config["storage-proxy"]["request-header-timeout"].total_seconds()
     # All workers of a node share one node id: only the first registers it (one lease).
     ctx = await build_root_context(config, register_node=worker_index == 0)
     runners: list[web.AppRunner] = []
@@ -99,6 +105,7 @@ async def serve(
                 "manager",
                 inflight,
                 reuse_port,
+                header_timeout,
             )
         )
         runners.append(
@@ -109,6 +116,7 @@ async def serve(
                 "client",
                 inflight,
                 reuse_port,
+                header_timeout,
             )
         )
         internal = {
@@ -118,9 +126,20 @@ async def serve(
         internal_app = create_internal_app(ctx)
         runners.append(
             await _start_listener(
-                internal_app, internal, shutdown_timeout, "internal", inflight, reuse_port
+                internal_app,
+                internal,
+                shutdown_timeout,
+                "internal",
+                inflight,
+                reuse_port,
+                header_timeout,
             )
         )
+        servers = [r.server for r in runners]
+        watchdog = asyncio.create_task(
+            inflight.watch(lambda: servers, header_timeout), name="connection-watchdog"
+        )
+        ctx.exit_stack.push_async_callback(_cancel, watchdog)
         # Every worker schedules the periodic jobs (trash purge and upload expiry among them);
         # a lease in the metadata store picks the runner.
         ctx.jobs.start()
@@ -164,12 +183,15 @@ async def serve(
 
 
 async def _drain(runners: list[web.AppRunner], inflight: InflightRequests, within: float) -> None:
-    """Stop accepting connections, then let accepted requests (uploads too) finish."""
+    """Stop accepting connections, then let accepted requests (uploads too) finish; new requests
+    on kept-alive connections are refused and idle connections closed, so this ends in time."""
     for runner in runners:
         for site in runner.sites:
             server = getattr(site, "_server", None)  # the listening socket; connections stay
             if server is not None:
                 server.close()
+    inflight.draining = True
+    inflight.close_idle(r.server for r in runners if r.server is not None)
     if not await inflight.wait_idle(within):
         log.warning("%d request(s) still running after %.0fs; closing them", inflight.count, within)
 

@@ -54,18 +54,31 @@ def RelPathField(*, allow_root: bool = True) -> t.Trafaret:  # noqa: N802
 QuotaConfigField = t.Dict({t.Key("limit_bytes"): t.ToInt(gte=0)}).allow_extra("*")
 
 
+def parse_json(raw: bytes | str, what: str = "the request body") -> Any:
+    """JSON from a client: anything malformed (bad syntax or encoding, nesting too deep for the
+    parser) is a 400, never a crash."""
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError) as e:
+        reason = "it nests too deeply" if isinstance(e, RecursionError) else str(e)
+        raise InvalidParameter(f"{what} is not valid JSON: {reason}") from None
+
+
+async def json_object(request: web.Request) -> dict[str, Any]:
+    """The request body as a JSON object (empty body: ``{}``)."""
+    raw = await request.read()
+    if not raw.strip():
+        return {}
+    body = parse_json(raw)
+    if not isinstance(body, dict):
+        raise InvalidParameter("the request body must be a JSON object")
+    return body
+
+
 async def read_params(request: web.Request, schema: t.Trafaret) -> dict[str, Any]:
     data: dict[str, Any] = dict(request.query)
     if request.body_exists:
-        raw = await request.read()
-        if raw.strip():
-            try:
-                body = json.loads(raw)
-            except ValueError as e:
-                raise InvalidParameter(f"the request body is not valid JSON: {e}") from None
-            if not isinstance(body, dict):
-                raise InvalidParameter("the request body must be a JSON object")
-            data.update(body)
+        data.update(await json_object(request))
     try:
         result: dict[str, Any] = schema.check(data)
     except t.DataError as e:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiohttp import web
+from aiohttp import ClientPayloadError, web
 from aiohttp.abc import AbstractAccessLogger
 
 from ..errors import StorageProxyError
@@ -17,6 +19,15 @@ log = logging.getLogger("storage_proxy.api")
 access_log = logging.getLogger("storage_proxy.access")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+#: Path segments that are credentials (a signed URL's token): masked in every log line.
+_SECRET_SEGMENTS = re.compile(r"^(/signed)/[^/]+")
+
+
+def safe_path(request: web.BaseRequest) -> str:
+    """The request path as it may be logged: credentials in it masked, never the query."""
+    return _SECRET_SEGMENTS.sub(r"\1/<token>", request.path)
+
+
 PROBLEM_JSON = "application/problem+json"
 REQUEST_ID = "request_id"
 
@@ -72,8 +83,21 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         resp = problem_response(e.status, code, e.reason, e.text or e.reason, rid)
         resp.headers.extend((k, v) for k, v in e.headers.items() if k.lower() == "allow")
         return resp
+    except (ConnectionError, ClientPayloadError, asyncio.IncompleteReadError) as e:
+        if not _client_gone(request):
+            raise
+        # The client hung up (mid-body, or before the answer): nothing to answer, not our error.
+        request["error_code"] = "client-gone"
+        request["client_gone"] = True
+        gone = type(e).__name__
+        log.info(
+            "%s %s: the client went away (%s), id %s", request.method, safe_path(request), gone, rid
+        )
+        return problem_response(499, "client-gone", "Client went away", "connection lost", rid)
     except Exception:
-        log.exception("unhandled error (request %s %s, id %s)", request.method, request.path, rid)
+        log.exception(
+            "unhandled error (request %s %s, id %s)", request.method, safe_path(request), rid
+        )
         return problem_response(
             500,
             "internal-error",
@@ -81,6 +105,11 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
             "see the daemon log for this request id",
             rid,
         )
+
+
+def _client_gone(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
 
 
 class RequestLogger(AbstractAccessLogger):
@@ -91,7 +120,7 @@ class RequestLogger(AbstractAccessLogger):
             "%s %s %s %d %.1fms id=%s",
             request.remote,
             request.method,
-            request.path,
+            safe_path(request),
             response.status,
             time_ * 1000,
             request.get(REQUEST_ID, "-"),

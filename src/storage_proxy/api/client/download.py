@@ -5,6 +5,7 @@ path again, so nothing can be swapped in between), a directory is zipped from it
 descriptor, and an object store's file is streamed.  All three answer ranges, validators and
 errors the same way (:mod:`..ranges`).  A client that stops reading for ``transfer-idle-timeout``
 is disconnected; one that hangs up is not an error of ours (logged at debug, never a 500).
+(:mod:`..streams` has the timeouts.)
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from ...services.archive import LocalTree, VolumeTree, ZipSource, stream_zip
 from ...types import DirEntryType, VFolderID
 from ...volumes.abc import AbstractVolume, LocalFile, ReadOptions
 from ..keys import ROOT_CTX
+from ..problem import safe_path
 from ..ranges import Representation, content_disposition, preconditions, requested_range
+from ..streams import ClientGone, idle_timeout, write_chunk
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +35,6 @@ _TRUE = {"1", "true", "yes", "on"}
 SMALL_FILE = 64 * 1024
 #: sendfile runs in slices of this size, each of which must finish within the idle timeout.
 SENDFILE_SLICE = 4 << 20
-DEFAULT_IDLE_TIMEOUT = 60.0
-
-
-class ClientGone(Exception):
-    """The client hung up, or stopped reading for longer than the idle timeout."""
 
 
 async def download(request: web.Request) -> web.StreamResponse:
@@ -47,12 +45,6 @@ async def download(request: web.Request) -> web.StreamResponse:
     relpath = RelPath.parse(claims.relpath)
     archive = claims.archive or request.query.get("archive", "").lower() in _TRUE
     return await serve_path(request, volume, vfid, relpath, archive=archive)
-
-
-def idle_timeout(request: web.Request) -> float:
-    sp = request.app[ROOT_CTX].config.get("storage-proxy", {})
-    value = sp.get("transfer-idle-timeout")
-    return value.total_seconds() if value is not None else DEFAULT_IDLE_TIMEOUT
 
 
 async def serve_path(
@@ -133,14 +125,14 @@ async def send_local(request: web.Request, local: LocalFile, name: str) -> web.S
         return response
     if local.body is not None:
         await response.prepare(request)
-        await _write(request, response, local.body[start : start + count], idle_timeout(request))
+        await write_chunk(request, response, local.body[start : start + count])
         await response.write_eof()
         return response
     await response.prepare(request)
     try:
         await _sendfile(request, local.fd, start, count, idle_timeout(request))
         await response.write_eof()
-    except (ClientGone, ConnectionError) as e:
+    except ConnectionError as e:  # ClientGone included
         _gone(request, e)
     return response
 
@@ -168,32 +160,20 @@ async def _sendfile(request: web.Request, fd: int, offset: int, count: int, idle
             sent += n
 
 
-async def _write(
-    request: web.Request, response: web.StreamResponse, data: bytes, idle: float
-) -> None:
-    try:
-        await asyncio.wait_for(response.write(data), idle)
-    except TimeoutError:
-        if request.transport is not None:
-            request.transport.abort()
-        raise ClientGone(f"the client read nothing for {idle:.0f}s") from None
-
-
 def _gone(request: web.Request, error: BaseException) -> None:
     request["client_gone"] = True
-    log.debug("%s %s: client gone: %s", request.method, request.get("safe_path", ""), error)
+    log.debug("%s %s: client gone: %s", request.method, safe_path(request), error)
 
 
 async def _pump(
     request: web.Request, response: web.StreamResponse, chunks: AsyncIterator[bytes]
 ) -> web.StreamResponse:
     """Write a stream out, bounded by the idle timeout; a client gone is not an error."""
-    idle = idle_timeout(request)
     try:
         async for chunk in chunks:
-            await _write(request, response, chunk, idle)
+            await write_chunk(request, response, chunk)
         await response.write_eof()
-    except (ClientGone, ConnectionError) as e:
+    except ConnectionError as e:  # ClientGone included
         _gone(request, e)
     finally:
         aclose = getattr(chunks, "aclose", None)

@@ -7,10 +7,13 @@ Routes name a vfolder as ``/api/v1/vfolders/{volume}/{quota-scope}/{folder-hex}`
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 
-from aiohttp import BodyPartReader, web
+from aiohttp import BodyPartReader, MultipartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from ...errors import InvalidParameter
 from ...metadata.store import Permission
@@ -18,6 +21,8 @@ from ...paths import RelPath
 from ...types import DirEntryType, VFolderID
 from ...volumes.abc import AbstractVolume, WriteOptions
 from ..keys import ROOT_CTX
+from ..params import json_object, parse_json
+from ..streams import ClientGone, body_chunks, idle_timeout
 from ..written import mark_written
 from .auth import require_user
 from .download import serve_path
@@ -146,10 +151,7 @@ async def _store(
 def _tags_from(header: str | None) -> dict[str, str] | None:
     if not header:
         return None
-    try:
-        tags = json.loads(header)
-    except ValueError:
-        raise InvalidParameter("X-Tags must be a JSON object of strings") from None
+    tags = parse_json(header, "X-Tags")
     if not isinstance(tags, dict) or not all(isinstance(v, str) for v in tags.values()):
         raise InvalidParameter("X-Tags must be a JSON object of strings")
     return tags
@@ -158,7 +160,7 @@ def _tags_from(header: str | None) -> dict[str, str] | None:
 async def upload_raw(request: web.Request) -> web.Response:
     volume, vfid, relpath = await _open(request, Permission.RW)
     content_type = request.headers.get("Content-Type")
-    body = request.content.iter_any()
+    body = body_chunks(request)
     return await _store(request, volume, vfid, relpath, body, content_type, request.content_length)
 
 
@@ -167,8 +169,11 @@ async def upload_form(request: web.Request) -> web.Response:
     volume, vfid, relpath = await _open(request, Permission.RW)
     if not request.content_type.startswith("multipart/"):
         raise InvalidParameter("send multipart/form-data with a 'file' part, or PUT the bytes")
-    reader = await request.multipart()
-    while (part := await reader.next()) is not None:
+    try:
+        reader = await request.multipart()
+    except (ValueError, AssertionError, KeyError):
+        raise InvalidParameter("the multipart body has no (valid) boundary") from None
+    async for part in _parts(reader):
         if isinstance(part, BodyPartReader) and part.name == "file":
             name = part.filename
             target = relpath
@@ -181,7 +186,7 @@ async def upload_form(request: web.Request) -> web.Response:
                 volume,
                 vfid,
                 target,
-                _part_chunks(part),
+                _part_chunks(part, idle_timeout(request)),
                 part.headers.get("Content-Type"),
                 None,
             )
@@ -190,8 +195,26 @@ async def upload_form(request: web.Request) -> web.Response:
     raise InvalidParameter("the form has no 'file' part")
 
 
-async def _part_chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
-    while chunk := await part.read_chunk(_BODY_CHUNK):
+async def _parts(reader: MultipartReader) -> AsyncIterator[Any]:
+    """The parts of a form; a malformed form is a 400, not a crash of the parser."""
+    while True:
+        try:
+            part = await reader.next()
+        except (ValueError, AssertionError, KeyError, RuntimeError, HttpProcessingError) as e:
+            raise InvalidParameter(f"the multipart body is malformed: {e}") from None
+        if part is None:
+            return
+        yield part
+
+
+async def _part_chunks(part: BodyPartReader, idle: float) -> AsyncIterator[bytes]:
+    while True:
+        try:
+            chunk = await asyncio.wait_for(part.read_chunk(_BODY_CHUNK), idle)
+        except TimeoutError:
+            raise ClientGone(f"the client sent nothing for {idle:.0f}s") from None
+        if not chunk:
+            return
         yield chunk
 
 
@@ -210,11 +233,8 @@ async def get_metadata(request: web.Request) -> web.Response:
 
 async def update_metadata(request: web.Request) -> web.Response:
     volume, vfid, relpath = await _open(request, Permission.RW)
-    try:
-        body = await request.json()
-    except ValueError:
-        raise InvalidParameter("the body must be JSON") from None
-    if not isinstance(body, dict) or not set(body) <= {"content_type", "tags"}:
+    body = await json_object(request)
+    if not set(body) <= {"content_type", "tags"}:
         raise InvalidParameter("send a JSON object with 'content_type' and/or 'tags'")
     content_type = body.get("content_type")
     if content_type is not None and not isinstance(content_type, str):
@@ -224,19 +244,9 @@ async def update_metadata(request: web.Request) -> web.Response:
     return web.json_response(meta.to_json(str(relpath)))
 
 
-async def _json_body(request: web.Request) -> dict[str, object]:
-    try:
-        body = await request.json()
-    except ValueError:
-        raise InvalidParameter("the body must be JSON") from None
-    if not isinstance(body, dict):
-        raise InvalidParameter("the body must be a JSON object")
-    return body
-
-
 async def mkdir(request: web.Request) -> web.Response:
     volume, vfid, _ = await _open(request, Permission.RW)
-    body = await _json_body(request)
+    body = await json_object(request)
     path = RelPath.parse(body.get("path"), allow_root=False)
     await volume.mkdir(vfid, path, parents=True, exist_ok=bool(body.get("exist_ok", False)))
     return web.json_response({"path": str(path)}, status=201)
@@ -244,7 +254,7 @@ async def mkdir(request: web.Request) -> web.Response:
 
 async def move(request: web.Request) -> web.Response:
     volume, vfid, _ = await _open(request, Permission.RW)
-    body = await _json_body(request)
+    body = await json_object(request)
     src = RelPath.parse(body.get("src"), allow_root=False)
     dst = RelPath.parse(body.get("dst"), allow_root=False)
     await volume.move_file(vfid, src, dst)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..keys import ROOT_CTX
+from ..streams import body_chunks
 from .download import send_local
 
 _BODY_CHUNK = 1 << 20
@@ -23,7 +24,7 @@ async def put_signed(request: web.Request) -> web.Response:
         claims,
         request.headers.get("Content-MD5"),
         request.content_length,
-        request.content.iter_any(),
+        body_chunks(request),
     )
     return web.Response(status=201, headers={"ETag": f'"{md5}"'})
 

@@ -9,8 +9,8 @@ by a manager-issued upload token (``/upload?token=…``, Backend.AI style) or by
 from __future__ import annotations
 
 import base64
-import binascii
 import email.utils
+import re
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -28,6 +28,7 @@ from ...services.uploads import CHECKSUM_ALGORITHMS, Checksum
 from ...types import VFolderID
 from ..keys import ROOT_CTX
 from ..problem import Handler
+from ..streams import body_chunks
 from .auth import bearer_token, require_user
 
 TUS_VERSION = "1.0.0"
@@ -91,12 +92,16 @@ def _http_date(ts: float) -> str:
     return email.utils.formatdate(ts, usegmt=True)
 
 
+_UINT = re.compile(r"[0-9]{1,19}", re.ASCII)
+
+
 def _parse_int(request: web.Request, header: str) -> int | None:
+    """A non-negative decimal integer header (ASCII digits only, at most 19 of them)."""
     raw = request.headers.get(header)
     if raw is None:
         return None
-    if not raw.isdigit():
-        raise InvalidParameter(f"{header} must be a non-negative integer, got {raw!r}")
+    if not _UINT.fullmatch(raw):
+        raise InvalidParameter(f"{header} must be a non-negative integer, got {raw[:40]!r}")
     return int(raw)
 
 
@@ -110,7 +115,7 @@ def _parse_metadata(header: str | None) -> dict[str, str]:
         key, _, value = pair.partition(" ")
         try:
             result[key] = base64.b64decode(value.strip(), validate=True).decode() if value else ""
-        except (binascii.Error, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError):  # binascii.Error and non-ASCII are ValueErrors
             raise InvalidParameter(
                 f"Upload-Metadata value of {key!r} is not base64 UTF-8"
             ) from None
@@ -135,7 +140,7 @@ async def _session(request: web.Request) -> UploadSession:
 
 
 def _body(request: web.Request) -> AsyncIterator[bytes]:
-    return request.content.iter_any()
+    return body_chunks(request)
 
 
 def _progress_headers(session: UploadSession, offset: int) -> dict[str, str]:

@@ -30,7 +30,9 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if request.path not in _OPEN_PATHS:
         token = request.headers.get(AUTH_HEADER, "")
         expected = request.app[ROOT_CTX].manager_secret.value
-        if not hmac.compare_digest(token.encode(), expected.encode()):
+        # A header may carry any bytes (kept as surrogate escapes): compare bytes, never crash.
+        given = token.encode("utf-8", "surrogateescape")
+        if not hmac.compare_digest(given, expected.encode()):
             raise AuthenticationFailed(f"missing or wrong {AUTH_HEADER} header")
     return await handler(request)
 

@@ -19,7 +19,7 @@ from ...services.bgtasks import BgTaskStatus, to_json
 from ...services.jobs import orphans
 from ...types import VFolderID
 from ..keys import ROOT_CTX
-from ..params import VFolderIDField, read_params
+from ..params import VFolderIDField, json_object, read_params
 from ..problem import Handler
 from ..written import mark_written
 
@@ -61,8 +61,7 @@ async def busy_vfolder_middleware(request: web.Request, handler: Handler) -> web
     if request.method == "POST" and request.path in WRITE_ROUTES:
         data: dict[str, Any] = dict(request.query)
         try:
-            body = json.loads(await request.read() or b"{}")
-            data.update(body if isinstance(body, dict) else {})
+            data.update(await json_object(request))
             vfid = VFolderID.parse(data.get("vfid"))  # type: ignore[arg-type]
         except (ValueError, InvalidParameter):
             return await handler(request)

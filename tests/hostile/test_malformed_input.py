@@ -1,0 +1,314 @@
+"""Malformed input gets a clear 4xx with a stable code, never a 500, on every door.
+
+The named cases once answered 500; hypothesis then throws arbitrary JSON values, header values
+and paths at the parsers.  Requests go through real sockets to an in-process daemon (raw bytes
+where a client library would refuse to send them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from api_fixtures import MANAGER_SECRET, TOKEN_SECRET, Daemon
+from harness import user_token
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+SETTINGS = settings(
+    max_examples=60,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+OWNER = "fuzzer"
+
+
+@pytest.fixture
+async def world(daemon: Daemon) -> AsyncIterator[tuple[Daemon, str]]:
+    vfid = f"user:{uuid.uuid4()}/{uuid.uuid4().hex}"
+    status, _ = await daemon.call("POST", "/folder/create", volume="vol1", vfid=vfid, owner=OWNER)
+    assert status == 204
+    yield daemon, vfid
+
+
+def _files_url(vfid: str) -> str:
+    scope, folder = vfid.rsplit("/", 1)
+    return f"/api/v1/vfolders/vol1/{scope}/{folder}"
+
+
+def _bearer() -> dict[str, str]:
+    return {"Authorization": f"Bearer {user_token(TOKEN_SECRET, OWNER)}"}
+
+
+async def raw_request(port: int, head: bytes, body: bytes = b"") -> tuple[int, bytes]:
+    """Send exactly these bytes; return the status and the body."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(head + b"\r\n" + body)
+        await writer.drain()
+        data = await asyncio.wait_for(reader.read(), 10)
+    finally:
+        writer.close()
+    status_line, _, rest = data.partition(b"\r\n")
+    return int(status_line.split()[1]), rest.partition(b"\r\n\r\n")[2]
+
+
+def _head(method: str, path: str, headers: dict[str, bytes], length: int = 0) -> bytes:
+    lines = [f"{method} {path} HTTP/1.1".encode(), b"Host: x", b"Connection: close"]
+    lines += [k.encode() + b": " + v for k, v in headers.items()]
+    lines.append(f"Content-Length: {length}".encode())
+    return b"\r\n".join(lines) + b"\r\n"
+
+
+def assert_clean(status: int, body: bytes, what: object) -> None:
+    assert status < 500, (what, status, body[:400])
+    if status >= 400 and body:
+        problem = json.loads(body)
+        assert problem.get("code") and problem.get("status") == status, (what, body[:400])
+
+
+# -- the cases that once answered 500 --------------------------------------------------------------
+async def test_deeply_nested_json_is_400(world: tuple[Daemon, str]) -> None:
+    daemon, vfid = world
+    deep = b'{"volume": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    resp = await daemon.manager.post("/folder/file/list", data=deep)
+    assert_clean(resp.status, await resp.read(), "nested manager JSON")
+    assert resp.status == 400
+    resp = await daemon.client.post(
+        _files_url(vfid) + "/mkdir", data=b'{"path": ' + b"[" * 100_000 + b"}", headers=_bearer()
+    )
+    assert resp.status == 400, await resp.text()
+
+
+@pytest.mark.parametrize("field", ["volume", "relpath", "vfid"])
+async def test_lone_surrogates_are_400(world: tuple[Daemon, str], field: str) -> None:
+    daemon, vfid = world
+    body = {"volume": "vol1", "vfid": vfid, "relpath": "x"}
+    body[field] = "bad\ud800name"
+    resp = await daemon.manager.post("/folder/file/list", data=json.dumps(body))
+    assert_clean(resp.status, await resp.read(), field)
+    assert resp.status in (400, 404)
+
+
+async def test_huge_expiry_is_400(daemon: Daemon) -> None:
+    body = {"project": "p", "domain": "d", "content_md5": base64.b64encode(b"0" * 16).decode()}
+    for expires in (1e40, -1, "1e40", 10**30, "NaN", float("inf")):
+        raw = json.dumps({**body, "expires_in": expires}).replace("Infinity", "1e999")
+        resp = await daemon.manager.post("/dataproxy/upload-location", data=raw)
+        assert_clean(resp.status, await resp.read(), expires)
+        assert resp.status == 400
+
+
+@pytest.mark.parametrize("offset", ["²", "٣", "1e3", "-1", "0x10", "+1", "1" * 400, "1_0"])
+async def test_odd_upload_offsets_are_400(world: tuple[Daemon, str], offset: str) -> None:
+    daemon, vfid = world
+    status, body = await daemon.call(
+        "POST", "/folder/file/upload", volume="vol1", vfid=vfid, relpath="o.bin", size=3
+    )
+    assert status == 200, body
+    head = _head(
+        "PATCH",
+        f"/upload?token={body['token']}",
+        {
+            "Tus-Resumable": b"1.0.0",
+            "Content-Type": b"application/offset+octet-stream",
+            "Upload-Offset": offset.encode(),
+        },
+        3,
+    )
+    status, answer = await raw_request(daemon.client.port, head, b"abc")
+    assert_clean(status, answer, offset)
+    assert status == 400, answer
+
+
+async def test_multipart_without_boundary_or_with_nul_names_is_400(
+    world: tuple[Daemon, str],
+) -> None:
+    daemon, vfid = world
+    url = _files_url(vfid) + "/files/"
+    resp = await daemon.client.post(
+        url, data=b"--x\r\n", headers={**_bearer(), "Content-Type": "multipart/form-data"}
+    )
+    assert_clean(resp.status, await resp.read(), "no boundary")
+    assert resp.status == 400
+    form = (
+        b'--B\r\nContent-Disposition: form-data; name="file"; filename="a\x00b"\r\n\r\n'
+        b"data\r\n--B--\r\n"
+    )
+    headers = {**_bearer(), "Content-Type": "multipart/form-data; boundary=B"}
+    resp = await daemon.client.post(url, data=form, headers=headers)
+    assert_clean(resp.status, await resp.read(), "NUL filename")
+    assert resp.status == 400
+
+
+async def test_non_ascii_upload_metadata_is_400(world: tuple[Daemon, str]) -> None:
+    daemon, vfid = world
+    head = _head(
+        "POST",
+        "/upload",
+        {
+            "Authorization": f"Bearer {user_token(TOKEN_SECRET, OWNER)}".encode(),
+            "Tus-Resumable": b"1.0.0",
+            "Upload-Length": b"3",
+            "Upload-Metadata": "volume dm9sMQ==,vfid ü€,path eA==".encode(),
+        },
+    )
+    status, body = await raw_request(daemon.client.port, head)
+    assert_clean(status, body, "metadata")
+    assert status == 400
+
+
+async def test_non_utf8_manager_auth_header_is_403(daemon: Daemon) -> None:
+    head = _head("GET", "/volumes", {"X-BackendAI-Storage-Auth-Token": b"\xff\xfe\x80secret"})
+    status, body = await raw_request(daemon.manager.port, head)
+    assert_clean(status, body, "auth header")
+    assert status == 403
+
+
+async def test_name_component_over_255_bytes_is_400(world: tuple[Daemon, str]) -> None:
+    daemon, vfid = world
+    long = "é" * 128  # 256 bytes in UTF-8
+    for path in ("/folder/file/mkdir", "/folder/file/list"):
+        status, body = await daemon.call("POST", path, volume="vol1", vfid=vfid, relpath=long)
+        assert status == 400, (path, body)
+    resp = await daemon.client.put(
+        _files_url(vfid) + f"/files/{long}", data=b"x", headers=_bearer()
+    )
+    assert resp.status == 400, await resp.text()
+
+
+async def test_signed_put_below_a_file_is_4xx(daemon: Daemon) -> None:
+    data = b"payload"
+    md5 = base64.b64encode(__import__("hashlib").md5(data).digest()).decode()
+    daemon.ctx.dataproxy.client_url = str(daemon.client.make_url("/")).rstrip("/")
+    for name in ("a", "a/b"):
+        status, loc = await daemon.call(
+            "POST",
+            "/dataproxy/upload-location",
+            project="p",
+            domain="d",
+            filename=name,
+            filename_root="root",
+            content_md5=md5,
+        )
+        assert status == 200, loc
+        url = loc["signed_url"].split("/signed/", 1)[1]
+        resp = await daemon.client.put(f"/signed/{url}", data=data, headers=loc["headers"])
+        if name == "a":
+            assert resp.status == 201
+        else:
+            assert_clean(resp.status, await resp.read(), "a/b")
+            assert resp.status == 400
+
+
+# -- anything at all -------------------------------------------------------------------------------
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=40),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=12,
+)
+MANAGER_ROUTES = [
+    ("POST", "/folder/file/list"),
+    ("POST", "/folder/file/mkdir"),
+    ("POST", "/folder/file/move"),
+    ("POST", "/folder/file/delete"),
+    ("POST", "/folder/file/upload"),
+    ("POST", "/folder/create"),
+    ("GET", "/quota-scope"),
+    ("PATCH", "/folder/quota"),
+    ("POST", "/dataproxy/upload-location"),
+    ("PUT", "/folder/acl"),
+]
+
+
+@SETTINGS
+@given(
+    route=st.sampled_from(MANAGER_ROUTES),
+    fields=st.dictionaries(
+        st.sampled_from(
+            [
+                "volume",
+                "vfid",
+                "relpath",
+                "relpaths",
+                "size",
+                "src_relpath",
+                "dst_relpath",
+                "options",
+                "expires_in",
+                "content_md5",
+                "entries",
+                "owner",
+                "limit_bytes",
+                "qsid",
+            ]
+        ),
+        json_values,
+    ),
+)
+async def test_manager_parsers_never_500(
+    world: tuple[Daemon, str], route: tuple[str, str], fields: dict[str, Any]
+) -> None:
+    daemon, vfid = world
+    body = {"volume": "vol1", "vfid": vfid, **fields}
+    resp = await daemon.manager.request(route[0], route[1], data=json.dumps(body))
+    assert_clean(resp.status, await resp.read(), (route, body))
+
+
+header_values = st.binary(max_size=40).filter(lambda b: b"\r" not in b and b"\n" not in b)
+
+
+@SETTINGS
+@given(
+    method=st.sampled_from(["PATCH", "HEAD", "POST", "DELETE"]),
+    headers=st.dictionaries(
+        st.sampled_from(
+            [
+                "Upload-Offset",
+                "Upload-Length",
+                "Upload-Metadata",
+                "Upload-Checksum",
+                "Upload-Defer-Length",
+                "Range",
+                "Content-Type",
+                "Authorization",
+            ]
+        ),
+        header_values,
+    ),
+)
+async def test_upload_door_never_500(
+    world: tuple[Daemon, str], method: str, headers: dict[str, bytes]
+) -> None:
+    daemon, _ = world
+    base = {"Tus-Resumable": b"1.0.0", **headers}
+    path = "/upload" if method == "POST" else f"/upload/{uuid.uuid4().hex}"
+    sends = method in ("PATCH", "POST")
+    head = _head(method, path, base, 3 if sends else 0)
+    status, body = await raw_request(daemon.client.port, head, b"abc" if sends else b"")
+    assert status < 500, (method, headers, status, body[:300])
+
+
+@SETTINGS
+@given(raw=st.text(max_size=60), rng=st.text(max_size=30))
+async def test_file_api_paths_and_ranges_never_500(
+    world: tuple[Daemon, str], raw: str, rng: str
+) -> None:
+    daemon, vfid = world
+    url = _files_url(vfid) + "/files/" + quote(raw.encode("utf-8", "surrogatepass"), safe="/")
+    headers = {**_bearer()}
+    if rng.isascii() and rng.isprintable():
+        headers["Range"] = rng
+    for method in ("GET", "PUT", "DELETE"):
+        resp = await daemon.client.request(method, url, headers=headers, data=b"x")
+        assert_clean(resp.status, await resp.read(), (method, raw, rng))
+
+
+__all__ = ["MANAGER_SECRET"]
