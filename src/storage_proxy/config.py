@@ -135,6 +135,8 @@ _redis = t.Dict(
         t.Key("addr", default={"host": "127.0.0.1", "port": 6379}): _host_port(6379),
         t.Key("password", default=None): t.Null | t.String(allow_blank=True),
         t.Key("db", default=0): t.ToInt(gte=0),
+        # Seconds a connection attempt or a command may take before Redis counts as away.
+        t.Key("timeout", default=1.0): t.ToFloat(gt=0, lte=30),
     }
 ).allow_extra("*")
 

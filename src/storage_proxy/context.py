@@ -105,7 +105,7 @@ async def build_root_context(config: dict[str, Any], *, register_node: bool = Tr
         leases = bus = subscriber = cache = None
         kinds = CacheKinds.from_config(config["cache"])
         if config.get("redis"):
-            leases = RedisLeases.from_config(config["redis"])
+            leases = RedisLeases.from_config(config["redis"], holder=sp["node-id"])
             stack.push_async_callback(leases.close)
             bus = redis_client(config["redis"], retries=False)
             stack.push_async_callback(bus.aclose)

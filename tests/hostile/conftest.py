@@ -81,6 +81,12 @@ def start_hostile(start_daemon_factory: StartDaemon, tmp_path: Path) -> StartHos
     return start
 
 
+@pytest.fixture
+def plain_tenant(start_hostile: StartHostile) -> Tenant:
+    """A tenant on a vfs volume (for attacks that do not depend on path resolution)."""
+    return start_hostile()
+
+
 @pytest.fixture(params=["auto", "walk"])
 def tenant(start_hostile: StartHostile, request: pytest.FixtureRequest) -> Tenant:
     """A tenant on a vfs volume, with paths resolved by the kernel (openat2) and by the walk."""
