@@ -129,7 +129,7 @@ async def build_root_context(config: dict[str, Any], *, register_node: bool = Tr
         stack.callback(io_pool.shutdown, wait=False, cancel_futures=True)
         holder = f"{sp['node-id']}/{os.getpid()}"
         keeper = LedgerKeeper(metadata, holder)
-        keeper.start()
+        await keeper.start()
         stack.push_async_callback(keeper.stop)
         deps = VolumeDeps(
             metadata=metadata,

@@ -121,6 +121,8 @@ class CachedMetadataStore(MetadataStore):
     record_written = _passthrough("record_written")
     renew_holdings = _passthrough("renew_holdings")
     prune_ledger = _passthrough("prune_ledger")
+    ledger_holders = _passthrough("ledger_holders")
+    drop_holdings = _passthrough("drop_holdings")
     get_file_meta = _passthrough("get_file_meta")
     put_file_meta = _passthrough("put_file_meta")
     delete_file_meta = _passthrough("delete_file_meta")

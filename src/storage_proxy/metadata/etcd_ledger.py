@@ -235,6 +235,32 @@ class EtcdLedgerMixin:
         for volume in await self._ledger_volumes():
             await self._change_ledger(volume, change)
 
+    async def ledger_holders(self, prefix: str) -> list[str]:
+        found: set[str] = set()
+        for volume in await self._ledger_volumes():
+            _, ledger = await self._read_ledger(volume)
+            found.update(
+                e["holder"]
+                for e in ledger.values()
+                if e["kind"] == "held" and e["holder"].startswith(prefix)
+            )
+        return sorted(found)
+
+    async def drop_holdings(self, holder: str) -> int:
+        dropped = 0
+
+        def change(ledger: Ledger, _: list[UploadSession]) -> tuple[Any, list[Any]] | None:
+            nonlocal dropped
+            gone = [k for k, e in ledger.items() if e["kind"] == "held" and e["holder"] == holder]
+            for k in gone:
+                del ledger[k]
+            dropped += len(gone)
+            return (None, []) if gone else None
+
+        for volume in await self._ledger_volumes():
+            await self._change_ledger(volume, change)
+        return dropped
+
     async def prune_ledger(self, written_before: float, now: float) -> int:
         removed = 0
 

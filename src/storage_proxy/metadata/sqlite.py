@@ -551,6 +551,19 @@ class SqliteMetadataStore(MetadataStore):
             (now + ttl, holder),
         )
 
+    async def ledger_holders(self, prefix: str) -> list[str]:
+        rows = await self._all(
+            "SELECT DISTINCT holder FROM quota_ledger WHERE kind = 'held'"
+            " AND substr(holder, 1, ?) = ?",
+            (len(prefix), prefix),
+        )
+        return [str(r[0]) for r in rows]
+
+    async def drop_holdings(self, holder: str) -> int:
+        return await self._write(
+            "DELETE FROM quota_ledger WHERE holder = ? AND kind = 'held'", (holder,)
+        )
+
     async def prune_ledger(self, written_before: float, now: float) -> int:
         return await self._write(
             "DELETE FROM quota_ledger WHERE (kind = 'held' AND expires_at <= ?)"

@@ -253,6 +253,14 @@ class MetadataStore(ABC):
         """Keep the holder's in-flight holdings alive (a crashed holder's expire by themselves)."""
 
     @abstractmethod
+    async def ledger_holders(self, prefix: str) -> list[str]:
+        """Holders (``<node>/<pid>``) starting with ``prefix`` that hold something in flight."""
+
+    @abstractmethod
+    async def drop_holdings(self, holder: str) -> int:
+        """Forget a holder's in-flight holdings (a process known to be dead)."""
+
+    @abstractmethod
     async def prune_ledger(self, written_before: float, now: float) -> int:
         """Drop expired holdings and written entries older than ``written_before``."""
 

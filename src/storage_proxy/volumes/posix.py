@@ -15,6 +15,7 @@ leave a quota realm (``stage_beside_target``), in which case they are staged bes
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import fcntl
 import hashlib
@@ -74,8 +75,9 @@ TRASH_DIR = ".trash"
 UPLOADS_DIR = ".uploads"
 #: Names of staged files and trees the proxy is still writing (beside a target, or in .uploads).
 STAGING_MARK = ".sp-tmp-"
-#: A staged write unchanged this long and held by no writer is a leftover of a crash.
+#: A staged write being created (not locked yet) under this name for longer is a crash's.
 STAGING_REAP_AGE = 60.0
+_NEW_MARK = ".sp-new-"
 _WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 #: Kept for plugins written against the earlier name.
@@ -219,7 +221,14 @@ class BasePosixVolume(LocalStagingUploads, AbstractVolume):
             os.chmod(path, mode)  # mkdir's mode is filtered by the umask
 
         await self._run(create)
-        await self.deps.metadata.register_vfolder(self.name, str(vfid), str(vfid.quota_scope_id))
+        try:
+            await self.deps.metadata.register_vfolder(
+                self.name, str(vfid), str(vfid.quota_scope_id)
+            )
+        except BaseException:
+            # a vfolder the registry does not know would block a retry: leave nothing behind
+            await asyncio.shield(self._run(self.vfolder_path(vfid).rmdir))
+            raise
 
     async def delete_vfolder(self, vfid: VFolderID) -> None:
         def delete() -> None:
@@ -256,21 +265,22 @@ class BasePosixVolume(LocalStagingUploads, AbstractVolume):
             if dst_path.exists():
                 raise VFolderExists(f"vfolder {dst} already exists")
             dst_path.parent.mkdir(parents=True, exist_ok=True)
-            staging = self.clone_staging_parent(dst) / staging_name()
-            os.mkdir(staging, 0o700)
+            parent = self.clone_staging_parent(dst)
+            with opened(beneath.open_root(parent)) as parent_fd:
+                d, name = _create_locked(parent_fd, directory=True)
+            staging = parent / name
             try:
-                with self._root(src) as src_root:
-                    with opened(os.open(".", fstree.O_LIST_DIR, dir_fd=src_root)) as s:
-                        with opened(os.open(staging, fstree.O_LIST_DIR | os.O_NOFOLLOW)) as d:
-                            fcntl.flock(d, fcntl.LOCK_EX)  # alive: the reaper leaves it alone
+                with opened(d):  # locked until renamed into place: the reaper leaves it
+                    with self._root(src) as src_root:
+                        with opened(os.open(".", fstree.O_LIST_DIR, dir_fd=src_root)) as s:
                             fstree.copy_tree(s, d)
                             os.chmod(d, stat_mod.S_IMODE(os.fstat(s).st_mode))
-                try:
-                    os.rename(staging, dst_path)
-                except OSError as e:
-                    if e.errno in (errno.EEXIST, errno.ENOTEMPTY):
-                        raise VFolderExists(f"vfolder {dst} already exists") from None
-                    raise
+                    try:
+                        os.rename(staging, dst_path)
+                    except OSError as e:
+                        if e.errno in (errno.EEXIST, errno.ENOTEMPTY):
+                            raise VFolderExists(f"vfolder {dst} already exists") from None
+                        raise
             except BaseException:
                 shutil.rmtree(staging, ignore_errors=True)
                 raise
@@ -500,24 +510,24 @@ class BasePosixVolume(LocalStagingUploads, AbstractVolume):
             area = os.dup(parent)
         else:
             area = beneath.open_root(self.mount_path / UPLOADS_DIR)
-        name = staging_name()
         try:
-            fd = os.open(name, _WRITE_FLAGS, 0o600, dir_fd=area)
-            fcntl.flock(fd, fcntl.LOCK_EX)  # alive: the reaper leaves it alone
+            fd, name = _create_locked(area)
         except BaseException:
             os.close(area)
             raise
         return area, fd, name
 
     def reap_staging(self, older_than: float) -> list[str]:
-        """Remove what crashed writers left in ``.uploads`` (staged files and clone trees that
-        no live writer holds and that have not changed since ``older_than``); blocking."""
+        """Remove what crashed writers left in ``.uploads``: staged files and clone trees that
+        no live writer holds (a writer holds its lock from before the staged name exists), and
+        half-created ones older than ``older_than``; blocking."""
         reaped = []
         with opened(beneath.open_root(self.mount_path / UPLOADS_DIR)) as area:
             for name, st in fstree.list_dir_names(area):
-                if not name.startswith(STAGING_MARK) or st.st_mtime >= older_than:
-                    continue
-                if not is_abandoned_at(area, name):
+                if name.startswith(_NEW_MARK):
+                    if st.st_mtime >= older_than:
+                        continue  # being created right now (microseconds), or a crash's
+                elif not name.startswith(STAGING_MARK) or not is_abandoned_at(area, name):
                     continue
                 try:
                     _remove(area, name, st, recursive=True)
@@ -679,6 +689,26 @@ class BasePosixVolume(LocalStagingUploads, AbstractVolume):
 
 def _hashers() -> list[Any]:
     return [hashlib.sha256(), hashlib.md5()]
+
+
+def _create_locked(area: int, *, directory: bool = False) -> tuple[int, str]:
+    """A new staged file (or directory) in ``area``, locked before it gets its staging name:
+    whatever carries that name and is not locked belongs to a writer that died."""
+    temp, name = _NEW_MARK + uuid.uuid4().hex, staging_name()
+    if directory:
+        os.mkdir(temp, 0o700, dir_fd=area)
+        fd = os.open(temp, fstree.O_LIST_DIR | os.O_NOFOLLOW, dir_fd=area)
+    else:
+        fd = os.open(temp, _WRITE_FLAGS, 0o600, dir_fd=area)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.rename(temp, name, src_dir_fd=area, dst_dir_fd=area)
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            (os.rmdir if directory else os.unlink)(temp, dir_fd=area)
+        raise
+    return fd, name
 
 
 def _leave(staged: tuple[int, int, str]) -> None:

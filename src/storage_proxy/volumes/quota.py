@@ -268,6 +268,22 @@ class ProxyQuotaModel(QuotaModel):
         await self._metadata.settle(self._volume, res.id, written, time.time())
 
 
+def _alive(pid: int) -> bool:
+    """Whether the process runs (a zombie, killed and not yet reaped, does not)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rpartition(b")")[2].split()[0]
+    except (OSError, IndexError):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    return state not in (b"Z", b"X")
+
+
 class LedgerKeeper:
     """Renews this process's holdings in the shared ledger and prunes what has expired.
 
@@ -282,8 +298,23 @@ class LedgerKeeper:
         self.holder = holder
         self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
+    async def start(self) -> None:
+        await self.drop_dead_neighbours()
         self._task = asyncio.create_task(self._run(), name="quota-ledger-keeper")
+
+    async def drop_dead_neighbours(self) -> list[str]:
+        """Forget what processes of this node that no longer run still hold (a worker killed
+        with -9): their writes cannot finish, so their reservations need not wait to expire."""
+        node, _, _ = self.holder.rpartition("/")
+        dead = []
+        for holder in await self._metadata.ledger_holders(f"{node}/"):
+            pid = holder.rpartition("/")[2]
+            if holder != self.holder and pid.isdigit() and not _alive(int(pid)):
+                await self._metadata.drop_holdings(holder)
+                dead.append(holder)
+        if dead:
+            log.info("dropped the quota holdings of %d dead process(es) of this node", len(dead))
+        return dead
 
     async def stop(self) -> None:
         if self._task is not None:
