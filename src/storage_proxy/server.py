@@ -194,6 +194,8 @@ async def _drain(runners: list[web.AppRunner], inflight: InflightRequests, withi
     inflight.close_idle(r.server for r in runners if r.server is not None)
     if not await inflight.wait_idle(within):
         log.warning("%d request(s) still running after %.0fs; closing them", inflight.count, within)
+        inflight.abort_busy()
+        await inflight.wait_idle(CLEANUP_TIMEOUT)
 
 
 async def follow_shared_config(ctx: RootContext) -> None:

@@ -21,8 +21,13 @@ import platform
 import shutil
 import threading
 import time
+import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from e2e_support import Daemon
 
 from storage_proxy.services.hs256 import HS256
 
@@ -172,3 +177,48 @@ def user_token(secret: str, sub: str, groups: list[str] | None = None, ttl: int 
 
 def rmtree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
+
+
+# -- the tenant and her daemon ------------------------------------------------------------------
+TOKEN_SECRET = "hostile-suite-token-secret-0123456789"
+TENANT = "mallory"
+
+
+@dataclass
+class Tenant:
+    """A daemon, a vfolder the tenant owns, and the tenant's credentials."""
+
+    daemon: Daemon
+    volume: str
+    vfid: str
+    mount: Path
+    token: str
+
+    @property
+    def files_url(self) -> str:
+        scope, folder = self.vfid.rsplit("/", 1)
+        return f"{self.daemon.client_url}/api/v1/vfolders/{self.volume}/{scope}/{folder}"
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def manager(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
+        payload = {"volume": self.volume, "vfid": self.vfid, **(body or {})}
+        return self.daemon.manager(method, path, payload)
+
+
+def make_tenant(daemon: Daemon, volume: str = "vol1") -> Tenant:
+    vfid = f"user:{uuid.uuid4()}/{uuid.uuid4().hex}"
+    created = daemon.manager(
+        "POST", "/folder/create", {"volume": volume, "vfid": vfid, "owner": TENANT}
+    )
+    assert created.status == 204, created
+    mount = daemon.manager("GET", "/folder/mount", {"volume": volume, "vfid": vfid})
+    assert mount.status == 200, mount
+    return Tenant(
+        daemon, volume, vfid, Path(mount.json()["path"]), user_token(TOKEN_SECRET, TENANT)
+    )
+
+
+StartHostile = Callable[..., Tenant]

@@ -10,7 +10,7 @@ import urllib.error
 import urllib.request
 
 import pytest
-from conftest import StartHostile, Tenant
+from harness import StartHostile, Tenant
 from redis_fixtures import RedisServer
 
 TUS = {"Tus-Resumable": "1.0.0"}

@@ -20,8 +20,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from conftest import Tenant
-from harness import OUTSIDE_ONLY, RaceWorld, Swapper, leaked
+from harness import OUTSIDE_ONLY, RaceWorld, Swapper, Tenant, leaked
 
 RACE_SECONDS = float(os.environ.get("HOSTILE_RACE_SECONDS", "6"))
 CONCURRENCY = 12

@@ -14,8 +14,7 @@ import time
 
 import aiohttp
 import pytest
-from conftest import TOKEN_SECRET, Tenant
-from harness import user_token
+from harness import TOKEN_SECRET, Tenant, user_token
 
 TUS = {"Tus-Resumable": "1.0.0"}
 OCTETS = {**TUS, "Content-Type": "application/offset+octet-stream"}
@@ -41,15 +40,15 @@ async def _slow_body(data: bytes, pieces: int, pause: float):  # type: ignore[no
 @pytest.mark.hostile
 async def test_put_during_a_patch_never_corrupts_the_published_file(plain_tenant: Tenant) -> None:
     t = plain_tenant
-    size = 8 << 20
+    size = 32 << 20
     data = os.urandom(size)
     token = await _upload_token(t, "race.bin", size)
     url = f"{t.daemon.client_url}/upload?token={token}"
     async with aiohttp.ClientSession() as s:
         patch = asyncio.ensure_future(
-            s.patch(url, data=_slow_body(data, 16, 0.05), headers={**OCTETS, "Upload-Offset": "0"})
+            s.patch(url, data=_slow_body(data, 64, 0.02), headers={**OCTETS, "Upload-Offset": "0"})
         )
-        await asyncio.sleep(0.3)  # the PATCH is streaming
+        await asyncio.sleep(0.8)  # the PATCH is streaming: several MiB are on disk already
         async with s.put(url, data=b"\0" * size, headers=TUS) as put:
             assert put.status == 409, await put.text()  # refused, and nothing truncated
         async with await patch as resp:

@@ -10,8 +10,7 @@ import zipfile
 
 import aiohttp
 import pytest
-from conftest import Tenant
-from harness import OUTSIDE_MARK, RENAME_EXCHANGE, renameat2
+from harness import OUTSIDE_MARK, RENAME_EXCHANGE, Tenant, renameat2
 
 
 @pytest.mark.hostile

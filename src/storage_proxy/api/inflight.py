@@ -21,6 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from .problem import Handler, problem_response
+from .streams import cut
 
 
 class InflightRequests:
@@ -75,6 +76,14 @@ class InflightRequests:
             for conn in list(getattr(server, "connections", ())):
                 if conn.transport is not None and conn.transport not in self._busy:
                     conn.close()
+
+    def abort_busy(self) -> int:
+        """Cut the connections of requests still running (the drain's time is up): their
+        handlers end with a connection error at once instead of being cancelled later."""
+        busy = list(self._busy)
+        for transport in busy:
+            cut(transport)
+        return len(busy)
 
     def sweep(self, servers: Iterable[Any], header_timeout: float) -> int:
         """Close connections with no request in progress for ``header_timeout`` seconds."""

@@ -9,12 +9,16 @@ nothing (no thread, no lock, no reservation) for longer than that.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+import socket
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any, TypeVar
 
 from aiohttp import web
 
 from .keys import ROOT_CTX
 
+T = TypeVar("T")
 DEFAULT_IDLE_TIMEOUT = 60.0
 BODY_CHUNK = 1 << 20
 
@@ -29,31 +33,52 @@ def idle_timeout(request: web.Request) -> float:
     return value.total_seconds() if value is not None else DEFAULT_IDLE_TIMEOUT
 
 
-def _drop(request: web.Request) -> None:
-    if request.transport is not None:
-        request.transport.abort()
+def cut(transport: Any) -> None:
+    """End a connection, safely even while a sendfile is blocked on it: the socket is shut down
+    (a blocked send then fails and unwinds through asyncio's own paths, and reads see EOF); the
+    transport closes as those errors surface.  Aborting the transport at once instead would tear
+    it down under a running sendfile (which asyncio then trips over)."""
+    if transport is None:
+        return
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        transport.abort()
+        return
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+async def bounded(transport: Any, work: Awaitable[T], idle: float, what: str) -> T:
+    """Await one step of a transfer for at most ``idle`` seconds.
+
+    On a timeout — or when this task is cancelled (shutdown) — the connection is cut first and
+    the step is then awaited to its end (it fails with a connection error): the step itself is
+    never cancelled, so no aiohttp or asyncio waiter is left behind with an error nobody reads.
+    """
+    task = asyncio.ensure_future(work)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=idle)
+    except asyncio.CancelledError:
+        cut(transport)
+        await asyncio.gather(task, return_exceptions=True)
+        raise
+    if not done:
+        cut(transport)
+        await asyncio.gather(task, return_exceptions=True)
+        if transport is not None:
+            transport.abort()
+        raise ClientGone(f"the client {what} nothing for {idle:.0f}s")
+    return task.result()
 
 
 async def body_chunks(request: web.Request) -> AsyncIterator[bytes]:
     """The request body as it arrives, each chunk within the idle timeout."""
     idle = idle_timeout(request)
     content = request.content
-    while True:
-        try:
-            chunk = await asyncio.wait_for(content.readany(), idle)
-        except TimeoutError:
-            _drop(request)
-            raise ClientGone(f"the client sent nothing for {idle:.0f}s") from None
-        if not chunk:
-            return
+    while chunk := await bounded(request.transport, content.readany(), idle, "sent"):
         yield chunk
 
 
 async def write_chunk(request: web.Request, response: web.StreamResponse, data: bytes) -> None:
     """Write to a prepared response; the client must take it within the idle timeout."""
-    idle = idle_timeout(request)
-    try:
-        await asyncio.wait_for(response.write(data), idle)
-    except TimeoutError:
-        _drop(request)
-        raise ClientGone(f"the client read nothing for {idle:.0f}s") from None
+    await bounded(request.transport, response.write(data), idle_timeout(request), "read")

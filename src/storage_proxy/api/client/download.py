@@ -11,6 +11,7 @@ is disconnected; one that hangs up is not an error of ours (logged at debug, nev
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import mimetypes
 from collections.abc import AsyncIterator
@@ -26,13 +27,15 @@ from ...volumes.abc import AbstractVolume, LocalFile, ReadOptions
 from ..keys import ROOT_CTX
 from ..problem import safe_path
 from ..ranges import Representation, content_disposition, preconditions, requested_range
-from ..streams import ClientGone, idle_timeout, write_chunk
+from ..streams import ClientGone, bounded, cut, idle_timeout, write_chunk
 
 log = logging.getLogger(__name__)
 
 _TRUE = {"1", "true", "yes", "on"}
 #: Files up to this size are read and answered in one step instead of through sendfile.
 SMALL_FILE = 64 * 1024
+#: What a send on a connection that was cut may fail with.
+_GONE = (errno.EPIPE, errno.EBADF, errno.ECONNRESET, errno.ENOTCONN, errno.ESHUTDOWN)
 #: sendfile runs in slices of this size, each of which must finish within the idle timeout.
 SENDFILE_SLICE = 4 << 20
 
@@ -132,7 +135,9 @@ async def send_local(request: web.Request, local: LocalFile, name: str) -> web.S
     try:
         await _sendfile(request, local.fd, start, count, idle_timeout(request))
         await response.write_eof()
-    except ConnectionError as e:  # ClientGone included
+    except OSError as e:  # ClientGone and the other ConnectionErrors included
+        if not isinstance(e, ConnectionError) and e.errno not in _GONE:
+            raise
         _gone(request, e)
     return response
 
@@ -147,15 +152,12 @@ async def _sendfile(request: web.Request, fd: int, offset: int, count: int, idle
         sent = 0
         while sent < count:
             want = min(SENDFILE_SLICE, count - sent)
-            try:
-                n = await asyncio.wait_for(
-                    loop.sendfile(transport, file, offset + sent, want), idle
-                )
-            except TimeoutError:
-                transport.abort()
-                raise ClientGone(f"the client read nothing for {idle:.0f}s") from None
+            if transport.is_closing():
+                raise ClientGone("the connection is closing")
+            step = loop.sendfile(transport, file, offset + sent, want)
+            n = await bounded(transport, step, idle, "read")
             if n < want:  # the file shrank under us: the promised length cannot be kept
-                transport.abort()
+                cut(transport)
                 raise ClientGone("the file changed while it was being sent")
             sent += n
 

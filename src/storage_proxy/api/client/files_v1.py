@@ -7,7 +7,6 @@ Routes name a vfolder as ``/api/v1/vfolders/{volume}/{quota-scope}/{folder-hex}`
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -22,7 +21,7 @@ from ...types import DirEntryType, VFolderID
 from ...volumes.abc import AbstractVolume, WriteOptions
 from ..keys import ROOT_CTX
 from ..params import json_object, parse_json
-from ..streams import ClientGone, body_chunks, idle_timeout
+from ..streams import body_chunks, bounded, idle_timeout
 from ..written import mark_written
 from .auth import require_user
 from .download import serve_path
@@ -186,7 +185,7 @@ async def upload_form(request: web.Request) -> web.Response:
                 volume,
                 vfid,
                 target,
-                _part_chunks(part, idle_timeout(request)),
+                _part_chunks(request, part, idle_timeout(request)),
                 part.headers.get("Content-Type"),
                 None,
             )
@@ -207,14 +206,10 @@ async def _parts(reader: MultipartReader) -> AsyncIterator[Any]:
         yield part
 
 
-async def _part_chunks(part: BodyPartReader, idle: float) -> AsyncIterator[bytes]:
-    while True:
-        try:
-            chunk = await asyncio.wait_for(part.read_chunk(_BODY_CHUNK), idle)
-        except TimeoutError:
-            raise ClientGone(f"the client sent nothing for {idle:.0f}s") from None
-        if not chunk:
-            return
+async def _part_chunks(
+    request: web.Request, part: BodyPartReader, idle: float
+) -> AsyncIterator[bytes]:
+    while chunk := await bounded(request.transport, part.read_chunk(_BODY_CHUNK), idle, "sent"):
         yield chunk
 
 
