@@ -113,16 +113,19 @@ def _client_gone(request: web.Request) -> bool:
 
 
 class RequestLogger(AbstractAccessLogger):
-    """One line per request: method, path (never the query: it may hold tokens), status, id."""
+    """One line per request: method, path (never the query: it may hold tokens), status, the
+    error's stable code if any, id."""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time_: float) -> None:
+        code = request.get("error_code")
         self.logger.info(
-            "%s %s %s %d %.1fms id=%s",
+            "%s %s %s %d %.1fms%s id=%s",
             request.remote,
             request.method,
             safe_path(request),
             response.status,
             time_ * 1000,
+            f" code={code}" if code and response.status >= 400 else "",
             request.get(REQUEST_ID, "-"),
         )
 

@@ -159,10 +159,19 @@ async def _rollback(db: aiosqlite.Connection) -> None:
         pass  # nothing was open (BEGIN itself failed)
 
 
+async def _rows(db: aiosqlite.Connection, sql: str, args: tuple[Any, ...]) -> list[Any]:
+    """Run a query and fetch every row in one step on the connection's thread.
+
+    Never a cursor left open between awaits: statements open at once on one connection share
+    one read transaction, so a query started while another coroutine's cursor is still open
+    would read that older snapshot (a session created a moment ago on another worker, unseen).
+    """
+    return list(await db.execute_fetchall(sql, args))
+
+
 async def _scalar(db: aiosqlite.Connection, sql: str, args: tuple[Any, ...]) -> Any:
-    async with db.execute(sql, args) as cur:
-        row = await cur.fetchone()
-    return None if row is None else row[0]
+    rows = await _rows(db, sql, args)
+    return rows[0][0] if rows else None
 
 
 async def _held(db: aiosqlite.Connection, volume: str, bucket: QuotaBucket, now: float) -> int:
@@ -232,7 +241,9 @@ class SqliteMetadataStore(MetadataStore):
         # and switching it to WAL needs a lock another worker may hold for a few milliseconds.
         db = await aiosqlite.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None)
         await db.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT * 1000)}")
-        await db.execute("PRAGMA journal_mode=WAL")
+        mode = await _scalar(db, "PRAGMA journal_mode", ())
+        if str(mode).lower() != "wal":  # switching needs a lock: only once
+            await db.execute("PRAGMA journal_mode=WAL")
         # WAL + NORMAL: a commit survives a daemon crash; only a power loss may lose the last one.
         await db.execute("PRAGMA synchronous=NORMAL")
         return db
@@ -285,12 +296,11 @@ class SqliteMetadataStore(MetadataStore):
         return await self._transaction(run)
 
     async def _one(self, sql: str, args: tuple[Any, ...]) -> Any:
-        async with self.db.execute(sql, args) as cur:
-            return await cur.fetchone()
+        rows = await _rows(self.db, sql, args)
+        return rows[0] if rows else None
 
     async def _all(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
-        async with self.db.execute(sql, args) as cur:
-            return list(await cur.fetchall())
+        return await _rows(self.db, sql, args)
 
     # -- quota scopes ------------------------------------------------------------------------
     async def get_quota_limit(self, volume: str, qsid: str) -> int | None:
@@ -444,11 +454,12 @@ class SqliteMetadataStore(MetadataStore):
     ) -> Shortfall | None:
         async def run(db: aiosqlite.Connection) -> Shortfall | None:
             if buckets and length is not None:
-                async with db.execute(
+                found = await _rows(
+                    db,
                     'SELECT volume, COALESCE(length, "offset") FROM upload_sessions WHERE id = ?',
                     (upload_id,),
-                ) as cur:
-                    row = await cur.fetchone()
+                )
+                row = found[0] if found else None
                 if row is not None:
                     short = await _shortfall(db, row[0], buckets, length - int(row[1]), now)
                     if short is not None:
@@ -680,11 +691,12 @@ class SqliteMetadataStore(MetadataStore):
                 f" WHERE b.id = vfolder_status.task_id AND b.status IN {_LIVE})",
                 (volume, vfid, status, task_id),
             )
-            async with db.execute(
+            found = await _rows(
+                db,
                 "SELECT status, task_id FROM vfolder_status WHERE volume = ? AND vfid = ?",
                 (volume, vfid),
-            ) as cur:
-                row = await cur.fetchone()
+            )
+            row = found[0] if found else None
             assert row is not None
             return None if row[1] == task_id else str(row[0])
 
