@@ -251,3 +251,62 @@ async def test_vfolder_status_and_retention(store: MetadataStore) -> None:
     await store.set_vfolder_retention("vol", "u1/b", None)
     await store.unregister_vfolder("vol", "u1/a")
     assert await store.get_vfolder_retention("vol") == {}
+
+
+# -- the quota ledger: the same rules on both stores ---------------------------------------------
+def _bucket(key: str = "qs1", limit: int = 1000, used: int = 0, scanned_at: float = 0.0):
+    from storage_proxy.metadata.store import QuotaBucket
+
+    return QuotaBucket(key, f"{key}/", limit, used, scanned_at)
+
+
+async def test_concurrent_reservations_never_pass_the_limit(store: MetadataStore) -> None:
+    now = time.time()
+    results = await asyncio.gather(
+        *(store.reserve("vol", [_bucket()], f"h{i}", 300, "node/1", now, 60) for i in range(8))
+    )
+    assert sum(r is None for r in results) == 3  # 3 x 300 fit in 1000, the rest are refused
+    short = next(r for r in results if r is not None)
+    assert short.key == "qs1" and short.remaining == 100
+    assert await store.bucket_held("vol", _bucket(), now) == 900
+
+
+async def test_settled_writes_count_until_a_later_scan(store: MetadataStore) -> None:
+    now = time.time()
+    assert await store.reserve("vol", [_bucket()], "w", 400, "node/1", now, 60) is None
+    await store.settle("vol", "w", 250, now)  # 250 of the 400 were written
+    assert await store.bucket_held("vol", _bucket(scanned_at=now - 1), now) == 250
+    assert await store.bucket_held("vol", _bucket(scanned_at=now + 1), now) == 0  # scanned since
+    assert await store.reserve("vol", [_bucket()], "x", 750, "node/1", now, 60) is None
+    assert await store.reserve("vol", [_bucket()], "y", 1, "node/1", now, 60) is not None
+
+
+async def test_holdings_expire_unless_renewed_and_dead_holders_are_dropped(
+    store: MetadataStore,
+) -> None:
+    now = time.time()
+    assert await store.reserve("vol", [_bucket()], "a", 500, "node/1", now, 10) is None
+    assert await store.reserve("vol", [_bucket()], "b", 300, "node/2", now, 10) is None
+    await store.renew_holdings("node/1", now + 5, 10)
+    assert await store.bucket_held("vol", _bucket(), now + 12) == 500  # node/2's expired
+    assert await store.ledger_holders("node/") == ["node/1", "node/2"]
+    assert await store.drop_holdings("node/1") == 1
+    assert await store.bucket_held("vol", _bucket(), now) == 300
+    await store.prune_ledger(now, now + 20)
+    assert await store.ledger_holders("node/") == []
+
+
+async def test_uploads_and_reservations_share_one_limit(store: MetadataStore) -> None:
+    now = time.time()
+    assert await store.create_upload(_session("u1", length=600), [_bucket()], now) is None
+    refused = await store.create_upload(_session("u2", length=600), [_bucket()], now)
+    assert refused is not None and refused.remaining == 400
+    assert await store.get_upload("u2") is None  # nothing recorded
+    assert await store.reserve("vol", [_bucket()], "r", 500, "node/1", now, 60) is not None
+    deferred = _session("u3", length=None)
+    assert await store.create_upload(deferred, [_bucket()], now) is None
+    short = await store.update_upload("u3", offset=0, length=500, buckets=[_bucket()], now=now)
+    assert short is not None  # 600 + 500 > 1000
+    assert (await store.get_upload("u3")).length is None  # type: ignore[union-attr]
+    ok = await store.update_upload("u3", offset=0, length=400, buckets=[_bucket()], now=now)
+    assert ok is None and (await store.get_upload("u3")).length == 400  # type: ignore[union-attr]

@@ -42,7 +42,15 @@ def plain_tenant(start_hostile: StartHostile) -> Tenant:
     return start_hostile()
 
 
-@pytest.fixture(params=["auto", "walk"])
-def tenant(start_hostile: StartHostile, request: pytest.FixtureRequest) -> Tenant:
-    """A tenant on a vfs volume, with paths resolved by the kernel (openat2) and by the walk."""
+@pytest.fixture(params=["auto", "walk", "cephfs"])
+def tenant(
+    start_hostile: StartHostile, request: pytest.FixtureRequest, tmp_path: Path
+) -> Tenant:
+    """A tenant on a vfs volume, with paths resolved by the kernel (openat2) and by the walk,
+    and on a real CephFS (ceph-fuse) volume."""
+    if request.param == "cephfs":
+        from contract.backend_cephfs import CLUSTER
+
+        path = CLUSTER.mount / "hostile" / tmp_path.name
+        return start_hostile(volume_path=path, backend="cephfs")
     return start_hostile(storage_proxy={"path-resolution": request.param})
