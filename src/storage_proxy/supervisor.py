@@ -6,8 +6,9 @@ secrets once (workers must never race to create them), forwards SIGTERM/SIGINT, 
 worker if one dies, so a service manager sees the failure and restarts the node.
 
 What workers share is on disk: the volumes, the SQLite metadata (WAL mode, multi-process safe),
-upload sessions and their reservations.  In-process state stays per worker: the usage caches and
-the in-flight bytes of direct (non-resumable) writes, which other workers see only once written.
+upload sessions, and the quota ledger of every write in flight (so together they never pass a
+limit).  In-process state stays per worker: the usage caches (the ledger covers what they have
+not seen yet).
 """
 
 from __future__ import annotations
