@@ -69,12 +69,17 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     server.stop()
 
 
-def node_config(tmp_path: Path, redis_port: int, **sections: Any) -> dict[str, Any]:
-    """A node on ``tmp_path`` (volume, SQLite store) with Redis; a test's nodes share them."""
+def node_config(
+    tmp_path: Path, redis_port: int, node_id: str = "node-a", **sections: Any
+) -> dict[str, Any]:
+    """A node on ``tmp_path`` (volume, SQLite store) with Redis; a test's nodes share them, each
+    under its own node id."""
     jobs = ("usage-scan", "orphan-scan", "trash-purge", "retention", "scrub")
+    raw = raw_config(tmp_path)
+    raw["storage-proxy"]["node-id"] = node_id
     return validate(
         {
-            **raw_config(tmp_path),
+            **raw,
             "redis": {"addr": {"host": "127.0.0.1", "port": redis_port}},
             "jobs": {f"{job}-interval": "0" for job in jobs},
             **sections,
@@ -87,8 +92,8 @@ async def two_nodes(
     tmp_path: Path, redis_server: RedisServer
 ) -> AsyncIterator[tuple[RootContext, RootContext]]:
     """Two daemons' contexts sharing one volume, one metadata store and one Redis."""
-    a = await build_root_context(node_config(tmp_path, redis_server.port))
-    b = await build_root_context(node_config(tmp_path, redis_server.port))
+    a = await build_root_context(node_config(tmp_path, redis_server.port, "node-a"))
+    b = await build_root_context(node_config(tmp_path, redis_server.port, "node-b"))
     try:
         yield a, b
     finally:

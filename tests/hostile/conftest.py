@@ -31,7 +31,9 @@ def start_hostile(start_daemon_factory: StartDaemon, tmp_path: Path) -> StartHos
             storage_proxy=sp,
             extra_config=extra_config,
         )
-        return make_tenant(daemon)
+        tenant = make_tenant(daemon)
+        tenant.backend = backend
+        return tenant
 
     return start
 
@@ -43,9 +45,7 @@ def plain_tenant(start_hostile: StartHostile) -> Tenant:
 
 
 @pytest.fixture(params=["auto", "walk", "cephfs"])
-def tenant(
-    start_hostile: StartHostile, request: pytest.FixtureRequest, tmp_path: Path
-) -> Tenant:
+def tenant(start_hostile: StartHostile, request: pytest.FixtureRequest, tmp_path: Path) -> Tenant:
     """A tenant on a vfs volume, with paths resolved by the kernel (openat2) and by the walk,
     and on a real CephFS (ceph-fuse) volume."""
     if request.param == "cephfs":

@@ -61,6 +61,31 @@ def renameat2(old: Path, new: Path, flags: int) -> None:
         raise OSError(err, os.strerror(err), str(old))
 
 
+def rotate(a: Path, b: Path, tmp: Path, n: int = 0) -> None:
+    """Swap ``a`` and ``b`` through ``tmp`` (where RENAME_EXCHANGE is missing).  ``a`` is gone for
+    a moment: a request may create a new ``a`` then (mkdir -p); it is moved aside."""
+    os.rename(a, tmp)
+    for attempt in range(1000):
+        try:
+            os.rename(b, a)
+            break
+        except OSError as e:
+            if e.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.EISDIR, errno.ENOTDIR):
+                raise
+            os.rename(a, a.with_name(f"{a.name}.intruder-{n}-{attempt}"))
+    os.rename(tmp, b)
+
+
+def swap(a: Path, b: Path) -> None:
+    """Exchange two entries atomically where the filesystem can, else by a rotation."""
+    try:
+        renameat2(a, b, RENAME_EXCHANGE)
+    except OSError as e:
+        if e.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+            raise
+        rotate(a, b, a.with_name(a.name + ".swap"))
+
+
 class Swapper(threading.Thread):
     """Swaps two entries of a directory as fast as it can until stopped.
 
@@ -88,9 +113,7 @@ class Swapper(threading.Thread):
                         self.exchange = False
                         continue
                 else:
-                    os.rename(self.a, tmp)
-                    os.rename(self.b, self.a)
-                    os.rename(tmp, self.b)
+                    rotate(self.a, self.b, tmp, self.swaps)
                 self.swaps += 1
                 if self.swaps % 64 == 0:
                     time.sleep(0)  # let others run
@@ -158,13 +181,13 @@ class RaceWorld:
         """After a race: ``d`` is the real directory again and ``s`` the link."""
         d, s = self.vf / "d", self.vf / "s"
         if d.is_symlink() and s.is_dir() and not s.is_symlink():
-            renameat2(d, s, RENAME_EXCHANGE)
-        swap = self.vf / "d.swap"
-        if swap.exists() or swap.is_symlink():
+            swap(d, s)
+        parked = self.vf / "d.swap"
+        if parked.exists() or parked.is_symlink():
             if not d.exists() and not d.is_symlink():
-                os.rename(swap, d)
+                os.rename(parked, d)
             elif not s.exists() and not s.is_symlink():
-                os.rename(swap, s)
+                os.rename(parked, s)
 
 
 def leaked(data: bytes) -> bool:
@@ -193,6 +216,7 @@ class Tenant:
     vfid: str
     mount: Path
     token: str
+    backend: str = "vfs"
 
     @property
     def files_url(self) -> str:

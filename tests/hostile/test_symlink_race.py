@@ -24,8 +24,9 @@ from harness import OUTSIDE_ONLY, RaceWorld, Swapper, Tenant, leaked
 
 RACE_SECONDS = float(os.environ.get("HOSTILE_RACE_SECONDS", "6"))
 CONCURRENCY = 12
-#: Each race must reach this many requests, so the suite as a whole raced well over 10,000.
-MIN_REQUESTS = 1500
+#: Each race must reach this many requests, so the suite as a whole raced well over 10,000
+#: (ceph-fuse answers slower: fewer there).
+MIN_REQUESTS = {"vfs": 1500, "cephfs": 400}
 
 Op = Callable[[aiohttp.ClientSession, Tenant, int], Awaitable[tuple[int, bytes]]]
 
@@ -227,6 +228,11 @@ async def race(tenant: Tenant, ops: dict[str, Op], seconds: float) -> Findings:
     return findings
 
 
+def world_inside(mount: Path, path: Path) -> bool:
+    real = os.path.realpath(path)
+    return real.startswith(str(mount) + "/")
+
+
 def _report(findings: Findings) -> str:
     return f"{findings.requests} requests, statuses {dict(findings.status)}: {findings.leaks[:10]}"
 
@@ -235,7 +241,7 @@ def _report(findings: Findings) -> str:
 async def test_reads_through_every_door_never_leave_the_vfolder(tenant: Tenant) -> None:
     findings = await race(tenant, READS, RACE_SECONDS)
     assert not findings.leaks, _report(findings)
-    assert findings.requests >= MIN_REQUESTS, _report(findings)
+    assert findings.requests >= MIN_REQUESTS[tenant.backend], _report(findings)
     assert findings.status[200] + findings.status[206] > findings.requests // 10, _report(findings)
 
 
@@ -243,11 +249,9 @@ async def test_reads_through_every_door_never_leave_the_vfolder(tenant: Tenant) 
 async def test_writes_through_every_door_never_leave_the_vfolder(tenant: Tenant) -> None:
     findings = await race(tenant, WRITES, RACE_SECONDS)
     assert not findings.leaks, _report(findings)
-    assert findings.requests >= MIN_REQUESTS, _report(findings)
+    assert findings.requests >= MIN_REQUESTS[tenant.backend], _report(findings)
     ok = sum(n for status, n in findings.status.items() if status < 300)
     assert ok > findings.requests // 10, _report(findings)
-    # what was written landed inside, in the real directory
-    assert any(p.name.startswith("new-") for p in (tenant.mount / "d").iterdir())
-
-
-__all__ = ["Path"]
+    # what was written landed inside (in the real directory, or one a request created meanwhile)
+    written = [p for p in tenant.mount.rglob("new-*") if p.is_file()]
+    assert written and all(world_inside(tenant.mount, p) for p in written)

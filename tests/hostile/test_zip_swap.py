@@ -10,7 +10,7 @@ import zipfile
 
 import aiohttp
 import pytest
-from harness import OUTSIDE_MARK, RENAME_EXCHANGE, Tenant, renameat2
+from harness import OUTSIDE_MARK, Tenant, swap
 
 
 @pytest.mark.hostile
@@ -30,7 +30,7 @@ async def test_zip_does_not_follow_a_directory_swapped_mid_stream(tenant: Tenant
         async with session.get(url, params={"archive": "true"}, headers=tenant.auth) as resp:
             assert resp.status == 200
             body += await resp.content.read(1 << 16)  # the stream has started
-            renameat2(tree / "zzz-sub", tenant.mount / "evil", RENAME_EXCHANGE)
+            swap(tree / "zzz-sub", tenant.mount / "evil")
             while chunk := await resp.content.read(1 << 16):
                 body += chunk
                 await asyncio.sleep(0)  # a slow reader
