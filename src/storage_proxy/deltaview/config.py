@@ -67,6 +67,9 @@ class DeltaViewConfig:
     auth_cache_ttl: float = 60.0
     max_clock_skew: float = 900.0
     redis_url: str | None = None  # distinct-user counts across nodes (redis://host:port/db)
+    log_mode: str = "filtered"  # or "passthrough"
+    log_cache_bytes: int = 256 * 1024**2
+    redirect_signing: str = "auto"  # or "plain"
 
 
 def _s3_url(value: str) -> TableLocation:
@@ -127,6 +130,9 @@ schema = t.Dict(
         t.Key("authCacheTtl", default=60.0): t.ToFloat(gte=0),
         t.Key("maxClockSkew", default=900.0): t.ToFloat(gte=1),
         t.Key("redisUrl", default=None): t.Null | t.Regexp(r"^rediss?://\S+$"),
+        t.Key("logMode", default="filtered"): t.Enum("filtered", "passthrough"),
+        t.Key("logCacheBytes", default=256 * 1024**2): t.ToInt(gte=0),
+        t.Key("redirectSigning", default="auto"): t.Enum("auto", "plain"),
     }
 )
 
@@ -194,6 +200,9 @@ def validate(raw: Mapping[str, Any]) -> DeltaViewConfig:
         auth_cache_ttl=c["authCacheTtl"],
         max_clock_skew=c["maxClockSkew"],
         redis_url=c["redisUrl"],
+        log_mode=c["logMode"],
+        log_cache_bytes=c["logCacheBytes"],
+        redirect_signing=c["redirectSigning"],
     )
 
 

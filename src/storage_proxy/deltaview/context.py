@@ -10,6 +10,7 @@ from .auth import Authenticator, Principal
 from .config import DeltaViewConfig, TableLocation
 from .errors import S3Error, S3ErrorCode
 from .gate import Gate
+from .logview import LogFilter
 from .metrics import ViewMetrics
 from .objects import MetaCache
 from .store import ObjectStore
@@ -23,6 +24,7 @@ class View:
     auth: Authenticator
     metrics: ViewMetrics
     meta: MetaCache
+    logs: LogFilter
 
 
 VIEW = web.AppKey("deltaview", View)

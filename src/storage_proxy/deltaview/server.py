@@ -17,6 +17,8 @@ from .context import VIEW, Call, View
 from .db import Database
 from .errors import S3Error, S3ErrorCode
 from .gate import Gate
+from .keys import canonical_path
+from .logview import LogFilter
 from .metrics import ViewMetrics
 from .objects import MetaCache
 from .ops import HANDLERS
@@ -49,7 +51,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
             request.method, raw_path, raw_query, request.headers
         )
         view.metrics.saw(principal.access_key)
-        target = resolve(request.method, request.path, request.query)
+        target = resolve(request.method, canonical_path(raw_path), request.query)
         op_name = target.op.value
         call = Call(request, view, principal, target.key, rid)
         response = await HANDLERS[target.op](call)
@@ -81,7 +83,11 @@ def build_app(cfg: DeltaViewConfig, metrics: ViewMetrics | None = None) -> web.A
         db = await Database.open(cfg.database_path) if cfg.database_enabled else None
         store: ObjectStore = ReadOnlyStore(backend) if cfg.read_only else backend
         auth = Authenticator(cfg, db)
-        app[VIEW] = View(cfg, store, Gate(cfg, store, auth), auth, metrics, MetaCache())
+        meta = MetaCache()
+        logs = LogFilter(
+            store, meta, cfg.log_mode, cfg.log_cache_bytes, metrics.log_rewrite_seconds
+        )
+        app[VIEW] = View(cfg, store, Gate(cfg, store, auth), auth, metrics, meta, logs)
         try:
             yield
         finally:
