@@ -24,7 +24,8 @@ READER = textwrap.dedent(
     endpoint, key, secret, how, arg = sys.argv[1:6]
     opts = {"AWS_ENDPOINT_URL": endpoint, "AWS_ALLOW_HTTP": "true", "AWS_REGION": "us-east-1",
             "AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret}
-    url = "s3://datalake/" + (arg if how == "table" else "sales")
+    table, _, at = arg.partition("@")  # how == "table": "alias" or "alias@version"
+    url = "s3://datalake/" + (table if how == "table" else "sales")
     try:
         if how == "polars":
             import polars as pl
@@ -32,11 +33,11 @@ READER = textwrap.dedent(
             cols = [df.get_column(c).to_list() for c in ("region", "year", "amount")]
         else:
             from deltalake import DeltaTable
-            version = int(arg) if how == "version" else None
+            version = int(arg) if how == "version" else int(at) if at else None
             dt = DeltaTable(url, storage_options=opts, version=version)
             filters = [("region", "=", arg)] if how == "filter" else None
             t = dt.to_pyarrow_table(filters=filters)
-            names = ("region", "year", "amount") if how != "table" else tuple(t.column_names)
+            names = ("region", "year", "amount") if how != "table" else sorted(t.column_names)
             cols = [t.column(c).to_pylist() for c in names]
         print(json.dumps({"rows": sorted(list(r) for r in zip(*cols))}), flush=True)
     except Exception as e:

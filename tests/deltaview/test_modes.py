@@ -53,7 +53,9 @@ def test_presigned_mode_answers_307_with_a_short_lived_url(make_view: Any, backe
     assert e.value.code == 307
 
 
-def test_a_presigned_view_url_redirects_to_a_plain_backend_url(make_view: Any, backend: Any) -> None:
+def test_a_presigned_view_url_redirects_to_a_plain_backend_url(
+    make_view: Any, backend: Any
+) -> None:
     """curl and browsers: a presigned URL of the view, followed with a plain GET (urllib follows
     the 307 itself); the redirect signs ``host`` as a plain presigned URL does."""
     v = make_view(getMode="presignedUrl")

@@ -1,4 +1,4 @@
-"""The S3 API emulation, driven by boto3 and raw HTTP against the real listener over the session's S3 server."""
+"""The S3 API emulation, driven by boto3 and raw HTTP against the real listener (RGW behind)."""
 
 from __future__ import annotations
 
