@@ -13,6 +13,8 @@ from .gate import Gate
 from .logview import LogFilter
 from .metrics import ViewMetrics
 from .objects import MetaCache
+from .sharing.recipients import Recipients
+from .sharing.service import SharingService
 from .store import ObjectStore
 
 
@@ -25,6 +27,8 @@ class View:
     metrics: ViewMetrics
     meta: MetaCache
     logs: LogFilter
+    sharing: SharingService | None = None
+    recipients: Recipients | None = None
 
 
 VIEW = web.AppKey("deltaview", View)

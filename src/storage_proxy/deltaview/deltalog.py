@@ -13,13 +13,14 @@ import json
 import re
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from urllib.parse import unquote, urlparse
 
 import pyarrow.parquet as pq
 
 from .config import TableLocation
-from .store import ObjectStore
+from .store import ListedObject, ObjectStore
 
 LOG = "_delta_log/"
 _COMMIT = re.compile(r"^(\d{20})\.json$")
@@ -116,6 +117,11 @@ def _relative(path: str, table_root: str) -> str | None:
     return rel
 
 
+def relative_path(path: str, table_root: str) -> str | None:
+    """A path as an action names it → table-relative and decoded (None: outside the table)."""
+    return _relative(path, table_root)
+
+
 class LogReader:
     def __init__(self, store: ObjectStore, loc: TableLocation) -> None:
         self._store = store
@@ -123,18 +129,31 @@ class LogReader:
         self._root = f"{loc.bucket}/{loc.prefix}"
         self.known = Known()
 
-    async def _list_log(self, start_after: str | None) -> list[str]:
-        names: list[str] = []
+    async def _list_objects(self, start_after: str | None) -> list[ListedObject]:
+        objs: list[ListedObject] = []
         token: str | None = None
         prefix = self._loc.prefix + LOG
         while True:
             page = await self._store.list_page(
                 self._loc.bucket, prefix, prefix + start_after if start_after else None, token, 1000
             )
-            names += [o.key[len(prefix) :] for o in page.objects]
+            objs += page.objects
             token = page.next_token
             if not token:
-                return names
+                return objs
+
+    async def _list_log(self, start_after: str | None) -> list[str]:
+        cut = len(self._loc.prefix + LOG)
+        return [o.key[cut:] for o in await self._list_objects(start_after)]
+
+    async def commit_times(self) -> list[tuple[int, datetime]]:
+        """Each commit's version and the time its file was written."""
+        cut = len(self._loc.prefix + LOG)
+        return [
+            (int(m.group(1)), o.last_modified)
+            for o in await self._list_objects(None)
+            if (m := _COMMIT.match(o.key[cut:]))
+        ]
 
     async def _read(self, name: str) -> bytes:
         data = await self._store.get_bytes(self._loc.bucket, self._loc.prefix + LOG + name)

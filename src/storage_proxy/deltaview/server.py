@@ -24,6 +24,9 @@ from .objects import MetaCache
 from .ops import HANDLERS
 from .readonly import ReadOnlyStore
 from .router import resolve
+from .sharing import handlers as sharing_handlers
+from .sharing.recipients import Recipients
+from .sharing.service import SharingService
 from .store import ObjectStore, S3Store
 from .users import SeenUsers
 
@@ -73,6 +76,13 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     return response
 
 
+async def share(request: web.Request) -> web.StreamResponse:
+    """Delta Sharing requests (``/delta-sharing/…``): bearer tokens, JSON errors."""
+    view = request.app[VIEW]
+    assert view.sharing is not None and view.recipients is not None
+    return await sharing_handlers.dispatch(request, view.sharing, view.recipients.authenticate)
+
+
 def build_app(cfg: DeltaViewConfig, metrics: ViewMetrics | None = None) -> web.Application:
     """The S3 application; backend client and database open in cleanup_ctx."""
     app = web.Application(client_max_size=0)
@@ -87,7 +97,9 @@ def build_app(cfg: DeltaViewConfig, metrics: ViewMetrics | None = None) -> web.A
         logs = LogFilter(
             store, meta, cfg.log_mode, cfg.log_cache_bytes, metrics.log_rewrite_seconds
         )
-        app[VIEW] = View(cfg, store, Gate(cfg, store, auth), auth, metrics, meta, logs)
+        gate = Gate(cfg, store, auth)
+        sharing = SharingService(cfg, gate, auth, store, metrics.client_gone.inc)
+        app[VIEW] = View(cfg, store, gate, auth, metrics, meta, logs, sharing, Recipients(cfg, db))
         try:
             yield
         finally:
@@ -97,6 +109,8 @@ def build_app(cfg: DeltaViewConfig, metrics: ViewMetrics | None = None) -> web.A
             await metrics.users.close()
 
     app.cleanup_ctx.append(resources)
+    if cfg.sharing.enabled:
+        app.router.add_route("*", sharing_handlers.PREFIX + "/{tail:.*}", share)
     app.router.add_route("*", "/{tail:.*}", dispatch)
     return app
 
