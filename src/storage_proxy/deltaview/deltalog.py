@@ -3,11 +3,13 @@
 Why not the ``deltalake`` package: the gate needs remove, cdc and deletion-vector actions that its
 Python API does not expose, refreshes must read only the commits after the cached version (one
 LIST with start-after, then the new JSON files), and all I/O goes through the view's own async
-store with its credentials. pyarrow reads checkpoint parquet.
+store with its credentials. pyarrow reads checkpoint parquet; checkpoints and large commits are
+parsed in worker threads, never on the event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import re
@@ -29,6 +31,7 @@ _Z85 = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?
 _Z85_INDEX = {c: i for i, c in enumerate(_Z85)}
 
 PartitionValues = dict[str, str | None]
+INLINE_BYTES = 256 * 1024  # larger commits are parsed off the event loop
 
 
 class LogError(Exception):
@@ -187,7 +190,8 @@ class LogReader:
         if complete:
             cp = max(complete)
             for part in sorted(checkpoints[cp]):
-                self._apply_checkpoint(snap, await self._read(part))
+                data = await self._read(part)
+                await asyncio.to_thread(self._apply_checkpoint, snap, data)
             snap.version = snap.checkpoint = cp
         if not commits and snap.version < 0:
             raise LogError("no Delta log")
@@ -207,9 +211,7 @@ class LogReader:
         old = sorted(int(m.group(1)) for n in names if (m := _COMMIT.match(n)))
         scratch = Snapshot()
         for v in (v for v in old if v <= before):
-            for line in (await self._read(f"{v:020d}.json")).splitlines():
-                if line.strip():
-                    self._apply(scratch, json.loads(line))
+            await self._apply_data(scratch, await self._read(f"{v:020d}.json"))
         self.known.complete = True
 
     async def read_commit(self, version: int) -> list[dict[str, Any]]:
@@ -238,10 +240,21 @@ class LogReader:
         for v in versions:
             if v != snap.version + 1:
                 raise LogError(f"missing commit {snap.version + 1}")
-            for line in (await self._read(f"{v:020d}.json")).splitlines():
-                if line.strip():
-                    self._apply(snap, json.loads(line))
+            await self._apply_data(snap, await self._read(f"{v:020d}.json"))
             snap.version = v
+
+    async def _apply_data(self, snap: Snapshot, data: bytes) -> None:
+        """Apply one commit's actions; a large commit is parsed in a worker thread (the snapshot
+        is not published yet, and ``known`` only ever gains entries)."""
+        if len(data) > INLINE_BYTES:
+            await asyncio.to_thread(self._apply_lines, snap, data)
+        else:
+            self._apply_lines(snap, data)
+
+    def _apply_lines(self, snap: Snapshot, data: bytes) -> None:
+        for line in data.splitlines():
+            if line.strip():
+                self._apply(snap, json.loads(line))
 
     def _apply(self, snap: Snapshot, action: dict[str, Any]) -> None:
         known = self.known.paths

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from dataclasses import dataclass
@@ -97,6 +98,7 @@ async def files_response(
         if len(batch) >= 1000:
             await response.write(b"".join(batch))
             batch = []
+            await asyncio.sleep(0)  # let other requests in between batches
         if args.limit is not None:
             records = protocol.num_records(entry)
             covered = covered + records if records is not None and covered >= 0 else -1
