@@ -15,11 +15,12 @@ from urllib.parse import quote
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import ALICE, BUCKET, CAROL, client
+from conftest import ALICE, BUCKET, CAROL, base_config, client
 from deltalake import DeltaTable, write_deltalake
 from s3_server import S3Endpoint
 from test_clients import read_through
 
+from storage_proxy.deltaview.config import validate
 from storage_proxy.deltaview.context import VIEW
 from storage_proxy.deltaview.testing import ThreadedView
 
@@ -81,10 +82,6 @@ def esc_table(s3srv: S3Endpoint, backend: Any) -> str:
 
 @pytest.fixture(scope="module")
 def esc_view(s3srv: S3Endpoint, esc_table: str) -> Any:
-    from conftest import base_config
-
-    from storage_proxy.deltaview.config import validate
-
     cfg = base_config(
         s3srv,
         {"esc": esc_table},
