@@ -199,6 +199,11 @@ def test_hints_never_widen_the_gate(sharing_view: Any) -> None:
     assert {f["partitionValues"]["year"] for f in files({"jsonPredicateHints": year})} == {"2023"}
     assert 1 <= len(files({"limitHint": 1})) < 4
     assert len(files({"version": 0})) == 2
+    assert len(files({"timestamp": "2099-01-01T00:00:00Z"})) == 4  # time travel by time
+    status, body = _request(v, path, body={"version": 99})
+    assert status == 400 and body["errorCode"] == "INVALID_PARAMETER_VALUE"
+    status, body = _request(v, path, body={"timestamp": "2001-01-01T00:00:00Z"})
+    assert status == 400 and body["errorCode"] == "INVALID_PARAMETER_VALUE"
 
 
 def test_table_changes_of_allowed_partitions_only(sharing_view: Any, tmp_path: Path) -> None:

@@ -163,5 +163,6 @@ async def dispatch(
     except ConnectionError:
         raise
     except Exception:
-        log.exception("delta sharing: unhandled error in %s %s", request.method, path)
+        where = "/files/…" if path.startswith("/files/") else path  # a file URL is a secret
+        log.exception("delta sharing: unhandled error in %s %s", request.method, where)
         return error(500, "INTERNAL_ERROR", "The server could not answer.")
