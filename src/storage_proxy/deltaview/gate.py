@@ -87,6 +87,7 @@ class _Table:
     snap: Snapshot | None = None
     checked: float = float("-inf")
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    prefetch: asyncio.Future[None] | None = None
 
 
 def build_view(snap: Snapshot, rules: list[PartitionMap], known: Known) -> TableView:
@@ -150,9 +151,40 @@ class Gate:
     def reader(self, alias: str) -> LogReader:
         return self._tables[alias].reader
 
+    async def log_view(self, alias: str, principal: Principal) -> TableView:
+        """The caller's view for reading the log itself: its rules are all it takes, so a
+        reader's first request (``_last_checkpoint``) does not wait for the snapshot, which
+        loads meanwhile in the background for the data files that follow."""
+        t = self._tables[alias]
+        rules = await self._auth.rules(principal, alias)
+        if t.snap is None and t.prefetch is None and rules:
+            t.prefetch = asyncio.ensure_future(self._prefetch(alias))
+        version = t.snap.version if t.snap is not None else -1
+        return TableView(version, tuple(rules), t.reader.known, rules_key(rules))
+
+    async def close(self) -> None:
+        """Stop background snapshot loads (the app is shutting down)."""
+        pending = [t.prefetch for t in self._tables.values() if t.prefetch is not None]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _prefetch(self, alias: str) -> None:
+        try:
+            await self.snapshot(alias)
+        except S3Error:
+            pass  # logged by snapshot(); the next request tries again
+        finally:
+            self._tables[alias].prefetch = None
+
     async def authorize_read(self, alias: str, rel: str, principal: Principal) -> TableView:
         """The caller's view of the table when it may read ``rel``; AccessDenied otherwise. A
         miss checks the log at once, then (once per table) the commits a checkpoint summed up."""
+        if rel.startswith(LOG):
+            view = await self.log_view(alias, principal)
+            if view.may_read_table:
+                return view
+            raise access_denied("table")
         view = await self.view(alias, principal)
         if view.allows(rel):
             return view

@@ -177,3 +177,13 @@ def last_checkpoint(data: bytes, parts: list[Rewritten]) -> Rewritten:
     if stored.get("parts"):
         out["parts"] = stored["parts"]
     return Rewritten(json.dumps(out, separators=(",", ":")).encode())
+
+
+def warm_up() -> None:
+    """Run one tiny checkpoint rewrite: pyarrow's first compute and parquet-writer calls cost
+    ~0.25 s once per process, which a caller's first request should not pay."""
+    pv = pa.array([[("k", "v")]], type=pa.map_(pa.string(), pa.string()))
+    add = pa.StructArray.from_arrays([pa.array(["p"]), pv], names=["path", "partitionValues"])
+    buf = io.BytesIO()
+    pq.write_table(pa.table({"add": add}), buf)
+    filter_checkpoint(buf.getvalue(), ({"k": ("v",)},), lambda _p: None)

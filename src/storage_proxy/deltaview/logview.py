@@ -20,7 +20,7 @@ import json
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import unquote
@@ -73,8 +73,12 @@ class LogFilter:
         mode: str,
         cache_bytes: int,
         observe_build: Callable[[float], None] | None = None,
+        table_read: Callable[[str], Awaitable[object]] | None = None,
     ) -> None:
         self._store, self._meta, self._mode = store, meta, mode
+        #: awaited before rewriting a commit with removes: a remove without partition values
+        #: takes its add's, which the table's snapshot knows
+        self._table_read = table_read
         self._limit = cache_bytes
         self._bytes: OrderedDict[tuple[str, ...], LogObject] = OrderedDict()
         self._held = 0
@@ -158,6 +162,8 @@ class LogFilter:
             return known.get(unquote(path))
 
         build: Callable[[], Rewritten]
+        if kind == "commit" and b'"remove"' in data and self._table_read is not None:
+            await self._table_read(alias)
         if kind == "commit":
             build = lambda: logrewrite.filter_commit(data, view.allows_values, part_of)  # noqa: E731
         elif kind == "checkpoint":

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from . import xml
+from . import logrewrite, xml
 from .auth import Authenticator
 from .config import DeltaViewConfig
 from .context import VIEW, Call, View
@@ -94,15 +94,23 @@ def build_app(cfg: DeltaViewConfig, metrics: ViewMetrics | None = None) -> web.A
         store: ObjectStore = ReadOnlyStore(backend) if cfg.read_only else backend
         auth = Authenticator(cfg, db)
         meta = MetaCache()
-        logs = LogFilter(
-            store, meta, cfg.log_mode, cfg.log_cache_bytes, metrics.log_rewrite_seconds
-        )
         gate = Gate(cfg, store, auth)
+        logs = LogFilter(
+            store,
+            meta,
+            cfg.log_mode,
+            cfg.log_cache_bytes,
+            metrics.log_rewrite_seconds,
+            gate.snapshot,
+        )
         sharing = SharingService(cfg, gate, auth, store, metrics.client_gone.inc)
         app[VIEW] = View(cfg, store, gate, auth, metrics, meta, logs, sharing, Recipients(cfg, db))
+        warm = asyncio.ensure_future(asyncio.to_thread(logrewrite.warm_up))
         try:
             yield
         finally:
+            await asyncio.gather(warm, return_exceptions=True)
+            await gate.close()
             if db is not None:
                 await db.close()
             await backend.aclose()
