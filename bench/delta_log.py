@@ -127,7 +127,10 @@ def main() -> None:
         via = s3_client(view.endpoint, KEY, SECRET)
         cold = timed(lambda: read(via, "datalake", "wide/_delta_log/_last_checkpoint"))
         print(f"cold first request, 10,000 files / 100 partitions: {cold * 1000:.0f} ms (< 1000)")
-        read(via, "datalake", "huge/_delta_log/00000000000000000000.json")  # log loaded, warm
+        # the table's snapshot loaded (a listing of data files waits for it), the wide table's
+        # background load finished too: the build below is timed alone
+        via.list_objects_v2(Bucket="datalake", Prefix="huge/region=p0/", MaxKeys=1)
+        via.list_objects_v2(Bucket="datalake", Prefix="wide/region=p0/", MaxKeys=1)
         built = timed(lambda: read(via, "datalake", "huge/" + cp))
         print(
             f"filtered checkpoint of {args.files:,} files, first GET (build): {built:.2f} s (< 2)"

@@ -105,11 +105,12 @@ def build_app(cfg: DeltaViewConfig, metrics: ViewMetrics | None = None) -> web.A
         )
         sharing = SharingService(cfg, gate, auth, store, metrics.client_gone.inc)
         app[VIEW] = View(cfg, store, gate, auth, metrics, meta, logs, sharing, Recipients(cfg, db))
-        warm = asyncio.ensure_future(asyncio.to_thread(logrewrite.warm_up))
+        # before listening: pyarrow's first-call cost (~0.25 s once per process) is not the
+        # first caller's to pay
+        await asyncio.to_thread(logrewrite.warm_up)
         try:
             yield
         finally:
-            await asyncio.gather(warm, return_exceptions=True)
             await gate.close()
             if db is not None:
                 await db.close()
