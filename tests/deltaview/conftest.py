@@ -1,5 +1,7 @@
-"""Real parts for the Delta view tests: a moto S3 server (session), Delta tables written to it
-with deltalake, and the view listening on 127.0.0.1 in a thread of its own."""
+"""Real parts for the Delta view tests: the session's S3 server (a real Ceph RGW from
+``tests/s3_server.py``, or the S3 named by ``STORAGE_PROXY_TEST_S3_*``), a bucket of this
+module's own, Delta tables written to it with deltalake, and the view listening on 127.0.0.1 in a
+thread of its own."""
 
 from __future__ import annotations
 
@@ -12,31 +14,27 @@ import pyarrow as pa
 import pytest
 from botocore.config import Config
 from deltalake import write_deltalake
+from s3_server import S3Endpoint, s3_endpoint
 
 from storage_proxy.deltaview.config import validate
-from storage_proxy.deltaview.testing import MotoServer, ThreadedView
+from storage_proxy.deltaview.testing import ThreadedView
 
-BUCKET = "lake"
+#: This session's bucket (created on the S3 server when first needed): a shared server is never
+#: cleared, so the name is new each session.
+BUCKET = f"lake-{uuid.uuid4().hex[:16]}"
 ALICE = ("AKIDALICE0001", "alice-secret-key", "alice")  # static: sales region=eu
 CAROL = ("AKIDCAROL0001", "carol-secret-key", "carol")  # static too; same static rules
 
 
 @pytest.fixture(scope="session")
-def moto() -> Iterator[MotoServer]:
-    server = MotoServer().start()
-    yield server
-    server.stop()
+def s3srv() -> S3Endpoint:
+    """The session's real S3 server (started once, stopped when the session ends)."""
+    return s3_endpoint()
 
 
 @pytest.fixture(scope="session")
-def backend(moto: MotoServer) -> Any:
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=moto.endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+def backend(s3srv: S3Endpoint) -> Any:
+    s3 = s3srv.client()
     s3.create_bucket(Bucket=BUCKET)
     return s3
 
@@ -52,9 +50,9 @@ def sales_rows(n: int = 0) -> pa.Table:
 
 
 @pytest.fixture(scope="session")
-def tables(moto: MotoServer, backend: Any) -> dict[str, str]:
+def tables(s3srv: S3Endpoint, backend: Any) -> dict[str, str]:
     """alias → s3 URL of the shared, never-modified tables."""
-    opts = moto.storage_options()
+    opts = s3srv.storage_options()
     sales = f"s3://{BUCKET}/warehouse/sales"
     write_deltalake(sales, sales_rows(), partition_by=["region", "year"], storage_options=opts)
     write_deltalake(
@@ -67,7 +65,7 @@ def tables(moto: MotoServer, backend: Any) -> dict[str, str]:
     return {"sales": sales, "events": events, "secret": secret}
 
 
-def base_config(moto: MotoServer, tables: dict[str, str], **extra: Any) -> dict[str, Any]:
+def base_config(srv: S3Endpoint, tables: dict[str, str], **extra: Any) -> dict[str, Any]:
     cfg: dict[str, Any] = {
         "port": 0,
         "metricsPort": 0,
@@ -78,10 +76,10 @@ def base_config(moto: MotoServer, tables: dict[str, str], **extra: Any) -> dict[
         ],
         "logCheckInterval": 0.2,
         "s3": {
-            "endpoint": moto.endpoint,
-            "region": "us-east-1",
-            "accessKeyId": "testing",
-            "secretAccessKey": "testing",
+            "endpoint": srv.url,
+            "region": srv.region,
+            "accessKeyId": srv.access_key,
+            "secretAccessKey": srv.secret_key,
         },
     }
     cfg.update(extra)
@@ -105,11 +103,11 @@ def client(endpoint: str, cred: tuple[str, str, str] = ALICE, **config: Any) -> 
 
 
 @pytest.fixture
-def make_view(moto: MotoServer, tables: dict[str, str]) -> Iterator[Callable[..., ThreadedView]]:
+def make_view(s3srv: S3Endpoint, tables: dict[str, str]) -> Iterator[Callable[..., ThreadedView]]:
     started: list[ThreadedView] = []
 
     def make(**extra: Any) -> ThreadedView:
-        raw = base_config(moto, extra.pop("tables", tables), **extra)
+        raw = base_config(s3srv, extra.pop("tables", tables), **extra)
         view = ThreadedView(validate(raw)).start()
         started.append(view)
         return view
@@ -120,9 +118,9 @@ def make_view(moto: MotoServer, tables: dict[str, str]) -> Iterator[Callable[...
 
 
 @pytest.fixture(scope="module")
-def view(moto: MotoServer, tables: dict[str, str]) -> Iterator[ThreadedView]:
+def view(s3srv: S3Endpoint, tables: dict[str, str]) -> Iterator[ThreadedView]:
     """The default view, read-only, proxy mode; shared by a test module."""
-    v = ThreadedView(validate(base_config(moto, tables))).start()
+    v = ThreadedView(validate(base_config(s3srv, tables))).start()
     yield v
     v.stop()
 
@@ -133,11 +131,11 @@ def s3(view: ThreadedView) -> Any:
 
 
 @pytest.fixture
-def fresh_table(moto: MotoServer, backend: Any) -> str:
+def fresh_table(s3srv: S3Endpoint, backend: Any) -> str:
     """A table of its own for tests that commit to it."""
     url = f"s3://{BUCKET}/fresh/{uuid.uuid4().hex[:8]}"
     write_deltalake(
-        url, sales_rows(), partition_by=["region", "year"], storage_options=moto.storage_options()
+        url, sales_rows(), partition_by=["region", "year"], storage_options=s3srv.storage_options()
     )
     return url
 

@@ -1,4 +1,4 @@
-"""The log reader against real tables on moto: checkpoints, incremental refresh."""
+"""The log reader against real tables on the session S3 server: checkpoints, incremental refresh."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ from typing import Any
 
 from conftest import BUCKET, sales_rows
 from deltalake import DeltaTable, write_deltalake
+from s3_server import S3Endpoint
 
 from storage_proxy.deltaview.config import S3Backend, TableLocation
 from storage_proxy.deltaview.deltalog import LogReader
 from storage_proxy.deltaview.store import S3Store
-from storage_proxy.deltaview.testing import MotoServer
 
 
 class Counting:
@@ -30,9 +30,9 @@ class Counting:
         return await self.inner.list_page(*a)
 
 
-async def test_checkpoint_then_incremental_refresh(moto: MotoServer, backend: Any) -> None:
+async def test_checkpoint_then_incremental_refresh(s3srv: S3Endpoint, backend: Any) -> None:
     url = f"s3://{BUCKET}/logtest/cp"
-    opts = moto.storage_options()
+    opts = s3srv.storage_options()
     for n in range(3):
         write_deltalake(
             url, sales_rows(n), partition_by=["region", "year"], storage_options=opts, mode="append"
@@ -41,7 +41,9 @@ async def test_checkpoint_then_incremental_refresh(moto: MotoServer, backend: An
     write_deltalake(
         url, sales_rows(9), partition_by=["region", "year"], storage_options=opts, mode="append"
     )
-    store = await S3Store.open(S3Backend(moto.endpoint, "us-east-1", "testing", "testing"))
+    store = await S3Store.open(
+        S3Backend(s3srv.url, s3srv.region, s3srv.access_key, s3srv.secret_key)
+    )
     try:
         spy = Counting(store)
         reader = LogReader(spy, TableLocation(BUCKET, "logtest/cp/"))  # type: ignore[arg-type]

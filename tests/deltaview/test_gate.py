@@ -12,8 +12,7 @@ import pytest
 from botocore.exceptions import ClientError
 from conftest import BUCKET, client, sales_rows
 from deltalake import write_deltalake
-
-from storage_proxy.deltaview.testing import MotoServer
+from s3_server import S3Endpoint
 
 
 def _keys(s3: Any, prefix: str) -> list[str]:
@@ -36,7 +35,7 @@ def _denied(call: Any) -> bool:
 
 
 def test_partition_comes_from_the_log_not_the_directory(
-    make_view: Any, moto: MotoServer, backend: Any, fresh_table: str
+    make_view: Any, s3srv: S3Endpoint, backend: Any, fresh_table: str
 ) -> None:
     """A file the log places in region=us but stored under a region=eu directory is denied."""
     prefix = fresh_table.removeprefix(f"s3://{BUCKET}/") + "/"
@@ -87,7 +86,7 @@ def test_a_map_naming_fewer_columns_allows_every_value_of_the_others(
 
 
 def test_new_commit_is_seen_without_restart(
-    make_view: Any, moto: MotoServer, backend: Any, fresh_table: str
+    make_view: Any, s3srv: S3Endpoint, backend: Any, fresh_table: str
 ) -> None:
     v = make_view(tables={"t": fresh_table}, allowedPartitions={"t": [{"region": "eu"}]})
     s3 = client(v.endpoint)
@@ -100,7 +99,7 @@ def test_new_commit_is_seen_without_restart(
         sales_rows(7),
         partition_by=["region", "year"],
         mode="overwrite",
-        storage_options=moto.storage_options(),
+        storage_options=s3srv.storage_options(),
     )
     prefix = fresh_table.removeprefix(f"s3://{BUCKET}/") + "/"
     stored = backend.list_objects_v2(Bucket=BUCKET, Prefix=prefix + "region=eu/")["Contents"]
@@ -108,9 +107,22 @@ def test_new_commit_is_seen_without_restart(
     assert added
     for key in added:  # readable at once: a miss forces a log check
         assert s3.get_object(Bucket="datalake", Key=key)["Body"].read(4) == b"PAR1"
-    time.sleep(0.25)  # logCheckInterval: listings and removals follow within it
-    assert set(_keys(s3, "t/region=eu/")) == added
-    assert _denied(lambda: s3.get_object(Bucket="datalake", Key=old_eu))
+    time.sleep(0.25)  # logCheckInterval: listings follow within it
+    # removed files of allowed partitions stay readable and listed: time travel reads them
+    assert set(_keys(s3, "t/region=eu/")) == added | before
+    assert s3.get_object(Bucket="datalake", Key=old_eu)["Body"].read(4) == b"PAR1"
+    assert not [k for k in _keys(s3, "t/") if "region=us" in k]
+    # the new commit is in the caller's log at once: its eu adds and removes, nothing of us
+    log = [k for k in _keys(s3, "t/_delta_log/") if k.endswith(".json")]
+    assert log[-1].endswith("00000000000000000001.json")
+    actions = [
+        json.loads(line)
+        for line in s3.get_object(Bucket="datalake", Key=log[-1])["Body"].read().splitlines()
+    ]
+    adds = [a["add"] for a in actions if "add" in a]
+    removes = [a["remove"] for a in actions if "remove" in a]
+    assert {f["partitionValues"]["region"] for f in adds + removes} == {"eu"}
+    assert len(adds) == len(added) and len(removes) == len(before)
 
 
 def test_unreadable_log_denies(make_view: Any, backend: Any, fresh_table: str) -> None:

@@ -1,4 +1,4 @@
-"""The S3 API emulation, driven by boto3 and raw HTTP against the real listener over moto."""
+"""The S3 API emulation, driven by boto3 and raw HTTP against the real listener (RGW behind)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from xml.etree import ElementTree
 
 import pytest
 from botocore.exceptions import ClientError
-from conftest import ALICE, client, signed
+from conftest import ALICE, BUCKET, client, signed
 
 from storage_proxy.deltaview.testing import ThreadedView
 
@@ -110,7 +110,7 @@ def test_max_keys_is_capped_at_1000(s3: Any) -> None:
 
 def test_head_and_get_headers(s3: Any, backend: Any) -> None:
     key = _eu_file(s3)
-    direct = backend.head_object(Bucket="lake", Key="warehouse/" + key)
+    direct = backend.head_object(Bucket=BUCKET, Key="warehouse/" + key)
     h = s3.head_object(Bucket="datalake", Key=key)
     assert h["ContentLength"] == direct["ContentLength"]
     assert h["ETag"] == direct["ETag"] and h["ETag"].startswith('"')
@@ -120,7 +120,7 @@ def test_head_and_get_headers(s3: Any, backend: Any) -> None:
     assert re.fullmatch(r"\w{3}, \d\d \w{3} \d{4} \d\d:\d\d:\d\d GMT", raw["last-modified"])
     assert raw["x-amz-request-id"]
     body = s3.get_object(Bucket="datalake", Key=key)["Body"].read()
-    assert body == backend.get_object(Bucket="lake", Key="warehouse/" + key)["Body"].read()
+    assert body == backend.get_object(Bucket=BUCKET, Key="warehouse/" + key)["Body"].read()
 
 
 @pytest.mark.parametrize(
@@ -131,7 +131,7 @@ def test_single_range(
     s3: Any, backend: Any, spec: str, first: int | None, last: int | None
 ) -> None:
     key = _eu_file(s3)
-    full = backend.get_object(Bucket="lake", Key="warehouse/" + key)["Body"].read()
+    full = backend.get_object(Bucket=BUCKET, Key="warehouse/" + key)["Body"].read()
     size = len(full)
     if spec == "bytes=-7":
         first, last = size - 7, size - 1
@@ -206,7 +206,7 @@ def test_read_only_refuses_writes_before_the_backend(s3: Any, backend: Any) -> N
         with pytest.raises(ClientError) as e:
             call()
         assert _code(e) == "AccessDenied"
-    listed = backend.list_objects_v2(Bucket="lake", Prefix="warehouse/sales/region=eu/")
+    listed = backend.list_objects_v2(Bucket=BUCKET, Prefix="warehouse/sales/region=eu/")
     assert not any(o["Key"].endswith("/x.parquet") for o in listed["Contents"])
     assert len(_all_keys(s3, Prefix="sales/region=eu/")) == 4
 

@@ -14,7 +14,7 @@ from multidict import CIMultiDict
 
 from storage_proxy.deltaview import listing, ranges, sigv4
 from storage_proxy.deltaview.config import apply_env, load_json, validate
-from storage_proxy.deltaview.deltalog import FileEntry, Snapshot, z85_decode
+from storage_proxy.deltaview.deltalog import Known, Snapshot, z85_decode
 from storage_proxy.deltaview.errors import S3Error, S3ErrorCode
 from storage_proxy.deltaview.gate import build_view, matches
 from storage_proxy.errors import ConfigError
@@ -172,20 +172,23 @@ def test_rule_matching_and_views() -> None:
     assert not matches({"region": "us"}, {"region": ("eu",)})
     assert not matches({"region": None}, {"region": ("eu",)})
     assert matches({"region": "us"}, {})
-    snap = Snapshot(
-        3,
+    snap = Snapshot(3)
+    known = Known(
         {
-            "region=eu/a.parquet": FileEntry({"region": "eu"}, 1, "dv/x.bin"),
-            "region=us/b.parquet": FileEntry({"region": "us"}, 1, "dv/y.bin"),
-        },
-        {"_change_data/us.parquet": {"region": "us"}},
+            "region=eu/a.parquet": {"region": "eu"},
+            "dv/x.bin": {"region": "eu"},
+            "region=us/b.parquet": {"region": "us"},
+            "dv/y.bin": {"region": "us"},
+            "_change_data/us.parquet": {"region": "us"},
+        }
     )
-    view = build_view(snap, [{"region": ("eu",)}])
+    view = build_view(snap, [{"region": ("eu",)}], known)
     assert view.allows("region=eu/a.parquet") and view.allows("dv/x.bin")
     assert not view.allows("region=us/b.parquet") and not view.allows("dv/y.bin")
     assert not view.allows("_change_data/us.parquet")
     assert view.allows("_delta_log/00000000000000000000.json")
-    nothing = build_view(snap, [])
+    assert not view.allows("region=eu/unknown.parquet")  # no log names it
+    nothing = build_view(snap, [], known)
     assert not nothing.allows("_delta_log/00000000000000000000.json")
 
 

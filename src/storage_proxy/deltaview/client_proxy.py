@@ -16,6 +16,7 @@ from yarl import URL
 HOP = {"connection", "keep-alive", "transfer-encoding", "te", "upgrade", "proxy-authorization"}
 SESSION = web.AppKey("client-proxy-session", aiohttp.ClientSession)
 CHUNK = 1 << 20
+FOLLOW_HEADER = "X-Deltaview-Follow"
 
 
 async def _relay(request: web.Request, upstream: aiohttp.ClientResponse) -> web.StreamResponse:
@@ -42,6 +43,7 @@ def build_app(upstream: str) -> web.Application:
     async def forward(request: web.Request) -> web.StreamResponse:
         http = request.app[SESSION]
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP}
+        headers[FOLLOW_HEADER] = "plain"  # we follow a 307 with a plain GET: sign for that
         body = request.content if request.body_exists else None
         async with http.request(
             request.method,

@@ -13,6 +13,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,26 @@ class TableLocation:
 
 
 @dataclass(frozen=True)
+class SharingRecipient:
+    token: str
+    user: str
+    expires: datetime
+
+
+@dataclass(frozen=True)
+class SharingConfig:
+    """The Delta Sharing server on the view's listener (``/delta-sharing/``)."""
+
+    enabled: bool = False
+    #: share → schema → table aliases (of tableMapping)
+    shares: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
+    recipients: tuple[SharingRecipient, ...] = ()
+    file_urls: str = "presigned"  # or "proxy": the view serves the files itself
+    url_expiry: int = 900
+    url_secret: str | None = None  # signs proxy file URLs (set it alike on every node)
+
+
+@dataclass(frozen=True)
 class DeltaViewConfig:
     host: str = "127.0.0.1"
     port: int = 18080
@@ -67,6 +88,10 @@ class DeltaViewConfig:
     auth_cache_ttl: float = 60.0
     max_clock_skew: float = 900.0
     redis_url: str | None = None  # distinct-user counts across nodes (redis://host:port/db)
+    log_mode: str = "filtered"  # or "passthrough"
+    log_cache_bytes: int = 256 * 1024**2
+    redirect_signing: str = "auto"  # or "plain"
+    sharing: SharingConfig = SharingConfig()
 
 
 def _s3_url(value: str) -> TableLocation:
@@ -75,6 +100,14 @@ def _s3_url(value: str) -> TableLocation:
         raise t.DataError("expected s3://bucket/prefix")
     prefix = (m.group(2) or "").strip("/")
     return TableLocation(m.group(1), prefix + "/" if prefix else "")
+
+
+def _instant(value: str) -> datetime:
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise t.DataError("expected an ISO 8601 time, e.g. 2030-01-01T00:00:00Z") from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 _alias = t.Regexp(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$") & (
@@ -127,8 +160,51 @@ schema = t.Dict(
         t.Key("authCacheTtl", default=60.0): t.ToFloat(gte=0),
         t.Key("maxClockSkew", default=900.0): t.ToFloat(gte=1),
         t.Key("redisUrl", default=None): t.Null | t.Regexp(r"^rediss?://\S+$"),
+        t.Key("logMode", default="filtered"): t.Enum("filtered", "passthrough"),
+        t.Key("logCacheBytes", default=256 * 1024**2): t.ToInt(gte=0),
+        t.Key("redirectSigning", default="auto"): t.Enum("auto", "plain"),
+        t.Key("sharing", default={}): t.Dict(
+            {
+                t.Key("enabled", default=False): t.ToBool,
+                t.Key("shares", default={}): t.Mapping(_alias, t.Mapping(_alias, t.List(_alias))),
+                t.Key("recipients", default=[]): t.List(
+                    t.Dict(
+                        {
+                            t.Key("token"): t.String(min_length=16),
+                            t.Key("user"): t.String(min_length=1),
+                            t.Key("expires"): t.String() & t.Call(_instant),
+                        }
+                    )
+                ),
+                t.Key("fileUrls", default="presigned"): t.Enum("presigned", "proxy"),
+                t.Key("urlExpiry", default=900): t.ToInt(gte=1, lte=7 * 24 * 3600),
+                t.Key("urlSecret", default=None): t.Null | t.String(min_length=16),
+            }
+        ),
     }
 )
+
+
+def _sharing(c: Mapping[str, Any], tables: Mapping[str, TableLocation]) -> SharingConfig:
+    unknown = sorted(
+        {a for schemas in c["shares"].values() for aliases in schemas.values() for a in aliases}
+        - set(tables)
+    )
+    if unknown:
+        raise ConfigError(f"delta-view: sharing.shares names unknown tables: {unknown}")
+    return SharingConfig(
+        enabled=c["enabled"],
+        shares={
+            share: {schema: tuple(aliases) for schema, aliases in schemas.items()}
+            for share, schemas in c["shares"].items()
+        },
+        recipients=tuple(
+            SharingRecipient(r["token"], r["user"], r["expires"]) for r in c["recipients"]
+        ),
+        file_urls=c["fileUrls"],
+        url_expiry=c["urlExpiry"],
+        url_secret=c["urlSecret"],
+    )
 
 
 def _camel(key: str) -> str:
@@ -140,7 +216,7 @@ def _normalise(value: Any, depth: int = 0) -> Any:
     """kebab-case keys → camelCase for the fixed parts of the schema (not aliases or columns)."""
     if not isinstance(value, Mapping):
         return value
-    free = {"tableMapping", "allowedPartitions"}
+    free = {"tableMapping", "allowedPartitions", "shares"}
     return {
         _camel(k): (v if _camel(k) in free else _normalise(v, depth + 1)) for k, v in value.items()
     }
@@ -194,6 +270,10 @@ def validate(raw: Mapping[str, Any]) -> DeltaViewConfig:
         auth_cache_ttl=c["authCacheTtl"],
         max_clock_skew=c["maxClockSkew"],
         redis_url=c["redisUrl"],
+        log_mode=c["logMode"],
+        log_cache_bytes=c["logCacheBytes"],
+        redirect_signing=c["redirectSigning"],
+        sharing=_sharing(c["sharing"], c["tableMapping"]),
     )
 
 

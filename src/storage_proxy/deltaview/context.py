@@ -10,8 +10,11 @@ from .auth import Authenticator, Principal
 from .config import DeltaViewConfig, TableLocation
 from .errors import S3Error, S3ErrorCode
 from .gate import Gate
+from .logview import LogFilter
 from .metrics import ViewMetrics
 from .objects import MetaCache
+from .sharing.recipients import Recipients
+from .sharing.service import SharingService
 from .store import ObjectStore
 
 
@@ -23,6 +26,9 @@ class View:
     auth: Authenticator
     metrics: ViewMetrics
     meta: MetaCache
+    logs: LogFilter
+    sharing: SharingService | None = None
+    recipients: Recipients | None = None
 
 
 VIEW = web.AppKey("deltaview", View)

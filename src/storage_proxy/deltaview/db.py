@@ -4,6 +4,7 @@ Tables::
 
     deltaview_credentials(access_key_id PRIMARY KEY, secret_access_key, user)
     deltaview_partition_rules(user, table_alias, partition_values)  -- a JSON object per row
+    deltaview_sharing_recipients(token_sha256 PRIMARY KEY, user, expires_at)  -- ISO 8601
 
 A rule row ``{"region": "eu"}`` grants that user the files of that partition in that table;
 ``{}`` grants the whole table.
@@ -31,6 +32,11 @@ CREATE TABLE IF NOT EXISTS deltaview_partition_rules (
 );
 CREATE INDEX IF NOT EXISTS deltaview_rules_by_user
     ON deltaview_partition_rules (user, table_alias);
+CREATE TABLE IF NOT EXISTS deltaview_sharing_recipients (
+    token_sha256 TEXT PRIMARY KEY,
+    user TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+);
 """
 
 
@@ -91,5 +97,21 @@ class Database:
         await self._conn.execute(
             "INSERT INTO deltaview_partition_rules VALUES (?, ?, ?)",
             (user, table_alias, json.dumps(values)),
+        )
+        await self._conn.commit()
+
+    async def sharing_recipient(self, token_sha256: str) -> tuple[str, str] | None:
+        """(user, expires_at) of a Delta Sharing bearer token, by its SHA-256 hex digest."""
+        async with self._conn.execute(
+            "SELECT user, expires_at FROM deltaview_sharing_recipients WHERE token_sha256 = ?",
+            (token_sha256,),
+        ) as cur:
+            row = await cur.fetchone()
+        return (str(row[0]), str(row[1])) if row else None
+
+    async def add_sharing_recipient(self, token_sha256: str, user: str, expires_at: str) -> None:
+        await self._conn.execute(
+            "INSERT OR REPLACE INTO deltaview_sharing_recipients VALUES (?, ?, ?)",
+            (token_sha256, user, expires_at),
         )
         await self._conn.commit()

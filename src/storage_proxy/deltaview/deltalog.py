@@ -3,23 +3,26 @@
 Why not the ``deltalake`` package: the gate needs remove, cdc and deletion-vector actions that its
 Python API does not expose, refreshes must read only the commits after the cached version (one
 LIST with start-after, then the new JSON files), and all I/O goes through the view's own async
-store with its credentials. pyarrow reads checkpoint parquet.
+store with its credentials. pyarrow reads checkpoint parquet; checkpoints and large commits are
+parsed in worker threads, never on the event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import re
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from urllib.parse import unquote, urlparse
 
 import pyarrow.parquet as pq
 
 from .config import TableLocation
-from .store import ObjectStore
+from .store import ListedObject, ObjectStore
 
 LOG = "_delta_log/"
 _COMMIT = re.compile(r"^(\d{20})\.json$")
@@ -28,6 +31,7 @@ _Z85 = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?
 _Z85_INDEX = {c: i for i, c in enumerate(_Z85)}
 
 PartitionValues = dict[str, str | None]
+INLINE_BYTES = 256 * 1024  # larger commits are parsed off the event loop
 
 
 class LogError(Exception):
@@ -39,6 +43,10 @@ class FileEntry:
     partition_values: PartitionValues
     size: int | None
     dv_path: str | None = None
+    stats: str | None = None
+    modification_time: int = 0
+    deletion_vector: dict[str, Any] | None = None
+    path: str = ""  # as the log names it (relative and URL-encoded, or absolute)
 
 
 @dataclass
@@ -48,6 +56,30 @@ class Snapshot:
     cdc: dict[str, PartitionValues] = field(default_factory=dict)
     dv_owner: dict[str, str] = field(default_factory=dict)
     partition_columns: tuple[str, ...] = ()
+    metadata: dict[str, Any] = field(default_factory=dict)
+    protocol: dict[str, Any] = field(default_factory=dict)
+    checkpoint: int = -1  # the checkpoint this snapshot was loaded from (-1: none)
+
+    def copy(self) -> Snapshot:
+        return Snapshot(
+            self.version,
+            dict(self.files),
+            dict(self.cdc),
+            dict(self.dv_owner),
+            self.partition_columns,
+            self.metadata,
+            self.protocol,
+            self.checkpoint,
+        )
+
+
+@dataclass
+class Known:
+    """Every data, deletion-vector and change-data path any version named, with its partition
+    values (append-only, shared by the snapshots of one table): time travel reads them."""
+
+    paths: dict[str, PartitionValues] = field(default_factory=dict)
+    complete: bool = False  # the commits before the first loaded checkpoint were read too
 
 
 def z85_decode(text: str) -> bytes:
@@ -88,24 +120,43 @@ def _relative(path: str, table_root: str) -> str | None:
     return rel
 
 
+def relative_path(path: str, table_root: str) -> str | None:
+    """A path as an action names it → table-relative and decoded (None: outside the table)."""
+    return _relative(path, table_root)
+
+
 class LogReader:
     def __init__(self, store: ObjectStore, loc: TableLocation) -> None:
         self._store = store
         self._loc = loc
         self._root = f"{loc.bucket}/{loc.prefix}"
+        self.known = Known()
 
-    async def _list_log(self, start_after: str | None) -> list[str]:
-        names: list[str] = []
+    async def _list_objects(self, start_after: str | None) -> list[ListedObject]:
+        objs: list[ListedObject] = []
         token: str | None = None
         prefix = self._loc.prefix + LOG
         while True:
             page = await self._store.list_page(
                 self._loc.bucket, prefix, prefix + start_after if start_after else None, token, 1000
             )
-            names += [o.key[len(prefix) :] for o in page.objects]
+            objs += page.objects
             token = page.next_token
             if not token:
-                return names
+                return objs
+
+    async def _list_log(self, start_after: str | None) -> list[str]:
+        cut = len(self._loc.prefix + LOG)
+        return [o.key[cut:] for o in await self._list_objects(start_after)]
+
+    async def commit_times(self) -> list[tuple[int, datetime]]:
+        """Each commit's version and the time its file was written."""
+        cut = len(self._loc.prefix + LOG)
+        return [
+            (int(m.group(1)), o.last_modified)
+            for o in await self._list_objects(None)
+            if (m := _COMMIT.match(o.key[cut:]))
+        ]
 
     async def _read(self, name: str) -> bytes:
         data = await self._store.get_bytes(self._loc.bucket, self._loc.prefix + LOG + name)
@@ -113,10 +164,13 @@ class LogReader:
             raise LogError(f"log entry {name} vanished")
         return data
 
-    async def load(self) -> Snapshot:
-        """The newest snapshot: the newest complete checkpoint, then the commits after it."""
+    async def load(self, as_of: int | None = None) -> Snapshot:
+        """The newest snapshot (or the one of version ``as_of``): the newest complete checkpoint
+        at or before it, then the commits after it."""
         names = await self._list_log(None)
         commits = sorted(int(m.group(1)) for n in names if (m := _COMMIT.match(n)))
+        if as_of is not None:
+            commits = [v for v in commits if v <= as_of]
         checkpoints: dict[int, list[str]] = {}
         for n in names:
             if m := _CHECKPOINT.match(n):
@@ -125,20 +179,49 @@ class LogReader:
         complete = [
             v
             for v, parts in checkpoints.items()
-            if len(parts) == 1
-            and ".checkpoint.parquet" in parts[0]
-            or len(parts) > 1
-            and len(parts) == int(_CHECKPOINT.match(parts[0]).group(3))  # type: ignore[union-attr]
+            if (as_of is None or v <= as_of)
+            and (
+                len(parts) == 1
+                and ".checkpoint.parquet" in parts[0]
+                or len(parts) > 1
+                and len(parts) == int(_CHECKPOINT.match(parts[0]).group(3))  # type: ignore[union-attr]
+            )
         ]
         if complete:
             cp = max(complete)
             for part in sorted(checkpoints[cp]):
-                self._apply_checkpoint(snap, await self._read(part))
-            snap.version = cp
+                data = await self._read(part)
+                await asyncio.to_thread(self._apply_checkpoint, snap, data)
+            snap.version = snap.checkpoint = cp
         if not commits and snap.version < 0:
             raise LogError("no Delta log")
+        if as_of is not None and max([snap.version, *commits]) != as_of:
+            raise LogError(f"version {as_of} is not in the log")
         await self._apply_commits(snap, [v for v in commits if v > snap.version])
+        if snap.checkpoint < 0:
+            self.known.complete = True
         return snap
+
+    async def backfill(self, before: int) -> None:
+        """Read the commits before version ``before`` (those a checkpoint summed up) for the
+        paths they named, so that time travel to them is authorized; once per table."""
+        if self.known.complete:
+            return
+        names = await self._list_log(None)
+        old = sorted(int(m.group(1)) for n in names if (m := _COMMIT.match(n)))
+        scratch = Snapshot()
+        for v in (v for v in old if v <= before):
+            await self._apply_data(scratch, await self._read(f"{v:020d}.json"))
+        self.known.complete = True
+
+    async def read_commit(self, version: int) -> list[dict[str, Any]]:
+        """The actions of one commit (for the sharing server's change feed)."""
+        data = await self._read(f"{version:020d}.json")
+        return [json.loads(line) for line in data.splitlines() if line.strip()]
+
+    async def commit_versions(self) -> list[int]:
+        names = await self._list_log(None)
+        return sorted(int(m.group(1)) for n in names if (m := _COMMIT.match(n)))
 
     async def refresh(self, snap: Snapshot) -> Snapshot | None:
         """Commits after ``snap.version`` (one LIST with start-after); None when nothing new."""
@@ -149,13 +232,7 @@ class LogReader:
             return None
         if newer[0] != snap.version + 1:
             return await self.load()  # log cleaned up past our version: start again
-        nxt = Snapshot(
-            snap.version,
-            dict(snap.files),
-            dict(snap.cdc),
-            dict(snap.dv_owner),
-            snap.partition_columns,
-        )
+        nxt = snap.copy()
         await self._apply_commits(nxt, newer)
         return nxt
 
@@ -163,12 +240,24 @@ class LogReader:
         for v in versions:
             if v != snap.version + 1:
                 raise LogError(f"missing commit {snap.version + 1}")
-            for line in (await self._read(f"{v:020d}.json")).splitlines():
-                if line.strip():
-                    self._apply(snap, json.loads(line))
+            await self._apply_data(snap, await self._read(f"{v:020d}.json"))
             snap.version = v
 
+    async def _apply_data(self, snap: Snapshot, data: bytes) -> None:
+        """Apply one commit's actions; a large commit is parsed in a worker thread (the snapshot
+        is not published yet, and ``known`` only ever gains entries)."""
+        if len(data) > INLINE_BYTES:
+            await asyncio.to_thread(self._apply_lines, snap, data)
+        else:
+            self._apply_lines(snap, data)
+
+    def _apply_lines(self, snap: Snapshot, data: bytes) -> None:
+        for line in data.splitlines():
+            if line.strip():
+                self._apply(snap, json.loads(line))
+
     def _apply(self, snap: Snapshot, action: dict[str, Any]) -> None:
+        known = self.known.paths
         if add := action.get("add"):
             rel = _relative(add["path"], self._root)
             if rel is None:
@@ -178,20 +267,31 @@ class LogReader:
                 dict(add.get("partitionValues") or {}),
                 add.get("size"),
                 dv_relative_path(add.get("deletionVector"), self._root),
+                add.get("stats"),
+                int(add.get("modificationTime") or 0),
+                add.get("deletionVector"),
+                add["path"],
             )
             snap.files[rel] = entry
+            known[rel] = entry.partition_values
             if entry.dv_path:
                 snap.dv_owner[entry.dv_path] = rel
+                known[entry.dv_path] = entry.partition_values
         elif rm := action.get("remove"):
             rel = _relative(rm["path"], self._root)
             if rel is not None:
                 self._drop(snap, rel)
+                if rel not in known and rm.get("partitionValues") is not None:
+                    known[rel] = dict(rm["partitionValues"])
         elif cdc := action.get("cdc"):
             rel = _relative(cdc["path"], self._root)
             if rel is not None:
-                snap.cdc[rel] = dict(cdc.get("partitionValues") or {})
+                snap.cdc[rel] = known[rel] = dict(cdc.get("partitionValues") or {})
         elif meta := action.get("metaData"):
             snap.partition_columns = tuple(meta.get("partitionColumns") or ())
+            snap.metadata = meta
+        elif proto := action.get("protocol"):
+            snap.protocol = proto
 
     @staticmethod
     def _drop(snap: Snapshot, rel: str) -> None:
@@ -201,12 +301,13 @@ class LogReader:
 
     def _apply_checkpoint(self, snap: Snapshot, data: bytes) -> None:
         pf = pq.ParquetFile(io.BytesIO(data))
-        cols = [c for c in ("add", "metaData") if c in pf.schema_arrow.names]
+        cols = [c for c in ("add", "metaData", "protocol") if c in pf.schema_arrow.names]
         table = pf.read(columns=cols)
-        if "metaData" in cols:
-            for meta in table.column("metaData").to_pylist():
-                if meta:
-                    self._apply(snap, {"metaData": meta})
+        for kind in ("metaData", "protocol"):
+            if kind in cols:
+                for value in table.column(kind).to_pylist():
+                    if value:
+                        self._apply(snap, {kind: value})
         if "add" in cols:
             for add in table.column("add").to_pylist():
                 if add:

@@ -5,12 +5,14 @@ every ``logCheckInterval`` seconds one LIST of ``_delta_log/`` after the cached 
 once (coalesced) when a key is not in the cached allowed set. Per (table, caller) the allowed-file
 set is cached and rebuilt only when the table's version changes.
 When in doubt, deny: files not in the current log, removed files, cdc and deletion-vector files
-of denied partitions, an unreadable log.
+of denied partitions, an unreadable log. Files that later versions removed stay readable in
+allowed partitions, so time travel works.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -18,7 +20,7 @@ from dataclasses import dataclass, field
 
 from .auth import Authenticator, Principal
 from .config import DeltaViewConfig, PartitionMap, TableLocation
-from .deltalog import LOG, LogError, LogReader, Snapshot
+from .deltalog import LOG, Known, LogError, LogReader, Snapshot
 from .errors import S3Error, access_denied
 from .store import ObjectStore
 
@@ -43,18 +45,40 @@ def hive_values(rel: str) -> dict[str, str | None]:
     return out
 
 
+def rules_key(rules: list[PartitionMap]) -> str:
+    """One stable name per rule set: callers who share it share rewritten log files."""
+    canon = sorted({json.dumps({c: sorted(v) for c, v in sorted(r.items())}) for r in rules})
+    return "[" + ",".join(canon) + "]"
+
+
 @dataclass
 class TableView:
-    """What one caller may read of one table version."""
+    """What one caller may read of one table version. A data, deletion-vector or change-data
+    file is readable when some version's log names it in a partition the rules allow (time
+    travel reads files that later versions removed); the log when any rule exists."""
 
     version: int
-    may_read_table: bool
-    allowed: frozenset[str]
+    rules: tuple[PartitionMap, ...]
+    known: Known
+    key: str = ""
+
+    @property
+    def may_read_table(self) -> bool:
+        return bool(self.rules)
+
+    @property
+    def whole(self) -> bool:
+        """An empty map allows every file of every version: the log is served as stored."""
+        return any(not r for r in self.rules)
+
+    def allows_values(self, values: Mapping[str, str | None]) -> bool:
+        return any(matches(values, r) for r in self.rules)
 
     def allows(self, rel: str) -> bool:
         if rel.startswith(LOG) or rel + "/" == LOG:
             return self.may_read_table
-        return rel in self.allowed
+        values = self.known.paths.get(rel)
+        return values is not None and self.allows_values(values)
 
 
 @dataclass
@@ -63,20 +87,11 @@ class _Table:
     snap: Snapshot | None = None
     checked: float = float("-inf")
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    prefetch: asyncio.Future[None] | None = None
 
 
-def build_view(snap: Snapshot, rules: list[PartitionMap]) -> TableView:
-    allowed: set[str] = set()
-    if rules:
-        for path, entry in snap.files.items():
-            if any(matches(entry.partition_values, r) for r in rules):
-                allowed.add(path)
-                if entry.dv_path:
-                    allowed.add(entry.dv_path)
-        for path, values in snap.cdc.items():
-            if any(matches(values, r) for r in rules):
-                allowed.add(path)
-    return TableView(snap.version, bool(rules), frozenset(allowed))
+def build_view(snap: Snapshot, rules: list[PartitionMap], known: Known) -> TableView:
+    return TableView(snap.version, tuple(rules), known, rules_key(rules))
 
 
 class Gate:
@@ -125,20 +140,67 @@ class Gate:
         cached = self._views.get(key)
         if cached is not None and cached.version == snap.version:
             return cached
-        view = build_view(snap, await self._auth.rules(principal, alias))
+        view = build_view(
+            snap, await self._auth.rules(principal, alias), self._tables[alias].reader.known
+        )
         if len(self._views) > 100_000:
             self._views.clear()
         self._views[key] = view
         return view
 
-    async def authorize_read(self, alias: str, rel: str, principal: Principal) -> None:
+    def reader(self, alias: str) -> LogReader:
+        return self._tables[alias].reader
+
+    async def log_view(self, alias: str, principal: Principal) -> TableView:
+        """The caller's view for reading the log itself: its rules are all it takes, so a
+        reader's first request (``_last_checkpoint``) does not wait for the snapshot, which
+        loads meanwhile in the background for the data files that follow."""
+        t = self._tables[alias]
+        rules = await self._auth.rules(principal, alias)
+        if t.snap is None and t.prefetch is None and rules:
+            t.prefetch = asyncio.ensure_future(self._prefetch(alias))
+        version = t.snap.version if t.snap is not None else -1
+        return TableView(version, tuple(rules), t.reader.known, rules_key(rules))
+
+    async def close(self) -> None:
+        """Stop background snapshot loads (the app is shutting down)."""
+        pending = [t.prefetch for t in self._tables.values() if t.prefetch is not None]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _prefetch(self, alias: str) -> None:
+        try:
+            await self.snapshot(alias)
+        except S3Error:
+            pass  # logged by snapshot(); the next request tries again
+        finally:
+            self._tables[alias].prefetch = None
+
+    async def authorize_read(self, alias: str, rel: str, principal: Principal) -> TableView:
+        """The caller's view of the table when it may read ``rel``; AccessDenied otherwise. A
+        miss checks the log at once, then (once per table) the commits a checkpoint summed up."""
+        if rel.startswith(LOG):
+            view = await self.log_view(alias, principal)
+            if view.may_read_table:
+                return view
+            raise access_denied("table")
         view = await self.view(alias, principal)
         if view.allows(rel):
-            return
-        if not rel.startswith(LOG):
+            return view
+        if not rel.startswith(LOG) and view.may_read_table:
             view = await self.view(alias, principal, force=True)
             if view.allows(rel):
-                return
+                return view
+            t = self._tables[alias]
+            if not t.reader.known.complete and t.snap is not None:
+                async with t.lock:
+                    try:
+                        await t.reader.backfill(t.snap.checkpoint)
+                    except (LogError, S3Error, ValueError, KeyError, TypeError) as e:
+                        log.warning("table %s: cannot read old commits: %s", alias, e)
+                if view.allows(rel):
+                    return view
         raise access_denied("partition" if view.may_read_table else "table")
 
     async def authorize_write(self, alias: str, rel: str, principal: Principal) -> None:

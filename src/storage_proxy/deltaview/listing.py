@@ -16,9 +16,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from .auth import Principal
+from .config import TableLocation
 from .errors import S3Error, S3ErrorCode
-from .gate import Gate
-from .store import ObjectStore
+from .gate import Gate, TableView
+from .logview import LogFilter
+from .store import ListPage, ObjectStore
 
 _TOP = "\U0010ffff"  # sorts after every other character: "skip everything under this prefix"
 
@@ -54,8 +56,25 @@ class _Skip:
         return self.prefix is not None and key.startswith(self.prefix)
 
 
+async def _log_sizes(
+    logs: LogFilter | None, alias: str, loc: TableLocation, view: TableView, page: ListPage
+) -> dict[str, tuple[int, str] | None]:
+    """The caller's size and ETag of each log entry on the page (rewritten or hidden)."""
+    if logs is None:
+        return {}
+    entries = [(o.key[len(loc.prefix) :], o) for o in page.objects]
+    entries = [(rel, o) for rel, o in entries if logs.applies(rel, view)]
+    return await logs.listed(alias, loc, view, entries) if entries else {}
+
+
 async def _visible(
-    store: ObjectStore, gate: Gate, principal: Principal, prefix: str, marker: str, skip: _Skip
+    store: ObjectStore,
+    gate: Gate,
+    principal: Principal,
+    prefix: str,
+    marker: str,
+    skip: _Skip,
+    logs: LogFilter | None,
 ) -> AsyncGenerator[tuple[str, int, str, datetime], None]:
     """Readable objects of every table, in key order, after ``marker``, under ``prefix``."""
     tables = gate.tables()
@@ -77,9 +96,16 @@ async def _visible(
         token: str | None = None
         while True:
             page = await store.list_page(loc.bucket, loc.prefix + inner, start, token, 1000)
+            rewritten = await _log_sizes(logs, alias, loc, view, page)
             for obj in page.objects:
                 key = head + obj.key[len(loc.prefix) :]
-                if skip.covers(key) or not view.allows(key[len(head) :]):
+                rel = key[len(head) :]
+                if skip.covers(key) or not view.allows(rel):
+                    continue
+                if rel in rewritten:
+                    seen = rewritten[rel]
+                    if seen is not None:
+                        yield (key, seen[0], seen[1], obj.last_modified)
                     continue
                 yield (key, obj.size, obj.etag, obj.last_modified)
             token = page.next_token
@@ -100,6 +126,7 @@ async def list_visible(
     delimiter: str | None,
     marker: str,
     max_keys: int,
+    logs: LogFilter | None = None,
 ) -> ListResult:
     out = ListResult()
     if max_keys == 0:
@@ -108,7 +135,7 @@ async def list_visible(
     last_prefix: str | None = None
     last_entry: str | None = None
     skip = _Skip()
-    gen = _visible(store, gate, principal, prefix, marker, skip)
+    gen = _visible(store, gate, principal, prefix, marker, skip, logs)
     async for key, size, etag, modified in gen:
         if key <= marker:
             continue

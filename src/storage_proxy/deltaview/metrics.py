@@ -39,6 +39,16 @@ class ViewMetrics:
         self.denied = Counter(
             "deltaview_denials", "Requests refused, by reason", ["reason"], registry=r
         )
+        self.client_gone = Counter(
+            "deltaview_client_disconnects",
+            "Downloads the client hung up on before the end",
+            registry=r,
+        )
+        self._rewrite = Summary(
+            "deltaview_log_rewrite_seconds",
+            "Time to rewrite a log entry for a rule set",
+            registry=r,
+        )
         self._latency = Summary(
             "deltaview_backend_latency_seconds", "Backend S3 call latency", registry=r
         )
@@ -59,6 +69,9 @@ class ViewMetrics:
     def backend_latency(self, seconds: float) -> None:
         self._latency.observe(seconds)
         self._lat_avg.add(seconds)
+
+    def log_rewrite_seconds(self, seconds: float) -> None:
+        self._rewrite.observe(seconds)
 
     def message_size(self, size: int) -> None:
         self._size.observe(size)

@@ -7,10 +7,18 @@ import re
 from collections import OrderedDict
 from datetime import UTC
 from email.utils import format_datetime
+from typing import TYPE_CHECKING
 
+from aiohttp import web
+
+from . import ranges
 from .config import TableLocation
 from .deltalog import LOG
 from .store import ObjectMeta, ObjectStore
+
+if TYPE_CHECKING:
+    from .context import Call
+    from .logview import LogObject
 
 _MUTABLE = re.compile(r"^_delta_log/(?!\d{20}\.)")  # e.g. _last_checkpoint
 
@@ -32,6 +40,24 @@ class MetaCache:
             if len(self._items) > self._size:
                 self._items.popitem(last=False)
         return meta
+
+
+async def serve_bytes(
+    call: Call, obj: LogObject, range_header: str | None, head: bool = False
+) -> web.StreamResponse:
+    """A rewritten log entry from memory, with the same headers and Range rules as a proxied
+    object (HEAD: headers only)."""
+    meta = ObjectMeta(obj.size, obj.etag, obj.last_modified, "application/octet-stream")
+    out = headers(meta)
+    if head:
+        return web.Response(status=200, headers=out)
+    span = ranges.resolve(range_header, obj.size)
+    if span is None:
+        return web.Response(status=200, body=obj.body, headers=out)
+    first, last = span
+    out["Content-Range"] = ranges.content_range(first, last, obj.size)
+    out["Content-Length"] = str(last - first + 1)
+    return web.Response(status=206, body=obj.body[first : last + 1], headers=out)
 
 
 def headers(meta: ObjectMeta) -> dict[str, str]:

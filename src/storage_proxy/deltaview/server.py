@@ -10,18 +10,23 @@ from collections.abc import AsyncIterator
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from . import xml
+from . import logrewrite, xml
 from .auth import Authenticator
 from .config import DeltaViewConfig
 from .context import VIEW, Call, View
 from .db import Database
 from .errors import S3Error, S3ErrorCode
 from .gate import Gate
+from .keys import canonical_path
+from .logview import LogFilter
 from .metrics import ViewMetrics
 from .objects import MetaCache
 from .ops import HANDLERS
 from .readonly import ReadOnlyStore
 from .router import resolve
+from .sharing import handlers as sharing_handlers
+from .sharing.recipients import Recipients
+from .sharing.service import SharingService
 from .store import ObjectStore, S3Store
 from .users import SeenUsers
 
@@ -49,7 +54,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
             request.method, raw_path, raw_query, request.headers
         )
         view.metrics.saw(principal.access_key)
-        target = resolve(request.method, request.path, request.query)
+        target = resolve(request.method, canonical_path(raw_path), request.query)
         op_name = target.op.value
         call = Call(request, view, principal, target.key, rid)
         response = await HANDLERS[target.op](call)
@@ -71,6 +76,13 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     return response
 
 
+async def share(request: web.Request) -> web.StreamResponse:
+    """Delta Sharing requests (``/delta-sharing/…``): bearer tokens, JSON errors."""
+    view = request.app[VIEW]
+    assert view.sharing is not None and view.recipients is not None
+    return await sharing_handlers.dispatch(request, view.sharing, view.recipients.authenticate)
+
+
 def build_app(cfg: DeltaViewConfig, metrics: ViewMetrics | None = None) -> web.Application:
     """The S3 application; backend client and database open in cleanup_ctx."""
     app = web.Application(client_max_size=0)
@@ -81,16 +93,33 @@ def build_app(cfg: DeltaViewConfig, metrics: ViewMetrics | None = None) -> web.A
         db = await Database.open(cfg.database_path) if cfg.database_enabled else None
         store: ObjectStore = ReadOnlyStore(backend) if cfg.read_only else backend
         auth = Authenticator(cfg, db)
-        app[VIEW] = View(cfg, store, Gate(cfg, store, auth), auth, metrics, MetaCache())
+        meta = MetaCache()
+        gate = Gate(cfg, store, auth)
+        logs = LogFilter(
+            store,
+            meta,
+            cfg.log_mode,
+            cfg.log_cache_bytes,
+            metrics.log_rewrite_seconds,
+            gate.snapshot,
+        )
+        sharing = SharingService(cfg, gate, auth, store, metrics.client_gone.inc)
+        app[VIEW] = View(cfg, store, gate, auth, metrics, meta, logs, sharing, Recipients(cfg, db))
+        # before listening: pyarrow's first-call cost (~0.25 s once per process) is not the
+        # first caller's to pay
+        await asyncio.to_thread(logrewrite.warm_up)
         try:
             yield
         finally:
+            await gate.close()
             if db is not None:
                 await db.close()
             await backend.aclose()
             await metrics.users.close()
 
     app.cleanup_ctx.append(resources)
+    if cfg.sharing.enabled:
+        app.router.add_route("*", sharing_handlers.PREFIX + "/{tail:.*}", share)
     app.router.add_route("*", "/{tail:.*}", dispatch)
     return app
 

@@ -214,3 +214,45 @@ def verify(
         if hmac.compare_digest(sign(secret, sr.amz_date, sr.scope, creq), sr.signature):
             return
     raise S3Error(S3ErrorCode.SIGNATURE_DOES_NOT_MATCH, reason="signature")
+
+
+@dataclass(frozen=True)
+class PresignRequest:
+    """What a presigned GET is signed for: the endpoint it names and the request that will use
+    it. By default a plain GET (``host`` signed, UNSIGNED-PAYLOAD); a redirect follower that
+    re-sends ``x-amz-content-sha256`` gets that header signed and its value as the payload hash
+    (RGW takes the header as the payload hash), and no ``host``, which followers disagree on."""
+
+    endpoint: str  # scheme://host[:port]
+    path: str  # /bucket/key, encoded
+    region: str
+    expires: int
+    content_sha256: str | None = None
+
+
+def presign(
+    req: PresignRequest, access_key: str, secret: str, token: str | None, now: datetime
+) -> str:
+    """A SigV4 query-signed GET URL (one HMAC per URL once the day's signing key is cached)."""
+    amz_date = now.strftime("%Y%m%dT%H%M%SZ")
+    scope = f"{amz_date[:8]}/{req.region}/s3/aws4_request"
+    if req.content_sha256:
+        name, value, payload = "x-amz-content-sha256", req.content_sha256, req.content_sha256
+    else:
+        name, value, payload = "host", req.endpoint.split("://", 1)[-1], UNSIGNED
+    params = {
+        "X-Amz-Algorithm": ALGORITHM,
+        "X-Amz-Credential": f"{access_key}/{scope}",
+        "X-Amz-Date": amz_date,
+        "X-Amz-Expires": str(req.expires),
+        "X-Amz-SignedHeaders": name,
+    }
+    if token:
+        params["X-Amz-Security-Token"] = token
+    query = "&".join(f"{_uri_encode(k)}={_uri_encode(v)}" for k, v in sorted(params.items()))
+    creq = "\n".join(["GET", req.path, query, f"{name}:{value}\n", name, payload])
+    return f"{req.endpoint}{req.path}?{query}&X-Amz-Signature={sign(secret, amz_date, scope, creq)}"
+
+
+def object_path(bucket: str, key: str) -> str:
+    return "/" + _uri_encode(bucket) + "/" + quote(key, safe="/-_.~")

@@ -47,6 +47,7 @@ async def _list(
         delimiter=delimiter,
         marker=marker,
         max_keys=max_keys,
+        logs=call.view.logs,
     )
 
 
