@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 from api_fixtures import Daemon
+from s3_server import S3Endpoint
 
-from contract.backend_s3 import SECRET_KEY, s3_options
+from contract.backend_s3 import s3_options
 from contract.test_contract import body, new_vfolder, read, rp
 from storage_proxy.errors import BackendUnavailable, QuotaExceeded
 from storage_proxy.types import QuotaConfig, VFolderID
@@ -101,15 +102,17 @@ async def test_delete_pages_through_many_keys(s3_volume: S3Volume, raw_s3: Any) 
     assert left.get("KeyCount", 0) == 0
 
 
-async def test_missing_bucket_is_a_clear_startup_error(deps: VolumeDeps, tmp_path: Any) -> None:
-    opts = s3_options(**{"create-bucket": False})
+async def test_missing_bucket_is_a_clear_startup_error(
+    deps: VolumeDeps, tmp_path: Any, s3: S3Endpoint
+) -> None:
+    opts = s3_options(s3, **{"create-bucket": False})
     volume = S3Volume("s3", tmp_path / "s3", options=opts, deps=deps)
     with pytest.raises(BackendUnavailable, match="create-bucket"):
         await volume.init()
 
 
 async def test_credentials_never_reach_the_logs(
-    make_s3: Any, caplog: pytest.LogCaptureFixture
+    make_s3: Any, s3: S3Endpoint, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     async with make_s3() as volume:
@@ -117,8 +120,8 @@ async def test_credentials_never_reach_the_logs(
         await volume.write(vfid, rp("f"), body(b"data"))
         logging.getLogger("test").info("options: %r", volume.options)
     assert caplog.records
-    assert SECRET_KEY not in caplog.text
-    assert SECRET_KEY not in repr(volume.options)
+    assert s3.secret_key not in caplog.text
+    assert s3.secret_key not in repr(volume.options)
 
 
 async def test_tus_upload_and_ranged_download_through_the_daemon(start_daemon: Any) -> None:
