@@ -5,24 +5,44 @@ content type, tags) kept in the metadata store keyed by the object's ETag."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from storage_proxy.errors import FileExists, FileNotFound, IsADirectory
 from storage_proxy.paths import RelPath
 from storage_proxy.types import DirEntryType, FileMeta, VFolderID
-from storage_proxy.volumes.abc import ReadOptions, WriteOptions
+from storage_proxy.volumes.abc import AbstractVolume, ReadOptions, WriteOptions
 from storage_proxy.volumes.quota import ProxyQuotaModel
 
-from .client import translate
+from .client import S3Connection, translate
 from .entries import file_meta
-from .multipart import prefetched, put_stream
-from .staging import StagingMixin
+from .multipart import PutResult, prefetched, put_stream
 
 
-class DataMixin(StagingMixin):
+def new_hashers(checksums: bool) -> list[Any]:
+    """sha256 then md5 of the whole object, fed while it streams (none without checksums)."""
+    return [hashlib.sha256(), hashlib.md5()] if checksums else []
+
+
+class DataMixin(AbstractVolume):
+    conn: S3Connection
+    part_size: int
+    options: dict[str, Any]
     quota_model: ProxyQuotaModel
     _usage: dict[VFolderID, Any]
+
+    # provided by S3Volume
+    def file_key(self, vfid: VFolderID, rel: RelPath) -> str:
+        raise NotImplementedError
+
+    async def _require_vfolder(self, vfid: VFolderID) -> str:
+        raise NotImplementedError
+
+    async def _kind(self, vfid: VFolderID, rel: RelPath) -> DirEntryType | None:
+        raise NotImplementedError
+
+    def _changed(self, vfid: VFolderID) -> None:
+        raise NotImplementedError
 
     # -- data --------------------------------------------------------------------------------
     async def read(
@@ -65,15 +85,8 @@ class DataMixin(StagingMixin):
         stream: AsyncIterator[bytes],
         options: WriteOptions = WriteOptions(),
     ) -> FileMeta:
-        await self._require_vfolder(vfid)
-        if not relpath.parts:
-            raise IsADirectory("cannot write over the vfolder root")
-        kind = await self._kind(vfid, relpath)
-        if kind is DirEntryType.DIRECTORY:
-            raise IsADirectory(f"is a directory: {relpath}")
-        if kind is not None and not options.overwrite:
-            raise FileExists(f"already exists: {relpath}")
-        hashers = [hashlib.sha256(), hashlib.md5()] if options.checksums else []
+        kind = await self._writable_target(vfid, relpath, options.overwrite)
+        hashers = new_hashers(options.checksums)
         extra = {"ContentType": options.content_type} if options.content_type else {}
         async with self.quota_model.reservation(vfid) as res:
             if options.size_hint:
@@ -91,15 +104,41 @@ class DataMixin(StagingMixin):
         self._usage.pop(vfid, None)
         if kind is not None:
             self.quota_model.invalidate(vfid)  # the old object's bytes are gone
+        await self._record(vfid, relpath, result, hashers, options.content_type, options.tags)
+        return await self.get_file_meta(vfid, relpath)
+
+    async def _writable_target(
+        self, vfid: VFolderID, relpath: RelPath, overwrite: bool
+    ) -> DirEntryType | None:
+        """What is at ``relpath`` now (None or a file), refusing what a write must not replace."""
+        await self._require_vfolder(vfid)
+        if not relpath.parts:
+            raise IsADirectory("cannot write over the vfolder root")
+        kind = await self._kind(vfid, relpath)
+        if kind is DirEntryType.DIRECTORY:
+            raise IsADirectory(f"is a directory: {relpath}")
+        if kind is not None and not overwrite:
+            raise FileExists(f"already exists: {relpath}")
+        return kind
+
+    async def _record(
+        self,
+        vfid: VFolderID,
+        relpath: RelPath,
+        result: PutResult,
+        hashers: Sequence[Any],
+        content_type: str | None,
+        tags: Mapping[str, str] | None,
+    ) -> None:
+        """What the proxy knows of the object it just stored, trusted while its ETag is the same."""
         record: dict[str, Any] = {
             "etag": result.etag,
             "sha256": hashers[0].hexdigest() if hashers else None,
             "md5": hashers[1].hexdigest() if hashers else None,
-            "content_type": options.content_type,
-            "tags": dict(options.tags or {}),
+            "content_type": content_type,
+            "tags": dict(tags or {}),
         }
         await self.deps.metadata.put_file_meta(self.name, str(vfid), str(relpath), record)
-        return await self.get_file_meta(vfid, relpath)
 
     async def get_file_meta(self, vfid: VFolderID, relpath: RelPath) -> FileMeta:
         await self._require_vfolder(vfid)

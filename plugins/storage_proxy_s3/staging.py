@@ -9,41 +9,16 @@ bucket only when the upload completes.
 
 from __future__ import annotations
 
-import hashlib
-from typing import Any
-
-from storage_proxy.errors import (
-    FileExists,
-    IsADirectory,
-)
 from storage_proxy.paths import RelPath
-from storage_proxy.types import DirEntryType, VFolderID
-from storage_proxy.volumes.abc import AbstractVolume
+from storage_proxy.types import VFolderID
 from storage_proxy.volumes.staging import LocalStaging, LocalStagingUploads
 
-from .client import S3Connection
+from .data import DataMixin, new_hashers
 from .multipart import file_chunks, put_stream
 
-_READ_CHUNK = 8 << 20
 
-
-class StagingMixin(LocalStagingUploads, AbstractVolume):
-    conn: S3Connection
+class StagingMixin(LocalStagingUploads, DataMixin):
     staging: LocalStaging
-    part_size: int
-
-    # provided by S3Volume
-    def file_key(self, vfid: VFolderID, rel: RelPath) -> str:
-        raise NotImplementedError
-
-    async def _require_vfolder(self, vfid: VFolderID) -> str:
-        raise NotImplementedError
-
-    async def _kind(self, vfid: VFolderID, rel: RelPath) -> DirEntryType | None:
-        raise NotImplementedError
-
-    def _changed(self, vfid: VFolderID) -> None:
-        raise NotImplementedError
 
     async def upload_publish(
         self,
@@ -56,32 +31,18 @@ class StagingMixin(LocalStagingUploads, AbstractVolume):
         content_type: str | None = None,
     ) -> None:
         staged = self._staged(session_id)
-        await self._require_vfolder(vfid)
-        if not relpath.parts:
-            raise IsADirectory("cannot write over the vfolder root")
-        kind = await self._kind(vfid, relpath)
-        if kind is DirEntryType.DIRECTORY:
-            raise IsADirectory(f"is a directory: {relpath}")
-        if kind is not None and not overwrite:
-            raise FileExists(f"already exists: {relpath}")
-        hashers: list[Any] = [hashlib.sha256(), hashlib.md5()] if checksums else []
+        await self._writable_target(vfid, relpath, overwrite)
+        hashers = new_hashers(checksums)
         extra = {"ContentType": content_type} if content_type else {}
         result = await put_stream(  # the quota was reserved when the session was created
             self.conn,
             self.file_key(vfid, relpath),
-            file_chunks(str(staged), _READ_CHUNK),
+            file_chunks(str(staged), self.part_size),
             part_size=self.part_size,
             concurrency=self.options["upload-concurrency"],
             hashers=hashers,
             extra=extra,
         )
-        record: dict[str, Any] = {
-            "etag": result.etag,
-            "sha256": hashers[0].hexdigest() if hashers else None,
-            "md5": hashers[1].hexdigest() if hashers else None,
-            "content_type": content_type,
-            "tags": {},
-        }
-        await self.deps.metadata.put_file_meta(self.name, str(vfid), str(relpath), record)
+        await self._record(vfid, relpath, result, hashers, content_type, None)
         self._changed(vfid)
         await self.upload_discard(session_id)
