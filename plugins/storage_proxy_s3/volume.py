@@ -265,17 +265,18 @@ class S3Volume(PresignMixin, StagingMixin):
                     return
 
     async def stat(self, vfid: VFolderID, relpath: RelPath) -> DirEntry:
+        if not relpath.parts:
+            await self._require_vfolder(vfid)
+            return dir_entry(".", {})
+        key = self.file_key(vfid, relpath)
+        head = await self.conn.head(key)  # a file: one HEAD, the vfolder is not looked at
+        if head is not None:
+            item = {"Size": head["ContentLength"], "LastModified": head["LastModified"]}
+            return file_entry(str(relpath), item)
         await self._require_vfolder(vfid)
-        if relpath.parts:
-            key = self.file_key(vfid, relpath)
-            head = await self.conn.head(key)
-            if head is not None:
-                item = {"Size": head["ContentLength"], "LastModified": head["LastModified"]}
-                return file_entry(str(relpath), item)
-            async for item in self.conn.iter_keys(key + "/", limit=1):
-                return dir_entry(str(relpath), item if item["Key"] == key + "/" else {})
-            raise FileNotFound(f"no such file or directory: {relpath}")
-        return dir_entry(".", {})
+        async for item in self.conn.iter_keys(key + "/", limit=1):
+            return dir_entry(str(relpath), item if item["Key"] == key + "/" else {})
+        raise FileNotFound(f"no such file or directory: {relpath}")
 
     async def mkdir(
         self, vfid: VFolderID, relpath: RelPath, *, parents: bool = True, exist_ok: bool = False
