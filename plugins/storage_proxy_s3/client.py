@@ -27,6 +27,8 @@ from storage_proxy.errors import (
 )
 from storage_proxy.units import BinarySize
 
+from . import signing
+
 log = logging.getLogger(__name__)
 
 MIN_PART = 5 << 20  # S3's smallest part (but the last)
@@ -154,6 +156,7 @@ class S3Connection:
             **creds,
         )
         self.c = await self._ctx.__aenter__()
+        signing.install(self.c)
 
     async def close(self) -> None:
         if self._ctx is not None:

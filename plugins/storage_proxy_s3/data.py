@@ -4,7 +4,6 @@ content type, tags) kept in the metadata store keyed by the object's ETag."""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, NoReturn
 
@@ -16,7 +15,7 @@ from storage_proxy.volumes.quota import ProxyQuotaModel
 
 from .client import S3Connection, translate
 from .entries import file_meta
-from .multipart import PutResult, prefetched, put_stream
+from .multipart import PutResult, new_hashers, prefetched, put_stream
 
 #: How many bytes of a GET's body aiohttp may hold before it stops reading the socket.  Its
 #: default (twice its 64 KiB read buffer) pauses and resumes the connection every few reads at
@@ -30,11 +29,6 @@ def read_ahead(content: Any, size: int = READ_AHEAD) -> None:
     if hasattr(content, "_high_water") and hasattr(content, "_low_water"):
         content._high_water = max(content._high_water, size)
         content._low_water = max(content._low_water, size // 2)
-
-
-def new_hashers(checksums: bool) -> list[Any]:
-    """sha256 then md5 of the whole object, fed while it streams (none without checksums)."""
-    return [hashlib.sha256(), hashlib.md5()] if checksums else []
 
 
 class DataMixin(AbstractVolume):

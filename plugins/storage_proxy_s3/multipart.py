@@ -67,6 +67,11 @@ def multipart_etag(parts: Sequence[Part]) -> str | None:
     return f'"{hashlib.md5(joined).hexdigest()}-{len(digests)}"'
 
 
+def new_hashers(checksums: bool) -> list[Any]:
+    """sha256 then md5 of the whole object, fed while it streams (none without checksums)."""
+    return [hashlib.sha256(), hashlib.md5()] if checksums else []
+
+
 def digest(data: bytes | memoryview, hashers: Sequence[Any], part_sha256: bool) -> str | None:
     """Feed ``hashers`` (whole-object checksums) and return the part's own sha256 when asked.
 

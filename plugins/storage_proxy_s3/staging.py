@@ -4,21 +4,52 @@ Why local staging rather than one S3 multipart upload per session: tus chunks ca
 (S3 parts must be ≥ 5 MiB but the last), a failed checksum must truncate what was staged (S3
 parts cannot be shortened), and the staged size must survive restarts cheaply.  The staging
 directory is the ``staging-dir`` option (default ``<path>/.uploads``); the object appears in the
-bucket only when the upload completes.
+bucket only when the upload completes.  Complete parts are sent while the rest is still arriving
+(``early.py``), so publishing has little left to send.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+
+from storage_proxy.errors import Conflict, UploadNotFound, UploadOffsetMismatch
 from storage_proxy.paths import RelPath
 from storage_proxy.types import VFolderID
 from storage_proxy.volumes.staging import LocalStaging, LocalStagingUploads
 
-from .data import DataMixin, new_hashers
-from .multipart import file_chunks, put_stream
+from .data import DataMixin
+from .early import EarlyParts
+from .multipart import file_chunks, new_hashers, put_stream
 
 
 class StagingMixin(LocalStagingUploads, DataMixin):
     staging: LocalStaging
+    early: EarlyParts
+
+    async def _upload_target(self, session_id: str) -> tuple[str, str | None] | None:
+        """The key and content type an upload session will be published to (for ``early``)."""
+        session = await self.deps.metadata.get_upload(session_id)
+        if session is None or session.volume != self.name:
+            return None
+        key = self.file_key(VFolderID.parse(session.vfid), RelPath.parse(session.relpath))
+        meta = session.metadata  # the content type the upload service publishes with
+        return key, meta.get("content_type") or meta.get("filetype")
+
+    async def upload_append(
+        self, session_id: str, offset: int, stream: AsyncIterator[bytes]
+    ) -> int:
+        try:
+            end = await self.staging.append(session_id, offset, stream)
+        except (UploadOffsetMismatch, UploadNotFound, Conflict):
+            raise  # the offset was not accepted: nothing below it is known to be final
+        except BaseException:
+            self.early.advance(session_id, offset)
+            raise
+        # ``offset`` was the staged size, under the staging lock: the bytes below it are final
+        # (a refused chunk is cut back only to its own start)
+        self.early.advance(session_id, offset)
+        return end
 
     async def upload_publish(
         self,
@@ -31,18 +62,36 @@ class StagingMixin(LocalStagingUploads, DataMixin):
         content_type: str | None = None,
     ) -> None:
         staged = self._staged(session_id)
-        await self._writable_target(vfid, relpath, overwrite)
-        hashers = new_hashers(checksums)
-        extra = {"ContentType": content_type} if content_type else {}
-        result = await put_stream(  # the quota was reserved when the session was created
-            self.conn,
-            self.file_key(vfid, relpath),
-            file_chunks(str(staged), self.part_size),
-            part_size=self.part_size,
-            concurrency=self.options["upload-concurrency"],
-            hashers=hashers,
-            extra=extra,
-        )
+        key = self.file_key(vfid, relpath)
+        size = await self.staging.size(session_id)
+        # what is at the target is checked while the last parts go up (its LIST can take tens of
+        # milliseconds), and before anything becomes visible
+        check = asyncio.ensure_future(self._writable_target(vfid, relpath, overwrite))
+        try:
+            early = await self.early.finish(session_id, key, size, content_type, checksums, check)
+            if early is not None:
+                result, hashers = early
+            else:
+                await check
+                hashers = new_hashers(checksums)
+                extra = {"ContentType": content_type} if content_type else {}
+                result = await put_stream(  # the quota was reserved with the session
+                    self.conn,
+                    key,
+                    file_chunks(str(staged), self.part_size),
+                    part_size=self.part_size,
+                    concurrency=self.options["upload-concurrency"],
+                    hashers=hashers,
+                    extra=extra,
+                )
+        finally:
+            if not check.done():
+                check.cancel()
+            await asyncio.gather(check, return_exceptions=True)
         await self._record(vfid, relpath, result, hashers, content_type, None)
         self._changed(vfid)
         await self.upload_discard(session_id)
+
+    async def upload_discard(self, session_id: str) -> None:
+        await self.early.discard(session_id)
+        await self.staging.discard(session_id)

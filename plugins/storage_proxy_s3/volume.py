@@ -46,6 +46,7 @@ from storage_proxy.volumes.staging import LocalStaging
 
 from .checksums import endpoint_verifies_sha256
 from .client import OPTIONS, S3Connection, check_options, translate
+from .early import EarlyParts
 from .entries import dir_entry, file_entry
 from .presign import PresignMixin
 from .staging import StagingMixin
@@ -74,6 +75,13 @@ class S3Volume(PresignMixin, StagingMixin):
         self.staging = LocalStaging(
             Path(self.options["staging-dir"] or self.mount_path / ".uploads")
         )
+        self.early = EarlyParts(
+            self.conn,
+            self.staging,
+            self.part_size,
+            self.options["upload-concurrency"],
+            self._upload_target,
+        )
         self._ttl: float = self.options["quota-usage-ttl"]
         self._usage: dict[VFolderID, tuple[float, VFolderUsage]] = {}
         storage = QuotaStorage(self._scope_exists, self._create_scope, self._bucket_used)
@@ -101,6 +109,7 @@ class S3Volume(PresignMixin, StagingMixin):
             raise
 
     async def shutdown(self) -> None:
+        await self.early.close()
         await self.conn.close()
 
     # -- layout ------------------------------------------------------------------------------

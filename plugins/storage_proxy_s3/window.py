@@ -34,6 +34,21 @@ class Window:
             self._tasks.discard(done)
             done.result()
 
+    @property
+    def idle(self) -> bool:
+        """No task running (a failed one is raised here)."""
+        self._reap()
+        return not self._tasks
+
+    async def wait_any(self, event: asyncio.Event) -> None:
+        """Until a task ends (a failure is raised) or ``event`` is set."""
+        waiter = asyncio.ensure_future(event.wait())
+        try:
+            await asyncio.wait({waiter, *self._tasks}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+        self._reap()
+
     async def drain(self) -> None:
         while self._tasks:
             await asyncio.wait(self._tasks, return_when=asyncio.FIRST_EXCEPTION)
