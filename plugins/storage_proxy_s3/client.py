@@ -27,8 +27,6 @@ from storage_proxy.errors import (
 )
 from storage_proxy.units import BinarySize
 
-from . import signing
-
 log = logging.getLogger(__name__)
 
 MIN_PART = 5 << 20  # S3's smallest part (but the last)
@@ -156,7 +154,6 @@ class S3Connection:
             **creds,
         )
         self.c = await self._ctx.__aenter__()
-        signing.install(self.c)
 
     async def close(self) -> None:
         if self._ctx is not None:

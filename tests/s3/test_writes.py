@@ -1,6 +1,6 @@
 """Writes to an s3 volume on a real S3 server: multipart objects keep their checksums (RGW 16.2
 answers CompleteMultipartUpload with an empty ETag), parts go up in parallel within the bound,
-and ``x-amz-checksum-sha256`` is sent only to an endpoint that verifies it."""
+and ``x-amz-checksum-sha256`` is sent only to an endpoint that verifies it, and its verdict kept."""
 
 from __future__ import annotations
 
@@ -10,14 +10,17 @@ import io
 import os
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
+from aiobotocore.awsrequest import AioAWSResponse
 from s3_server import S3Endpoint
 
 from contract.test_contract import body, new_vfolder, read, rp
 from storage_proxy.errors import BackendUnavailable
 from storage_proxy.volumes.abc import WriteOptions
 from storage_proxy_s3 import S3Volume
+from storage_proxy_s3.checksums import endpoint_verifies_sha256, sha256_b64
 from storage_proxy_s3.multipart import Part, multipart_etag
 
 MiB = 1 << 20
@@ -136,13 +139,17 @@ async def test_checksums_follow_what_the_endpoint_verifies(
     seen = Requests(s3_volume)
     data = os.urandom(11 * MiB)
     await s3_volume.write(vfid, rp("c.bin"), body(data))
-    await s3_volume.write(vfid, rp("small.bin"), body(b"small"))
+    await s3_volume.write(vfid, rp("small.bin"), body(b"small"))  # hashed on the loop: small
     sent = seen.of("UploadPart") + seen.of("PutObject")
     assert len(sent) == 4  # three parts and one small object
     for headers in sent:
         assert ("x-amz-checksum-sha256" in headers) is verifies
         if not verifies and s3.url.startswith("http:"):
-            assert len(headers["x-amz-content-sha256"]) == 64  # the body's sha256, signed
+            assert len(headers["x-amz-content-sha256"]) == 64  # the body's sha256, signed...
+    parts = [data[: 5 * MiB], data[5 * MiB : 10 * MiB], data[10 * MiB :], b"small"]
+    if s3.url.startswith("http:"):  # ...and the right one (the server checks it, too)
+        expected = {hashlib.sha256(p).hexdigest() for p in parts}
+        assert {h["x-amz-content-sha256"] for h in sent} == expected
     assert await read(s3_volume, vfid, "c.bin") == data
 
 
@@ -188,5 +195,60 @@ async def test_a_part_stored_with_another_checksum_fails_the_write(
 
         with pytest.raises(BackendUnavailable, match="sha256"):
             await volume.write(vfid, rp("x.bin"), chunks())
+        assert pending_uploads(raw_s3, volume) == []
+        assert [e async for e in volume.scandir(vfid, rp("."))] == []
+
+
+class _Body:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    async def read(self) -> bytes:
+        return self.data
+
+
+def verifying_endpoint(volume: S3Volume, corrupt_parts: frozenset[int] = frozenset()) -> list[str]:
+    """Make the session's S3 server look like one that verifies ``x-amz-checksum-sha256``.
+
+    No S3 server this machine can run does (Ceph RGW 16.2 and moto both store a body under a
+    wrong checksum), so the one answer such a server adds, 400 BadDigest, is given here before a
+    request with a wrong checksum leaves the client; every other request goes to RGW as usual.
+    A part in ``corrupt_parts`` is treated as damaged on the way.  Returns the refused operations.
+    """
+    refused: list[str] = []
+
+    def handler(request: Any, event_name: str, **_: Any) -> Any:
+        sent = request.headers.get("x-amz-checksum-sha256")
+        if sent is None:
+            return None
+        sent = sent.decode() if isinstance(sent, bytes) else sent
+        number = int(dict(parse_qsl(urlsplit(request.url).query)).get("partNumber", 0))
+        body = request.body.getvalue() if hasattr(request.body, "getvalue") else request.body
+        if number not in corrupt_parts and sha256_b64(body) == sent:
+            return None
+        refused.append(event_name.rsplit(".", 1)[-1])
+        xml = b"<Error><Code>BadDigest</Code><Message>checksum mismatch</Message></Error>"
+        headers = {"content-type": "application/xml"}
+        return AioAWSResponse(request.url, 400, headers, _Body(xml))
+
+    volume.conn.c.meta.events.register("before-send.s3", handler)
+    return refused
+
+
+async def test_the_probe_tells_a_verifying_endpoint(s3_volume: S3Volume, raw_s3: Any) -> None:
+    refused = verifying_endpoint(s3_volume)
+    assert await endpoint_verifies_sha256(s3_volume.conn, "vols/a") is True
+    assert refused == ["PutObject"]  # the wrong probe, refused; the right one stored
+    probes = raw_s3.list_objects_v2(Bucket=s3_volume.conn.bucket, Prefix="vols/a/.storage-proxy")
+    assert probes.get("KeyCount", 0) == 0
+
+
+async def test_a_part_refused_for_its_checksum_fails_the_write(make_s3: Any, raw_s3: Any) -> None:
+    async with make_s3(**{"checksum-sha256": True}) as volume:
+        vfid = await new_vfolder(volume)
+        refused = verifying_endpoint(volume, corrupt_parts=frozenset({2}))
+        with pytest.raises(BackendUnavailable, match="BadDigest"):
+            await volume.write(vfid, rp("bad.bin"), body(os.urandom(12 * MiB)))
+        assert "UploadPart" in refused
         assert pending_uploads(raw_s3, volume) == []
         assert [e async for e in volume.scandir(vfid, rp("."))] == []
