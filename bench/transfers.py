@@ -34,13 +34,11 @@ import os
 import platform
 import random
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -60,6 +58,7 @@ from peer import (
     default_peer_dir,
     default_shared_dir,
 )
+from rawget import GetError, socket_get
 from tusclient.client import TusClient
 
 AUTH_HEADER = "X-BackendAI-Storage-Auth-Token"
@@ -374,39 +373,12 @@ def curl_download(side: Side, relpath: str) -> tuple[int, int, float]:
 
 
 def socket_download(side: Side, relpath: str) -> tuple[int, int, float]:
-    """GET /download of one file over a plain socket read in 1 MiB pieces, body discarded:
-    (status, body bytes, seconds from connect to the last byte).
-
-    curl (100 KiB reads, each passed through its write callback) tops out below what either
-    daemon sends over loopback, so a curl figure measures curl; this client leaves the daemon as
-    the slower end.
-    """
-    url = urllib.parse.urlsplit(f"{side.client}/download?token={side.download_token(relpath)}")
-    request = f"GET {url.path}?{url.query} HTTP/1.1\r\nHost: {url.netloc}\r\n"
-    request += "Connection: close\r\n\r\n"
-    buf = bytearray(1 << 20)
-    view = memoryview(buf)
-    t0 = time.perf_counter()
-    with socket.create_connection((url.hostname, url.port), timeout=TRANSFER_TIMEOUT) as sock:
-        sock.sendall(request.encode())
-        head = b""
-        while b"\r\n\r\n" not in head:
-            n = sock.recv_into(buf)
-            if not n:
-                raise BenchError(f"{side.name}: the connection closed before the headers")
-            head += bytes(view[:n])
-        head, _, body_start = head.partition(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        status = int(lines[0].split()[1])
-        fields = dict(line.split(":", 1) for line in lines[1:] if ":" in line)
-        length = int({k.lower(): v for k, v in fields.items()}.get("content-length", "-1"))
-        received = len(body_start)
-        while received < length:
-            n = sock.recv_into(buf)
-            if not n:
-                break
-            received += n
-    return status, received, time.perf_counter() - t0
+    """GET /download of one file over a plain socket (``rawget``): (status, bytes, seconds)."""
+    url = f"{side.client}/download?token={side.download_token(relpath)}"
+    try:
+        return socket_get(url, TRANSFER_TIMEOUT)
+    except GetError as e:
+        raise BenchError(f"{side.name}: {e}") from None
 
 
 def tus_upload(side: Side, src: Path, relpath: str) -> float:

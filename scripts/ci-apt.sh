@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Install (quietly, idempotently) the Debian packages the tests need: a single-node Ceph for the
-# CephFS backend, xfsprogs for the XFS backend, curl for the client checks.
+# CephFS backend and, with radosgw, the real S3 server (Ceph RGW) the s3 tests run against,
+# xfsprogs for the XFS backend, curl for the client checks.
 # Packages already installed are skipped; nothing is done when all are present.
 # Usage: scripts/ci-apt.sh [extra packages...]
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
-PACKAGES=(ceph-mon ceph-osd ceph-mds ceph-mgr ceph-fuse ceph-common fuse attr uuid-runtime bc
-  xfsprogs curl coreutils openssl etcd-server etcd-client redis-server "$@")
+PACKAGES=(ceph-mon ceph-osd ceph-mds ceph-mgr ceph-fuse ceph-common radosgw fuse attr uuid-runtime
+  bc xfsprogs curl coreutils openssl etcd-server etcd-client redis-server "$@")
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

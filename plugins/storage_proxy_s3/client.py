@@ -52,6 +52,9 @@ OPTIONS = t.Dict(
         t.Key("max-attempts", default=5): t.ToInt(gte=1),
         t.Key("staging-dir", default=None): t.Null | t.String(),
         t.Key("quota-usage-ttl", default=30.0): t.ToFloat(gte=0),
+        # Send x-amz-checksum-sha256 with every PUT and part: "auto" asks the endpoint at
+        # start-up whether it verifies them (AWS, MinIO and RGW >= 18 do; RGW 16.2 ignores them).
+        t.Key("checksum-sha256", default="auto"): t.Enum("auto") | t.ToBool,
     }
 )
 
@@ -117,6 +120,8 @@ class S3Connection:
         self.bucket: str = options["bucket"]
         self._ctx: Any = None
         self.c: Any = None  # the aiobotocore S3 client
+        #: The endpoint verifies x-amz-checksum-sha256 (set at start-up; ``checksums.py``).
+        self.sha256 = False
 
     def _endpoint(self) -> str | None:
         endpoint: str | None = self.options["endpoint"]

@@ -4,52 +4,77 @@ content type, tags) kept in the metadata store keyed by the object's ETag."""
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any, NoReturn
 
 from storage_proxy.errors import FileExists, FileNotFound, IsADirectory
 from storage_proxy.paths import RelPath
 from storage_proxy.types import DirEntryType, FileMeta, VFolderID
-from storage_proxy.volumes.abc import ReadOptions, WriteOptions
+from storage_proxy.volumes.abc import AbstractVolume, ReadOptions, WriteOptions
 from storage_proxy.volumes.quota import ProxyQuotaModel
 
-from .client import translate
+from .client import S3Connection, translate
 from .entries import file_meta
-from .multipart import prefetched, put_stream
-from .staging import StagingMixin
+from .multipart import PutResult, new_hashers, prefetched, put_stream
+
+#: How many bytes of a GET's body aiohttp may hold before it stops reading the socket.  Its
+#: default (twice its 64 KiB read buffer) pauses and resumes the connection every few reads at
+#: loopback speeds; with a few MiB S3 keeps sending while the client side drains (measured on
+#: RGW: about a quarter less CPU per byte in the daemon, 5-10 % more throughput).
+READ_AHEAD = 4 << 20
 
 
-class DataMixin(StagingMixin):
+def read_ahead(content: Any, size: int = READ_AHEAD) -> None:
+    """Let an aiohttp response body buffer up to ``size`` bytes (no-op on other bodies)."""
+    if hasattr(content, "_high_water") and hasattr(content, "_low_water"):
+        content._high_water = max(content._high_water, size)
+        content._low_water = max(content._low_water, size // 2)
+
+
+class DataMixin(AbstractVolume):
+    conn: S3Connection
+    part_size: int
+    options: dict[str, Any]
     quota_model: ProxyQuotaModel
     _usage: dict[VFolderID, Any]
+
+    # provided by S3Volume
+    def file_key(self, vfid: VFolderID, rel: RelPath) -> str:
+        raise NotImplementedError
+
+    async def _require_vfolder(self, vfid: VFolderID) -> str:
+        raise NotImplementedError
+
+    async def _kind(self, vfid: VFolderID, rel: RelPath) -> DirEntryType | None:
+        raise NotImplementedError
+
+    def _changed(self, vfid: VFolderID) -> None:
+        raise NotImplementedError
 
     # -- data --------------------------------------------------------------------------------
     async def read(
         self, vfid: VFolderID, relpath: RelPath, options: ReadOptions = ReadOptions()
     ) -> AsyncIterator[bytes]:
-        await self._require_vfolder(vfid)
-        if not relpath.parts:
-            raise IsADirectory("the vfolder root is a directory")
-        if options.length == 0:
+        if not relpath.parts or options.length == 0:
+            await self._require_vfolder(vfid)
+            if not relpath.parts:
+                raise IsADirectory("the vfolder root is a directory")
             return
-        key = self.file_key(vfid, relpath)
-        kw: dict[str, Any] = {"Bucket": self.conn.bucket, "Key": key}
+        kw: dict[str, Any] = {"Bucket": self.conn.bucket, "Key": self.file_key(vfid, relpath)}
         if options.offset or options.length is not None:
             end = "" if options.length is None else str(options.offset + options.length - 1)
             kw["Range"] = f"bytes={options.offset}-{end}"
-        try:
+        try:  # straight to the GET: the vfolder is looked at only when the key is not there
             with translate(relpath):
                 r = await self.conn.c.get_object(**kw)
         except FileNotFound:
-            if await self._kind(vfid, relpath) is DirEntryType.DIRECTORY:
-                raise IsADirectory(f"is a directory: {relpath}") from None
-            raise
+            await self._missing(vfid, relpath)
         body = r["Body"]
         content = getattr(getattr(body, "raw_stream", None), "content", None)
         try:
             with translate(relpath):
                 if content is not None:
+                    read_ahead(content)
                     async for chunk in prefetched(content.iter_any(), options.chunk_size):
                         yield chunk
                 else:
@@ -58,6 +83,13 @@ class DataMixin(StagingMixin):
         finally:
             body.close()
 
+    async def _missing(self, vfid: VFolderID, relpath: RelPath) -> NoReturn:
+        """Why there is no object at ``relpath``: no vfolder, a directory, or nothing."""
+        await self._require_vfolder(vfid)
+        if await self._kind(vfid, relpath) is DirEntryType.DIRECTORY:
+            raise IsADirectory(f"is a directory: {relpath}")
+        raise FileNotFound(f"no such file: {relpath}")
+
     async def write(
         self,
         vfid: VFolderID,
@@ -65,15 +97,8 @@ class DataMixin(StagingMixin):
         stream: AsyncIterator[bytes],
         options: WriteOptions = WriteOptions(),
     ) -> FileMeta:
-        await self._require_vfolder(vfid)
-        if not relpath.parts:
-            raise IsADirectory("cannot write over the vfolder root")
-        kind = await self._kind(vfid, relpath)
-        if kind is DirEntryType.DIRECTORY:
-            raise IsADirectory(f"is a directory: {relpath}")
-        if kind is not None and not options.overwrite:
-            raise FileExists(f"already exists: {relpath}")
-        hashers = [hashlib.sha256(), hashlib.md5()] if options.checksums else []
+        kind = await self._writable_target(vfid, relpath, options.overwrite)
+        hashers = new_hashers(options.checksums)
         extra = {"ContentType": options.content_type} if options.content_type else {}
         async with self.quota_model.reservation(vfid) as res:
             if options.size_hint:
@@ -91,23 +116,46 @@ class DataMixin(StagingMixin):
         self._usage.pop(vfid, None)
         if kind is not None:
             self.quota_model.invalidate(vfid)  # the old object's bytes are gone
+        await self._record(vfid, relpath, result, hashers, options.content_type, options.tags)
+        return await self.get_file_meta(vfid, relpath)
+
+    async def _writable_target(
+        self, vfid: VFolderID, relpath: RelPath, overwrite: bool
+    ) -> DirEntryType | None:
+        """What is at ``relpath`` now (None or a file), refusing what a write must not replace."""
+        await self._require_vfolder(vfid)
+        if not relpath.parts:
+            raise IsADirectory("cannot write over the vfolder root")
+        kind = await self._kind(vfid, relpath)
+        if kind is DirEntryType.DIRECTORY:
+            raise IsADirectory(f"is a directory: {relpath}")
+        if kind is not None and not overwrite:
+            raise FileExists(f"already exists: {relpath}")
+        return kind
+
+    async def _record(
+        self,
+        vfid: VFolderID,
+        relpath: RelPath,
+        result: PutResult,
+        hashers: Sequence[Any],
+        content_type: str | None,
+        tags: Mapping[str, str] | None,
+    ) -> None:
+        """What the proxy knows of the object it just stored, trusted while its ETag is the same."""
         record: dict[str, Any] = {
             "etag": result.etag,
             "sha256": hashers[0].hexdigest() if hashers else None,
             "md5": hashers[1].hexdigest() if hashers else None,
-            "content_type": options.content_type,
-            "tags": dict(options.tags or {}),
+            "content_type": content_type,
+            "tags": dict(tags or {}),
         }
         await self.deps.metadata.put_file_meta(self.name, str(vfid), str(relpath), record)
-        return await self.get_file_meta(vfid, relpath)
 
     async def get_file_meta(self, vfid: VFolderID, relpath: RelPath) -> FileMeta:
-        await self._require_vfolder(vfid)
         head = await self.conn.head(self.file_key(vfid, relpath)) if relpath.parts else None
         if head is None:
-            if await self._kind(vfid, relpath) is DirEntryType.DIRECTORY:
-                raise IsADirectory(f"is a directory: {relpath}")
-            raise FileNotFound(f"no such file: {relpath}")
+            await self._missing(vfid, relpath)
         record = await self.deps.metadata.get_file_meta(self.name, str(vfid), str(relpath))
         return file_meta(head, record)
 

@@ -1,19 +1,32 @@
-"""Streaming writes to S3: one PUT for a small body, a multipart upload for a large or unknown one.
+"""Writes to S3: one PUT for a small body, a multipart upload with parts in parallel otherwise.
 
-Chunks are gathered into parts of ``part-size``; up to ``upload-concurrency`` parts are in flight
-while the next one fills, so memory stays near ``part-size × (concurrency + 1)``.  The object
-appears only when the upload completes (S3's atomic publish); any failure or cancellation aborts
-the multipart upload so no orphaned parts stay billed.
+Up to ``upload-concurrency`` parts are in flight (:class:`Window`) while the next one fills, so
+memory stays near ``part-size × (concurrency + 1)``.  The object appears only when the upload
+completes (S3's atomic publish); a failure or cancellation aborts the multipart upload so no
+orphaned parts stay billed.  Parts carry ``x-amz-checksum-sha256`` when the endpoint verifies it
+(``checksums.py``).
+
+The object's identity (the ETag the file metadata is trusted against) never comes from the
+completion answer alone: Ceph RGW 16.2 answers ``CompleteMultipartUpload`` with an empty ETag.
+When it is empty, the ETag is computed from the parts' ETags by S3's multipart rule (the MD5 of
+their MD5s, then ``-<parts>``), and only when the parts' ETags are not MD5s (SSE-KMS) read back
+with a HEAD.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+import hashlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
+from storage_proxy.errors import BackendUnavailable
+
+from .checksums import check_echo, sha256_b64
 from .client import MAX_PARTS, S3Connection, translate
+from .window import Window
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,9 +35,132 @@ class PutResult:
     etag: str
 
 
-async def _hash(hashers: Sequence[Any], data: bytes) -> None:
-    if hashers:  # hashlib releases the GIL on large buffers: keep the loop free
-        await asyncio.to_thread(lambda: [h.update(data) for h in hashers])
+@dataclass(frozen=True, slots=True)
+class Part:
+    number: int
+    etag: str
+    sha256: str | None = None  # base64; set when the endpoint verifies checksums
+
+    def completion(self) -> dict[str, Any]:
+        entry: dict[str, Any] = {"PartNumber": self.number, "ETag": self.etag}
+        if self.sha256 is not None:
+            entry["ChecksumSHA256"] = self.sha256
+        return entry
+
+
+def _md5_hex(etag: str) -> bytes | None:
+    value = etag.strip('"')
+    if len(value) != 32:
+        return None
+    try:
+        return bytes.fromhex(value)
+    except ValueError:
+        return None
+
+
+def multipart_etag(parts: Sequence[Part]) -> str | None:
+    """S3's ETag of a multipart object made of ``parts``; None if a part's ETag is no MD5."""
+    digests = [_md5_hex(p.etag) for p in sorted(parts, key=lambda p: p.number)]
+    if not digests or any(d is None for d in digests):
+        return None
+    joined = b"".join(d for d in digests if d is not None)
+    return f'"{hashlib.md5(joined).hexdigest()}-{len(digests)}"'
+
+
+def new_hashers(checksums: bool) -> list[Any]:
+    """sha256 then md5 of the whole object, fed while it streams (none without checksums)."""
+    return [hashlib.sha256(), hashlib.md5()] if checksums else []
+
+
+def digest(data: bytes | memoryview, hashers: Sequence[Any], part_sha256: bool) -> str | None:
+    """Feed ``hashers`` (whole-object checksums) and return the part's own sha256 when asked.
+
+    Runs in a thread: hashlib releases the GIL on large buffers."""
+    for h in hashers:
+        h.update(data)
+    return sha256_b64(data) if part_sha256 else None
+
+
+async def digest_off_loop(
+    data: bytes | memoryview, hashers: Sequence[Any], part_sha256: bool
+) -> str | None:
+    if not hashers and not part_sha256:
+        return None
+    return await asyncio.to_thread(digest, data, hashers, part_sha256)
+
+
+class MultipartUpload:
+    """One multipart upload of ``key``: parts sent, then completed or aborted."""
+
+    def __init__(self, conn: S3Connection, key: str, upload_id: str, checksums: bool) -> None:
+        self.conn = conn
+        self.key = key
+        self.upload_id = upload_id
+        self.checksums = checksums
+
+    @classmethod
+    async def create(
+        cls, conn: S3Connection, key: str, extra: dict[str, Any] | None = None
+    ) -> MultipartUpload:
+        kw = dict(extra or {})
+        if conn.sha256:
+            kw["ChecksumAlgorithm"] = "SHA256"
+        with translate(key):
+            r = await conn.c.create_multipart_upload(Bucket=conn.bucket, Key=key, **kw)
+        return cls(conn, key, r["UploadId"], conn.sha256)
+
+    async def send(self, number: int, data: bytes, sha256: str | None = None) -> Part:
+        """Upload part ``number``; ``sha256`` (base64) is sent when the endpoint verifies it."""
+        if number > MAX_PARTS:
+            raise BackendUnavailable(f"more than {MAX_PARTS} parts: raise the volume's part-size")
+        kw: dict[str, Any] = {}
+        if self.checksums:
+            if sha256 is None:
+                sha256 = await asyncio.to_thread(sha256_b64, data)
+            kw["ChecksumSHA256"] = sha256
+        with translate(self.key):
+            r = await self.conn.c.upload_part(
+                Bucket=self.conn.bucket,
+                Key=self.key,
+                UploadId=self.upload_id,
+                PartNumber=number,
+                Body=data,
+                **kw,
+            )
+        check_echo(r, kw.get("ChecksumSHA256"), f"part {number} of {self.key}")
+        return Part(number, str(r["ETag"]), kw.get("ChecksumSHA256"))
+
+    async def complete(self, parts: Iterable[Part], size: int) -> PutResult:
+        ordered = sorted(parts, key=lambda p: p.number)
+        with translate(self.key):
+            r = await self.conn.c.complete_multipart_upload(
+                Bucket=self.conn.bucket,
+                Key=self.key,
+                UploadId=self.upload_id,
+                MultipartUpload={"Parts": [p.completion() for p in ordered]},
+            )
+        etag = str(r.get("ETag") or "").strip() or multipart_etag(ordered)
+        if not etag:  # neither answered nor computable: read it back
+            head = await self.conn.head(self.key)
+            if head is None or int(head["ContentLength"]) != size:
+                raise BackendUnavailable(f"S3 does not show {self.key} after completing it")
+            etag = str(head["ETag"])
+        return PutResult(size, etag)
+
+    async def abort(self) -> None:
+        await asyncio.shield(self.conn.abort(self.key, self.upload_id))
+
+
+async def put_object(
+    conn: S3Connection, key: str, body: bytes, hashers: Sequence[Any], extra: dict[str, Any]
+) -> PutResult:
+    """One PUT; with checksums verified by the endpoint, the body's sha256 goes with it."""
+    sha = await digest_off_loop(body, hashers, conn.sha256)
+    kw = {**extra, "ChecksumSHA256": sha} if sha is not None else extra
+    with translate(key):
+        r = await conn.c.put_object(Bucket=conn.bucket, Key=key, Body=body, **kw)
+    check_echo(r, sha, key)
+    return PutResult(len(body), str(r["ETag"]))
 
 
 async def put_stream(
@@ -41,79 +177,55 @@ async def put_stream(
     """Store ``stream`` at ``key``; ``on_chunk(n)`` is awaited before each chunk is accepted
     (the quota reservation), and may raise to abort the write."""
     extra = extra or {}
-    buf = bytearray()
-    size = 0
-    upload_id: str | None = None
-    parts: dict[int, str] = {}
-    tasks: set[asyncio.Task[None]] = set()
-    numbers = iter(range(1, MAX_PARTS + 2))
-    slots = asyncio.Semaphore(concurrency)
+    pending: list[bytes] = []
+    buffered = size = number = 0
+    upload: MultipartUpload | None = None
+    parts: list[Part] = []
+    window = Window(concurrency)
 
-    async def send(number: int, data: bytes) -> None:
-        try:
-            with translate(key):
-                r = await conn.c.upload_part(
-                    Bucket=conn.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data
-                )
-            parts[number] = r["ETag"]
-        finally:
-            slots.release()
-
-    async def flush_part(data: bytes) -> None:
-        nonlocal upload_id
-        if upload_id is None:
-            with translate(key):
-                mp = await conn.c.create_multipart_upload(Bucket=conn.bucket, Key=key, **extra)
-            upload_id = mp["UploadId"]
-        number = next(numbers)
-        if number > MAX_PARTS:
-            raise ValueError(f"more than {MAX_PARTS} parts: raise part-size")
-        await _hash(hashers, data)
-        await slots.acquire()
-        for done in [t for t in tasks if t.done()]:
-            tasks.discard(done)
-            done.result()  # a failed part fails the write now
-        task = asyncio.create_task(send(number, data))
-        tasks.add(task)
+    async def flush(data: bytes) -> None:
+        nonlocal upload, number
+        if upload is None:
+            upload = await MultipartUpload.create(conn, key, extra)
+        number += 1
+        # the whole-object hashers see the parts in order: each is hashed before it is queued
+        sha = await digest_off_loop(data, hashers, upload.checksums)
+        await window.submit(partial(_send_into, parts, upload, number, data, sha))
 
     try:
         async for chunk in stream:
             if on_chunk is not None:
                 await on_chunk(len(chunk))
-            buf += chunk
+            pending.append(chunk)
+            buffered += len(chunk)
             size += len(chunk)
-            while len(buf) >= part_size:
-                data = bytes(buf[:part_size])
-                del buf[:part_size]
-                await flush_part(data)
-        if upload_id is None:
-            body = bytes(buf)
-            await _hash(hashers, body)
-            with translate(key):
-                r = await conn.c.put_object(Bucket=conn.bucket, Key=key, Body=body, **extra)
-            return PutResult(size, r["ETag"])
-        if buf:
-            await flush_part(bytes(buf))
-        if tasks:
-            await asyncio.gather(*tasks)
-        with translate(key):
-            r = await conn.c.complete_multipart_upload(
-                Bucket=conn.bucket,
-                Key=key,
-                UploadId=upload_id,
-                MultipartUpload={
-                    "Parts": [{"PartNumber": n, "ETag": parts[n]} for n in sorted(parts)]
-                },
-            )
-        return PutResult(size, r["ETag"])
+            if buffered >= part_size:
+                joined = b"".join(pending)  # no copy when one chunk is the whole part
+                offset = 0
+                while len(joined) - offset >= part_size:
+                    whole = offset == 0 and len(joined) == part_size
+                    await flush(joined if whole else joined[offset : offset + part_size])
+                    offset += part_size
+                pending = [joined[offset:]] if offset < len(joined) else []
+                buffered = len(joined) - offset
+        tail = b"".join(pending)
+        if upload is None:
+            return await put_object(conn, key, tail, hashers, extra)
+        if tail:
+            await flush(tail)
+        await window.drain()
+        return await upload.complete(parts, size)
     except BaseException:
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
-        if upload_id is not None:
-            await asyncio.shield(conn.abort(key, upload_id))
+        await window.cancel()
+        if upload is not None:
+            await upload.abort()
         raise
+
+
+async def _send_into(
+    parts: list[Part], upload: MultipartUpload, number: int, data: bytes, sha: str | None
+) -> None:
+    parts.append(await upload.send(number, data, sha))
 
 
 async def file_chunks(path: str, chunk: int) -> AsyncIterator[bytes]:

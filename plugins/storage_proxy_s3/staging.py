@@ -4,48 +4,61 @@ Why local staging rather than one S3 multipart upload per session: tus chunks ca
 (S3 parts must be ≥ 5 MiB but the last), a failed checksum must truncate what was staged (S3
 parts cannot be shortened), and the staged size must survive restarts cheaply.  The staging
 directory is the ``staging-dir`` option (default ``<path>/.uploads``); the object appears in the
-bucket only when the upload completes.
+bucket only when the upload completes.  Complete parts are sent while the rest is still arriving
+(``early.py``), so publishing has little left to send.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
-from typing import Any
+from collections.abc import AsyncIterator
 
-from storage_proxy.errors import (
-    FileExists,
-    IsADirectory,
-)
+from storage_proxy.errors import Conflict, UploadNotFound, UploadOffsetMismatch
 from storage_proxy.paths import RelPath
-from storage_proxy.types import DirEntryType, VFolderID
-from storage_proxy.volumes.abc import AbstractVolume, StagedFile
+from storage_proxy.types import VFolderID
+from storage_proxy.volumes.abc import AppendOptions, StagedFile
 from storage_proxy.volumes.staging import LocalStagedFile, LocalStaging, LocalStagingUploads
 
-from .client import S3Connection
-from .multipart import file_chunks, put_stream
+from .data import DataMixin
+from .early import EarlyParts
+from .multipart import file_chunks, new_hashers, put_stream
 
-_READ_CHUNK = 8 << 20
 
-
-class StagingMixin(LocalStagingUploads, AbstractVolume):
-    conn: S3Connection
+class StagingMixin(LocalStagingUploads, DataMixin):
     staging: LocalStaging
-    part_size: int
+    early: EarlyParts
 
-    # provided by S3Volume
-    def file_key(self, vfid: VFolderID, rel: RelPath) -> str:
-        raise NotImplementedError
+    async def _upload_target(self, session_id: str) -> tuple[str, str | None] | None:
+        """The key and content type an upload session will be published to (for ``early``)."""
+        session = await self.deps.metadata.get_upload(session_id)
+        if session is None or session.volume != self.name:
+            return None
+        key = self.file_key(VFolderID.parse(session.vfid), RelPath.parse(session.relpath))
+        meta = session.metadata  # the content type the upload service publishes with
+        return key, meta.get("content_type") or meta.get("filetype")
 
-    async def _require_vfolder(self, vfid: VFolderID) -> str:
-        raise NotImplementedError
-
-    async def _kind(self, vfid: VFolderID, rel: RelPath) -> DirEntryType | None:
-        raise NotImplementedError
-
-    def _changed(self, vfid: VFolderID) -> None:
-        raise NotImplementedError
+    async def upload_append(
+        self,
+        held: StagedFile,
+        offset: int,
+        stream: AsyncIterator[bytes],
+        options: AppendOptions = AppendOptions(),
+    ) -> int:
+        session_id = held.session_id
+        if options.replace:  # a whole-body PUT: what was sent early no longer holds
+            await self.early.discard(session_id)
+        try:
+            end = await self.staging.append(held, offset, stream, options)
+        except (UploadOffsetMismatch, UploadNotFound, Conflict):
+            raise  # the offset was not accepted: nothing below it is known to be final
+        except BaseException:
+            self.early.advance(session_id, offset)
+            raise
+        # ``offset`` was the staged size, under the writer's lock: the bytes below it are final
+        # (a refused chunk is cut back only to its own start)
+        self.early.advance(session_id, offset)
+        return end
 
     async def upload_publish(
         self,
@@ -58,33 +71,40 @@ class StagingMixin(LocalStagingUploads, AbstractVolume):
         content_type: str | None = None,
     ) -> None:
         assert isinstance(held, LocalStagedFile)
+        session_id = held.session_id
         staged = held.path
-        await self._require_vfolder(vfid)
-        if not relpath.parts:
-            raise IsADirectory("cannot write over the vfolder root")
-        kind = await self._kind(vfid, relpath)
-        if kind is DirEntryType.DIRECTORY:
-            raise IsADirectory(f"is a directory: {relpath}")
-        if kind is not None and not overwrite:
-            raise FileExists(f"already exists: {relpath}")
-        hashers: list[Any] = [hashlib.sha256(), hashlib.md5()] if checksums else []
-        extra = {"ContentType": content_type} if content_type else {}
-        result = await put_stream(  # the quota was reserved when the session was created
-            self.conn,
-            self.file_key(vfid, relpath),
-            file_chunks(str(staged), _READ_CHUNK),
-            part_size=self.part_size,
-            concurrency=self.options["upload-concurrency"],
-            hashers=hashers,
-            extra=extra,
-        )
-        record: dict[str, Any] = {
-            "etag": result.etag,
-            "sha256": hashers[0].hexdigest() if hashers else None,
-            "md5": hashers[1].hexdigest() if hashers else None,
-            "content_type": content_type,
-            "tags": {},
-        }
-        await self.deps.metadata.put_file_meta(self.name, str(vfid), str(relpath), record)
+        key = self.file_key(vfid, relpath)
+        size = await asyncio.to_thread(held.size)
+        # what is at the target is checked while the last parts go up (its LIST can take tens of
+        # milliseconds), and before anything becomes visible
+        check = asyncio.ensure_future(self._writable_target(vfid, relpath, overwrite))
+        try:
+            early = await self.early.finish(session_id, key, size, content_type, checksums, check)
+            if early is not None:
+                result, hashers = early
+            else:
+                await check
+                hashers = new_hashers(checksums)
+                extra = {"ContentType": content_type} if content_type else {}
+                result = await put_stream(  # the quota was reserved with the session
+                    self.conn,
+                    key,
+                    file_chunks(str(staged), self.part_size),
+                    part_size=self.part_size,
+                    concurrency=self.options["upload-concurrency"],
+                    hashers=hashers,
+                    extra=extra,
+                )
+        finally:
+            if not check.done():
+                check.cancel()
+            await asyncio.gather(check, return_exceptions=True)
+        await self._record(vfid, relpath, result, hashers, content_type, None)
         self._changed(vfid)
-        await asyncio.to_thread(os.unlink, staged.name, dir_fd=held.dir_fd)  # held: ours to drop
+        await self.early.discard(session_id)
+        # the writer's hold is ours: drop the staged file through it (discard would wait for it)
+        await asyncio.to_thread(os.unlink, staged.name, dir_fd=held.dir_fd)
+
+    async def upload_discard(self, session_id: str) -> None:
+        await self.early.discard(session_id)
+        await self.staging.discard(session_id)

@@ -9,6 +9,7 @@ Quotas are the proxy's (S3 has none): :class:`ProxyQuotaModel` over prefix listi
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
@@ -43,16 +44,21 @@ from storage_proxy.volumes.abc import (
 from storage_proxy.volumes.quota import Bucket, ProxyQuotaModel, QuotaStorage
 from storage_proxy.volumes.staging import LocalStaging
 
+from .checksums import endpoint_verifies_sha256
 from .client import OPTIONS, S3Connection, check_options, translate
-from .data import DataMixin
+from .early import EarlyParts
 from .entries import dir_entry, file_entry
 from .presign import PresignMixin
+from .staging import StagingMixin
+from .window import for_each
+
+log = logging.getLogger(__name__)
 
 _COPY_CONCURRENCY = 16
 _NO_CAPACITY = 1 << 60  # S3 has no capacity; report 1 EiB
 
 
-class S3Volume(PresignMixin, DataMixin):
+class S3Volume(PresignMixin, StagingMixin):
     backend_name = "s3"
     capabilities = frozenset({Capability.VFOLDER, Capability.QUOTA, Capability.PRESIGN})
     options_schema = OPTIONS
@@ -69,6 +75,13 @@ class S3Volume(PresignMixin, DataMixin):
         self.staging = LocalStaging(
             Path(self.options["staging-dir"] or self.mount_path / ".uploads")
         )
+        self.early = EarlyParts(
+            self.conn,
+            self.staging,
+            self.part_size,
+            self.options["upload-concurrency"],
+            self._upload_target,
+        )
         self._ttl: float = self.options["quota-usage-ttl"]
         self._usage: dict[VFolderID, tuple[float, VFolderUsage]] = {}
         storage = QuotaStorage(self._scope_exists, self._create_scope, self._bucket_used)
@@ -81,11 +94,22 @@ class S3Volume(PresignMixin, DataMixin):
         try:
             await self.conn.ensure_bucket(self.options["create-bucket"])
             await asyncio.to_thread(self.staging.directory.mkdir, parents=True, exist_ok=True)
+            setting = self.options["checksum-sha256"]
+            if setting == "auto":
+                self.conn.sha256 = await endpoint_verifies_sha256(self.conn, self.root)
+            else:
+                self.conn.sha256 = bool(setting)
+            log.info(
+                "volume %s: x-amz-checksum-sha256 %s",
+                self.name,
+                "sent with every PUT and part" if self.conn.sha256 else "not sent (not verified)",
+            )
         except BaseException:
             await self.conn.close()
             raise
 
     async def shutdown(self) -> None:
+        await self.early.close()
         await self.conn.close()
 
     # -- layout ------------------------------------------------------------------------------
@@ -159,18 +183,16 @@ class S3Volume(PresignMixin, DataMixin):
             await self._create_scope(dst.quota_scope_id)
         items = [i async for i in self.conn.iter_keys(src_prefix) if i["Key"] != src_prefix]
         dst_prefix = self.vfolder_prefix(dst)
-        slots = asyncio.Semaphore(_COPY_CONCURRENCY)
 
         async def copy(item: Mapping[str, Any]) -> None:
-            async with slots:
-                rest = item["Key"][len(src_prefix) :]
-                await self.conn.copy(item["Key"], dst_prefix + rest, item["Size"])
+            rest = item["Key"][len(src_prefix) :]
+            await self.conn.copy(item["Key"], dst_prefix + rest, item["Size"])
 
         total = sum(i["Size"] for i in items if not i["Key"].endswith("/"))
         async with self.quota_model.reservation(dst) as res:
             await res.reserve(total)
             try:
-                await asyncio.gather(*(copy(i) for i in items))
+                await for_each(items, copy, _COPY_CONCURRENCY)
                 with translate(dst):  # the marker last: a half-made clone is never visible
                     await self.conn.c.put_object(Bucket=self.conn.bucket, Key=dst_prefix)
             except BaseException:
@@ -252,17 +274,18 @@ class S3Volume(PresignMixin, DataMixin):
                     return
 
     async def stat(self, vfid: VFolderID, relpath: RelPath) -> DirEntry:
+        if not relpath.parts:
+            await self._require_vfolder(vfid)
+            return dir_entry(".", {})
+        key = self.file_key(vfid, relpath)
+        head = await self.conn.head(key)  # a file: one HEAD, the vfolder is not looked at
+        if head is not None:
+            item = {"Size": head["ContentLength"], "LastModified": head["LastModified"]}
+            return file_entry(str(relpath), item)
         await self._require_vfolder(vfid)
-        if relpath.parts:
-            key = self.file_key(vfid, relpath)
-            head = await self.conn.head(key)
-            if head is not None:
-                item = {"Size": head["ContentLength"], "LastModified": head["LastModified"]}
-                return file_entry(str(relpath), item)
-            async for item in self.conn.iter_keys(key + "/", limit=1):
-                return dir_entry(str(relpath), item if item["Key"] == key + "/" else {})
-            raise FileNotFound(f"no such file or directory: {relpath}")
-        return dir_entry(".", {})
+        async for item in self.conn.iter_keys(key + "/", limit=1):
+            return dir_entry(str(relpath), item if item["Key"] == key + "/" else {})
+        raise FileNotFound(f"no such file or directory: {relpath}")
 
     async def mkdir(
         self, vfid: VFolderID, relpath: RelPath, *, parents: bool = True, exist_ok: bool = False
@@ -311,9 +334,11 @@ class S3Volume(PresignMixin, DataMixin):
                 raise DirectoryNotEmpty(f"directory not empty: {dst}")
             items = [i async for i in self.conn.iter_keys(src_key + "/")]
             n = len(src_key)
-            await asyncio.gather(
-                *(self.conn.copy(i["Key"], dst_key + i["Key"][n:], i["Size"]) for i in items)
-            )
+
+            async def move(item: Mapping[str, Any]) -> None:
+                await self.conn.copy(item["Key"], dst_key + item["Key"][n:], item["Size"])
+
+            await for_each(items, move, _COPY_CONCURRENCY)
             with translate(dst):
                 await self.conn.c.put_object(Bucket=self.conn.bucket, Key=dst_key + "/")
             await self.conn.delete_keys([i["Key"] for i in items])

@@ -1,49 +1,34 @@
-"""s3: a real S3 HTTP endpoint (moto's server mode on 127.0.0.1), started once per test session.
-
-The server lives here (not in a conftest) so the contract suite and ``tests/s3`` share one
-instance under one module name; it is started on first use and stopped at exit.  Each volume gets
-a fresh bucket (``create-bucket``) so tests never see each other's keys.
+"""s3: the session's S3 server (a real Ceph RGW started by ``tests/s3_server.py``, or the S3 named
+by ``STORAGE_PROXY_TEST_S3_*``), shared with ``tests/s3``; each volume gets a bucket of its own
+(``create-bucket``) so tests never see each other's keys.
 """
 
 from __future__ import annotations
 
-import atexit
-import threading
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from s3_server import S3Endpoint, s3_endpoint
+
 from contract.spec import BackendSpec
-from storage_proxy.deltaview.testing import MotoServer
 from storage_proxy.volumes.abc import AbstractVolume, VolumeDeps
 from storage_proxy_s3 import S3Volume
 
-ACCESS_KEY = "AKIDS3VOLUMETEST"
-SECRET_KEY = "s3-volume-test-secret-NEVER-LOGGED"
-_lock = threading.Lock()
-_server: MotoServer | None = None
 
-
-def moto_server() -> MotoServer:
-    """The session's moto server, started on first use."""
-    global _server
-    with _lock:
-        if _server is None:
-            _server = MotoServer().start()
-            atexit.register(_server.stop)
-        return _server
-
-
-def s3_options(bucket: str | None = None, **extra: Any) -> dict[str, Any]:
+def s3_options(endpoint: S3Endpoint, bucket: str | None = None, **extra: Any) -> dict[str, Any]:
+    """Volume options for a fresh bucket on ``endpoint`` (small parts: multipart at 5 MiB)."""
     return {
-        "endpoint": moto_server().endpoint,
+        "endpoint": endpoint.url,
+        "region": endpoint.region,
         "bucket": bucket or f"t-{uuid.uuid4().hex[:20]}",
         "prefix": "vols/a",
-        "access-key": ACCESS_KEY,
-        "secret-key": SECRET_KEY,
-        "disable-ssl": True,
+        "access-key": endpoint.access_key,
+        "secret-key": endpoint.secret_key,
+        "disable-ssl": endpoint.url.startswith("http:"),
         "addressing-style": "path",
         "create-bucket": True,
         "part-size": "5Mi",
@@ -54,7 +39,8 @@ def s3_options(bucket: str | None = None, **extra: Any) -> dict[str, Any]:
 
 @asynccontextmanager
 async def make(tmp_path: Path, deps: VolumeDeps) -> AsyncIterator[AbstractVolume]:
-    volume = S3Volume("s3", tmp_path / "s3", options=s3_options(), deps=deps)
+    endpoint = await asyncio.to_thread(s3_endpoint)  # the first call starts RGW: off the loop
+    volume = S3Volume("s3", tmp_path / "s3", options=s3_options(endpoint), deps=deps)
     await volume.init()
     try:
         yield volume

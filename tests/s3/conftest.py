@@ -1,23 +1,23 @@
-"""Fixtures for the s3 backend and the data proxy: the session's moto server (shared with the
-contract suite), a bare S3 volume, and in-process daemons whose data-proxy volume is s3 or vfs."""
+"""Fixtures for the s3 backend and the data proxy: the session's S3 server (a real Ceph RGW, shared
+with the contract suite; see ``tests/s3_server.py``), a bare S3 volume, and in-process daemons
+whose data-proxy volume is s3 or vfs."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from api_fixtures import MANAGER_SECRET, Daemon, raw_config
+from s3_server import S3Endpoint, s3_endpoint
 
-from contract.backend_s3 import ACCESS_KEY, SECRET_KEY, moto_server, s3_options
+from contract.backend_s3 import s3_options
 from storage_proxy.api.client import create_client_app
 from storage_proxy.api.manager import AUTH_HEADER, create_manager_app
 from storage_proxy.config import validate
 from storage_proxy.context import build_root_context
-from storage_proxy.deltaview.testing import MotoServer
 from storage_proxy.metadata.sqlite import SqliteMetadataStore
 from storage_proxy.volumes.abc import VolumeDeps
 from storage_proxy.volumes.scan import TreeScanner
@@ -25,20 +25,14 @@ from storage_proxy_s3 import S3Volume
 
 
 @pytest.fixture(scope="session")
-def moto() -> Iterator[MotoServer]:
-    yield moto_server()
+def s3() -> S3Endpoint:
+    return s3_endpoint()
 
 
 @pytest.fixture(scope="session")
-def raw_s3(moto: MotoServer) -> Any:
+def raw_s3(s3: S3Endpoint) -> Any:
     """A plain boto3 client on the same endpoint, to look behind the volume's back."""
-    return boto3.client(
-        "s3",
-        endpoint_url=moto.endpoint,
-        region_name="us-east-1",
-        aws_access_key_id=ACCESS_KEY,
-        aws_secret_access_key=SECRET_KEY,
-    )
+    return s3.client()
 
 
 @pytest.fixture
@@ -53,10 +47,10 @@ VolumeMaker = Callable[..., AbstractAsyncContextManager[S3Volume]]
 
 
 @pytest.fixture
-def make_s3(tmp_path: Path, deps: VolumeDeps) -> VolumeMaker:
+def make_s3(tmp_path: Path, deps: VolumeDeps, s3: S3Endpoint) -> VolumeMaker:
     @asynccontextmanager
     async def make(**options: Any) -> AsyncIterator[S3Volume]:
-        volume = S3Volume("s3", tmp_path / "s3", options=s3_options(**options), deps=deps)
+        volume = S3Volume("s3", tmp_path / "s3", options=s3_options(s3, **options), deps=deps)
         await volume.init()
         try:
             yield volume
@@ -72,13 +66,15 @@ async def s3_volume(make_s3: VolumeMaker) -> AsyncIterator[S3Volume]:
         yield volume
 
 
-def daemon_config(tmp_path: Path, dataproxy_volume: str, **dataproxy: Any) -> dict[str, Any]:
+def daemon_config(
+    tmp_path: Path, s3: S3Endpoint, dataproxy_volume: str, **dataproxy: Any
+) -> dict[str, Any]:
     """The API fixtures' daemon plus an S3 volume and the signed-URL (dataproxy) section."""
     cfg = raw_config(tmp_path)
     cfg["volume"]["s3vol"] = {
         "backend": "s3",
         "path": str(tmp_path / "s3"),
-        "options": s3_options(),
+        "options": s3_options(s3),
     }
     cfg["dataproxy"] = {"volume": dataproxy_volume, **dataproxy}
     return validate(cfg)
@@ -86,11 +82,12 @@ def daemon_config(tmp_path: Path, dataproxy_volume: str, **dataproxy: Any) -> di
 
 @pytest.fixture
 def start_daemon(
-    tmp_path: Path, aiohttp_client: Any
+    tmp_path: Path, aiohttp_client: Any, s3: S3Endpoint
 ) -> Callable[..., AbstractAsyncContextManager[Daemon]]:
     @asynccontextmanager
     async def start(dataproxy_volume: str, **dataproxy: Any) -> AsyncIterator[Daemon]:
-        ctx = await build_root_context(daemon_config(tmp_path, dataproxy_volume, **dataproxy))
+        cfg = daemon_config(tmp_path, s3, dataproxy_volume, **dataproxy)
+        ctx = await build_root_context(cfg)
         try:
             manager = await aiohttp_client(create_manager_app(ctx))
             manager.session.headers[AUTH_HEADER] = MANAGER_SECRET

@@ -1,5 +1,7 @@
 """Signed upload/download locations end to end: a client with nothing but the signed URL and
-plain HTTP, on an s3 volume (native presigned URLs) and on a vfs volume (``/signed/<token>``)."""
+plain HTTP, on an s3 volume (native presigned URLs, checked by the real S3 server: signature,
+expiry, Content-MD5, Content-Length) and on a vfs volume (``/signed/<token>``, checked by the
+proxy itself)."""
 
 from __future__ import annotations
 
@@ -28,6 +30,14 @@ async def location(daemon: Daemon, data: bytes, **extra: Any) -> tuple[int, Any]
 async def plain(method: str, url: str, **kw: Any) -> tuple[int, bytes]:
     async with aiohttp.ClientSession() as http, http.request(method, url, **kw) as resp:
         return resp.status, await resp.read()
+
+
+def stored_keys(raw_s3: Any, native_url: str) -> list[str]:
+    """The keys below the signed location's folder in its bucket."""
+    bucket, key = native_url[len("s3://") :].split("/", 1)
+    folder = key.rsplit("/", 1)[0] + "/"
+    found = raw_s3.list_objects_v2(Bucket=bucket, Prefix=folder).get("Contents", [])
+    return [o["Key"][len(folder) :] for o in found]
 
 
 def area_files(tmp_path: Path) -> list[str]:
@@ -129,6 +139,68 @@ async def test_presigned_s3_url_signs_md5_length_and_expiry(start_daemon: Any) -
         assert "content-md5" in signed and "content-length" in signed
         assert query["X-Amz-Expires"] == ["600"]
         assert loc["native_url"].startswith("s3://t-")
+
+
+# -- the S3 server's own checks on native presigned URLs ---------------------------------------
+async def test_presigned_put_is_refused_by_s3_unless_it_matches(
+    start_daemon: Any, raw_s3: Any
+) -> None:
+    async with start_daemon("s3vol", upload={"max-size": "1Mi"}) as daemon:
+        data = b"the real bytes" * 100
+        status, loc = await location(daemon, data, filename="f.bin", content_length=len(data))
+        assert status == 200, loc
+        url, headers = loc["signed_url"], loc["headers"]
+
+        tampered = data[:-1] + b"X"  # same length, the body no longer has the signed MD5
+        status, body = await plain("PUT", url, data=tampered, headers=headers)
+        assert status == 400 and b"BadDigest" in body
+        md5_only = {"Content-MD5": headers["Content-MD5"]}  # the body's real length is sent
+        status, body = await plain("PUT", url, data=data + b"more", headers=md5_only)
+        assert status == 403 and b"SignatureDoesNotMatch" in body  # not the signed length
+        wrong = {**headers, "Content-MD5": md5_b64(tampered)}  # not the signed Content-MD5
+        status, body = await plain("PUT", url, data=tampered, headers=wrong)
+        assert status == 403 and b"SignatureDoesNotMatch" in body
+        status, _ = await plain("PUT", url, data=data, headers={})  # signed headers left out
+        assert status == 403
+        assert stored_keys(raw_s3, loc["native_url"]) == []
+
+        status, _ = await plain("PUT", url, data=data, headers=headers)
+        assert status == 200
+        assert stored_keys(raw_s3, loc["native_url"]) == ["f.bin"]
+
+
+async def test_expired_presigned_urls_are_refused_by_s3(start_daemon: Any, raw_s3: Any) -> None:
+    async with start_daemon("s3vol") as daemon:
+        data = b"late"
+        _, loc = await location(daemon, data, content_length=len(data), expires_in=1)
+        _, keep = await location(daemon, data, filename="kept.bin", content_length=len(data))
+        await plain("PUT", keep["signed_url"], data=data, headers=keep["headers"])
+        status, link = await daemon.call(
+            "POST", "/dataproxy/download-link", native_url=keep["native_url"], expires_in=1
+        )
+        assert status == 200, link
+        status, got = await plain("GET", link["signed_url"])
+        assert status == 200 and got == data
+        await asyncio.sleep(2.2)
+        status, body = await plain("PUT", loc["signed_url"], data=data, headers=loc["headers"])
+        assert status == 403 and b"AccessDenied" in body
+        assert stored_keys(raw_s3, loc["native_url"]) == ["kept.bin"]  # the same MD5 folder
+        status, body = await plain("GET", link["signed_url"])
+        assert status == 403 and b"AccessDenied" in body
+
+
+async def test_presigned_get_is_bound_to_its_key(start_daemon: Any) -> None:
+    async with start_daemon("s3vol") as daemon:
+        data = b"mine"
+        _, loc = await location(daemon, data, filename="a.bin", content_length=len(data))
+        await plain("PUT", loc["signed_url"], data=data, headers=loc["headers"])
+        _, link = await daemon.call(
+            "POST", "/dataproxy/download-link", native_url=loc["native_url"]
+        )
+        other = link["signed_url"].replace("/a.bin?", "/b.bin?")
+        assert other != link["signed_url"]
+        status, body = await plain("GET", other)
+        assert status == 403 and b"SignatureDoesNotMatch" in body
 
 
 # -- the proxy's own checks on POSIX volumes ---------------------------------------------------

@@ -13,6 +13,7 @@ on S3) from the held descriptor.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import os
 import re
@@ -138,15 +139,21 @@ class LocalStaging:
             raise UploadOffsetMismatch(
                 f"Upload-Offset {offset} does not match the stored offset {staged}", offset=staged
             )
+        sink = FileSink(fd, (), self._run, offset=offset)
         try:
-            async with FileSink(fd, (), self._run, offset=offset) as sink:
-                async for chunk in stream:
-                    await sink.write(chunk)
+            async for chunk in stream:
+                await sink.write(chunk)
+            await sink.flush()
             if options.verify is not None:
                 options.verify()
         except BaseException as e:
             if isinstance(e, StorageProxyError) or not options.keep_partial:
+                await sink.abandon()
                 await self._run(os.ftruncate, fd, offset)  # the chunk is not kept
+            else:
+                with contextlib.suppress(Exception):
+                    await sink.flush()  # keep what arrived: the client resumes from there
+                await sink.abandon()
             raise
         return offset + sink.written
 
@@ -236,7 +243,12 @@ class FileSink:
     ) -> None:
         if exc_type is None:
             await self.flush()
-            return
+        else:
+            await self.abandon()
+
+    async def abandon(self) -> None:
+        """Drop what is buffered and wait for the batch in flight, whatever happens to this
+        task meanwhile: afterwards nothing writes to the descriptor."""
         self._chunks, self._pending = [], 0
         writing, self._writing = self._writing, None
         # The thread finishes before the caller may close the descriptor, even if this task is

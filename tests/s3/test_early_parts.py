@@ -1,0 +1,197 @@
+"""Resumable uploads on an s3 volume send their complete parts while the rest still arrives
+(``early.py``), on the real S3 server: what is sent early is only what can no longer change,
+another process sharing the staging directory carries on, and every way out (publish, discard,
+a refused target, changed settings) leaves no multipart upload behind."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from contract.test_contract import new_vfolder, read, rp
+from storage_proxy.errors import FileExists, QuotaExceeded
+from storage_proxy.metadata.store import UploadSession
+from storage_proxy.types import VFolderID
+from storage_proxy.volumes.abc import VolumeDeps
+from storage_proxy_s3 import S3Volume
+
+MiB = 1 << 20
+
+
+async def chunks(
+    *parts: bytes, fail_after: int | None = None, refuse: bool = False
+) -> AsyncIterator[bytes]:
+    for i, part in enumerate(parts):
+        if fail_after is not None and i == fail_after:
+            if refuse:
+                raise QuotaExceeded("refused midway")  # a refusal: the chunk is cut back
+            raise ConnectionResetError("the client went away")
+        yield part
+
+
+async def new_session(
+    volume: S3Volume, deps: VolumeDeps, vfid: VFolderID, relpath: str, **meta: Any
+) -> str:
+    session = UploadSession(
+        id=uuid.uuid4().hex,
+        volume=volume.name,
+        vfid=str(vfid),
+        relpath=relpath,
+        length=None,
+        offset=0,
+        created_at=time.time(),
+        expires_at=time.time() + 3600,
+        metadata=dict(meta),
+    )
+    await deps.metadata.create_upload(session)
+    await volume.upload_prepare(session.id)
+    return session.id
+
+
+def pending(raw_s3: Any, volume: S3Volume) -> list[Any]:
+    return list(raw_s3.list_multipart_uploads(Bucket=volume.conn.bucket).get("Uploads", []))
+
+
+def parts_sent(raw_s3: Any, volume: S3Volume) -> list[tuple[int, int]]:
+    (upload,) = pending(raw_s3, volume)
+    listed = raw_s3.list_parts(
+        Bucket=volume.conn.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+    )
+    return [(p["PartNumber"], p["Size"]) for p in listed.get("Parts", [])]
+
+
+def sidecars(volume: S3Volume) -> list[str]:
+    return sorted(p.name for p in volume.staging.directory.iterdir() if "." in p.name)
+
+
+async def append(volume: S3Volume, sid: str, offset: int, stream: AsyncIterator[bytes]) -> int:
+    """One PATCH's worth: the writer's hold, then the append."""
+    async with volume.upload_hold(sid) as held:
+        return await volume.upload_append(held, offset, stream)
+
+
+async def publish(volume: S3Volume, sid: str, vfid: VFolderID, path: str, **kw: Any) -> None:
+    async with volume.upload_hold(sid) as held:
+        await volume.upload_publish(held, vfid, rp(path), **kw)
+
+
+async def append_all(volume: S3Volume, sid: str, data: bytes, piece: int) -> None:
+    for offset in range(0, len(data), piece):
+        end = await append(volume, sid, offset, chunks(data[offset : offset + piece]))
+        assert end == min(offset + piece, len(data))
+
+
+async def test_parts_go_up_before_the_upload_completes(
+    s3_volume: S3Volume, deps: VolumeDeps, raw_s3: Any
+) -> None:
+    vfid = await new_vfolder(s3_volume)
+    sid = await new_session(s3_volume, deps, vfid, "up/early.bin")
+    data = os.urandom(23 * MiB)  # parts of 5 MiB: 4 whole ones, and 3 MiB
+    await append_all(s3_volume, sid, data[: 20 * MiB], 2 * MiB)
+    await s3_volume.early._settle(sid)
+    # accepted so far: PATCHes up to 20 MiB; the last one starts at 18 MiB, so 3 parts are final
+    assert parts_sent(raw_s3, s3_volume) == [(1, 5 * MiB), (2, 5 * MiB), (3, 5 * MiB)]
+    assert [e async for e in s3_volume.scandir(vfid, rp("."))] == []  # nothing visible yet
+    assert sidecars(s3_volume) == [f"{sid}.s3lock", f"{sid}.s3parts"]
+
+    end = await append(s3_volume, sid, 20 * MiB, chunks(data[20 * MiB :]))
+    assert end == len(data)
+    await publish(s3_volume, sid, vfid, "up/early.bin", checksums=True)
+    assert await read(s3_volume, vfid, "up/early.bin") == data
+    meta = await s3_volume.get_file_meta(vfid, rp("up/early.bin"))
+    assert meta.sha256 == hashlib.sha256(data).hexdigest()
+    assert meta.md5 == hashlib.md5(data).hexdigest()
+    assert pending(raw_s3, s3_volume) == [] and sidecars(s3_volume) == []
+    assert not s3_volume.staging.path(sid).exists()
+
+
+async def test_bytes_of_a_refused_chunk_are_never_sent(
+    s3_volume: S3Volume, deps: VolumeDeps, raw_s3: Any
+) -> None:
+    """A chunk refused midway is cut back to its start under the writer's hold; a chunk that
+    breaks off stays staged (the client resumes after it); nothing above a chunk's start may
+    have gone to S3 before the next chunk was accepted."""
+    vfid = await new_vfolder(s3_volume)
+    sid = await new_session(s3_volume, deps, vfid, "cut.bin")
+    first, lost, second = os.urandom(6 * MiB), b"L" * (4 * MiB), os.urandom(6 * MiB)
+    await append(s3_volume, sid, 0, chunks(first))
+    with pytest.raises(QuotaExceeded):
+        await append(s3_volume, sid, 6 * MiB, chunks(lost, b"more", fail_after=1, refuse=True))
+    assert await s3_volume.upload_size(sid) == 6 * MiB  # the refused chunk is gone...
+    await s3_volume.early._settle(sid)
+    assert parts_sent(raw_s3, s3_volume) == [(1, 5 * MiB)]  # ...and nothing of it was sent
+    with pytest.raises(ConnectionResetError):
+        await append(s3_volume, sid, 6 * MiB, chunks(second[:MiB], b"x", fail_after=1))
+    assert await s3_volume.upload_size(sid) == 7 * MiB  # a broken chunk keeps what arrived
+    await append(s3_volume, sid, 7 * MiB, chunks(second[MiB:]))
+    await publish(s3_volume, sid, vfid, "cut.bin")
+    assert await read(s3_volume, vfid, "cut.bin") == first + second
+    assert pending(raw_s3, s3_volume) == []
+
+
+async def test_another_process_carries_on(
+    make_s3: Any, deps: VolumeDeps, raw_s3: Any, tmp_path: Path
+) -> None:
+    """Two volumes on one bucket and one staging directory: two workers, or a restart."""
+    staging = str(tmp_path / "shared-staging")
+    async with make_s3(**{"staging-dir": staging}) as one:
+        bucket = one.conn.bucket
+        vfid = await new_vfolder(one)
+        sid = await new_session(one, deps, vfid, "both.bin")
+        data = os.urandom(17 * MiB)
+        await append_all(one, sid, data[: 12 * MiB], 4 * MiB)
+        await one.early._settle(sid)
+        assert parts_sent(raw_s3, one) == [(1, 5 * MiB)]
+        async with make_s3(bucket=bucket, **{"staging-dir": staging}) as two:
+            await append(two, sid, 12 * MiB, chunks(data[12 * MiB :]))
+            await publish(two, sid, vfid, "both.bin")
+            assert await read(two, vfid, "both.bin") == data
+            assert pending(raw_s3, two) == [] and sidecars(two) == []
+
+
+async def test_discard_aborts_the_early_upload(
+    s3_volume: S3Volume, deps: VolumeDeps, raw_s3: Any
+) -> None:
+    vfid = await new_vfolder(s3_volume)
+    sid = await new_session(s3_volume, deps, vfid, "gone.bin")
+    await append_all(s3_volume, sid, os.urandom(12 * MiB), 6 * MiB)
+    await s3_volume.early._settle(sid)
+    assert len(pending(raw_s3, s3_volume)) == 1
+    await s3_volume.upload_discard(sid)
+    assert pending(raw_s3, s3_volume) == [] and sidecars(s3_volume) == []
+    assert not s3_volume.staging.path(sid).exists()
+
+
+async def test_a_refused_target_aborts_the_early_upload(
+    s3_volume: S3Volume, deps: VolumeDeps, raw_s3: Any
+) -> None:
+    vfid = await new_vfolder(s3_volume)
+    await s3_volume.write(vfid, rp("taken.bin"), chunks(b"first"))
+    sid = await new_session(s3_volume, deps, vfid, "taken.bin")
+    await append_all(s3_volume, sid, os.urandom(12 * MiB), 6 * MiB)
+    with pytest.raises(FileExists):
+        await publish(s3_volume, sid, vfid, "taken.bin", overwrite=False)
+    assert await read(s3_volume, vfid, "taken.bin") == b"first"
+    assert pending(raw_s3, s3_volume) == [] and sidecars(s3_volume) == []
+
+
+async def test_changed_content_type_publishes_the_staged_file_anew(
+    s3_volume: S3Volume, deps: VolumeDeps, raw_s3: Any
+) -> None:
+    vfid = await new_vfolder(s3_volume)
+    sid = await new_session(s3_volume, deps, vfid, "t.csv", content_type="text/plain")
+    data = os.urandom(12 * MiB)
+    await append_all(s3_volume, sid, data, 6 * MiB)
+    await publish(s3_volume, sid, vfid, "t.csv", content_type="text/csv")
+    assert await read(s3_volume, vfid, "t.csv") == data
+    key = s3_volume.file_key(vfid, rp("t.csv"))
+    head = raw_s3.head_object(Bucket=s3_volume.conn.bucket, Key=key)
+    assert head["ContentType"] == "text/csv"
+    assert pending(raw_s3, s3_volume) == [] and sidecars(s3_volume) == []
