@@ -173,3 +173,60 @@ async def test_symlink_escape_is_refused_at_download(daemon: Daemon, tmp_path: P
     )
     resp = await daemon.client.get("/download", params={"token": token})
     assert resp.status == 400 and (await resp.json())["code"] == "invalid-path"
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["bytes=0-9,20-29", "bytes=5-2", "items=0-9", "bytes=٣-9", "bytes=²-", "bytes=1-2, 4-5"],
+)
+async def test_ranges_this_server_does_not_serve_are_ignored(daemon: Daemon, header: str) -> None:
+    """RFC 9110 §14.2: several ranges, another unit, an invalid spec: the whole file, 200."""
+    await setup_file(daemon)
+    token = await download_token(daemon, "dir/data.bin")
+    resp = await daemon.client.get("/download", params={"token": token}, headers={"Range": header})
+    assert resp.status == 200 and await resp.read() == BODY
+
+
+@pytest.mark.parametrize("header", ["bytes=-0", "bytes=10240-", "bytes=99999-100000"])
+async def test_unsatisfiable_ranges_are_416_problem_json(daemon: Daemon, header: str) -> None:
+    await setup_file(daemon)
+    token = await download_token(daemon, "dir/data.bin")
+    resp = await daemon.client.get("/download", params={"token": token}, headers={"Range": header})
+    assert resp.status == 416
+    assert resp.headers["Content-Range"] == f"bytes */{len(BODY)}"
+    assert resp.content_type == "application/problem+json"
+    assert (await resp.json())["code"] == "range-not-satisfiable"
+
+
+async def test_if_range_mismatch_sends_the_whole_file(daemon: Daemon) -> None:
+    await setup_file(daemon)
+    token = await download_token(daemon, "dir/data.bin")
+    headers = {"Range": "bytes=0-9", "If-Range": '"stale-etag"'}
+    resp = await daemon.client.get("/download", params={"token": token}, headers=headers)
+    assert resp.status == 200 and await resp.read() == BODY
+    etag = resp.headers["ETag"]
+    headers["If-Range"] = etag
+    resp = await daemon.client.get("/download", params={"token": token}, headers=headers)
+    assert resp.status == 206 and await resp.read() == BODY[:10]
+    resp = await daemon.client.get(
+        "/download", params={"token": token}, headers={"If-None-Match": etag}
+    )
+    assert resp.status == 304
+
+
+async def test_zip_keeps_names_that_are_not_utf8(daemon: Daemon) -> None:
+    """A file whose name is not valid UTF-8 once cut every zip of its directory short."""
+    path = await setup_file(daemon)
+    raw = bytes(path.parent) + b"/caf\xe9.txt"
+    with open(raw, "wb") as f:
+        f.write(b"latin-1 name")
+    (path.parent / "z-last.txt").write_bytes(b"after it")
+    token = await download_token(daemon, "dir", archive=True)
+    resp = await daemon.client.get("/download", params={"token": token})
+    assert resp.status == 200
+    archive = zipfile.ZipFile(io.BytesIO(await resp.read()))
+    assert archive.testzip() is None
+    infos = {i.orig_filename: i for i in archive.infolist()}
+    assert "z-last.txt" in infos and archive.read("z-last.txt") == b"after it"
+    latin = [i for i in archive.infolist() if i.file_size == len(b"latin-1 name")]
+    assert len(latin) == 1 and not latin[0].flag_bits & 0x800  # raw bytes, not flagged UTF-8

@@ -275,3 +275,32 @@ def test_relpath_built_directly_is_validated_too() -> None:
         with pytest.raises(InvalidPath):
             RelPath(parts)
     assert str(RelPath(("a", "b"))) == "a/b"
+
+
+async def test_a_vfolder_whose_registration_fails_leaves_nothing(
+    vfs_volume: VfsVolume, tmp_path: Path
+) -> None:
+    """A create that cannot be recorded is undone, so a retry is not refused as a duplicate."""
+    import uuid
+
+    from storage_proxy.types import QuotaScopeID, QuotaScopeType
+
+    class Refusing:  # the store refuses the registration (say, it stayed locked)
+        def __getattr__(self, name: str) -> object:
+            return getattr(store, name)
+
+        async def register_vfolder(self, *args: object, **kwargs: object) -> None:
+            raise RuntimeError("the metadata store is away")
+
+    store = vfs_volume.deps.metadata
+    vfid = VFolderID(QuotaScopeID(QuotaScopeType.USER, uuid.uuid4()), uuid.uuid4())
+    await vfs_volume.quota_model.create_quota_scope(vfid.quota_scope_id, None)
+    object.__setattr__(vfs_volume.deps, "metadata", Refusing())
+    try:
+        with pytest.raises(RuntimeError):
+            await vfs_volume.create_vfolder(vfid)
+    finally:
+        object.__setattr__(vfs_volume.deps, "metadata", store)
+    assert not vfs_volume.vfolder_path(vfid).exists()
+    await vfs_volume.create_vfolder(vfid)  # the retry succeeds
+    assert vfs_volume.vfolder_path(vfid).is_dir()

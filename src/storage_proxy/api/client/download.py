@@ -36,8 +36,11 @@ _TRUE = {"1", "true", "yes", "on"}
 SMALL_FILE = 64 * 1024
 #: What a send on a connection that was cut may fail with.
 _GONE = (errno.EPIPE, errno.EBADF, errno.ECONNRESET, errno.ENOTCONN, errno.ESHUTDOWN)
-#: sendfile runs in slices of this size, each of which must finish within the idle timeout.
-SENDFILE_SLICE = 4 << 20
+#: sendfile runs in slices, each of which must finish within the idle timeout.  A slice is sized
+#: to take about ``SLICE_SECONDS`` at the rate the previous one went: a fast reader gets a few
+#: large slices (each slice waits for the socket to drain first, a small pipeline bubble), a
+#: slow one small slices, so "no progress for the idle timeout" means no MiB in that time.
+MIN_SLICE, MAX_SLICE, SLICE_SECONDS = 1 << 20, 1 << 30, 2.0
 
 
 async def download(request: web.Request) -> web.StreamResponse:
@@ -149,17 +152,20 @@ async def _sendfile(request: web.Request, fd: int, offset: int, count: int, idle
     loop = asyncio.get_running_loop()
     # wraps the descriptor (no I/O): loop.sendfile wants a file object
     with open(fd, "rb", buffering=0, closefd=False) as file:  # noqa: ASYNC230
-        sent = 0
+        sent, size = 0, MIN_SLICE
         while sent < count:
-            want = min(SENDFILE_SLICE, count - sent)
+            want = min(size, count - sent)
             if transport.is_closing():
                 raise ClientGone("the connection is closing")
+            started = loop.time()
             step = loop.sendfile(transport, file, offset + sent, want)
             n = await bounded(transport, step, idle, "read")
             if n < want:  # the file shrank under us: the promised length cannot be kept
                 cut(transport)
                 raise ClientGone("the file changed while it was being sent")
             sent += n
+            rate = n / max(loop.time() - started, 1e-3)
+            size = int(min(MAX_SLICE, max(MIN_SLICE, rate * SLICE_SECONDS)))
 
 
 def _gone(request: web.Request, error: BaseException) -> None:
