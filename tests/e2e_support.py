@@ -11,6 +11,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -35,14 +36,26 @@ STOP_TIMEOUT = 10.0
 
 
 # -- ports, env, config ------------------------------------------------------------------------
+#: Where test daemons listen: below the kernel's ephemeral range (32768 and up), so an outgoing
+#: connection of some other test can never take a port between its choice and the daemon's bind.
+_DAEMON_PORTS = range(10000, 20000)
+
+
 def free_ports(n: int) -> list[int]:
-    """``n`` distinct ports the kernel reports free (all bound at once, then released)."""
+    """``n`` distinct free ports for daemons (all bound at once, then released)."""
+    rng = random.SystemRandom()
     with contextlib.ExitStack() as stack:
-        ports = []
-        for _ in range(n):
+        ports: list[int] = []
+        while len(ports) < n:
+            port = rng.choice(_DAEMON_PORTS)
+            if port in ports:
+                continue
             s = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
-            s.bind(("127.0.0.1", 0))
-            ports.append(s.getsockname()[1])
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            ports.append(port)
         return ports
 
 

@@ -198,12 +198,12 @@ class BackgroundTaskService:
 
     async def _run(self, task_id: str, kind: str, func: TaskFunc) -> BaseException | None:
         reporter = ProgressReporter(self, task_id)
-        await self._metadata.update_bgtask(task_id, {"status": BgTaskStatus.RUNNING})
         outcome: BaseException | None = None
         started = time.monotonic()
         status = BgTaskStatus.RUNNING
         self.on_started(kind)
-        try:
+        try:  # a cancellation that lands while the task is being marked running counts too
+            await self._metadata.update_bgtask(task_id, {"status": BgTaskStatus.RUNNING})
             result = await func(reporter)
         except asyncio.CancelledError as e:
             outcome = e
