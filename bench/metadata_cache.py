@@ -25,8 +25,8 @@ from daemon_proc import free_ports
 
 from storage_proxy.config import validate
 from storage_proxy.context import RootContext, build_root_context
+from storage_proxy.core.types import QuotaScopeID, QuotaScopeType, VFolderID
 from storage_proxy.services.tokens import UserClaims
-from storage_proxy.types import QuotaScopeID, QuotaScopeType, VFolderID
 
 OFF = {
     k: "0"

@@ -49,7 +49,7 @@ from tusclient.client import TusClient
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from s3_server import RgwServer, S3Endpoint, new_bucket  # noqa: E402
 
-from storage_proxy.units import parse_size  # noqa: E402
+from storage_proxy.core.units import parse_size  # noqa: E402
 
 AUTH_HEADER = "X-BackendAI-Storage-Auth-Token"
 MANAGER_SECRET = "bench-manager-secret"

@@ -36,7 +36,7 @@ import aiohttp
 from daemon_proc import free_ports, stop_daemon
 
 from storage_proxy.config import load_config
-from storage_proxy.errors import ConfigError
+from storage_proxy.core.errors import ConfigError
 
 SECRET = "bench-secret-123456"
 AUTH = {"X-BackendAI-Storage-Auth-Token": SECRET}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import uuid
 
-from storage_proxy.types import QuotaScopeID, QuotaScopeType, VFolderID
+from storage_proxy.core.types import QuotaScopeID, QuotaScopeType, VFolderID
 
 
 def new_qsid(kind: QuotaScopeType = QuotaScopeType.USER) -> QuotaScopeID:

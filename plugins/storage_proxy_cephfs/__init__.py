@@ -12,8 +12,8 @@ from pathlib import Path
 
 import trafaret as t
 
-from storage_proxy.errors import PluginError
-from storage_proxy.types import Capability, VFolderID, VFolderUsage
+from storage_proxy.core.errors import PluginError
+from storage_proxy.core.types import Capability, VFolderID, VFolderUsage
 from storage_proxy.volumes.posix import TRASH_DIR, BasePosixVolume
 
 from . import xattrs

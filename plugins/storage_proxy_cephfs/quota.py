@@ -16,14 +16,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeAlias
 
-from storage_proxy.errors import (
+from storage_proxy.core.errors import (
     QuotaExceeded,
     QuotaScopeExists,
     QuotaScopeNotFound,
     VFolderNotFound,
 )
+from storage_proxy.core.types import QuotaConfig, QuotaScopeID, QuotaUsage, VFolderID, VFolderUsage
 from storage_proxy.metadata.store import MetadataStore
-from storage_proxy.types import QuotaConfig, QuotaScopeID, QuotaUsage, VFolderID, VFolderUsage
 from storage_proxy.volumes.abc import QuotaModel, WriteReservation
 
 from . import xattrs

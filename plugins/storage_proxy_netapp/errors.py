@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from storage_proxy.errors import BackendUnavailable
+from storage_proxy.core.errors import BackendUnavailable
 
 
 class OntapError(BackendUnavailable):

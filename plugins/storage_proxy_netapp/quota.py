@@ -16,8 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from storage_proxy.errors import QuotaScopeExists, QuotaScopeNotFound
-from storage_proxy.types import QuotaConfig, QuotaScopeID, QuotaUsage, VFolderID
+from storage_proxy.core.errors import QuotaScopeExists, QuotaScopeNotFound
+from storage_proxy.core.types import QuotaConfig, QuotaScopeID, QuotaUsage, VFolderID
 from storage_proxy.volumes.quota import Bucket, ProxyQuotaModel
 
 from .client import Json, OntapClient

@@ -15,8 +15,8 @@ from typing import Any
 
 import trafaret as t
 
-from storage_proxy.errors import PluginError
-from storage_proxy.types import Capability, FSUsage
+from storage_proxy.core.errors import PluginError
+from storage_proxy.core.types import Capability, FSUsage
 from storage_proxy_nfs import NFS_OPTIONS, NfsVolume
 
 from .client import OntapClient

@@ -37,9 +37,9 @@ from typing import TypeVar
 
 import trafaret as t
 
-from storage_proxy.errors import FileNotFound, PluginError, VFolderNotFound
-from storage_proxy.paths import RelPath
-from storage_proxy.types import Capability, VFolderID, VFolderUsage
+from storage_proxy.core.errors import FileNotFound, PluginError, VFolderNotFound
+from storage_proxy.core.paths import RelPath
+from storage_proxy.core.types import Capability, VFolderID, VFolderUsage
 from storage_proxy.volumes.mounts import DEFAULT_MOUNTS_FILE, MountEntry, read_mount
 from storage_proxy.volumes.posix import BasePosixVolume
 from storage_proxy.volumes.quota import ProxyQuotaModel

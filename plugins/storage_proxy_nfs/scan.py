@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
-from storage_proxy.types import VFolderUsage
+from storage_proxy.core.types import VFolderUsage
 from storage_proxy.volumes.scan import Subtree, scan_level
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from storage_proxy.errors import BackendUnavailable
+from storage_proxy.core.errors import BackendUnavailable
 
 from .client import S3Connection, error_code
 

@@ -19,13 +19,13 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
 
-from storage_proxy.errors import (
+from storage_proxy.core.errors import (
     BackendUnavailable,
     FileNotFound,
     PermissionDenied,
     StorageProxyError,
 )
-from storage_proxy.units import BinarySize
+from storage_proxy.core.units import BinarySize
 
 log = logging.getLogger(__name__)
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, NoReturn
 
-from storage_proxy.errors import FileExists, FileNotFound, IsADirectory
-from storage_proxy.paths import RelPath
-from storage_proxy.types import DirEntryType, FileMeta, VFolderID
+from storage_proxy.core.errors import FileExists, FileNotFound, IsADirectory
+from storage_proxy.core.paths import RelPath
+from storage_proxy.core.types import DirEntryType, FileMeta, VFolderID
 from storage_proxy.volumes.abc import AbstractVolume, ReadOptions, WriteOptions
 from storage_proxy.volumes.quota import ProxyQuotaModel
 

@@ -32,7 +32,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from storage_proxy.errors import Conflict, StorageProxyError
+from storage_proxy.core.errors import Conflict, StorageProxyError
 from storage_proxy.volumes.staging import LocalStaging
 
 from .client import MIN_PART, S3Connection

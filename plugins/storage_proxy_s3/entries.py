@@ -6,7 +6,7 @@ import posixpath
 from collections.abc import Mapping
 from typing import Any
 
-from storage_proxy.types import DirEntry, DirEntryType, FileMeta, Stat
+from storage_proxy.core.types import DirEntry, DirEntryType, FileMeta, Stat
 
 from .client import modified
 

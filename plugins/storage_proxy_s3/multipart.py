@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from storage_proxy.errors import BackendUnavailable
+from storage_proxy.core.errors import BackendUnavailable
 
 from .checksums import check_echo, sha256_b64
 from .client import MAX_PARTS, S3Connection, translate

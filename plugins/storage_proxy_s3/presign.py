@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from storage_proxy.errors import InvalidParameter
+from storage_proxy.core.errors import InvalidParameter
 from storage_proxy.volumes.abc import AbstractVolume
 
 from .client import S3Connection

@@ -14,9 +14,9 @@ import asyncio
 import os
 from collections.abc import AsyncIterator
 
-from storage_proxy.errors import Conflict, UploadNotFound, UploadOffsetMismatch
-from storage_proxy.paths import RelPath
-from storage_proxy.types import VFolderID
+from storage_proxy.core.errors import Conflict, UploadNotFound, UploadOffsetMismatch
+from storage_proxy.core.paths import RelPath
+from storage_proxy.core.types import VFolderID
 from storage_proxy.volumes.abc import AppendOptions, StagedFile
 from storage_proxy.volumes.staging import LocalStagedFile, LocalStaging, LocalStagingUploads
 

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from storage_proxy.errors import (
+from storage_proxy.core.errors import (
     DirectoryNotEmpty,
     FileExists,
     FileNotFound,
@@ -27,8 +27,8 @@ from storage_proxy.errors import (
     VFolderExists,
     VFolderNotFound,
 )
-from storage_proxy.paths import RelPath
-from storage_proxy.types import (
+from storage_proxy.core.paths import RelPath
+from storage_proxy.core.types import (
     Capability,
     DirEntry,
     DirEntryType,

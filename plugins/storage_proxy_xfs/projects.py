@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
-from storage_proxy.errors import InsufficientStorage
+from storage_proxy.core.errors import InsufficientStorage
 
 T = TypeVar("T")
 

@@ -17,8 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from storage_proxy.errors import QuotaScopeExists
-from storage_proxy.types import QuotaConfig, QuotaScopeID, QuotaUsage, VFolderID
+from storage_proxy.core.errors import QuotaScopeExists
+from storage_proxy.core.types import QuotaConfig, QuotaScopeID, QuotaUsage, VFolderID
 from storage_proxy.volumes.quota import Bucket, ProxyQuotaModel
 
 from .projects import ProjectRegistry

@@ -14,8 +14,8 @@ from typing import Any
 
 import trafaret as t
 
-from storage_proxy.errors import PluginError
-from storage_proxy.types import Capability
+from storage_proxy.core.errors import PluginError
+from storage_proxy.core.types import Capability
 from storage_proxy.volumes.posix import BasePosixVolume
 
 from .projects import ProjectRegistry

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from storage_proxy.errors import StorageProxyError
+from storage_proxy.core.errors import StorageProxyError
 
 from .runner import CommandRunner
 

@@ -12,8 +12,8 @@ import click
 
 from . import __version__
 from .config import load_config
+from .core.errors import ConfigError, PluginError
 from .deltaview.cli import client_proxy, delta_view
-from .errors import ConfigError, PluginError
 from .volumes.registry import available_backends, load_backend
 
 EXIT_CONFIG = 2

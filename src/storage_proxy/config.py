@@ -17,8 +17,8 @@ from typing import Any
 
 import trafaret as t
 
-from .errors import ConfigError
-from .units import BinarySize, Duration
+from .core.errors import ConfigError
+from .core.units import BinarySize, Duration
 
 ENV_PREFIX = "STORAGE_PROXY_"
 DEFAULT_CLIENT_PORT = 6021

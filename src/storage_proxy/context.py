@@ -12,7 +12,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from .core.errors import ConfigError
 from .infra.cache import CacheKinds, SharedCache
 from .infra.node_registry import NodeRegistry, node_info_from_config
 from .infra.pubsub import RedisSubscriber

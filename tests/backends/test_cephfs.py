@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from helpers import new_qsid, new_vfid
-from storage_proxy.errors import PluginError, QuotaExceeded
-from storage_proxy.paths import RelPath
-from storage_proxy.types import Capability, QuotaConfig, VFolderID, VFolderUsage
+from storage_proxy.core.errors import PluginError, QuotaExceeded
+from storage_proxy.core.paths import RelPath
+from storage_proxy.core.types import Capability, QuotaConfig, VFolderID, VFolderUsage
 from storage_proxy.volumes.abc import VolumeDeps, WriteOptions
 from storage_proxy.volumes.posix import STAGING_MARK
 from storage_proxy_cephfs import CephFSVolume

@@ -18,10 +18,16 @@ from aiohttp import web
 from backends.ontap_emulator import Emulator, free_port, start
 
 from contract.backend_netapp import volume_options
-from storage_proxy.errors import PluginError, QuotaExceeded
+from storage_proxy.core.errors import PluginError, QuotaExceeded
+from storage_proxy.core.paths import RelPath
+from storage_proxy.core.types import (
+    Capability,
+    QuotaConfig,
+    QuotaScopeID,
+    QuotaScopeType,
+    VFolderID,
+)
 from storage_proxy.metadata.sqlite import SqliteMetadataStore
-from storage_proxy.paths import RelPath
-from storage_proxy.types import Capability, QuotaConfig, QuotaScopeID, QuotaScopeType, VFolderID
 from storage_proxy.volumes.abc import VolumeDeps, WriteOptions
 from storage_proxy.volumes.scan import TreeScanner
 from storage_proxy_netapp import NetAppVolume

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from helpers import new_vfid
-from storage_proxy.errors import FileNotFound, PluginError
-from storage_proxy.paths import RelPath
-from storage_proxy.types import Capability, VFolderID, VFolderUsage
+from storage_proxy.core.errors import FileNotFound, PluginError
+from storage_proxy.core.paths import RelPath
+from storage_proxy.core.types import Capability, VFolderID, VFolderUsage
 from storage_proxy.volumes import filemeta
 from storage_proxy.volumes.abc import VolumeDeps, WriteOptions
 from storage_proxy.volumes.mounts import find_mount, parse_mounts

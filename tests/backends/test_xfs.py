@@ -20,10 +20,16 @@ from pathlib import Path
 import pytest
 
 from contract.backend_xfs import fallback_options, loop_mounted_xfs
-from storage_proxy.errors import InsufficientStorage, PluginError, QuotaExceeded
+from storage_proxy.core.errors import InsufficientStorage, PluginError, QuotaExceeded
+from storage_proxy.core.paths import RelPath
+from storage_proxy.core.types import (
+    Capability,
+    QuotaConfig,
+    QuotaScopeID,
+    QuotaScopeType,
+    VFolderID,
+)
 from storage_proxy.metadata.sqlite import SqliteMetadataStore
-from storage_proxy.paths import RelPath
-from storage_proxy.types import Capability, QuotaConfig, QuotaScopeID, QuotaScopeType, VFolderID
 from storage_proxy.volumes.abc import VolumeDeps, WriteOptions
 from storage_proxy.volumes.quota import ProxyQuotaModel
 from storage_proxy.volumes.scan import TreeScanner

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from contract.spec import BackendSpec
-from storage_proxy.errors import (
+from storage_proxy.core.errors import (
     FileExists,
     FileNotFound,
     InvalidPath,
@@ -19,8 +19,8 @@ from storage_proxy.errors import (
     VFolderExists,
     VFolderNotFound,
 )
-from storage_proxy.paths import RelPath
-from storage_proxy.types import (
+from storage_proxy.core.paths import RelPath
+from storage_proxy.core.types import (
     Capability,
     DirEntryType,
     QuotaConfig,

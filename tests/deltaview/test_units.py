@@ -12,12 +12,12 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from multidict import CIMultiDict
 
+from storage_proxy.core.errors import ConfigError
 from storage_proxy.deltaview import listing, ranges, sigv4
 from storage_proxy.deltaview.config import apply_env, load_json, validate
 from storage_proxy.deltaview.deltalog import Known, Snapshot, z85_decode
 from storage_proxy.deltaview.errors import S3Error, S3ErrorCode
 from storage_proxy.deltaview.gate import build_view, matches
-from storage_proxy.errors import ConfigError
 
 # -- config -------------------------------------------------------------------------------------
 

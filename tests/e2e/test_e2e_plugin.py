@@ -47,7 +47,7 @@ PLUGIN_MODULE = '''\
 
 import trafaret as t
 
-from storage_proxy.types import Capability
+from storage_proxy.core.types import Capability
 from storage_proxy.volumes.posix import BasePosixVolume
 
 

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from storage_proxy.core.records import AclEntry, Permission, UploadSession
 from storage_proxy.infra.etcd import EtcdClient
 from storage_proxy.metadata.etcd import EtcdMetadataStore
 from storage_proxy.metadata.sqlite import SqliteMetadataStore
-from storage_proxy.metadata.store import AclEntry, MetadataStore, Permission, UploadSession
+from storage_proxy.metadata.store import MetadataStore
 
 
 @pytest.fixture(params=["sqlite", "etcd"])
@@ -177,7 +178,7 @@ async def test_file_meta(store: MetadataStore) -> None:
 
 
 def _task(tid: str, *, status: str = "running", created: float = 0.0, **kw: object):
-    from storage_proxy.metadata.store import BgTaskRecord
+    from storage_proxy.core.records import BgTaskRecord
 
     now = created or time.time()
     return BgTaskRecord(
@@ -255,7 +256,7 @@ async def test_vfolder_status_and_retention(store: MetadataStore) -> None:
 
 # -- the quota ledger: the same rules on both stores ---------------------------------------------
 def _bucket(key: str = "qs1", limit: int = 1000, used: int = 0, scanned_at: float = 0.0):
-    from storage_proxy.metadata.store import QuotaBucket
+    from storage_proxy.core.records import QuotaBucket
 
     return QuotaBucket(key, f"{key}/", limit, used, scanned_at)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from storage_proxy.config import validate
-from storage_proxy.errors import ConfigError
+from storage_proxy.core.errors import ConfigError
 from storage_proxy.infra.etcd import EtcdClient
 from storage_proxy.infra.shared_config import (
     SharedConfig,

@@ -19,13 +19,13 @@ from helpers import new_vfid
 from storage_proxy.api.internal import create_internal_app
 from storage_proxy.api.manager import AUTH_HEADER, create_manager_app
 from storage_proxy.context import RootContext, build_root_context
+from storage_proxy.core.paths import RelPath
+from storage_proxy.core.records import AclEntry, Permission
+from storage_proxy.core.types import VFolderID
 from storage_proxy.infra.cache import CacheKind, SharedCache
 from storage_proxy.metadata.cached import CachedMetadataStore
 from storage_proxy.metadata.sqlite import SqliteMetadataStore
-from storage_proxy.metadata.store import AclEntry, Permission
-from storage_proxy.paths import RelPath
 from storage_proxy.services.tokens import UserClaims
-from storage_proxy.types import VFolderID
 
 LONG = {"ttl": "1h", "local-ttl": "1h", "usage-ttl": "1h"}
 KIND = CacheKind("test", ttl=3600, local_ttl=3600)

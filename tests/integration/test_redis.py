@@ -14,9 +14,9 @@ from redis_fixtures import RedisServer, node_config
 from helpers import new_vfid
 from storage_proxy.api.internal import create_internal_app
 from storage_proxy.context import RootContext, build_root_context
-from storage_proxy.errors import Conflict
+from storage_proxy.core.errors import Conflict
+from storage_proxy.core.paths import RelPath
 from storage_proxy.infra.redis import RedisUnavailable
-from storage_proxy.paths import RelPath
 
 
 async def test_two_nodes_never_append_to_one_upload_at_once(

@@ -9,7 +9,7 @@ from typing import Any
 from api_fixtures import Daemon
 
 from helpers import new_vfid
-from storage_proxy.types import VFolderID
+from storage_proxy.core.types import VFolderID
 
 
 async def make_vfolder(daemon: Daemon, files: dict[str, bytes] | None = None) -> VFolderID:

@@ -12,7 +12,7 @@ from api_fixtures import Daemon
 from jobs_support import folder_path, make_vfolder, wait_done
 
 from helpers import new_vfid
-from storage_proxy.metadata.store import BgTaskRecord
+from storage_proxy.core.records import BgTaskRecord
 from storage_proxy.services.bgtasks import BackgroundTaskService, ProgressReporter
 
 

@@ -10,7 +10,7 @@ from api_fixtures import Daemon
 from jobs_support import folder_path, make_vfolder, run_job
 
 from helpers import new_vfid
-from storage_proxy.paths import RelPath
+from storage_proxy.core.paths import RelPath
 from storage_proxy.services.bgtasks import ProgressReporter
 from storage_proxy.services.jobs import trash, usage
 from storage_proxy.volumes.abc import WriteOptions

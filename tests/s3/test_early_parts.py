@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 from contract.test_contract import new_vfolder, read, rp
-from storage_proxy.errors import FileExists, QuotaExceeded
-from storage_proxy.metadata.store import UploadSession
-from storage_proxy.types import VFolderID
+from storage_proxy.core.errors import FileExists, QuotaExceeded
+from storage_proxy.core.records import UploadSession
+from storage_proxy.core.types import VFolderID
 from storage_proxy.volumes.abc import VolumeDeps
 from storage_proxy_s3 import S3Volume
 

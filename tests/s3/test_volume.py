@@ -16,8 +16,8 @@ from s3_server import S3Endpoint
 
 from contract.backend_s3 import s3_options
 from contract.test_contract import body, new_vfolder, read, rp
-from storage_proxy.errors import BackendUnavailable, QuotaExceeded
-from storage_proxy.types import QuotaConfig, VFolderID
+from storage_proxy.core.errors import BackendUnavailable, QuotaExceeded
+from storage_proxy.core.types import QuotaConfig, VFolderID
 from storage_proxy.volumes.abc import VolumeDeps
 from storage_proxy_s3 import S3Volume
 

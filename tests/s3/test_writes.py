@@ -17,7 +17,7 @@ from aiobotocore.awsrequest import AioAWSResponse
 from s3_server import S3Endpoint
 
 from contract.test_contract import body, new_vfolder, read, rp
-from storage_proxy.errors import BackendUnavailable
+from storage_proxy.core.errors import BackendUnavailable
 from storage_proxy.volumes.abc import WriteOptions
 from storage_proxy_s3 import S3Volume
 from storage_proxy_s3.checksums import endpoint_verifies_sha256, sha256_b64

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from helpers import new_vfid
+from storage_proxy.core.types import VFolderID
 from storage_proxy.metadata.sqlite import SqliteMetadataStore
-from storage_proxy.types import VFolderID
 from storage_proxy.volumes.abc import VolumeDeps
 from storage_proxy.volumes.scan import TreeScanner
 from storage_proxy_vfs import VfsVolume

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from storage_proxy.config import load_config, validate
-from storage_proxy.errors import ConfigError
-from storage_proxy.units import parse_duration, parse_size
+from storage_proxy.core.errors import ConfigError
+from storage_proxy.core.units import parse_duration, parse_size
 
 BAI_STYLE = """
 [etcd]

@@ -31,10 +31,10 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from storage_proxy.errors import InvalidPath, StorageProxyError
+from storage_proxy.core.errors import InvalidPath, StorageProxyError
+from storage_proxy.core.paths import MAX_RELPATH_LENGTH, RelPath
+from storage_proxy.core.types import DirEntry, DirEntryType, QuotaScopeID, QuotaScopeType, VFolderID
 from storage_proxy.metadata.sqlite import SqliteMetadataStore
-from storage_proxy.paths import MAX_RELPATH_LENGTH, RelPath
-from storage_proxy.types import DirEntry, DirEntryType, QuotaScopeID, QuotaScopeType, VFolderID
 from storage_proxy.volumes import beneath
 from storage_proxy.volumes.abc import ReadOptions, VolumeDeps
 from storage_proxy.volumes.scan import TreeScanner

@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 from helpers import new_vfid
-from storage_proxy.errors import QuotaExceeded
-from storage_proxy.paths import RelPath
-from storage_proxy.types import QuotaConfig, VFolderID
+from storage_proxy.core.errors import QuotaExceeded
+from storage_proxy.core.paths import RelPath
+from storage_proxy.core.types import QuotaConfig, VFolderID
 from storage_proxy.volumes.abc import WriteOptions
 from storage_proxy_vfs import VfsVolume
 

@@ -15,7 +15,7 @@ from api_fixtures import Daemon
 from tusclient import client as tus_client
 from tusclient.exceptions import TusCommunicationError
 
-from storage_proxy.errors import Conflict, UploadOffsetMismatch
+from storage_proxy.core.errors import Conflict, UploadOffsetMismatch
 from storage_proxy.volumes.staging import LocalStaging
 
 QSID = "user:11111111-2222-3333-4444-555555555555"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from helpers import new_vfid
-from storage_proxy.errors import (
+from storage_proxy.core.errors import (
     DirectoryNotEmpty,
     FileExists,
     FileNotFound,
@@ -20,8 +20,8 @@ from storage_proxy.errors import (
     VFolderExists,
     VFolderNotFound,
 )
-from storage_proxy.paths import RelPath
-from storage_proxy.types import Capability, DirEntryType, VFolderID
+from storage_proxy.core.paths import RelPath
+from storage_proxy.core.types import Capability, DirEntryType, VFolderID
 from storage_proxy.volumes.abc import ReadOptions, WriteOptions
 from storage_proxy_vfs import VfsVolume
 
@@ -283,7 +283,7 @@ async def test_a_vfolder_whose_registration_fails_leaves_nothing(
     """A create that cannot be recorded is undone, so a retry is not refused as a duplicate."""
     import uuid
 
-    from storage_proxy.types import QuotaScopeID, QuotaScopeType
+    from storage_proxy.core.types import QuotaScopeID, QuotaScopeType
 
     class Refusing:  # the store refuses the registration (say, it stayed locked)
         def __getattr__(self, name: str) -> object:

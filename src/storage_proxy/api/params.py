@@ -13,9 +13,9 @@ from typing import Any
 import trafaret as t
 from aiohttp import web
 
-from ..errors import InvalidParameter, StorageProxyError
-from ..paths import RelPath
-from ..types import QuotaScopeID, VFolderID
+from ..core.errors import InvalidParameter, StorageProxyError
+from ..core.paths import RelPath
+from ..core.types import QuotaScopeID, VFolderID
 
 
 class _Parse(t.Trafaret):  # type: ignore[misc]

@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import ClientPayloadError, web
 from aiohttp.abc import AbstractAccessLogger
 
-from ..errors import StorageProxyError
+from ..core.errors import StorageProxyError
 
 log = logging.getLogger("storage_proxy.api")
 access_log = logging.getLogger("storage_proxy.access")

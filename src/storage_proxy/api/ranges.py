@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from ..errors import PreconditionFailed, RangeNotSatisfiable
+from ..core.errors import PreconditionFailed, RangeNotSatisfiable
 
 _RANGE = re.compile(r"bytes=([0-9]*)-([0-9]*)", re.ASCII)
 

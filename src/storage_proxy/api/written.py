@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..types import VFolderID
+from ..core.types import VFolderID
 from .keys import ROOT_CTX
 from .problem import Handler
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from ..errors import ConfigError
+from ..core.errors import ConfigError
 
 EXIT_CONFIG = 2
 

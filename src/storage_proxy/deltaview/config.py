@@ -19,7 +19,7 @@ from typing import Any
 
 import trafaret as t
 
-from ..errors import ConfigError
+from ..core.errors import ConfigError
 
 ENV_PREFIX = "PROXY_"
 BUCKET = "datalake"

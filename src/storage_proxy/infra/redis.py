@@ -25,7 +25,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from ..errors import BackendUnavailable, Conflict
+from ..core.errors import BackendUnavailable, Conflict
 
 log = logging.getLogger(__name__)
 

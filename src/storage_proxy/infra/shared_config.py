@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import ENV_PREFIX, _env_overrides, read_toml, validate
-from ..errors import ConfigError
+from ..core.errors import ConfigError
 from .etcd import Entry, EtcdClient, join, unquote_part
 
 log = logging.getLogger(__name__)

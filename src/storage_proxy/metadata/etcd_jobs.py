@@ -14,7 +14,7 @@ import json
 from dataclasses import asdict, fields
 from typing import Any
 
-from ..errors import AlreadyExists
+from ..core.errors import AlreadyExists
 from ..infra.etcd import Entry, EtcdClient, join, unquote_part
 from .store import BgTaskRecord
 

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-from ..errors import AlreadyExists, BackendUnavailable
+from ..core.errors import AlreadyExists, BackendUnavailable
 from ..infra.etcd import Entry, EtcdClient, join, unquote_part
 from .store import QuotaBucket, Shortfall, UploadSession
 

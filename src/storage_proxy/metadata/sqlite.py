@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from ..errors import BackendUnavailable
+from ..core.errors import BackendUnavailable
 from .store import (
     AclEntry,
     BgTaskRecord,

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Protocol
 
-from ..paths import RelPath
-from ..types import DirEntryType, VFolderID
+from ..core.paths import RelPath
+from ..core.types import DirEntryType, VFolderID
 from ..volumes import fstree
 from ..volumes.abc import AbstractVolume, ReadOptions
 from ..volumes.beneath import open_regular

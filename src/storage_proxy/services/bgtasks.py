@@ -19,8 +19,9 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
-from ..errors import Conflict, NotFound, StorageProxyError
-from ..metadata.store import BgTaskRecord, MetadataStore
+from ..core.errors import Conflict, NotFound, StorageProxyError
+from ..core.records import BgTaskRecord
+from ..metadata.store import MetadataStore
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, cast, runtime_checkable
 
-from ..errors import (
+from ..core.errors import (
     Conflict,
     FileNotFound,
     InvalidParameter,
@@ -33,8 +33,8 @@ from ..errors import (
     NotSupported,
     StorageProxyError,
 )
-from ..paths import RelPath
-from ..types import Capability
+from ..core.paths import RelPath
+from ..core.types import Capability
 from ..volumes import beneath, fstree
 from ..volumes.abc import AbstractVolume, LocalFile
 from ..volumes.registry import VolumeRegistry

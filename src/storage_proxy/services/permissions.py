@@ -7,9 +7,10 @@ with no right at all is told the vfolder does not exist (404), so existence is n
 
 from __future__ import annotations
 
-from ..errors import PermissionDenied, VFolderNotFound
-from ..metadata.store import MetadataStore, Permission, VFolderRecord
-from ..types import VFolderID
+from ..core.errors import PermissionDenied, VFolderNotFound
+from ..core.records import Permission, VFolderRecord
+from ..core.types import VFolderID
+from ..metadata.store import MetadataStore
 from .tokens import UserClaims
 
 GROUP_MEMBER_DEFAULT = Permission.RW

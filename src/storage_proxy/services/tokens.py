@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from ..errors import InvalidToken
+from ..core.errors import InvalidToken
 from .hs256 import HS256, TokenError, TokenExpired
 
 MIN_SECRET_BYTES = 32

@@ -27,17 +27,18 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from ..errors import (
+from ..core.errors import (
     ChecksumMismatch,
     Gone,
     InvalidParameter,
     QuotaExceeded,
     UploadNotFound,
 )
+from ..core.paths import RelPath
+from ..core.records import Permission, Shortfall, UploadSession
+from ..core.types import VFolderID
 from ..infra.redis import RedisLeases
-from ..metadata.store import MetadataStore, Permission, Shortfall, UploadSession
-from ..paths import RelPath
-from ..types import VFolderID
+from ..metadata.store import MetadataStore
 from ..volumes.abc import AbstractVolume, AppendOptions, StagedFile
 from ..volumes.registry import VolumeRegistry
 from .permissions import PermissionService

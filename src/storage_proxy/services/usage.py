@@ -10,8 +10,8 @@ an enforcement (quota enforcement counts for itself, see ``volumes/quota.py``).
 
 from __future__ import annotations
 
+from ..core.types import VFolderID, VFolderUsage
 from ..infra.cache import CacheKinds, SharedCache
-from ..types import VFolderID, VFolderUsage
 from ..volumes.registry import VolumeRegistry
 
 

@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import trafaret as t
 
-from ..errors import VFolderNotFound
-from ..paths import RelPath
-from ..types import (
+from ..core.errors import VFolderNotFound
+from ..core.paths import RelPath
+from ..core.types import (
     Capability,
     DirEntry,
     FileMeta,
@@ -36,7 +36,8 @@ from ..types import (
 )
 
 if TYPE_CHECKING:
-    from ..metadata.store import MetadataStore, QuotaBucket
+    from ..core.records import QuotaBucket
+    from ..metadata.store import MetadataStore
     from .scan import TreeScanner
 
 DEFAULT_VFOLDER_MODE = 0o755

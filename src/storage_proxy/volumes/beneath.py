@@ -27,7 +27,7 @@ import stat as stat_mod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-from ..errors import (
+from ..core.errors import (
     DirectoryNotEmpty,
     FileExists,
     FileNotFound,
@@ -39,7 +39,7 @@ from ..errors import (
     QuotaExceeded,
     StorageProxyError,
 )
-from ..paths import RelPath
+from ..core.paths import RelPath
 
 # <linux/openat2.h>
 RESOLVE_NO_XDEV = 0x01

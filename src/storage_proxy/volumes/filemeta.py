@@ -13,7 +13,7 @@ import os
 from datetime import UTC, datetime
 from typing import Any
 
-from ..types import FileMeta
+from ..core.types import FileMeta
 
 XATTR_NAME = "user.storage-proxy.meta"
 _NO_XATTR = {errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM}

@@ -32,7 +32,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar, ParamSpec, TypeVar
 
-from ..errors import (
+from ..core.errors import (
     FileExists,
     InvalidPath,
     IsADirectory,
@@ -40,8 +40,8 @@ from ..errors import (
     VFolderExists,
     VFolderNotFound,
 )
-from ..paths import RelPath
-from ..types import (
+from ..core.paths import RelPath
+from ..core.types import (
     Capability,
     DirEntry,
     DirEntryType,

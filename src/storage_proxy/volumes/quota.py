@@ -26,9 +26,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import QuotaExceeded, QuotaScopeExists
-from ..metadata.store import MetadataStore, QuotaBucket
-from ..types import QuotaConfig, QuotaScopeID, QuotaUsage, VFolderID, VFolderUsage
+from ..core.errors import QuotaExceeded, QuotaScopeExists
+from ..core.records import QuotaBucket
+from ..core.types import QuotaConfig, QuotaScopeID, QuotaUsage, VFolderID, VFolderUsage
+from ..metadata.store import MetadataStore
 from .abc import QuotaModel, WriteReservation
 
 _GROW_STEP = 8 << 20

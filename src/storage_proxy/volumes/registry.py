@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import trafaret as t
 
-from ..errors import PluginError, VolumeNotFound
+from ..core.errors import PluginError, VolumeNotFound
 from .abc import AbstractVolume, VolumeDeps
 
 ENTRY_POINT_GROUP = "storage_proxy.volume_backends"

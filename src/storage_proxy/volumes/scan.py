@@ -16,7 +16,7 @@ from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..types import VFolderUsage
+from ..core.types import VFolderUsage
 
 #: How many subtrees to hand each worker, so uneven subtrees still balance.
 _SUBTREES_PER_WORKER = 16

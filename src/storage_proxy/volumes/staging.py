@@ -24,7 +24,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from ..errors import Conflict, InvalidPath, StorageProxyError, UploadNotFound, UploadOffsetMismatch
+from ..core.errors import (
+    Conflict,
+    InvalidPath,
+    StorageProxyError,
+    UploadNotFound,
+    UploadOffsetMismatch,
+)
 from .abc import AppendOptions, StagedFile
 
 _WRITE_BUFFER = 4 << 20

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ...errors import InvalidToken
+from ...core.errors import InvalidToken
 from ...services.tokens import UserClaims
 from ..keys import ROOT_CTX
 

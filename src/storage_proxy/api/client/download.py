@@ -19,10 +19,10 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
-from ...errors import IsADirectory
-from ...paths import RelPath
+from ...core.errors import IsADirectory
+from ...core.paths import RelPath
+from ...core.types import DirEntryType, VFolderID
 from ...services.archive import LocalTree, VolumeTree, ZipSource, stream_zip
-from ...types import DirEntryType, VFolderID
 from ...volumes.abc import AbstractVolume, LocalFile, ReadOptions
 from ..keys import ROOT_CTX
 from ..problem import safe_path

@@ -14,10 +14,10 @@ from typing import Any
 from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from ...errors import InvalidParameter
-from ...metadata.store import Permission
-from ...paths import RelPath
-from ...types import DirEntryType, VFolderID
+from ...core.errors import InvalidParameter
+from ...core.paths import RelPath
+from ...core.records import Permission
+from ...core.types import DirEntryType, VFolderID
 from ...volumes.abc import AbstractVolume, WriteOptions
 from ..keys import ROOT_CTX
 from ..params import json_object, parse_json

@@ -15,17 +15,17 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from ...errors import (
+from ...core.errors import (
     InvalidParameter,
     PreconditionFailed,
     StorageProxyError,
     UnsupportedMediaType,
     UploadNotFound,
 )
-from ...metadata.store import Permission, UploadSession
-from ...paths import RelPath
+from ...core.paths import RelPath
+from ...core.records import Permission, UploadSession
+from ...core.types import VFolderID
 from ...services.uploads import CHECKSUM_ALGORITHMS, Checksum
-from ...types import VFolderID
 from ..keys import ROOT_CTX
 from ..problem import Handler
 from ..streams import body_chunks

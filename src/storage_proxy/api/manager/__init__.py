@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from ...errors import AuthenticationFailed
+from ...core.errors import AuthenticationFailed
 from ..keys import ROOT_CTX
 from ..problem import Handler, problem_middleware, request_id_middleware
 from ..written import usage_invalidation_middleware

@@ -10,9 +10,9 @@ from typing import Any
 import trafaret as t
 from aiohttp import web
 
-from ...errors import InvalidParameter, VFolderNotFound
-from ...metadata.store import AclEntry, Permission
-from ...types import VFolderID
+from ...core.errors import InvalidParameter, VFolderNotFound
+from ...core.records import AclEntry, Permission
+from ...core.types import VFolderID
 from ..keys import ROOT_CTX
 from ..params import VFolderIDField, read_params
 

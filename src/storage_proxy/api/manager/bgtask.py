@@ -14,10 +14,10 @@ from typing import Any
 import trafaret as t
 from aiohttp import web
 
-from ...errors import InvalidParameter, VFolderNotFound
+from ...core.errors import InvalidParameter, VFolderNotFound
+from ...core.types import VFolderID
 from ...services.bgtasks import BgTaskStatus, to_json
 from ...services.jobs import orphans
-from ...types import VFolderID
 from ..keys import ROOT_CTX
 from ..params import VFolderIDField, json_object, read_params
 from ..problem import Handler

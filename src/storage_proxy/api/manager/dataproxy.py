@@ -8,7 +8,7 @@ from __future__ import annotations
 import trafaret as t
 from aiohttp import web
 
-from ...units import Duration
+from ...core.units import Duration
 from ..keys import ROOT_CTX
 from ..params import read_params
 

@@ -7,7 +7,7 @@ import asyncio
 import trafaret as t
 from aiohttp import web
 
-from ...errors import StorageProxyError
+from ...core.errors import StorageProxyError
 from ..keys import ROOT_CTX
 from ..params import RelPathField, VFolderIDField, read_params
 

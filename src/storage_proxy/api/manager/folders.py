@@ -5,9 +5,9 @@ from __future__ import annotations
 import trafaret as t
 from aiohttp import web
 
-from ...errors import InvalidParameter, QuotaScopeNotFound
+from ...core.errors import InvalidParameter, QuotaScopeNotFound
+from ...core.types import QuotaConfig
 from ...services.jobs.vfolders import start_clone, start_delete
-from ...types import QuotaConfig
 from ...volumes.abc import DEFAULT_VFOLDER_MODE
 from ..keys import ROOT_CTX
 from ..params import RelPathField, VFolderIDField, read_params

@@ -5,8 +5,8 @@ from __future__ import annotations
 import trafaret as t
 from aiohttp import web
 
-from ...errors import QuotaScopeNotFound
-from ...types import QuotaConfig
+from ...core.errors import QuotaScopeNotFound
+from ...core.types import QuotaConfig
 from ..keys import ROOT_CTX
 from ..params import QuotaConfigField, QuotaScopeIDField, read_params
 

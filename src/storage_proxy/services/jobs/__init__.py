@@ -17,8 +17,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ...errors import Conflict, NotFound
-from ...metadata.store import BgTaskRecord
+from ...core.errors import Conflict, NotFound
+from ...core.records import BgTaskRecord
 from ..bgtasks import BgTaskStatus, ProgressReporter
 from . import orphans, retention, scrub, trash, usage
 from .common import JobDeps

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ...core.types import VFolderID
 from ...metadata.store import MetadataStore
-from ...types import VFolderID
 from ...volumes.posix import BasePosixVolume
 from ...volumes.registry import VolumeRegistry
 from ..bgtasks import BackgroundTaskService

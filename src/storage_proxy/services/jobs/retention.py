@@ -14,8 +14,8 @@ import os
 import time
 from typing import Any
 
-from ...errors import StorageProxyError
-from ...types import VFolderID
+from ...core.errors import StorageProxyError
+from ...core.types import VFolderID
 from ...volumes import fstree
 from ...volumes.posix import STAGING_MARK, BasePosixVolume
 from ..bgtasks import ProgressReporter

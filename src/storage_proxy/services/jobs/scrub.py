@@ -11,9 +11,9 @@ import asyncio
 import logging
 from typing import Any
 
-from ...errors import IsADirectory, StorageProxyError
-from ...paths import RelPath
-from ...types import VFolderID
+from ...core.errors import IsADirectory, StorageProxyError
+from ...core.paths import RelPath
+from ...core.types import VFolderID
 from ...volumes import fstree
 from ...volumes.posix import STAGING_MARK, BasePosixVolume
 from ..bgtasks import ProgressReporter

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ...errors import StorageProxyError
+from ...core.errors import StorageProxyError
 from ...volumes.posix import STAGING_REAP_AGE, TRASH_DIR, UPLOADS_DIR
 from ..bgtasks import ProgressReporter
 from .common import JobDeps, posix_volumes

@@ -11,8 +11,8 @@ import asyncio
 import logging
 from typing import Any
 
-from ...errors import StorageProxyError
-from ...types import Capability
+from ...core.errors import StorageProxyError
+from ...core.types import Capability
 from ..bgtasks import BgTaskStatus, ProgressReporter
 from .common import JobDeps, registered_vfolders
 

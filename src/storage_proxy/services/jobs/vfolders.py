@@ -12,8 +12,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ...errors import VFolderExists, VFolderNotFound
-from ...types import VFolderID
+from ...core.errors import VFolderExists, VFolderNotFound
+from ...core.types import VFolderID
 from ...volumes.abc import AbstractVolume
 from ...volumes.posix import STAGING_MARK, BasePosixVolume
 from ..bgtasks import BackgroundTaskService, ProgressReporter
