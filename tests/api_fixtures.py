@@ -58,8 +58,8 @@ class Daemon:
 @pytest.fixture
 async def daemon(tmp_path: Path, aiohttp_client: Any) -> AsyncIterator[Daemon]:
     ctx = await build_root_context(make_config(tmp_path))
-    manager = await aiohttp_client(create_manager_app(ctx))
+    manager = await aiohttp_client(create_manager_app(ctx.services))
     manager.session.headers[AUTH_HEADER] = MANAGER_SECRET
-    client = await aiohttp_client(create_client_app(ctx))
+    client = await aiohttp_client(create_client_app(ctx.services))
     yield Daemon(ctx, manager, client)
     await ctx.close()

@@ -38,9 +38,7 @@ class CephFSVolume(BasePosixVolume):
     quota_model: CephQuotaModel  # type: ignore[assignment]
 
     def create_quota_model(self) -> CephQuotaModel:
-        return CephQuotaModel(
-            self.name, self.quota_scope_path, self.vfolder_path, self.deps.metadata
-        )
+        return CephQuotaModel(self.name, self.quota_scope_path, self.vfolder_path, self.deps.books)
 
     async def init(self) -> None:
         await super().init()

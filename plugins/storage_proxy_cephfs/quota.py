@@ -23,8 +23,8 @@ from storage_proxy.core.errors import (
     VFolderNotFound,
 )
 from storage_proxy.core.types import QuotaConfig, QuotaScopeID, QuotaUsage, VFolderID, VFolderUsage
-from storage_proxy.metadata.store import MetadataStore
 from storage_proxy.volumes.abc import QuotaModel, WriteReservation
+from storage_proxy.volumes.books import QuotaBook
 
 from . import xattrs
 
@@ -89,7 +89,7 @@ class CephQuotaModel(QuotaModel):
         volume_name: str,
         scope_path: Callable[[QuotaScopeID], Path],
         vfolder_path: Callable[[VFolderID], Path],
-        metadata: MetadataStore,
+        metadata: QuotaBook,
     ) -> None:
         self._volume = volume_name
         self._scope_path = scope_path

@@ -65,7 +65,7 @@ class NetAppVolume(NfsVolume):
             self.name,
             self.quota_scope_path,
             self.vfolder_path,
-            self.deps.metadata,
+            self.deps.books,
             self.scan_usage,
             usage_ttl=float(opts["quota-usage-ttl"]),
             client=self.client,

@@ -86,7 +86,7 @@ class NfsVolume(BasePosixVolume):
             self.name,
             self.quota_scope_path,
             self.vfolder_path,
-            self.deps.metadata,
+            self.deps.books,
             self.scan_usage,
             usage_ttl=float(self.options["quota-usage-ttl"]),
         )

@@ -150,13 +150,13 @@ class DataMixin(AbstractVolume):
             "content_type": content_type,
             "tags": dict(tags or {}),
         }
-        await self.deps.metadata.put_file_meta(self.name, str(vfid), str(relpath), record)
+        await self.deps.books.put_file_meta(self.name, str(vfid), str(relpath), record)
 
     async def get_file_meta(self, vfid: VFolderID, relpath: RelPath) -> FileMeta:
         head = await self.conn.head(self.file_key(vfid, relpath)) if relpath.parts else None
         if head is None:
             await self._missing(vfid, relpath)
-        record = await self.deps.metadata.get_file_meta(self.name, str(vfid), str(relpath))
+        record = await self.deps.books.get_file_meta(self.name, str(vfid), str(relpath))
         return file_meta(head, record)
 
     async def update_file_meta(
@@ -176,5 +176,5 @@ class DataMixin(AbstractVolume):
             "content_type": content_type if content_type is not None else meta.content_type,
             "tags": dict(tags) if tags is not None else meta.tags,
         }
-        await self.deps.metadata.put_file_meta(self.name, str(vfid), str(relpath), record)
+        await self.deps.books.put_file_meta(self.name, str(vfid), str(relpath), record)
         return await self.get_file_meta(vfid, relpath)

@@ -11,13 +11,15 @@ bucket only when the upload completes.  Complete parts are sent while the rest i
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from storage_proxy.core.errors import Conflict, UploadNotFound, UploadOffsetMismatch
 from storage_proxy.core.paths import RelPath
 from storage_proxy.core.types import VFolderID
-from storage_proxy.volumes.abc import AppendOptions, StagedFile
+from storage_proxy.volumes.abc import AppendOptions, StagedFile, UploadTarget
 from storage_proxy.volumes.staging import LocalStagedFile, LocalStaging, LocalStagingUploads
 
 from .data import DataMixin
@@ -29,14 +31,25 @@ class StagingMixin(LocalStagingUploads, DataMixin):
     staging: LocalStaging
     early: EarlyParts
 
+    def _target_file(self, session_id: str) -> Path:
+        return self.staging.path(session_id).with_suffix(".target")
+
+    async def upload_prepare(self, session_id: str, target: UploadTarget) -> None:
+        """Stage as usual, and remember where the upload goes: any worker or node sharing the
+        staging directory may send its parts early (``early.py``)."""
+        key = self.file_key(target.vfid, target.relpath)
+        record = json.dumps({"key": key, "content_type": target.content_type}).encode()
+        await self.staging.prepare(session_id)
+        await asyncio.to_thread(self._target_file(session_id).write_bytes, record)
+
     async def _upload_target(self, session_id: str) -> tuple[str, str | None] | None:
         """The key and content type an upload session will be published to (for ``early``)."""
-        session = await self.deps.metadata.get_upload(session_id)
-        if session is None or session.volume != self.name:
+        try:
+            raw = await asyncio.to_thread(self._target_file(session_id).read_bytes)
+        except FileNotFoundError:
             return None
-        key = self.file_key(VFolderID.parse(session.vfid), RelPath.parse(session.relpath))
-        meta = session.metadata  # the content type the upload service publishes with
-        return key, meta.get("content_type") or meta.get("filetype")
+        record = json.loads(raw)
+        return str(record["key"]), record.get("content_type")
 
     async def upload_append(
         self,
@@ -104,7 +117,9 @@ class StagingMixin(LocalStagingUploads, DataMixin):
         await self.early.discard(session_id)
         # the writer's hold is ours: drop the staged file through it (discard would wait for it)
         await asyncio.to_thread(os.unlink, staged.name, dir_fd=held.dir_fd)
+        await asyncio.to_thread(self._target_file(session_id).unlink, missing_ok=True)
 
     async def upload_discard(self, session_id: str) -> None:
         await self.early.discard(session_id)
         await self.staging.discard(session_id)
+        await asyncio.to_thread(self._target_file(session_id).unlink, missing_ok=True)

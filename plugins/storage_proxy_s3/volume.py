@@ -86,7 +86,7 @@ class S3Volume(PresignMixin, StagingMixin):
         self._usage: dict[VFolderID, tuple[float, VFolderUsage]] = {}
         storage = QuotaStorage(self._scope_exists, self._create_scope, self._bucket_used)
         self.quota_model = ProxyQuotaModel.with_storage(
-            self.name, storage, self.deps.metadata, usage_ttl=self._ttl
+            self.name, storage, self.deps.books, usage_ttl=self._ttl
         )
 
     async def init(self) -> None:
@@ -166,14 +166,12 @@ class S3Volume(PresignMixin, StagingMixin):
             raise VFolderExists(f"vfolder {vfid} already exists")
         with translate(vfid):
             await self.conn.c.put_object(Bucket=self.conn.bucket, Key=self.vfolder_prefix(vfid))
-        await self.deps.metadata.register_vfolder(self.name, str(vfid), str(vfid.quota_scope_id))
 
     async def delete_vfolder(self, vfid: VFolderID) -> None:
         prefix = await self._require_vfolder(vfid)
         await self.conn.delete_keys([prefix])  # out of sight first, then the keys (paged)
         await self.conn.delete_prefix(prefix)
         self._changed(vfid)
-        await self.deps.metadata.unregister_vfolder(self.name, str(vfid))
 
     async def clone_vfolder(self, src: VFolderID, dst: VFolderID) -> None:
         src_prefix = await self._require_vfolder(src)
@@ -199,7 +197,6 @@ class S3Volume(PresignMixin, StagingMixin):
                 await asyncio.shield(self.conn.delete_prefix(dst_prefix))
                 raise
             res.used = total
-        await self.deps.metadata.register_vfolder(self.name, str(dst), str(dst.quota_scope_id))
 
     async def vfolder_exists(self, vfid: VFolderID) -> bool:
         return await self.conn.head(self.vfolder_prefix(vfid)) is not None
@@ -359,7 +356,7 @@ class S3Volume(PresignMixin, StagingMixin):
         for rel, kind, key in targets:
             if kind is DirEntryType.FILE:
                 await self.conn.delete_keys([key])
-                await self.deps.metadata.delete_file_meta(self.name, str(vfid), str(rel))
+                await self.deps.books.delete_file_meta(self.name, str(vfid), str(rel))
             elif recursive:
                 await self.conn.delete_prefix(key + "/")
             elif [i["Key"] async for i in self.conn.iter_keys(key + "/", limit=2)] == [key + "/"]:

@@ -78,7 +78,7 @@ class XfsVolume(BasePosixVolume):
             self.name,
             self.quota_scope_path,
             self.vfolder_path,
-            self.deps.metadata,
+            self.deps.books,
             self.deps.scanner.scan,
             usage_ttl=float(self.options["quota-usage-ttl"]),
             registry=self.projects,

@@ -227,6 +227,29 @@ _cache = t.Dict(
     }
 )
 
+# The audit log (services/audit.py): one JSON line per file or vfolder operation.
+_audit = t.Dict(
+    {
+        # A file (default: <data-dir>/audit.log; reopened when logrotate moves it), "stdout",
+        # or "none" (recent entries are then kept in memory for GET /folder/audit).
+        t.Key("sink", default=None): t.Null | t.String(),
+    }
+)
+
+
+def _ratio_list(value: Any) -> list[float]:
+    items = t.List(t.ToFloat(gt=0, lte=10), min_length=1, max_length=16).check(value)
+    return sorted(set(items))
+
+
+# Quota alerts (services/quotas.py): thresholds as fractions of a limit, an optional webhook.
+_quota = t.Dict(
+    {
+        t.Key("alert-thresholds", default=[0.8, 0.95, 1.0]): t.Call(_ratio_list),
+        t.Key("alert-webhook", default=None): t.Null | t.URL,
+    }
+)
+
 config_schema = t.Dict(
     {
         t.Key("storage-proxy", default={}): _storage_proxy_section,
@@ -247,6 +270,8 @@ config_schema = t.Dict(
         t.Key("dataproxy", default={}): _dataproxy,
         t.Key("jobs", default={}): _jobs,
         t.Key("cache", default={}): _cache,
+        t.Key("audit", default={}): _audit,
+        t.Key("quota", default={}): _quota,
     }
 )
 

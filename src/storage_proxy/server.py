@@ -23,7 +23,7 @@ from .api.internal import create_internal_app
 from .api.manager import create_manager_app
 from .api.problem import RequestLogger
 from .context import RootContext, build_root_context
-from .infra.volume_sync import apply_volume_changes
+from .volumes.sync import apply_volume_changes
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ async def serve(
         api = config["api"]
         runners.append(
             await _start_listener(
-                create_manager_app(ctx),
+                create_manager_app(ctx.services),
                 api["manager"],
                 shutdown_timeout,
                 "manager",
@@ -110,7 +110,7 @@ async def serve(
         )
         runners.append(
             await _start_listener(
-                create_client_app(ctx),
+                create_client_app(ctx.services),
                 api["client"],
                 shutdown_timeout,
                 "client",
@@ -123,7 +123,7 @@ async def serve(
             "service-addr": api["manager"]["internal-addr"] or DEFAULT_INTERNAL_ADDR,
             "ssl-enabled": False,
         }
-        internal_app = create_internal_app(ctx)
+        internal_app = create_internal_app(ctx.services)
         runners.append(
             await _start_listener(
                 internal_app,

@@ -15,6 +15,7 @@ import pytest
 
 from contract.backend_cephfs import CLUSTER
 from storage_proxy.metadata.sqlite import SqliteMetadataStore
+from storage_proxy.services.books import MetadataBooks
 from storage_proxy.volumes.abc import VolumeDeps
 from storage_proxy.volumes.scan import TreeScanner
 from storage_proxy_cephfs import CephFSVolume
@@ -39,7 +40,7 @@ def ceph_dir(cephfs_mount: Path) -> Path:
 async def volume_deps(tmp_path: Path) -> AsyncIterator[VolumeDeps]:
     store = SqliteMetadataStore(tmp_path / "meta.sqlite3")
     await store.open()
-    yield VolumeDeps(metadata=store, scanner=TreeScanner(0), scandir_limit=1000)
+    yield VolumeDeps(books=MetadataBooks(store), scanner=TreeScanner(0), scandir_limit=1000)
     await store.close()
 
 

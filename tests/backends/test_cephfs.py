@@ -17,7 +17,7 @@ from helpers import new_qsid, new_vfid
 from storage_proxy.core.errors import PluginError, QuotaExceeded
 from storage_proxy.core.paths import RelPath
 from storage_proxy.core.types import Capability, QuotaConfig, VFolderID, VFolderUsage
-from storage_proxy.volumes.abc import VolumeDeps, WriteOptions
+from storage_proxy.volumes.abc import UploadTarget, VolumeDeps, WriteOptions
 from storage_proxy.volumes.posix import STAGING_MARK
 from storage_proxy_cephfs import CephFSVolume
 
@@ -170,7 +170,7 @@ async def test_upload_published_across_quota_realms(cephfs_volume: CephFSVolume)
     """Uploads are staged outside the scope; publishing copies them in (EXDEV on rename)."""
     vfid = await vfolder(cephfs_volume, limit=2 * MiB)
     session = uuid.uuid4().hex
-    await cephfs_volume.upload_prepare(session)
+    await cephfs_volume.upload_prepare(session, UploadTarget(vfid, RelPath.parse("up.bin")))
     async with cephfs_volume.upload_hold(session) as held:
         await cephfs_volume.upload_append(held, 0, chunks(512 * 1024))
         await cephfs_volume.upload_publish(held, vfid, RelPath.parse("up.bin"), checksums=True)

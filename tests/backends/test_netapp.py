@@ -28,6 +28,7 @@ from storage_proxy.core.types import (
     VFolderID,
 )
 from storage_proxy.metadata.sqlite import SqliteMetadataStore
+from storage_proxy.services.books import MetadataBooks
 from storage_proxy.volumes.abc import VolumeDeps, WriteOptions
 from storage_proxy.volumes.scan import TreeScanner
 from storage_proxy_netapp import NetAppVolume
@@ -50,7 +51,7 @@ async def emulated(tmp_path: Path) -> AsyncIterator[tuple[Emulator, str]]:
 async def deps(tmp_path: Path) -> AsyncIterator[VolumeDeps]:
     store = SqliteMetadataStore(tmp_path / "meta.sqlite3")
     await store.open()
-    yield VolumeDeps(metadata=store, scanner=TreeScanner(0), scandir_limit=1000)
+    yield VolumeDeps(books=MetadataBooks(store), scanner=TreeScanner(0), scandir_limit=1000)
     await store.close()
 
 

@@ -18,7 +18,7 @@ from storage_proxy.core.errors import FileNotFound, PluginError
 from storage_proxy.core.paths import RelPath
 from storage_proxy.core.types import Capability, VFolderID, VFolderUsage
 from storage_proxy.volumes import filemeta
-from storage_proxy.volumes.abc import VolumeDeps, WriteOptions
+from storage_proxy.volumes.abc import UploadTarget, VolumeDeps, WriteOptions
 from storage_proxy.volumes.mounts import find_mount, parse_mounts
 from storage_proxy_nfs import NfsVolume
 from storage_proxy_nfs.scan import threaded_scan
@@ -144,7 +144,7 @@ async def test_checksums_go_to_the_sidecar_never_xattrs(nfs: NfsVolume, vfid: VF
     path = nfs.vfolder_path(vfid) / "d" / "f.bin"
     with pytest.raises(OSError):
         os.getxattr(path, filemeta.XATTR_NAME)  # tmpfs/ext4 have xattrs: still unused
-    row = await nfs.deps.metadata.get_file_meta("nfs", str(vfid), "d/f.bin")
+    row = await nfs.deps.books.get_file_meta("nfs", str(vfid), "d/f.bin")
     assert row is not None and row["sha256"] == meta.sha256
     updated = await nfs.update_file_meta(vfid, rel, tags={"k": "v"})
     assert updated.tags == {"k": "v"} and updated.sha256 == meta.sha256
@@ -153,7 +153,7 @@ async def test_checksums_go_to_the_sidecar_never_xattrs(nfs: NfsVolume, vfid: VF
 
 async def test_upload_publish_uses_the_sidecar(nfs: NfsVolume, vfid: VFolderID) -> None:
     session = "ab" * 16
-    await nfs.upload_prepare(session)
+    await nfs.upload_prepare(session, UploadTarget(vfid, RelPath.parse("u.bin")))
     async with nfs.upload_hold(session) as held:
         await nfs.upload_append(held, 0, body(b"xyz"))
         await nfs.upload_publish(held, vfid, RelPath.parse("u.bin"), checksums=True)

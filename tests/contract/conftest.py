@@ -17,6 +17,7 @@ import pytest
 
 from contract.spec import BackendSpec
 from storage_proxy.metadata.sqlite import SqliteMetadataStore
+from storage_proxy.services.books import MetadataBooks
 from storage_proxy.volumes.abc import AbstractVolume, VolumeDeps
 from storage_proxy.volumes.scan import TreeScanner
 
@@ -40,7 +41,7 @@ def spec(request: pytest.FixtureRequest) -> BackendSpec:
 async def volume(spec: BackendSpec, tmp_path: Path) -> AsyncIterator[AbstractVolume]:
     store = SqliteMetadataStore(tmp_path / "meta.sqlite3")
     await store.open()
-    deps = VolumeDeps(metadata=store, scanner=TreeScanner(0), scandir_limit=1000)
+    deps = VolumeDeps(books=MetadataBooks(store), scanner=TreeScanner(0), scandir_limit=1000)
     try:
         async with spec.make_volume(tmp_path, deps) as vol:
             yield vol

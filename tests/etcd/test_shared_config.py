@@ -18,10 +18,11 @@ from storage_proxy.infra.shared_config import (
     publish,
     tree_from_entries,
 )
-from storage_proxy.infra.volume_sync import DynamicVolumeRegistry, apply_volume_changes
 from storage_proxy.metadata.sqlite import SqliteMetadataStore
+from storage_proxy.services.books import MetadataBooks
 from storage_proxy.volumes.abc import VolumeDeps
 from storage_proxy.volumes.scan import TreeScanner
+from storage_proxy.volumes.sync import DynamicVolumeRegistry, apply_volume_changes
 
 
 def _local(tmp_path: Path) -> dict:
@@ -118,7 +119,7 @@ async def test_watch_applies_a_new_volume_without_restart(
     cfg = await shared.load()
     store = SqliteMetadataStore(tmp_path / "meta.sqlite3")
     await store.open()
-    deps = VolumeDeps(metadata=store, scanner=TreeScanner(0), scandir_limit=1000)
+    deps = VolumeDeps(books=MetadataBooks(store), scanner=TreeScanner(0), scandir_limit=1000)
     registry = DynamicVolumeRegistry.instantiate(cfg["volume"], deps)
     await registry.start()
     changes = shared.watch()

@@ -25,6 +25,7 @@ from storage_proxy.core.types import VFolderID
 from storage_proxy.infra.cache import CacheKind, SharedCache
 from storage_proxy.metadata.cached import CachedMetadataStore
 from storage_proxy.metadata.sqlite import SqliteMetadataStore
+from storage_proxy.services.access import Actor
 from storage_proxy.services.tokens import UserClaims
 
 LONG = {"ttl": "1h", "local-ttl": "1h", "usage-ttl": "1h"}
@@ -94,10 +95,7 @@ async def settle(a: RootContext, b: RootContext) -> None:
 
 async def make_vfolder(ctx: RootContext, owner: str) -> VFolderID:
     vfid = new_vfid()
-    volume = ctx.volumes.get("vol1")
-    await volume.quota_model.create_quota_scope(vfid.quota_scope_id, None)
-    await volume.create_vfolder(vfid)
-    await ctx.metadata.update_vfolder("vol1", str(vfid), owner=owner, kind="user")
+    await ctx.services.vfolders.create("vol1", vfid, owner=owner)
     return vfid
 
 
@@ -125,13 +123,13 @@ async def test_permission_reads_are_served_from_the_cache(
     vfid = await make_vfolder(a, "alice")
     await settle(a, b)
     alice = UserClaims(sub="alice", groups=())
-    assert await b.permissions.effective(alice, "vol1", vfid) is Permission.RWD  # misses
+    assert await b.access.effective(alice, "vol1", vfid) is Permission.RWD  # misses
     assert lookups(b, "vfolder", "miss") == 1 and lookups(b, "acl", "miss") == 1
     for _ in range(5):
-        assert await b.permissions.effective(alice, "vol1", vfid) is Permission.RWD
+        assert await b.access.effective(alice, "vol1", vfid) is Permission.RWD
     assert lookups(b, "vfolder", "local") == 5 and lookups(b, "acl", "local") == 5
     # A third node would find B's copies in Redis: A has none of its own yet.
-    assert await a.permissions.effective(alice, "vol1", vfid) is Permission.RWD
+    assert await a.access.effective(alice, "vol1", vfid) is Permission.RWD
     assert lookups(a, "vfolder", "redis") == 1 and lookups(a, "acl", "redis") == 1
 
 
@@ -142,28 +140,28 @@ async def test_acl_and_owner_changes_on_a_reach_b_within_a_second(
     vfid = await make_vfolder(a, "alice")
     await settle(a, b)
     bob = UserClaims(sub="bob", groups=())
-    assert await b.permissions.effective(bob, "vol1", vfid) is Permission.NONE  # now cached
-    assert await b.permissions.effective(bob, "vol1", vfid) is Permission.NONE
+    assert await b.access.effective(bob, "vol1", vfid) is Permission.NONE  # now cached
+    assert await b.access.effective(bob, "vol1", vfid) is Permission.NONE
     assert lookups(b, "acl", "local") == 1
 
     await a.metadata.set_acl_entry("vol1", str(vfid), AclEntry("user", "bob", Permission.RO))
 
     async def bob_reads() -> bool:
-        return await b.permissions.effective(bob, "vol1", vfid) is Permission.RO
+        return await b.access.effective(bob, "vol1", vfid) is Permission.RO
 
     print("ACL change seen on B after", await eventually(bob_reads), "s")
 
     await a.metadata.update_vfolder("vol1", str(vfid), owner="bob", kind="user")
 
     async def bob_owns() -> bool:
-        return await b.permissions.effective(bob, "vol1", vfid) is Permission.RWD
+        return await b.access.effective(bob, "vol1", vfid) is Permission.RWD
 
     await eventually(bob_owns)
     assert await a.metadata.remove_acl_entry("vol1", str(vfid), "user", "bob")
     await a.metadata.update_vfolder("vol1", str(vfid), owner="alice", kind="user")
 
     async def bob_is_out() -> bool:
-        return await b.permissions.effective(bob, "vol1", vfid) is Permission.NONE
+        return await b.access.effective(bob, "vol1", vfid) is Permission.NONE
 
     await eventually(bob_is_out)
 
@@ -294,7 +292,7 @@ async def test_usage_is_scanned_once_for_every_node_and_dropped_by_writes(
     assert lookups(b, "usage", "redis") == 1
 
     # An upload through A drops the figure on every node.
-    session = await a.uploads.create("vol1", vfid, RelPath.parse("up.bin"), 7)
+    session = await a.uploads.create(Actor.manager(), "vol1", vfid, RelPath.parse("up.bin"), 7)
     assert (await a.uploads.append(session, 0, _body(b"1234567"))).complete
 
     async def b_counts_upload() -> bool:
@@ -303,7 +301,7 @@ async def test_usage_is_scanned_once_for_every_node_and_dropped_by_writes(
     await eventually(b_counts_upload)
 
     # A delete through A's manager API does too (the write guard marks the vfolder).
-    manager = await aiohttp_client(create_manager_app(a))
+    manager = await aiohttp_client(create_manager_app(a.services))
     resp = await manager.post(
         "/folder/file/delete",
         json={"volume": "vol1", "vfid": str(vfid), "relpaths": ["one.bin"]},
@@ -347,9 +345,9 @@ async def test_metrics_report_cache_hit_ratio_and_bgtasks(
     vfid = await make_vfolder(a, "alice")
     alice = UserClaims(sub="alice", groups=())
     for _ in range(4):  # one miss, three hits
-        await a.permissions.effective(alice, "vol1", vfid)
+        await a.access.effective(alice, "vol1", vfid)
     await a.bgtasks.wait(await a.jobs.run_now("usage-scan"))
-    internal = await aiohttp_client(create_internal_app(a))
+    internal = await aiohttp_client(create_internal_app(a.services))
     text = await (await internal.get("/metrics")).text()
     assert 'storage_proxy_cache_hit_ratio{cache="acl"} 0.75' in text
     assert 'storage_proxy_bgtasks_total{kind="job:usage-scan",status="done"} 1.0' in text

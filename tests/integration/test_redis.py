@@ -17,6 +17,7 @@ from storage_proxy.context import RootContext, build_root_context
 from storage_proxy.core.errors import Conflict
 from storage_proxy.core.paths import RelPath
 from storage_proxy.infra.redis import RedisUnavailable
+from storage_proxy.services.access import Actor
 
 
 async def test_two_nodes_never_append_to_one_upload_at_once(
@@ -27,7 +28,7 @@ async def test_two_nodes_never_append_to_one_upload_at_once(
     volume = a.volumes.get("vol1")
     await volume.quota_model.create_quota_scope(vfid.quota_scope_id, None)
     await volume.create_vfolder(vfid)
-    session = await a.uploads.create("vol1", vfid, RelPath.parse("x.bin"), 10)
+    session = await a.uploads.create(Actor.manager(), "vol1", vfid, RelPath.parse("x.bin"), 10)
     started, release = asyncio.Event(), asyncio.Event()
 
     async def slow() -> AsyncIterator[bytes]:
@@ -52,12 +53,12 @@ async def test_redis_down_is_503_and_recovers(
 ) -> None:
     ctx = await build_root_context(node_config(tmp_path, redis_server.port))
     try:
-        internal = await aiohttp_client(create_internal_app(ctx))
+        internal = await aiohttp_client(create_internal_app(ctx.services))
         vfid = new_vfid()
         volume = ctx.volumes.get("vol1")
         await volume.quota_model.create_quota_scope(vfid.quota_scope_id, None)
         await volume.create_vfolder(vfid)
-        session = await ctx.uploads.create("vol1", vfid, RelPath.parse("y.bin"), 6)
+        session = await ctx.uploads.create(Actor.manager(), "vol1", vfid, RelPath.parse("y.bin"), 6)
         redis_server.stop()
         with pytest.raises(RedisUnavailable) as err:
             await ctx.uploads.append(session, 0, _body(b"abc"))

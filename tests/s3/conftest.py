@@ -19,6 +19,7 @@ from storage_proxy.api.manager import AUTH_HEADER, create_manager_app
 from storage_proxy.config import validate
 from storage_proxy.context import build_root_context
 from storage_proxy.metadata.sqlite import SqliteMetadataStore
+from storage_proxy.services.books import MetadataBooks
 from storage_proxy.volumes.abc import VolumeDeps
 from storage_proxy.volumes.scan import TreeScanner
 from storage_proxy_s3 import S3Volume
@@ -39,7 +40,7 @@ def raw_s3(s3: S3Endpoint) -> Any:
 async def deps(tmp_path: Path) -> AsyncIterator[VolumeDeps]:
     store = SqliteMetadataStore(tmp_path / "meta.sqlite3")
     await store.open()
-    yield VolumeDeps(metadata=store, scanner=TreeScanner(0), scandir_limit=1000)
+    yield VolumeDeps(books=MetadataBooks(store), scanner=TreeScanner(0), scandir_limit=1000)
     await store.close()
 
 
@@ -89,9 +90,9 @@ def start_daemon(
         cfg = daemon_config(tmp_path, s3, dataproxy_volume, **dataproxy)
         ctx = await build_root_context(cfg)
         try:
-            manager = await aiohttp_client(create_manager_app(ctx))
+            manager = await aiohttp_client(create_manager_app(ctx.services))
             manager.session.headers[AUTH_HEADER] = MANAGER_SECRET
-            client = await aiohttp_client(create_client_app(ctx))
+            client = await aiohttp_client(create_client_app(ctx.services))
             ctx.dataproxy.client_url = str(client.make_url("/")).rstrip("/")
             yield Daemon(ctx, manager, client)
         finally:

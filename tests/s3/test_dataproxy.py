@@ -17,6 +17,8 @@ from urllib.parse import parse_qs, urlsplit
 import aiohttp
 from api_fixtures import Daemon
 
+from storage_proxy.services.dataproxy import AREA_VFID
+
 
 def md5_b64(data: bytes) -> str:
     return base64.b64encode(hashlib.md5(data).digest()).decode()
@@ -41,12 +43,12 @@ def stored_keys(raw_s3: Any, native_url: str) -> list[str]:
 
 
 def area_files(tmp_path: Path) -> list[str]:
-    root = tmp_path / "vol1" / ".dataproxy"
-    return (
-        sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
-        if root.exists()
-        else []
-    )
+    """Every file of the signed-location area vfolder, staged ones included."""
+    root = tmp_path.joinpath("vol1", *AREA_VFID.relative_parts)
+    staging = tmp_path / "vol1" / ".uploads"
+    found = [str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()]
+    found += [p.name for p in staging.rglob("*") if p.is_file()]
+    return sorted(found)
 
 
 async def test_upload_then_download_with_only_the_urls(dp_daemon: Daemon) -> None:

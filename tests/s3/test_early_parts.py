@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,9 +16,9 @@ import pytest
 
 from contract.test_contract import new_vfolder, read, rp
 from storage_proxy.core.errors import FileExists, QuotaExceeded
-from storage_proxy.core.records import UploadSession
+from storage_proxy.core.paths import RelPath
 from storage_proxy.core.types import VFolderID
-from storage_proxy.volumes.abc import VolumeDeps
+from storage_proxy.volumes.abc import UploadTarget, VolumeDeps
 from storage_proxy_s3 import S3Volume
 
 MiB = 1 << 20
@@ -39,20 +38,10 @@ async def chunks(
 async def new_session(
     volume: S3Volume, deps: VolumeDeps, vfid: VFolderID, relpath: str, **meta: Any
 ) -> str:
-    session = UploadSession(
-        id=uuid.uuid4().hex,
-        volume=volume.name,
-        vfid=str(vfid),
-        relpath=relpath,
-        length=None,
-        offset=0,
-        created_at=time.time(),
-        expires_at=time.time() + 3600,
-        metadata=dict(meta),
-    )
-    await deps.metadata.create_upload(session)
-    await volume.upload_prepare(session.id)
-    return session.id
+    session_id = uuid.uuid4().hex
+    target = UploadTarget(vfid, RelPath.parse(relpath), meta.get("content_type"))
+    await volume.upload_prepare(session_id, target)
+    return session_id
 
 
 def pending(raw_s3: Any, volume: S3Volume) -> list[Any]:
@@ -68,7 +57,9 @@ def parts_sent(raw_s3: Any, volume: S3Volume) -> list[tuple[int, int]]:
 
 
 def sidecars(volume: S3Volume) -> list[str]:
-    return sorted(p.name for p in volume.staging.directory.iterdir() if "." in p.name)
+    """The early-part files beside staged uploads (not a session's ``.target`` record)."""
+    names = (p.name for p in volume.staging.directory.iterdir())
+    return sorted(n for n in names if "." in n and not n.endswith(".target"))
 
 
 async def append(volume: S3Volume, sid: str, offset: int, stream: AsyncIterator[bytes]) -> int:

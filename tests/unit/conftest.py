@@ -10,6 +10,7 @@ import pytest
 from helpers import new_vfid
 from storage_proxy.core.types import VFolderID
 from storage_proxy.metadata.sqlite import SqliteMetadataStore
+from storage_proxy.services.books import MetadataBooks
 from storage_proxy.volumes.abc import VolumeDeps
 from storage_proxy.volumes.scan import TreeScanner
 from storage_proxy_vfs import VfsVolume
@@ -27,7 +28,9 @@ async def metadata_store(tmp_path: Path) -> AsyncIterator[SqliteMetadataStore]:
 async def vfs_volume(
     tmp_path: Path, metadata_store: SqliteMetadataStore
 ) -> AsyncIterator[VfsVolume]:
-    deps = VolumeDeps(metadata=metadata_store, scanner=TreeScanner(0), scandir_limit=1000)
+    deps = VolumeDeps(
+        books=MetadataBooks(metadata_store), scanner=TreeScanner(0), scandir_limit=1000
+    )
     volume = VfsVolume("vol", tmp_path / "vol", options={"quota-usage-ttl": 0}, deps=deps)
     await volume.init()
     yield volume

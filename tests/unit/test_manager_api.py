@@ -36,7 +36,7 @@ async def root_ctx(tmp_path: Path) -> AsyncIterator[RootContext]:
 
 @pytest.fixture
 async def client(aiohttp_client: Any, root_ctx: RootContext) -> TestClient:
-    c: TestClient = await aiohttp_client(create_manager_app(root_ctx))
+    c: TestClient = await aiohttp_client(create_manager_app(root_ctx.services))
     c.session.headers[AUTH_HEADER] = SECRET
     return c
 

@@ -35,6 +35,7 @@ from storage_proxy.core.errors import InvalidPath, StorageProxyError
 from storage_proxy.core.paths import MAX_RELPATH_LENGTH, RelPath
 from storage_proxy.core.types import DirEntry, DirEntryType, QuotaScopeID, QuotaScopeType, VFolderID
 from storage_proxy.metadata.sqlite import SqliteMetadataStore
+from storage_proxy.services.books import MetadataBooks
 from storage_proxy.volumes import beneath
 from storage_proxy.volumes.abc import ReadOptions, VolumeDeps
 from storage_proxy.volumes.scan import TreeScanner
@@ -78,7 +79,7 @@ class World:
         tmp = Path(os.path.realpath(tmp))
         store = SqliteMetadataStore(tmp / "m.sqlite3")
         await store.open()
-        deps = VolumeDeps(metadata=store, scanner=TreeScanner(0))
+        deps = VolumeDeps(books=MetadataBooks(store), scanner=TreeScanner(0))
         volume = VfsVolume("vol", tmp / "vol", options={}, deps=deps)
         await volume.init()
         vfid = VFolderID(QuotaScopeID(QuotaScopeType.USER, uuid.uuid4()), uuid.uuid4())

@@ -228,7 +228,7 @@ async def test_upload_survives_restart(daemon: Daemon, tmp_path: Path, aiohttp_c
     await daemon.ctx.close()  # the daemon goes away mid-upload
     ctx2 = await build_root_context(make_config(tmp_path))
     try:
-        client2 = await aiohttp_client(create_client_app(ctx2))
+        client2 = await aiohttp_client(create_client_app(ctx2.services))
         resp = await client2.head("/upload", params={"token": token}, headers=TUS)
         assert int(resp.headers["Upload-Offset"]) == 20_000
         resp = await client2.patch(

@@ -1,12 +1,15 @@
-"""Typed application keys: the only way handlers reach shared state."""
+"""Typed application keys: the only way handlers reach shared state — the services."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from aiohttp import web
 
-if TYPE_CHECKING:
-    from ..context import RootContext
+from ..services.facade import Services
 
-ROOT_CTX: web.AppKey[RootContext] = web.AppKey("root_ctx")
+SERVICES: web.AppKey[Services] = web.AppKey("services", Services)
+#: Which door an application is ("manager", "client", "internal"), for the audit log.
+DOOR: web.AppKey[str] = web.AppKey("door", str)
+
+
+def services(request: web.Request) -> Services:
+    return request.app[SERVICES]

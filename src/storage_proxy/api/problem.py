@@ -13,7 +13,9 @@ from typing import Any
 from aiohttp import ClientPayloadError, web
 from aiohttp.abc import AbstractAccessLogger
 
+from ..core import caller
 from ..core.errors import StorageProxyError
+from .keys import DOOR
 
 log = logging.getLogger("storage_proxy.api")
 access_log = logging.getLogger("storage_proxy.access")
@@ -61,6 +63,8 @@ def error_response(err: StorageProxyError, request_id: str | None = None) -> web
 async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     rid = request.headers.get("X-Request-ID") or uuid.uuid4().hex
     request[REQUEST_ID] = rid[:64]
+    # who is asking, for the audit log: the door now, the principal once it is authenticated
+    caller.enter(caller.Caller(request.app.get(DOOR, "unknown"), "anonymous", request[REQUEST_ID]))
     response = await handler(request)
     if not response.prepared:
         response.headers["X-Request-ID"] = request[REQUEST_ID]

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from .keys import ROOT_CTX
+from .keys import SERVICES
 
 T = TypeVar("T")
 DEFAULT_IDLE_TIMEOUT = 60.0
@@ -28,9 +28,10 @@ class ClientGone(ConnectionError):
 
 
 def idle_timeout(request: web.Request) -> float:
-    sp = request.app[ROOT_CTX].config.get("storage-proxy", {})
-    value = sp.get("transfer-idle-timeout")
-    return value.total_seconds() if value is not None else DEFAULT_IDLE_TIMEOUT
+    found = request.app.get(SERVICES)
+    if found is None:
+        return DEFAULT_IDLE_TIMEOUT
+    return found.settings.transfer_idle_timeout.total_seconds()
 
 
 def cut(transport: Any) -> None:

@@ -8,11 +8,13 @@ through.  Changes made to the store behind the daemons' backs are seen once the 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
+from ..core.records import AclEntry, Permission, VFolderRecord
 from ..infra.cache import CacheKinds, SharedCache
-from .store import AclEntry, MetadataStore, Permission, VFolderRecord
+from .store import MetadataStore
 
 
 def _passthrough(name: str) -> Any:
@@ -96,6 +98,18 @@ class CachedMetadataStore(MetadataStore):
 
     async def set_acl_entry(self, volume: str, vfid: str, entry: AclEntry) -> None:
         await self.inner.set_acl_entry(volume, vfid, entry)
+        await self.cache.invalidate(self.kinds.acl, f"{volume}/{vfid}")
+
+    async def replace_acl(
+        self,
+        volume: str,
+        vfid: str,
+        owner: str | None,
+        kind: str,
+        entries: Sequence[AclEntry],
+    ) -> None:
+        await self.inner.replace_acl(volume, vfid, owner, kind, entries)
+        await self.cache.invalidate(self.kinds.vfolder, f"{volume}/{vfid}")
         await self.cache.invalidate(self.kinds.acl, f"{volume}/{vfid}")
 
     async def remove_acl_entry(

@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
+from ..core.records import AclEntry, Permission, UploadSession, VFolderRecord
 from ..infra.etcd import EtcdClient, join
 from .etcd_jobs import EtcdJobsMixin
 from .etcd_ledger import EtcdLedgerMixin
-from .store import AclEntry, MetadataStore, Permission, UploadSession, VFolderRecord
+from .store import MetadataStore
 
 _CAS_ATTEMPTS = 50
 
@@ -155,6 +156,45 @@ class EtcdMetadataStore(EtcdLedgerMixin, EtcdJobsMixin, MetadataStore):
         }
         key = self._acl_key(volume, vfid, entry.principal_type, entry.principal)
         await self.client.put(key, _dump(value))
+
+    async def replace_acl(
+        self,
+        volume: str,
+        vfid: str,
+        owner: str | None,
+        kind: str,
+        entries: Sequence[AclEntry],
+    ) -> None:
+        """The vfolder record (guarded by its revision), every old entry and every new one go in
+        one transaction."""
+        c, tx = self.client, self.client.tx
+        key = self._k("vfolder", volume, vfid)
+        acl = self._k("acl", volume, vfid, dir=True)
+        for _ in range(_CAS_ATTEMPTS):
+            entry = await c.get(key)
+            if entry is None:
+                return
+            record = {**json.loads(entry.value), "owner": owner, "kind": kind}
+            puts = [
+                tx.put(
+                    c.abs(self._acl_key(volume, vfid, e.principal_type, e.principal)),
+                    _dump(
+                        {
+                            "principal_type": e.principal_type,
+                            "principal": e.principal,
+                            "permission": int(e.permission),
+                        }
+                    ),
+                )
+                for e in entries
+            ]
+            ops = [
+                tx.put(c.abs(key), _dump(record)),
+                tx.delete(c.abs(acl), range_end=c.range_end(acl)),
+            ]
+            if await c.txn([tx.mod(c.abs(key)) == entry.mod_revision], [*ops, *puts]):
+                return
+        raise RuntimeError(f"etcd: too much contention on {key}")
 
     async def remove_acl_entry(
         self, volume: str, vfid: str, principal_type: str, principal: str

@@ -15,8 +15,8 @@ from dataclasses import asdict, fields
 from typing import Any
 
 from ..core.errors import AlreadyExists
+from ..core.records import BgTaskRecord
 from ..infra.etcd import Entry, EtcdClient, join, unquote_part
-from .store import BgTaskRecord
 
 _LIVE = ("pending", "running")
 _BGTASK_FIELDS = frozenset(f.name for f in fields(BgTaskRecord)) - {"id"}

@@ -18,8 +18,8 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from ..core.errors import AlreadyExists, BackendUnavailable
+from ..core.records import QuotaBucket, Shortfall, UploadSession
 from ..infra.etcd import Entry, EtcdClient, join, unquote_part
-from .store import QuotaBucket, Shortfall, UploadSession
 
 _ATTEMPTS = 50
 Ledger = dict[str, dict[str, Any]]  # entry id → {"kind", "buckets", "bytes", "holder", "at", "exp"}

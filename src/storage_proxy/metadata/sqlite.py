@@ -24,16 +24,16 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from ..core.errors import BackendUnavailable
-from .store import (
+from ..core.records import (
     AclEntry,
     BgTaskRecord,
-    MetadataStore,
     Permission,
     QuotaBucket,
     Shortfall,
     UploadSession,
     VFolderRecord,
 )
+from .store import MetadataStore
 
 BUSY_TIMEOUT = 10.0  # seconds a statement waits for another connection's lock
 TX_ATTEMPTS = 3  # a transaction that met "database is locked" is tried this many times
@@ -397,6 +397,30 @@ class SqliteMetadataStore(MetadataStore):
             "INSERT OR REPLACE INTO vfolder_acl VALUES (?, ?, ?, ?, ?)",
             (volume, vfid, entry.principal_type, entry.principal, int(entry.permission)),
         )
+
+    async def replace_acl(
+        self,
+        volume: str,
+        vfid: str,
+        owner: str | None,
+        kind: str,
+        entries: Sequence[AclEntry],
+    ) -> None:
+        async def run(db: aiosqlite.Connection) -> None:
+            await db.execute(
+                "UPDATE vfolders SET owner = ?, kind = ? WHERE volume = ? AND vfid = ?",
+                (owner, kind, volume, vfid),
+            )
+            await db.execute(
+                "DELETE FROM vfolder_acl WHERE volume = ? AND vfid = ?", (volume, vfid)
+            )
+            for e in entries:
+                await db.execute(
+                    "INSERT OR REPLACE INTO vfolder_acl VALUES (?, ?, ?, ?, ?)",
+                    (volume, vfid, e.principal_type, e.principal, int(e.permission)),
+                )
+
+        await self._transaction(run)
 
     async def remove_acl_entry(
         self, volume: str, vfid: str, principal_type: str, principal: str

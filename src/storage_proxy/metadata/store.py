@@ -16,23 +16,11 @@ from typing import Any
 from ..core.records import (
     AclEntry,
     BgTaskRecord,
-    Permission,
     QuotaBucket,
     Shortfall,
     UploadSession,
     VFolderRecord,
 )
-
-__all__ = [
-    "AclEntry",
-    "BgTaskRecord",
-    "MetadataStore",
-    "Permission",
-    "QuotaBucket",
-    "Shortfall",
-    "UploadSession",
-    "VFolderRecord",
-]
 
 
 class MetadataStore(ABC):
@@ -90,6 +78,18 @@ class MetadataStore(ABC):
 
     @abstractmethod
     async def set_acl_entry(self, volume: str, vfid: str, entry: AclEntry) -> None: ...
+
+    @abstractmethod
+    async def replace_acl(
+        self,
+        volume: str,
+        vfid: str,
+        owner: str | None,
+        kind: str,
+        entries: Sequence[AclEntry],
+    ) -> None:
+        """Set the owner and kind and replace every ACL entry, all in one transaction: a reader
+        sees the old ACL or the new one, never a mix."""
 
     @abstractmethod
     async def remove_acl_entry(

@@ -3,18 +3,17 @@
 The manager asks for a location (project, domain, MD5, optional length and expiry, all capped by
 ``[dataproxy]``); the client then talks to storage with nothing but the signed URL.  A volume with
 capability PRESIGN (s3) answers with native presigned URLs and S3 checks the signed MD5, length
-and expiry; a POSIX volume answers with a signed client-API URL (``/signed/<token>``, an HS256
-JWT carrying key, method, MD5, maximum length and ``exp``) and :class:`LocalArea` checks the same
-things itself.  Both expose one small protocol, :class:`SignedArea`, so the rules live once here.
+and expiry; any other volume answers with a signed client-API URL (``/signed/<token>``, an HS256
+JWT carrying key, method, MD5, maximum length and ``exp``) and :class:`VFolderArea` checks the
+same things itself, storing through the file service into a vfolder of its own.  Both expose
+one small protocol, :class:`SignedArea`, so the rules live once here.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import hashlib
-import os
 import secrets
 import string
 import time
@@ -29,21 +28,25 @@ from ..core.errors import (
     FileNotFound,
     InvalidParameter,
     InvalidToken,
+    IsADirectory,
     NotADirectory,
     NotSupported,
     StorageProxyError,
 )
+from ..core.files import WriteOptions
 from ..core.paths import RelPath
-from ..core.types import Capability
-from ..volumes import beneath, fstree
-from ..volumes.abc import AbstractVolume, LocalFile
+from ..core.records import Permission
+from ..core.types import Capability, QuotaScopeID, QuotaScopeType, VFolderID
+from ..volumes.abc import AbstractVolume
 from ..volumes.registry import VolumeRegistry
-from ..volumes.staging import FileSink
+from .access import Actor
+from .files import Download, FileService
 from .hs256 import HS256, TokenError, TokenExpired
+from .vfolders import VFolderService
 
 AUDIENCE = "storage-proxy:dataproxy"  # session-token checks refuse these tokens, and vice versa
-AREA_DIR = ".dataproxy"
-_STAGING = ".staging"
+#: Files up to this size are read with their opening (no sendfile set-up).
+SMALL_READ = 64 * 1024
 _FILENAME_ALPHABET = string.ascii_lowercase + string.digits
 
 
@@ -136,9 +139,18 @@ def decode_md5(value: str) -> bytes:
 
 
 class DataProxyService:
-    def __init__(self, settings: DataProxySettings, volumes: VolumeRegistry, secret: str) -> None:
+    def __init__(
+        self,
+        settings: DataProxySettings,
+        volumes: VolumeRegistry,
+        secret: str,
+        files: FileService,
+        vfolders: VFolderService,
+    ) -> None:
         self.settings = settings
         self._volumes = volumes
+        self.files = files
+        self.vfolders = vfolders
         self._jwt = HS256(secret)
         self.client_url = settings.client_url  # tests point it at their ephemeral port
         self._areas: dict[str, SignedArea] = {}
@@ -162,15 +174,27 @@ class DataProxyService:
     def _make_area(self, volume: AbstractVolume) -> SignedArea:
         if Capability.PRESIGN in volume.capabilities and isinstance(volume, SignedArea):
             return cast(SignedArea, volume)
-        if Capability.LOCAL_PATH in volume.capabilities:
-            return LocalArea(volume, self)
-        raise NotSupported("signed locations", self._volumes.backend_of(volume.name))
+        return VFolderArea(volume, self)
 
-    def local_area(self, volume_name: str) -> LocalArea:
+    def served_area(self, volume_name: str) -> VFolderArea:
+        """The area of a signed URL this daemon serves itself (not a presigned one)."""
         area = self.area(volume_name)
-        if not isinstance(area, LocalArea):
+        if not isinstance(area, VFolderArea):
             raise InvalidToken("this signed URL is not served by the proxy")
         return area
+
+    async def receive(
+        self, token: str, header_md5: str | None, length: int | None, body: AsyncIterator[bytes]
+    ) -> str:
+        """A signed PUT (``/signed/<token>``); the body's hex MD5 once it is stored."""
+        claims = self.verify(token, "PUT")
+        area = self.served_area(str(claims["vol"]))
+        return await area.receive(claims, header_md5, length, body)
+
+    async def open(self, token: str) -> Download:
+        """A signed GET: the stored object, opened."""
+        claims = self.verify(token, "GET")
+        return await self.served_area(str(claims["vol"])).open(str(claims["key"]))
 
     # -- tokens for POSIX volumes ------------------------------------------------------------
     def sign(self, claims: dict[str, Any], expires: int) -> str:
@@ -268,28 +292,28 @@ class EntityTooLarge(StorageProxyError):
     status, code, title = 413, "entity-too-large", "The body is larger than the signed length"
 
 
-def _drop_staged(staged: tuple[int, int, str]) -> None:
-    area, fd, name = staged
-    os.close(fd)
-    try:
-        os.unlink(name, dir_fd=area)
-    except FileNotFoundError:
-        pass  # published
-    os.close(area)
+#: The vfolder the signed locations of a volume without presigning live in (its own quota
+#: scope, so an operator can give the area a limit with the quota-scope API).
+AREA_VFID = VFolderID(
+    QuotaScopeID(QuotaScopeType.PROJECT, uuid.uuid5(uuid.NAMESPACE_URL, "storage-proxy:dataproxy")),
+    uuid.uuid5(uuid.NAMESPACE_URL, "storage-proxy:dataproxy:area"),
+)
 
 
-class LocalArea:
-    """Signed locations on a POSIX volume: files under ``<volume>/.dataproxy/<key>``.
+class VFolderArea:
+    """Signed locations on a volume that cannot presign: files in the area vfolder
+    (:data:`AREA_VFID`), written and read through the file service like any other file, so the
+    volume's own write path, quota and audit apply.
 
-    Native URL: ``file://<volume-name>/<key>``.  Bytes arrive in ``.dataproxy/.staging`` and are
-    renamed into place only once length and MD5 match the signed ones: nothing else is left.
-    Keys are resolved on a held descriptor of the area, as vfolder paths are.
+    Native URL: ``file://<volume-name>/<key>``.  A signed PUT is stored only once its length and
+    MD5 match the signed ones (the body is refused at its end otherwise, before the volume
+    publishes anything): nothing else is left.
     """
 
     def __init__(self, volume: AbstractVolume, service: DataProxyService) -> None:
         self.volume = volume
-        self.root = volume.mount_path / AREA_DIR
         self._service = service
+        self._ready = False
 
     def native_url(self, area_key: str) -> str:
         return f"file://{self.volume.name}/{area_key}"
@@ -300,21 +324,13 @@ class LocalArea:
             raise InvalidParameter(f"not a location on this volume: {native_url!r}")
         return str(RelPath.parse(native_url[len(head) :], allow_root=False))
 
-    def _root(self) -> int:
-        """A descriptor of the area (blocking: call from a thread)."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        return beneath.open_root(self.root)
+    def _actor(self, right: Permission) -> Actor:
+        return Actor.for_grant("signed", self.volume.name, str(AREA_VFID), right)
 
-    def _open(self, area_key: str) -> LocalFile:
-        """The stored object, opened (blocking); FileNotFound unless it is a regular file."""
-        rel = RelPath.parse(area_key, allow_root=False)
-        with beneath.opened(self._root()) as root, beneath.errors_as(area_key):
-            fd = beneath.open_for_read(root, rel)
-        local = LocalFile(fd, os.fstat(fd))
-        if local.is_dir:
-            local.close()
-            raise FileNotFound(f"no object at {self.native_url(area_key)}")
-        return local
+    async def _ensure(self) -> None:
+        if not self._ready:
+            await self._service.vfolders.ensure(self.volume.name, AREA_VFID)
+            self._ready = True
 
     def _url(self, claims: dict[str, Any], expires: int) -> str:
         claims = {**claims, "vol": self.volume.name}
@@ -336,37 +352,30 @@ class LocalArea:
         return self._url({"method": "GET", "key": area_key}, expires)
 
     async def stored_md5(self, area_key: str) -> str | None:
-        def digest() -> str | None:
-            try:
-                with self._open(area_key) as local:
-                    return fstree.hash_fd(local.fd, "md5")[0]
-            except (FileNotFound, NotADirectory):
-                return None
-
-        return await asyncio.to_thread(digest)
-
-    async def local_file(self, area_key: str) -> LocalFile:
-        return await asyncio.to_thread(self._open, area_key)
-
-    def _stage(self) -> tuple[int, int, str]:
-        """A new staged file in ``.staging``: (directory descriptor, file descriptor, name)."""
-        staging = self.root / _STAGING
-        staging.mkdir(parents=True, exist_ok=True)
-        area = beneath.open_root(staging)
-        name = uuid.uuid4().hex
+        await self._ensure()
+        files, rel = self._service.files, RelPath.parse(area_key, allow_root=False)
         try:
-            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-            return area, os.open(name, flags, 0o600, dir_fd=area), name
-        except BaseException:
-            os.close(area)
-            raise
+            meta = await files.file_meta(self._actor(Permission.RO), self.volume.name,
+                                         AREA_VFID, rel)  # fmt: skip
+        except (FileNotFound, NotADirectory, IsADirectory):
+            return None
+        if meta.md5 is not None:
+            return meta.md5
+        md5 = hashlib.md5()  # written behind the proxy's back: read it
+        async for chunk in self.volume.read(AREA_VFID, rel):
+            md5.update(chunk)
+        return md5.hexdigest()
 
-    def _publish(self, staged: tuple[int, int, str], rel: RelPath) -> None:
-        area, fd, name = staged
-        os.fchmod(fd, 0o644)
-        with beneath.opened(self._root()) as root, beneath.errors_as(rel):
-            with beneath.opened(beneath.make_dirs(root, rel.parent)) as parent:
-                os.rename(name, rel.name, src_dir_fd=area, dst_dir_fd=parent)
+    async def open(self, area_key: str) -> Download:
+        await self._ensure()
+        rel = RelPath.parse(area_key, allow_root=False)
+        try:
+            return await self._service.files.open_download(
+                self._actor(Permission.RO), self.volume.name, AREA_VFID, rel,
+                read_up_to=SMALL_READ,
+            )  # fmt: skip
+        except IsADirectory:
+            raise FileNotFound(f"no object at {self.native_url(area_key)}") from None
 
     async def receive(
         self,
@@ -384,17 +393,18 @@ class LocalArea:
         if declared_length is not None and declared_length > limit:
             raise EntityTooLarge(f"{declared_length} bytes exceed the signed {limit}")
         rel = RelPath.parse(key, allow_root=False)
-        staged = await asyncio.to_thread(self._stage)
+        await self._ensure()
         md5 = hashlib.md5()
-        size = 0
-        try:
-            async with FileSink(staged[1]) as sink:
-                async for chunk in body:
-                    size += len(chunk)
-                    if size > limit:
-                        raise EntityTooLarge(f"the body is longer than the signed {limit} bytes")
-                    md5.update(chunk)
-                    await sink.write(chunk)
+
+        async def verified() -> AsyncIterator[bytes]:
+            size = 0
+            async for chunk in body:
+                size += len(chunk)
+                if size > limit:
+                    raise EntityTooLarge(f"the body is longer than the signed {limit} bytes")
+                md5.update(chunk)
+                yield chunk
+            # the end of the body: refused here, the volume publishes nothing
             if exact is not None and size != int(exact):
                 raise InvalidParameter(f"the body has {size} bytes, the URL was signed for {exact}")
             if md5.digest() != base64.b64decode(signed_md5):
@@ -402,7 +412,9 @@ class LocalArea:
             existing = await self.stored_md5(key)
             if existing is not None and existing != md5.hexdigest():
                 raise Conflict(f"{self.native_url(key)} already exists with different content")
-            await asyncio.to_thread(self._publish, staged, rel)
-        finally:
-            await asyncio.to_thread(_drop_staged, staged)
+
+        options = WriteOptions(size_hint=declared_length, checksums=True)
+        await self._service.files.write(
+            self._actor(Permission.RW), self.volume.name, AREA_VFID, rel, verified(), options
+        )
         return md5.hexdigest()

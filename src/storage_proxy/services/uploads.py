@@ -39,10 +39,11 @@ from ..core.records import Permission, Shortfall, UploadSession
 from ..core.types import VFolderID
 from ..infra.redis import RedisLeases
 from ..metadata.store import MetadataStore
-from ..volumes.abc import AbstractVolume, AppendOptions, StagedFile
+from ..volumes.abc import AbstractVolume, AppendOptions, StagedFile, UploadTarget
 from ..volumes.registry import VolumeRegistry
-from .permissions import PermissionService
-from .tokens import UserClaims
+from .access import Actor
+from .audit import AuditLog
+from .gate import Gate, refuse_oversize
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,11 @@ class AppendResult:
     complete: bool
 
 
+def _content_type(meta: Mapping[str, Any]) -> str | None:
+    """The content type a session's file is published with (tus clients send ``filetype``)."""
+    return meta.get("content_type") or meta.get("filetype") or None
+
+
 def _quota_error(vfid: VFolderID, short: Shortfall, nbytes: int) -> QuotaExceeded:
     return QuotaExceeded(
         f"{nbytes} bytes do not fit the quota of {short.key} (for {vfid}): "
@@ -106,20 +112,19 @@ class UploadService:
         self,
         metadata: MetadataStore,
         volumes: VolumeRegistry,
+        gate: Gate,
         *,
         max_upload_size: int,
         default_expiry: timedelta,
-        permissions: PermissionService | None = None,
+        audit: AuditLog | None = None,
         on_received: Callable[[str, int], None] | None = None,
-        ensure_writable: Callable[[str, str], Awaitable[None]] | None = None,
         on_published: Callable[[str, VFolderID], Awaitable[None]] | None = None,
         leases: RedisLeases | None = None,
     ) -> None:
-        self._on_published = on_published  # (volume, vfid): drops the vfolder's cached usage
-        # 409 while a clone or delete holds the vfolder (the background task service's check).
-        self._ensure_writable = ensure_writable
+        self._gate = gate  # the right to write, busy vfolders, paths, a quick quota refusal
+        self._audit = audit or AuditLog()
+        self._on_published = on_published  # (volume, vfid): cached usage, quota alerts
         self._on_received = on_received  # (volume, bytes): for the upload-bytes metric
-        self._permissions = permissions
         self.leases = leases  # one writer per upload across nodes, when [redis] is configured
         self._metadata = metadata
         self._volumes = volumes
@@ -129,26 +134,26 @@ class UploadService:
     # -- sessions ------------------------------------------------------------------------------
     async def create(
         self,
+        actor: Actor,
         volume_name: str,
         vfid: VFolderID,
         relpath: RelPath,
         length: int | None,
         *,
-        owner: str | None = None,
         metadata: dict[str, Any] | None = None,
         expires_in: timedelta | None = None,
     ) -> UploadSession:
-        volume = self._volumes.get(volume_name)
+        """A session for ``actor`` (a user's is theirs alone: ``open`` checks who asks)."""
         if not relpath.parts:
             raise InvalidParameter("an upload needs a file path below the vfolder root")
-        if self._ensure_writable is not None:
-            await self._ensure_writable(volume_name, str(vfid))
-        await volume.check_path(vfid, relpath)  # the vfolder exists, the path stays inside
         if length is not None:
             if length < 0:
                 raise InvalidParameter("Upload-Length must not be negative")
             self._check_size(length)
-            await self._check_headroom(volume, vfid, length)
+        volume = await self._gate.enter(
+            actor, volume_name, vfid, Permission.RW, relpath=relpath, nbytes=length
+        )
+        owner = actor.user.sub if actor.user is not None else None
         now = time.time()
         session = UploadSession(
             id=uuid.uuid4().hex,
@@ -166,8 +171,9 @@ class UploadService:
         short = await self._metadata.create_upload(session, buckets, now)
         if short is not None:
             raise _quota_error(vfid, short, length or 0)
+        content_type = _content_type(session.metadata)
         try:
-            await volume.upload_prepare(session.id)
+            await volume.upload_prepare(session.id, UploadTarget(vfid, relpath, content_type))
         except BaseException:
             await self._metadata.delete_upload(session.id)  # no session without its staging
             raise
@@ -180,15 +186,6 @@ class UploadService:
                 f"{length} bytes exceed the maximum upload size of {self.max_upload_size}"
             )
 
-    async def _check_headroom(self, volume: AbstractVolume, vfid: VFolderID, nbytes: int) -> None:
-        """A quick refusal for what plainly cannot fit (the ledger decides the rest)."""
-        remaining = await volume.quota_model.headroom(vfid)
-        if remaining is not None and nbytes > remaining:
-            raise QuotaExceeded(
-                f"{nbytes} bytes do not fit the quota of {vfid}: {remaining} bytes left",
-                remaining_bytes=remaining,
-            )
-
     async def get(self, upload_id: str) -> UploadSession:
         session = await self._metadata.get_upload(upload_id)
         if session is None:
@@ -198,19 +195,17 @@ class UploadService:
             raise Gone(f"upload {upload_id} has expired")
         return session
 
-    async def get_for_user(
-        self, upload_id: str, user: UserClaims, needed: Permission = Permission.RW
-    ) -> UploadSession:
-        """The caller's own upload, while the caller may still write into its vfolder.
+    async def open(self, actor: Actor, upload_id: str) -> UploadSession:
+        """The upload, for a caller who may still write into its vfolder.
 
-        Someone else's upload does not exist (404); a creator whose right was revoked since is
-        refused as any caller without the right would be (404 or 403)."""
+        A user's upload is theirs alone: someone else's does not exist (404), and a creator
+        whose right was revoked since is refused as any caller without the right would be (404
+        or 403).  A token (a grant) must be for this upload's vfolder."""
         session = await self.get(upload_id)
-        if session.owner != user.sub:
+        if actor.user is not None and session.owner != actor.user.sub:
             raise UploadNotFound(f"no upload {upload_id}")
-        if self._permissions is not None:
-            vfid = VFolderID.parse(session.vfid)
-            await self._permissions.require(user, session.volume, vfid, needed)
+        vfid = VFolderID.parse(session.vfid)
+        await self._gate.enter(actor, session.volume, vfid, Permission.RW)
         return session
 
     async def current_offset(self, session: UploadSession) -> int:
@@ -273,7 +268,7 @@ class UploadService:
                 f"Upload-Length {length} is shorter than the {staged} bytes already received"
             )
         vfid = VFolderID.parse(session.vfid)
-        await self._check_headroom(volume, vfid, length - staged)
+        await refuse_oversize(volume, vfid, length - staged)
         short = await self._metadata.update_upload(
             session.id,
             offset=staged,
@@ -359,20 +354,24 @@ class UploadService:
         self, volume: AbstractVolume, session: UploadSession, held: StagedFile
     ) -> None:
         vfid = VFolderID.parse(session.vfid)
-        if self._ensure_writable is not None:
-            await self._ensure_writable(session.volume, session.vfid)
+        await self._gate.writable(session.volume, vfid)
         meta = session.metadata
-        await volume.upload_publish(
-            held,
-            vfid,
-            RelPath.parse(session.relpath),
-            overwrite=bool(meta.get("overwrite", True)),
-            checksums=bool(meta.get("checksums", False)),
-            content_type=meta.get("content_type") or meta.get("filetype"),
+        audit = self._audit.operation(
+            "file.upload", session.volume, vfid, path=session.relpath, nbytes=session.offset
         )
-        # Counted as written before the session stops holding it: never uncounted in between.
-        await volume.quota_model.record_written(vfid, session.offset)
-        await self._metadata.delete_upload(session.id)
+        async with audit as entry:
+            entry.extra["upload_id"] = session.id
+            await volume.upload_publish(
+                held,
+                vfid,
+                RelPath.parse(session.relpath),
+                overwrite=bool(meta.get("overwrite", True)),
+                checksums=bool(meta.get("checksums", False)),
+                content_type=_content_type(meta),
+            )
+            # Counted as written before the session stops holding it: never uncounted between.
+            await volume.quota_model.record_written(vfid, session.offset)
+            await self._metadata.delete_upload(session.id)
         if self._on_published is not None:
             await self._on_published(session.volume, vfid)
         log.info("upload %s complete: %d bytes at %s", session.id, session.offset, session.relpath)

@@ -8,20 +8,22 @@ and its file operations, so a backend with native quotas swaps only the quota mo
 
 from __future__ import annotations
 
+import asyncio
 import os
-import stat as stat_mod
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, ParamSpec, Self, TypeVar
 
 import trafaret as t
 
 from ..core.errors import VFolderNotFound
+from ..core.files import LocalFile, ReadOptions, WriteOptions
 from ..core.paths import RelPath
 from ..core.types import (
     Capability,
@@ -34,13 +36,16 @@ from ..core.types import (
     VFolderID,
     VFolderUsage,
 )
+from . import listing
 
 if TYPE_CHECKING:
     from ..core.records import QuotaBucket
-    from ..metadata.store import MetadataStore
+    from .books import VolumeBooks
     from .scan import TreeScanner
 
 DEFAULT_VFOLDER_MODE = 0o755
+P = ParamSpec("P")
+R = TypeVar("R")
 SCANDIR_DEFAULT = -1  # "use the configured scandir-limit"
 
 
@@ -48,7 +53,8 @@ SCANDIR_DEFAULT = -1  # "use the configured scandir-limit"
 class VolumeDeps:
     """What the daemon hands every backend (passed in; backends keep no globals)."""
 
-    metadata: MetadataStore
+    #: Quota limits, the shared ledger and sidecar file metadata (``volumes.books``).
+    books: VolumeBooks
     scanner: TreeScanner
     scandir_limit: int = 1000
     #: The bounded pool blocking file work runs on (None: asyncio's default executor).
@@ -57,42 +63,22 @@ class VolumeDeps:
     holder: str = field(default_factory=lambda: f"local/{os.getpid()}")
 
 
-class LocalFile:
-    """An opened regular file or directory of a volume with local files.
-
-    What was resolved is what gets used: the caller reads (or ``sendfile``s, or walks) the
-    descriptor, never the path again, and closes it (``with local:``).
-    """
-
-    __slots__ = ("fd", "stat", "body")
-
-    def __init__(self, fd: int, stat: os.stat_result, body: bytes | None = None) -> None:
-        self.fd = fd
-        self.stat = stat
-        self.body = body  # the whole content, when small enough and asked for
-
-    @property
-    def is_dir(self) -> bool:
-        return stat_mod.S_ISDIR(self.stat.st_mode)
-
-    def close(self) -> None:
-        if self.fd >= 0:
-            fd, self.fd = self.fd, -1
-            os.close(fd)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
 @dataclass(slots=True)
 class StagedFile:
     """A writer's hold on one staged upload (``upload_hold``): while it is held, no other writer
     (request, process or node) can change the staged bytes."""
 
     session_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class UploadTarget:
+    """Where a staged upload will be published, known when it is prepared (a backend that sends
+    the bytes on early, as the s3 one does, needs it before the upload completes)."""
+
+    vfid: VFolderID
+    relpath: RelPath
+    content_type: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,23 +91,6 @@ class AppendOptions:
     keep_partial: bool = True
     #: Called after the last byte, under the writer's lock; raising discards the whole chunk.
     verify: Callable[[], None] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ReadOptions:
-    offset: int = 0
-    length: int | None = None  # None: to the end
-    chunk_size: int = 1 << 20
-
-
-@dataclass(frozen=True, slots=True)
-class WriteOptions:
-    size_hint: int | None = None  # declared size: refused up front if it does not fit the quota
-    overwrite: bool = True
-    mode: int = 0o644
-    checksums: bool = False  # compute sha256 and md5 while streaming; store them with the file
-    content_type: str | None = None
-    tags: Mapping[str, str] | None = None
 
 
 class WriteReservation(ABC):
@@ -242,6 +211,11 @@ class AbstractVolume(ABC):
         self.options: dict[str, Any] = self.options_schema.check(dict(options or {}))
         self.deps = deps
 
+    async def run_blocking(self, func: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        """Blocking file work on the daemon's bounded file-I/O pool (``io-threads``)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.deps.io, partial(func, *args, **kwargs))
+
     # -- lifecycle ---------------------------------------------------------------------------
     async def init(self) -> None:
         """Check the volume is usable; raise with a message an operator can act on if not."""
@@ -263,6 +237,11 @@ class AbstractVolume(ABC):
 
     @abstractmethod
     async def clone_vfolder(self, src: VFolderID, dst: VFolderID) -> None: ...
+
+    async def clone_progress(self, dst: VFolderID) -> int | None:
+        """Bytes a running clone into ``dst`` has copied so far; None if the volume cannot
+        tell (progress then jumps from 0 to done)."""
+        return None
 
     @abstractmethod
     async def vfolder_exists(self, vfid: VFolderID) -> bool: ...
@@ -307,6 +286,15 @@ class AbstractVolume(ABC):
 
     @abstractmethod
     async def stat(self, vfid: VFolderID, relpath: RelPath) -> DirEntry: ...
+
+    async def list_files(
+        self, vfid: VFolderID, *, prefix: str = "", start_after: str = "", limit: int
+    ) -> list[DirEntry]:
+        """Up to ``limit`` files below the vfolder whose paths start with ``prefix``, after
+        ``start_after``, in key order — a page costs the page, not the tree (``listing``)."""
+        return await listing.files_after(
+            self, vfid, prefix=prefix, start_after=start_after, limit=limit
+        )
 
     @abstractmethod
     async def mkdir(
@@ -364,8 +352,8 @@ class AbstractVolume(ABC):
 
     # -- resumable uploads: bytes staged per session id, published atomically when complete --
     @abstractmethod
-    async def upload_prepare(self, session_id: str) -> None:
-        """Create an empty staging area for the session."""
+    async def upload_prepare(self, session_id: str, target: UploadTarget) -> None:
+        """Create an empty staging area for the session, which will be published at ``target``."""
 
     @abstractmethod
     async def upload_size(self, session_id: str) -> int:

@@ -14,7 +14,6 @@ leave a quota realm (``stage_beside_target``), in which case they are staged bes
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import errno
 import fcntl
@@ -28,7 +27,6 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar, ParamSpec, TypeVar
 
@@ -132,7 +130,7 @@ class BasePosixVolume(LocalStagingUploads, AbstractVolume):
             self.name,
             self.quota_scope_path,
             self.vfolder_path,
-            self.deps.metadata,
+            self.deps.books,
             self.deps.scanner.scan,
             usage_ttl=float(self.options.get("quota-usage-ttl", 30.0)),
         )
@@ -183,9 +181,7 @@ class BasePosixVolume(LocalStagingUploads, AbstractVolume):
         return await op()
 
     async def _run(self, func: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
-        """Blocking file work on the daemon's bounded file-I/O pool (``io-threads``)."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.deps.io, partial(func, *args, **kwargs))
+        return await self.run_blocking(func, *args, **kwargs)
 
     def _existing_vfolder(self, vfid: VFolderID) -> Path:
         path = self.vfolder_path(vfid)
@@ -221,14 +217,6 @@ class BasePosixVolume(LocalStagingUploads, AbstractVolume):
             os.chmod(path, mode)  # mkdir's mode is filtered by the umask
 
         await self._run(create)
-        try:
-            await self.deps.metadata.register_vfolder(
-                self.name, str(vfid), str(vfid.quota_scope_id)
-            )
-        except BaseException:
-            # a vfolder the registry does not know would block a retry: leave nothing behind
-            await asyncio.shield(self._run(self.vfolder_path(vfid).rmdir))
-            raise
 
     async def delete_vfolder(self, vfid: VFolderID) -> None:
         def delete() -> None:
@@ -249,13 +237,15 @@ class BasePosixVolume(LocalStagingUploads, AbstractVolume):
         with errors_as(vfid):
             await self._run(delete)
         self.quota_model.invalidate(vfid)
-        await self.deps.metadata.unregister_vfolder(self.name, str(vfid))
 
     def clone_staging_parent(self, dst: VFolderID) -> Path:
         """Where a clone is assembled before it is renamed into place (progress is read here)."""
         if self.stage_beside_target:
             return self.vfolder_path(dst).parent
         return self.mount_path / UPLOADS_DIR
+
+    async def clone_progress(self, dst: VFolderID) -> int | None:
+        return await self._run(_staged_bytes, self.clone_staging_parent(dst))
 
     async def clone_vfolder(self, src: VFolderID, dst: VFolderID) -> None:
         usage = await self.get_usage(src)
@@ -290,7 +280,6 @@ class BasePosixVolume(LocalStagingUploads, AbstractVolume):
             with errors_as(dst):
                 await self._run(copy)
             res.used = usage.used_bytes
-        await self.deps.metadata.register_vfolder(self.name, str(dst), str(dst.quota_scope_id))
 
     async def vfolder_exists(self, vfid: VFolderID) -> bool:
         return await self._run(self.vfolder_path(vfid).is_dir)
@@ -574,7 +563,7 @@ class BasePosixVolume(LocalStagingUploads, AbstractVolume):
                 finally:
                     await self._run(_leave, staged)
         if record.pop("_sidecar", False) and (hashers or options.content_type or options.tags):
-            await self.deps.metadata.put_file_meta(self.name, str(vfid), str(relpath), record)
+            await self.deps.books.put_file_meta(self.name, str(vfid), str(relpath), record)
         return await self.get_file_meta(vfid, relpath)
 
     # -- file metadata -----------------------------------------------------------------------
@@ -612,7 +601,7 @@ class BasePosixVolume(LocalStagingUploads, AbstractVolume):
                 self._with_file, vfid, relpath, lambda fd: self._read_record(fd, relpath)
             )
             if sidecar:
-                record = await self.deps.metadata.get_file_meta(self.name, str(vfid), str(relpath))
+                record = await self.deps.books.get_file_meta(self.name, str(vfid), str(relpath))
             return filemeta.to_file_meta(st, record)
 
         return await self._retry_missing(vfid, relpath, read)
@@ -637,9 +626,9 @@ class BasePosixVolume(LocalStagingUploads, AbstractVolume):
             st, record, sidecar = await self._run(self._with_file, vfid, relpath, update_xattr)
             if sidecar:
                 key = (self.name, str(vfid), str(relpath))
-                stored = await self.deps.metadata.get_file_meta(*key)
+                stored = await self.deps.books.get_file_meta(*key)
                 record = _merged(stored, st, content_type, tags)
-                await self.deps.metadata.put_file_meta(*key, record)
+                await self.deps.books.put_file_meta(*key, record)
             return filemeta.to_file_meta(st, record)
 
         return await self._retry_missing(vfid, relpath, update)
@@ -684,7 +673,7 @@ class BasePosixVolume(LocalStagingUploads, AbstractVolume):
 
         record = await self._run(publish)
         if record.pop("_sidecar", False):
-            await self.deps.metadata.put_file_meta(self.name, str(vfid), str(relpath), record)
+            await self.deps.books.put_file_meta(self.name, str(vfid), str(relpath), record)
 
 
 def _hashers() -> list[Any]:
@@ -810,3 +799,18 @@ def _merged(
         content_type=content_type if content_type is not None else old.content_type,
         tags=dict(tags) if tags is not None else old.tags,
     )
+
+
+def _staged_bytes(parent: Path) -> int:
+    """Bytes below the clone stagings in ``parent`` (a running clone's progress)."""
+    total = 0
+    try:
+        stagings = [e.path for e in os.scandir(parent) if e.name.startswith(STAGING_MARK)]
+    except FileNotFoundError:
+        return 0
+    for root in stagings:
+        for dirpath, _, files in os.walk(root):
+            for name in files:
+                with contextlib.suppress(OSError):
+                    total += os.lstat(os.path.join(dirpath, name)).st_size
+    return total

@@ -17,7 +17,6 @@ leaves nothing reserved for long.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import time
@@ -29,8 +28,8 @@ from pathlib import Path
 from ..core.errors import QuotaExceeded, QuotaScopeExists
 from ..core.records import QuotaBucket
 from ..core.types import QuotaConfig, QuotaScopeID, QuotaUsage, VFolderID, VFolderUsage
-from ..metadata.store import MetadataStore
 from .abc import QuotaModel, WriteReservation
+from .books import QuotaBook
 
 _GROW_STEP = 8 << 20
 #: Seconds a reservation lives in the ledger unless its process renews it.
@@ -131,7 +130,7 @@ class ProxyQuotaModel(QuotaModel):
         volume_name: str,
         scope_path: Callable[[QuotaScopeID], Path],
         vfolder_path: Callable[[VFolderID], Path],
-        metadata: MetadataStore,
+        metadata: QuotaBook,
         scan: Callable[[Path], Awaitable[VFolderUsage]],
         *,
         usage_ttl: float = 30.0,
@@ -144,7 +143,7 @@ class ProxyQuotaModel(QuotaModel):
         cls,
         volume_name: str,
         storage: QuotaStorage,
-        metadata: MetadataStore,
+        metadata: QuotaBook,
         *,
         usage_ttl: float = 30.0,
     ) -> ProxyQuotaModel:
@@ -153,7 +152,7 @@ class ProxyQuotaModel(QuotaModel):
         return model
 
     def _setup(
-        self, volume_name: str, storage: QuotaStorage, metadata: MetadataStore, usage_ttl: float
+        self, volume_name: str, storage: QuotaStorage, metadata: QuotaBook, usage_ttl: float
     ) -> None:
         self._volume = volume_name
         self._storage = storage
@@ -214,8 +213,7 @@ class ProxyQuotaModel(QuotaModel):
     async def _limit(self, bucket: Bucket) -> int | None:
         if isinstance(bucket, QuotaScopeID):
             return await self._metadata.get_quota_limit(self._volume, str(bucket))
-        record = await self._metadata.get_vfolder(self._volume, str(bucket))
-        return None if record is None else record.limit_bytes
+        return await self._metadata.get_vfolder_limit(self._volume, str(bucket))
 
     async def _bucket(self, bucket: Bucket) -> QuotaBucket | None:
         """The limit on ``bucket`` as the ledger needs it; None when there is no limit."""
@@ -267,74 +265,3 @@ class ProxyQuotaModel(QuotaModel):
 
     async def _settle(self, res: Reservation, written: int) -> None:
         await self._metadata.settle(self._volume, res.id, written, time.time())
-
-
-def _alive(pid: int) -> bool:
-    """Whether the process runs (a zombie, killed and not yet reaped, does not)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            state = f.read().rpartition(b")")[2].split()[0]
-    except (OSError, IndexError):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-    return state not in (b"Z", b"X")
-
-
-class LedgerKeeper:
-    """Renews this process's holdings in the shared ledger and prunes what has expired.
-
-    A holding lives ``HOLDING_TTL`` seconds unless renewed; a process renews its own every third
-    of that, so a killed process's reservations are gone within ``HOLDING_TTL``.  Written entries
-    are kept ``WRITTEN_KEEP`` seconds: longer than any usage cache, after which every scan sees
-    those bytes itself.
-    """
-
-    def __init__(self, metadata: MetadataStore, holder: str) -> None:
-        self._metadata = metadata
-        self.holder = holder
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        await self.drop_dead_neighbours()
-        self._task = asyncio.create_task(self._run(), name="quota-ledger-keeper")
-
-    async def drop_dead_neighbours(self) -> list[str]:
-        """Forget what processes of this node that no longer run still hold (a worker killed
-        with -9): their writes cannot finish, so their reservations need not wait to expire."""
-        node, _, _ = self.holder.rpartition("/")
-        dead = []
-        for holder in await self._metadata.ledger_holders(f"{node}/"):
-            pid = holder.rpartition("/")[2]
-            if holder != self.holder and pid.isdigit() and not _alive(int(pid)):
-                await self._metadata.drop_holdings(holder)
-                dead.append(holder)
-        if dead:
-            log.info("dropped the quota holdings of %d dead process(es) of this node", len(dead))
-        return dead
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            task, self._task = self._task, None
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def tick(self) -> None:
-        now = time.time()
-        await self._metadata.renew_holdings(self.holder, now, HOLDING_TTL)
-        await self._metadata.prune_ledger(now - WRITTEN_KEEP, now)
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(HOLDING_TTL / 3)
-            try:
-                await self.tick()
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:  # the store is away: holdings expire later, not wrongly
-                log.warning("could not renew quota holdings: %s", e)

@@ -31,7 +31,7 @@ from ..core.errors import (
     UploadNotFound,
     UploadOffsetMismatch,
 )
-from .abc import AppendOptions, StagedFile
+from .abc import AppendOptions, StagedFile, UploadTarget
 
 _WRITE_BUFFER = 4 << 20
 _MAX_IOV = 512  # below IOV_MAX (1024)
@@ -53,7 +53,7 @@ class LocalStagingUploads:
     def _staged(self, session_id: str) -> Path:
         return self.staging.path(session_id)
 
-    async def upload_prepare(self, session_id: str) -> None:
+    async def upload_prepare(self, session_id: str, target: UploadTarget) -> None:
         await self.staging.prepare(session_id)
 
     async def upload_size(self, session_id: str) -> int:

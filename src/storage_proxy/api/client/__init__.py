@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from aiohttp import web
 
 from ... import __version__
-from ..keys import ROOT_CTX
+from ...services.facade import Services
+from ..keys import DOOR, SERVICES
 from ..problem import problem_middleware, request_id_middleware
-from ..written import usage_invalidation_middleware
 from . import download, files_v1, signed, tus
-
-if TYPE_CHECKING:
-    from ...context import RootContext
-
 
 READ_BUFSIZE = 2 << 20
 
@@ -25,22 +19,22 @@ async def status(request: web.Request) -> web.Response:
     )
 
 
-def create_client_app(ctx: RootContext) -> web.Application:
+def create_client_app(services: Services) -> web.Application:
     app = web.Application(
         middlewares=[
             request_id_middleware,
-            ctx.metrics.middleware("client"),
+            services.metrics.middleware("client"),
             problem_middleware,
             tus.tus_headers_middleware,
-            usage_invalidation_middleware,
         ],
         client_max_size=1 << 20,  # bodies that matter are streamed, never read whole
         # Let the socket keep receiving while a batch goes to disk (aiohttp pauses reading once
         # twice this much is buffered; its 64 KiB default stalls the network on every write).
         handler_args={"read_bufsize": READ_BUFSIZE},
     )
-    app[ROOT_CTX] = ctx
-    app.on_response_prepare.append(ctx.metrics.count_download)
+    app[SERVICES] = services
+    app[DOOR] = "client"
+    app.on_response_prepare.append(services.metrics.count_download)
     r = app.router
     r.add_get("/", status)
     r.add_get("/status", status)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from ...core import caller
 from ...core.errors import InvalidToken
-from ...services.tokens import UserClaims
-from ..keys import ROOT_CTX
+from ...services.access import Actor
+from ..keys import services
 
 
 def bearer_token(request: web.Request) -> str | None:
@@ -17,8 +18,17 @@ def bearer_token(request: web.Request) -> str | None:
     return None
 
 
-def require_user(request: web.Request) -> UserClaims:
+def require_user(request: web.Request) -> Actor:
+    """The user the bearer token names, as the actor the services check (401 without one)."""
     token = bearer_token(request)
     if token is None:
         raise InvalidToken("send a user token as 'Authorization: Bearer <token>'")
-    return request.app[ROOT_CTX].tokens.verify_user(token)
+    actor = Actor.for_user(services(request).tokens.verify_user(token))
+    caller.identify(actor.principal)
+    return actor
+
+
+def as_grant(request: web.Request, actor: Actor) -> Actor:
+    """A token-granted actor, named in the audit log."""
+    caller.identify(actor.principal)
+    return actor

@@ -19,15 +19,14 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
-from ...core.errors import IsADirectory
-from ...core.paths import RelPath
-from ...core.types import DirEntryType, VFolderID
-from ...services.archive import LocalTree, VolumeTree, ZipSource, stream_zip
-from ...volumes.abc import AbstractVolume, LocalFile, ReadOptions
-from ..keys import ROOT_CTX
+from ...core.files import LocalFile
+from ...services.archive import ZipSource, stream_zip
+from ...services.files import Download, etag_of
+from ..keys import services
 from ..problem import safe_path
 from ..ranges import Representation, content_disposition, preconditions, requested_range
 from ..streams import ClientGone, bounded, cut, idle_timeout, write_chunk
+from .auth import as_grant
 
 log = logging.getLogger(__name__)
 
@@ -44,49 +43,33 @@ MIN_SLICE, MAX_SLICE, SLICE_SECONDS = 1 << 20, 1 << 30, 2.0
 
 
 async def download(request: web.Request) -> web.StreamResponse:
-    ctx = request.app[ROOT_CTX]
-    claims = ctx.tokens.verify_session(request.query.get("token"), "download")
-    volume = ctx.volumes.get(claims.volume)
-    vfid = VFolderID.parse(claims.vfid)
-    relpath = RelPath.parse(claims.relpath)
-    archive = claims.archive or request.query.get("archive", "").lower() in _TRUE
-    return await serve_path(request, volume, vfid, relpath, archive=archive)
+    grant = services(request).transfers.redeem_download(request.query.get("token"))
+    actor = as_grant(request, grant.actor)
+    archive = grant.archive or request.query.get("archive", "").lower() in _TRUE
+    opened = await services(request).files.open_download(
+        actor, grant.volume, grant.vfid, grant.relpath, archive=archive,
+        read_up_to=small_read(request),
+    )  # fmt: skip
+    return await send(request, opened)
 
 
-async def serve_path(
-    request: web.Request,
-    volume: AbstractVolume,
-    vfid: VFolderID,
-    relpath: RelPath,
-    *,
-    archive: bool = False,
-) -> web.StreamResponse:
-    """Shared by every download route: the token or ACL check happened before."""
-    name = relpath.name or vfid.folder_id.hex
-    small = SMALL_FILE if "Range" not in request.headers else 0
-    local = await volume.local_file(vfid, relpath, read_up_to=small)
-    if local is None:
-        entry = await volume.stat(vfid, relpath)
-        if entry.type is DirEntryType.DIRECTORY:
-            if not archive:
-                raise IsADirectory(f"{relpath} is a directory; ask for archive=true to get a zip")
-            return await send_zip(request, VolumeTree(volume, vfid, relpath), f"{name}.zip")
-        size, modified = entry.stat.size, entry.stat.modified
-        rep = Representation(_etag(modified, size), modified, size)
-        return await _send_stream(request, volume, vfid, relpath, name, rep)
-    if local.is_dir:
-        if not archive:
-            local.close()
-            raise IsADirectory(f"{relpath} is a directory; ask for archive=true to get a zip")
-        run = getattr(volume, "_run", None)
-        return await send_zip(request, LocalTree(local.fd, run or asyncio.to_thread), f"{name}.zip")
-    with local:
-        return await send_local(request, local, name)
+def small_read(request: web.Request) -> int:
+    """How much of a file to read when it is opened (small files skip sendfile's set-up)."""
+    return SMALL_FILE if "Range" not in request.headers else 0
 
 
-def _etag(modified: datetime | float, size: int) -> str:
-    ns = int(modified.timestamp() * 1e9) if isinstance(modified, datetime) else int(modified)
-    return f'"{ns:x}-{size:x}"'
+async def send(request: web.Request, opened: Download) -> web.StreamResponse:
+    """Every door's downloads: an opened local file, a zip of a directory, or a stream."""
+    if opened.tree is not None:
+        return await send_zip(request, opened.tree, opened.name)
+    if opened.local is not None:
+        with opened.local as local:
+            return await send_local(request, local, opened.name)
+    entry = opened.entry
+    assert entry is not None
+    size, modified = entry.stat.size, entry.stat.modified
+    rep = Representation(etag_of(modified, size), modified, size)
+    return await _send_stream(request, opened, rep)
 
 
 def _headers(rep: Representation, name: str) -> dict[str, str]:
@@ -123,7 +106,7 @@ async def send_local(request: web.Request, local: LocalFile, name: str) -> web.S
     """A regular file from its open descriptor: small ones in one write, the rest sendfile'd."""
     st = local.stat
     modified = datetime.fromtimestamp(st.st_mtime, UTC)
-    rep = Representation(_etag(st.st_mtime_ns, st.st_size), modified, st.st_size)
+    rep = Representation(etag_of(st.st_mtime_ns, st.st_size), modified, st.st_size)
     response, start, count = _answer(request, rep, name)
     if response.status not in (200, 206) or request.method == "HEAD" or count == 0:
         await response.prepare(request)
@@ -208,21 +191,15 @@ async def send_zip(request: web.Request, source: ZipSource, filename: str) -> we
 
 
 async def _send_stream(
-    request: web.Request,
-    volume: AbstractVolume,
-    vfid: VFolderID,
-    relpath: RelPath,
-    name: str,
-    rep: Representation,
+    request: web.Request, opened: Download, rep: Representation
 ) -> web.StreamResponse:
     """Backends without local files (object stores): ranges handled here, bytes streamed."""
-    response, start, count = _answer(request, rep, name)
+    response, start, count = _answer(request, rep, opened.name)
     await response.prepare(request)
     if response.status not in (200, 206) or request.method == "HEAD" or count == 0:
         await response.write_eof()
         return response
-    options = ReadOptions(offset=start, length=count)
-    return await _pump(request, response, volume.read(vfid, relpath, options))
+    return await _pump(request, response, opened.read(start, count))
 
 
-__all__ = ["ClientGone", "download", "send_local", "send_zip", "serve_path"]
+__all__ = ["ClientGone", "download", "send", "send_local", "send_zip"]

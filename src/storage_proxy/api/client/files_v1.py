@@ -15,20 +15,18 @@ from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from ...core.errors import InvalidParameter
+from ...core.files import WriteOptions
 from ...core.paths import RelPath
-from ...core.records import Permission
-from ...core.types import DirEntryType, VFolderID
-from ...volumes.abc import AbstractVolume, WriteOptions
-from ..keys import ROOT_CTX
+from ...core.types import VFolderID
+from ...services.access import Actor
+from ..keys import services
 from ..params import json_object, parse_json
 from ..streams import body_chunks, bounded, idle_timeout
-from ..written import mark_written
 from .auth import require_user
-from .download import serve_path
+from .download import send, small_read
 
 PREFIX = "/api/v1/vfolders/{volume}/{scope}/{folder}"
 DEFAULT_LIMIT = 1000
-MAX_LIMIT = 10_000
 _BODY_CHUNK = 1 << 20
 
 
@@ -46,25 +44,15 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_post(PREFIX + "/move", move)
 
 
-async def _open(
-    request: web.Request, needed: Permission
-) -> tuple[AbstractVolume, VFolderID, RelPath]:
-    """Authenticate, check the right on the vfolder, and parse the path in the URL."""
-    ctx = request.app[ROOT_CTX]
-    user = require_user(request)
+def _target(request: web.Request) -> tuple[str, VFolderID, RelPath]:
+    """The volume, vfolder and path the URL names."""
     m = request.match_info
     vfid = VFolderID.parse(f"{m['scope']}/{m['folder']}")
-    await ctx.permissions.require(user, m["volume"], vfid, needed)
-    if needed >= Permission.RW:
-        await ctx.bgtasks.ensure_writable(m["volume"], str(vfid))
-        mark_written(request, m["volume"], vfid)
-    volume = ctx.volumes.get(m["volume"])
-    return volume, vfid, RelPath.parse(m.get("path", ""))
+    return m["volume"], vfid, RelPath.parse(m.get("path", ""))
 
 
 async def list_vfolders(request: web.Request) -> web.Response:
-    ctx = request.app[ROOT_CTX]
-    user = require_user(request)
+    actor = require_user(request)
     items = [
         {
             "volume": record.volume,
@@ -73,32 +61,27 @@ async def list_vfolders(request: web.Request) -> web.Response:
             "kind": record.kind,
             "permission": grant.label,
         }
-        for record, grant in await ctx.permissions.visible_vfolders(user)
+        for record, grant in await services(request).access.visible_to(actor)
     ]
     return web.json_response({"vfolders": items})
 
 
 async def list_files(request: web.Request) -> web.Response:
     """Every file below the vfolder in key order: ``prefix``, ``marker``, ``limit`` as in S3."""
-    volume, vfid, _ = await _open(request, Permission.RO)
-    prefix = request.query.get("prefix", "")
-    marker = request.query.get("marker", "")
+    actor = require_user(request)
+    volume, vfid, _ = _target(request)
     try:
         limit = int(request.query.get("limit", DEFAULT_LIMIT))
     except ValueError:
         raise InvalidParameter("limit must be an integer") from None
-    if not 1 <= limit <= MAX_LIMIT:
-        raise InvalidParameter(f"limit must be between 1 and {MAX_LIMIT}")
-    # Walk only the directory the prefix points into.
-    base = RelPath.parse(prefix.rsplit("/", 1)[0] if "/" in prefix else "")
-    entries = [
-        e
-        async for e in volume.scandir(vfid, base, recursive=True, limit=None)  # all, then page
-        if e.type is not DirEntryType.DIRECTORY and e.path.startswith(prefix) and e.path > marker
-    ]
-    entries.sort(key=lambda e: e.path)
-    page = entries[:limit]
-    truncated = len(entries) > limit
+    page = await services(request).files.list_files(
+        actor,
+        volume,
+        vfid,
+        prefix=request.query.get("prefix", ""),
+        marker=request.query.get("marker", ""),
+        limit=limit,
+    )
     return web.json_response(
         {
             "files": [
@@ -108,42 +91,41 @@ async def list_files(request: web.Request) -> web.Response:
                     "modified": e.stat.modified.isoformat(),
                     "type": e.type.value,
                 }
-                for e in page
+                for e in page.files
             ],
-            "truncated": truncated,
-            "next_marker": page[-1].path if truncated else None,
+            "truncated": page.truncated,
+            "next_marker": page.next_marker,
         }
     )
 
 
 async def download(request: web.Request) -> web.StreamResponse:
-    volume, vfid, relpath = await _open(request, Permission.RO)
+    actor = require_user(request)
+    volume, vfid, relpath = _target(request)
     archive = request.query.get("archive", "").lower() in {"1", "true", "yes"}
-    return await serve_path(request, volume, vfid, relpath, archive=archive)
+    opened = await services(request).files.open_download(
+        actor, volume, vfid, relpath, archive=archive, read_up_to=small_read(request)
+    )
+    return await send(request, opened)
 
 
 async def _store(
     request: web.Request,
-    volume: AbstractVolume,
-    vfid: VFolderID,
+    actor: Actor,
     relpath: RelPath,
     body: AsyncIterator[bytes],
     content_type: str | None,
     size_hint: int | None,
 ) -> web.Response:
-    tags = _tags_from(request.headers.get("X-Tags"))
-    meta = await volume.write(
-        vfid,
-        relpath,
-        body,
-        WriteOptions(
-            size_hint=size_hint,
-            checksums=True,
-            content_type=content_type,
-            tags=tags,
-            overwrite=request.query.get("overwrite", "true").lower() != "false",
-        ),
+    volume, vfid, _ = _target(request)
+    options = WriteOptions(
+        size_hint=size_hint,
+        checksums=True,
+        content_type=content_type,
+        tags=_tags_from(request.headers.get("X-Tags")),
+        overwrite=request.query.get("overwrite", "true").lower() != "false",
     )
+    meta = await services(request).files.write(actor, volume, vfid, relpath, body, options)
     return web.json_response(meta.to_json(str(relpath)), status=201)
 
 
@@ -157,15 +139,17 @@ def _tags_from(header: str | None) -> dict[str, str] | None:
 
 
 async def upload_raw(request: web.Request) -> web.Response:
-    volume, vfid, relpath = await _open(request, Permission.RW)
+    actor = require_user(request)
+    _, _, relpath = _target(request)
     content_type = request.headers.get("Content-Type")
     body = body_chunks(request)
-    return await _store(request, volume, vfid, relpath, body, content_type, request.content_length)
+    return await _store(request, actor, relpath, body, content_type, request.content_length)
 
 
 async def upload_form(request: web.Request) -> web.Response:
     """multipart/form-data with a ``file`` part; the URL names a folder or the file itself."""
-    volume, vfid, relpath = await _open(request, Permission.RW)
+    actor = require_user(request)  # 401 before the body is looked at
+    _, _, relpath = _target(request)
     if not request.content_type.startswith("multipart/"):
         raise InvalidParameter("send multipart/form-data with a 'file' part, or PUT the bytes")
     try:
@@ -182,8 +166,7 @@ async def upload_form(request: web.Request) -> web.Response:
                 target = RelPath.parse(f"{relpath}/{name}" if relpath.parts else name)
             return await _store(
                 request,
-                volume,
-                vfid,
+                actor,
                 target,
                 _part_chunks(request, part, idle_timeout(request)),
                 part.headers.get("Content-Type"),
@@ -214,20 +197,23 @@ async def _part_chunks(
 
 
 async def delete(request: web.Request) -> web.Response:
-    volume, vfid, relpath = await _open(request, Permission.RWD)
+    actor = require_user(request)
+    volume, vfid, relpath = _target(request)
     recursive = request.query.get("recursive", "").lower() in {"1", "true", "yes"}
-    await volume.delete_files(vfid, [relpath], recursive=recursive)
+    await services(request).files.delete(actor, volume, vfid, [relpath], recursive=recursive)
     return web.Response(status=204)
 
 
 async def get_metadata(request: web.Request) -> web.Response:
-    volume, vfid, relpath = await _open(request, Permission.RO)
-    meta = await volume.get_file_meta(vfid, relpath)
+    actor = require_user(request)
+    volume, vfid, relpath = _target(request)
+    meta = await services(request).files.file_meta(actor, volume, vfid, relpath)
     return web.json_response(meta.to_json(str(relpath)), headers={"ETag": meta.etag})
 
 
 async def update_metadata(request: web.Request) -> web.Response:
-    volume, vfid, relpath = await _open(request, Permission.RW)
+    actor = require_user(request)
+    volume, vfid, relpath = _target(request)
     body = await json_object(request)
     if not set(body) <= {"content_type", "tags"}:
         raise InvalidParameter("send a JSON object with 'content_type' and/or 'tags'")
@@ -235,22 +221,30 @@ async def update_metadata(request: web.Request) -> web.Response:
     if content_type is not None and not isinstance(content_type, str):
         raise InvalidParameter("content_type must be a string")
     tags = _tags_from(json.dumps(body["tags"])) if "tags" in body else None
-    meta = await volume.update_file_meta(vfid, relpath, content_type=content_type, tags=tags)
+    meta = await services(request).files.update_file_meta(
+        actor, volume, vfid, relpath, content_type=content_type, tags=tags
+    )
     return web.json_response(meta.to_json(str(relpath)))
 
 
 async def mkdir(request: web.Request) -> web.Response:
-    volume, vfid, _ = await _open(request, Permission.RW)
+    actor = require_user(request)
+    volume, vfid, _ = _target(request)
     body = await json_object(request)
     path = RelPath.parse(body.get("path"), allow_root=False)
-    await volume.mkdir(vfid, path, parents=True, exist_ok=bool(body.get("exist_ok", False)))
+    (error,) = await services(request).files.mkdir(
+        actor, volume, vfid, [path], parents=True, exist_ok=bool(body.get("exist_ok", False))
+    )
+    if error is not None:
+        raise error
     return web.json_response({"path": str(path)}, status=201)
 
 
 async def move(request: web.Request) -> web.Response:
-    volume, vfid, _ = await _open(request, Permission.RW)
+    actor = require_user(request)
+    volume, vfid, _ = _target(request)
     body = await json_object(request)
     src = RelPath.parse(body.get("src"), allow_root=False)
     dst = RelPath.parse(body.get("dst"), allow_root=False)
-    await volume.move_file(vfid, src, dst)
+    await services(request).files.move(actor, volume, vfid, src, dst)
     return web.json_response({"src": str(src), "dst": str(dst)})

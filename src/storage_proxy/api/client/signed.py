@@ -1,27 +1,24 @@
-"""``PUT`` / ``GET`` / ``HEAD /signed/<token>``: signed data-proxy locations on POSIX volumes.
+"""``PUT`` / ``GET`` / ``HEAD /signed/<token>``: signed data-proxy locations the daemon serves.
 
 The token (issued by ``POST /dataproxy/upload-location`` or ``/download-link``) is the only
-credential; the service checks expiry, method, Content-MD5 and length.  Downloads use sendfile and
-answer ``Range``.
+credential; the service checks expiry, method, Content-MD5 and length.  Downloads answer
+``Range`` as every download does.
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from ..keys import ROOT_CTX
+from ...core import caller
+from ..keys import services
 from ..streams import body_chunks
-from .download import send_local
-
-_BODY_CHUNK = 1 << 20
+from .download import send
 
 
 async def put_signed(request: web.Request) -> web.Response:
-    service = request.app[ROOT_CTX].dataproxy
-    claims = service.verify(request.match_info["token"], "PUT")
-    area = service.local_area(str(claims["vol"]))
-    md5 = await area.receive(
-        claims,
+    caller.identify("token:signed")
+    md5 = await services(request).dataproxy.receive(
+        request.match_info["token"],
         request.headers.get("Content-MD5"),
         request.content_length,
         body_chunks(request),
@@ -30,12 +27,9 @@ async def put_signed(request: web.Request) -> web.Response:
 
 
 async def get_signed(request: web.Request) -> web.StreamResponse:
-    service = request.app[ROOT_CTX].dataproxy
-    claims = service.verify(request.match_info["token"], "GET")
-    key = str(claims["key"])
-    local = await service.local_area(str(claims["vol"])).local_file(key)
-    with local:
-        return await send_local(request, local, key.rsplit("/", 1)[-1])
+    caller.identify("token:signed")
+    opened = await services(request).dataproxy.open(request.match_info["token"])
+    return await send(request, opened)
 
 
 def add_routes(router: web.UrlDispatcher) -> None:

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from ...core import caller
 from ...core.errors import (
     InvalidParameter,
     PreconditionFailed,
@@ -23,10 +24,10 @@ from ...core.errors import (
     UploadNotFound,
 )
 from ...core.paths import RelPath
-from ...core.records import Permission, UploadSession
+from ...core.records import UploadSession
 from ...core.types import VFolderID
 from ...services.uploads import CHECKSUM_ALGORITHMS, Checksum
-from ..keys import ROOT_CTX
+from ..keys import services
 from ..problem import Handler
 from ..streams import body_chunks
 from .auth import bearer_token, require_user
@@ -76,13 +77,12 @@ def add_routes(router: web.UrlDispatcher) -> None:
 
 
 async def options(request: web.Request) -> web.Response:
-    ctx = request.app[ROOT_CTX]
     return web.Response(
         status=204,
         headers={
             "Tus-Version": TUS_VERSION,
             "Tus-Extension": EXTENSIONS,
-            "Tus-Max-Size": str(ctx.uploads.max_upload_size),
+            "Tus-Max-Size": str(services(request).uploads.max_upload_size),
             "Tus-Checksum-Algorithm": ",".join(CHECKSUM_ALGORITHMS),
         },
     )
@@ -125,18 +125,15 @@ def _parse_metadata(header: str | None) -> dict[str, str]:
 async def _session(request: web.Request) -> UploadSession:
     """The upload a request names: by its manager-issued token, or by id for the user who
     created it and may still write into its vfolder."""
-    ctx = request.app[ROOT_CTX]
     upload_id = request.match_info.get("upload_id")
     token = request.query.get("token")
     if token is not None:
-        claims = ctx.tokens.verify_session(token, "upload")
-        if claims.session is None or (upload_id and upload_id != claims.session):
-            raise UploadNotFound("this token is not for that upload")
-        return await ctx.uploads.get(claims.session)
-    user = require_user(request)
+        caller.identify("token:upload")
+        return await services(request).transfers.redeem_upload(token, upload_id)
+    actor = require_user(request)
     if not upload_id:
         raise UploadNotFound("name the upload: /upload/<id>, or pass its token")
-    return await ctx.uploads.get_for_user(upload_id, user)
+    return await services(request).uploads.open(actor, upload_id)
 
 
 def _body(request: web.Request) -> AsyncIterator[bytes]:
@@ -149,9 +146,8 @@ def _progress_headers(session: UploadSession, offset: int) -> dict[str, str]:
 
 
 async def head(request: web.Request) -> web.Response:
-    ctx = request.app[ROOT_CTX]
     session = await _session(request)
-    offset = await ctx.uploads.current_offset(session)
+    offset = await services(request).uploads.current_offset(session)
     headers = {**_progress_headers(session, offset), "Cache-Control": "no-store"}
     if session.length is None:
         headers["Upload-Defer-Length"] = "1"
@@ -161,11 +157,10 @@ async def head(request: web.Request) -> web.Response:
 
 
 async def _append_body(request: web.Request, session: UploadSession, offset: int) -> int:
-    ctx = request.app[ROOT_CTX]
     length = _parse_int(request, "Upload-Length")
     checksum_header = request.headers.get("Upload-Checksum")
     checksum = Checksum.parse_header(checksum_header) if checksum_header else None
-    result = await ctx.uploads.append(
+    result = await services(request).uploads.append(
         session, offset, _body(request), checksum, declare_length=length
     )
     return result.offset
@@ -184,7 +179,7 @@ async def patch(request: web.Request) -> web.Response:
 
 async def create(request: web.Request) -> web.Response:
     """tus creation (and creation-with-upload when the POST carries a body)."""
-    ctx = request.app[ROOT_CTX]
+    uploads = services(request).uploads
     length = _parse_int(request, "Upload-Length")
     deferred = request.headers.get("Upload-Defer-Length") == "1"
     if length is None and not deferred:
@@ -194,7 +189,7 @@ async def create(request: web.Request) -> web.Response:
         session = await _session(request)
         location = f"/upload?token={token}"
     else:
-        user = require_user(request)
+        actor = require_user(request)
         meta = _parse_metadata(request.headers.get("Upload-Metadata"))
         try:
             volume, vfid_raw = meta["volume"], meta["vfid"]
@@ -202,35 +197,32 @@ async def create(request: web.Request) -> web.Response:
         except KeyError as e:
             raise InvalidParameter(f"Upload-Metadata needs volume, vfid and path: no {e}") from None
         vfid = VFolderID.parse(vfid_raw)
-        await ctx.permissions.require(user, volume, vfid, Permission.RW)
         extra: dict[str, object] = {
             k: v for k, v in meta.items() if k not in ("volume", "vfid", "path")
         }
         extra["overwrite"] = meta.get("overwrite", "true").lower() != "false"
         extra["checksums"] = True  # the file API reports sha256 for what users upload
-        session = await ctx.uploads.create(
-            volume, vfid, RelPath.parse(path), length, owner=user.sub, metadata=extra
+        session = await uploads.create(
+            actor, volume, vfid, RelPath.parse(path), length, metadata=extra
         )
         location = f"/upload/{session.id}"
     headers = {"Location": location, "Upload-Expires": _http_date(session.expires_at)}
     if request.body_exists and request.content_type == OFFSET_CONTENT_TYPE:
-        offset = await ctx.uploads.current_offset(session)
+        offset = await uploads.current_offset(session)
         headers["Upload-Offset"] = str(await _append_body(request, session, offset))
     return web.Response(status=201, headers=headers)
 
 
 async def terminate(request: web.Request) -> web.Response:
-    ctx = request.app[ROOT_CTX]
     session = await _session(request)
-    await ctx.uploads.terminate(session)
+    await services(request).uploads.terminate(session)
     return web.Response(status=204)
 
 
 async def put_whole(request: web.Request) -> web.Response:
     """A plain PUT of the whole file for simple clients (``curl -T``): all or nothing."""
-    ctx = request.app[ROOT_CTX]
     if bearer_token(request) is not None and request.query.get("token") is None:
         raise InvalidParameter("PUT /upload needs an upload token (?token=…)")
     session = await _session(request)
-    await ctx.uploads.put(session, _body(request), request.content_length)
+    await services(request).uploads.put(session, _body(request), request.content_length)
     return web.Response(status=201)

@@ -7,19 +7,16 @@ Where the reference answers a user error with a 500, this one answers the right 
 from __future__ import annotations
 
 import hmac
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from ...core import caller
 from ...core.errors import AuthenticationFailed
-from ..keys import ROOT_CTX
+from ...services.facade import Services
+from ..keys import DOOR, SERVICES
 from ..problem import Handler, problem_middleware, request_id_middleware
-from ..written import usage_invalidation_middleware
-from . import acl, bgtask, dataproxy, files, folders, quota, transfers, volumes
+from . import acl, audit, bgtask, dataproxy, files, folders, quota, transfers, volumes
 from .health import status
-
-if TYPE_CHECKING:
-    from ...context import RootContext
 
 AUTH_HEADER = "X-BackendAI-Storage-Auth-Token"
 _OPEN_PATHS = frozenset({"/", "/status", "/health"})
@@ -29,27 +26,27 @@ _OPEN_PATHS = frozenset({"/", "/status", "/health"})
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.path not in _OPEN_PATHS:
         token = request.headers.get(AUTH_HEADER, "")
-        expected = request.app[ROOT_CTX].manager_secret.value
+        expected = request.app[SERVICES].settings.manager_secret
         # A header may carry any bytes (kept as surrogate escapes): compare bytes, never crash.
         given = token.encode("utf-8", "surrogateescape")
         if not hmac.compare_digest(given, expected.encode()):
             raise AuthenticationFailed(f"missing or wrong {AUTH_HEADER} header")
+        caller.identify("manager")
     return await handler(request)
 
 
-def create_manager_app(ctx: RootContext) -> web.Application:
+def create_manager_app(services: Services) -> web.Application:
     app = web.Application(
         middlewares=[
             request_id_middleware,
-            ctx.metrics.middleware("manager"),
+            services.metrics.middleware("manager"),
             problem_middleware,
             auth_middleware,
-            usage_invalidation_middleware,
-            bgtask.busy_vfolder_middleware,
         ],
         client_max_size=16 << 20,
     )
-    app[ROOT_CTX] = ctx
+    app[SERVICES] = services
+    app[DOOR] = "manager"
     r = app.router
     r.add_get("/", status)
     r.add_get("/status", status)
@@ -80,6 +77,8 @@ def create_manager_app(ctx: RootContext) -> web.Application:
     r.add_post("/folder/acl/revoke", acl.revoke)
     r.add_get("/folder/quota", acl.get_quota)
     r.add_patch("/folder/quota", acl.set_quota)
+    r.add_get("/folder/audit", audit.recent)
+    r.add_get("/events", audit.events)
     dataproxy.add_routes(r)
     bgtask.add_routes(r)
     return app

@@ -1,9 +1,10 @@
-"""Background tasks and periodic jobs on the manager API, plus the busy-vfolder write guard.
+"""Background tasks and periodic jobs on the manager API.
 
 ``GET /bgtask/{id}`` reports a task's state and progress, ``GET /bgtask/{id}/events`` streams it
 as server-sent events (Backend.AI's event names: ``bgtask_updated``, ``bgtask_done``,
 ``bgtask_failed``, ``bgtask_cancelled``, then ``server_close``), ``DELETE /bgtask/{id}`` cancels.
-``/jobs`` lists the periodic jobs, runs one now, and shows a job's last result.
+``/jobs`` lists the periodic jobs, runs one now, and shows a job's last result; retention periods
+of vfolders are read and set here too.
 """
 
 from __future__ import annotations
@@ -14,26 +15,11 @@ from typing import Any
 import trafaret as t
 from aiohttp import web
 
-from ...core.errors import InvalidParameter, VFolderNotFound
-from ...core.types import VFolderID
 from ...services.bgtasks import BgTaskStatus, to_json
 from ...services.jobs import orphans
-from ..keys import ROOT_CTX
-from ..params import VFolderIDField, json_object, read_params
-from ..problem import Handler
-from ..written import mark_written
+from ..keys import services
+from ..params import VFolderIDField, read_params
 
-# Manager routes that write into the vfolder named by their ``volume`` and ``vfid`` parameters.
-WRITE_ROUTES = frozenset(
-    {
-        "/folder/create",
-        "/folder/file/mkdir",
-        "/folder/file/rename",
-        "/folder/file/move",
-        "/folder/file/delete",
-        "/folder/file/upload",
-    }
-)
 _EVENT_NAMES = {
     BgTaskStatus.DONE: "bgtask_done",
     BgTaskStatus.FAILED: "bgtask_failed",
@@ -54,35 +40,18 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_put("/folder/retention", set_retention)
 
 
-@web.middleware
-async def busy_vfolder_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """409 for a write into a vfolder being cloned or deleted (the body is cached for the
-    handler, which validates it properly; here a malformed one is simply let through)."""
-    if request.method == "POST" and request.path in WRITE_ROUTES:
-        data: dict[str, Any] = dict(request.query)
-        try:
-            data.update(await json_object(request))
-            vfid = VFolderID.parse(data.get("vfid"))  # type: ignore[arg-type]
-        except (ValueError, InvalidParameter):
-            return await handler(request)
-        if isinstance(data.get("volume"), str):
-            await request.app[ROOT_CTX].bgtasks.ensure_writable(data["volume"], str(vfid))
-            mark_written(request, data["volume"], vfid)
-    return await handler(request)
-
-
 async def get_task(request: web.Request) -> web.Response:
-    record = await request.app[ROOT_CTX].bgtasks.get(request.match_info["task_id"])
+    record = await services(request).bgtasks.get(request.match_info["task_id"])
     return web.json_response(to_json(record))
 
 
 async def cancel_task(request: web.Request) -> web.Response:
-    record = await request.app[ROOT_CTX].bgtasks.cancel(request.match_info["task_id"])
+    record = await services(request).bgtasks.cancel(request.match_info["task_id"])
     return web.json_response(to_json(record))
 
 
 async def task_events(request: web.Request) -> web.StreamResponse:
-    service = request.app[ROOT_CTX].bgtasks
+    service = services(request).bgtasks
     task_id = request.match_info["task_id"]
     await service.get(task_id)  # 404 before the stream starts
     response = web.StreamResponse(
@@ -106,7 +75,7 @@ async def _send(response: web.StreamResponse, event: str, data: dict[str, Any]) 
 
 
 async def list_jobs(request: web.Request) -> web.Response:
-    runner = request.app[ROOT_CTX].jobs
+    runner = services(request).jobs
     items = []
     for job in runner.jobs.values():
         last = await runner.last_result(job.name)
@@ -122,7 +91,7 @@ async def list_jobs(request: web.Request) -> web.Response:
 
 
 async def run_job(request: web.Request) -> web.Response:
-    task_id = await request.app[ROOT_CTX].jobs.run_now(request.match_info["name"])
+    task_id = await services(request).jobs.run_now(request.match_info["name"])
     return web.json_response({"bgtask_id": task_id}, status=202)
 
 
@@ -135,7 +104,7 @@ async def last_orphans(request: web.Request) -> web.Response:
 
 
 async def _last(request: web.Request, name: str) -> web.Response:
-    record = await request.app[ROOT_CTX].jobs.last_result(name)
+    record = await services(request).jobs.last_result(name)
     if record is None:
         return web.json_response({"job": name, "bgtask_id": None, "result": None})
     body = {"job": name, "bgtask_id": record.id, "finished_at": record.finished_at}
@@ -147,10 +116,7 @@ _vfolder = {t.Key("volume"): t.String(), t.Key("vfid"): VFolderIDField()}
 
 async def get_retention(request: web.Request) -> web.Response:
     params = await read_params(request, t.Dict(_vfolder))
-    ctx = request.app[ROOT_CTX]
-    own = await ctx.metadata.get_vfolder_retention(params["volume"])
-    days = own.get(str(params["vfid"]))
-    volume_days = ctx.config["jobs"]["retention"].get(params["volume"])
+    days, volume_days = await services(request).vfolders.retention(params["volume"], params["vfid"])
     return web.json_response({"days": days, "volume_days": volume_days})
 
 
@@ -159,9 +125,5 @@ async def set_retention(request: web.Request) -> web.Response:
     params = await read_params(
         request, t.Dict({**_vfolder, t.Key("days"): t.Null | t.ToFloat(gte=0)})
     )
-    ctx = request.app[ROOT_CTX]
-    vfid = str(params["vfid"])
-    if await ctx.metadata.get_vfolder(params["volume"], vfid) is None:
-        raise VFolderNotFound(f"no vfolder {vfid} on volume {params['volume']!r}")
-    await ctx.metadata.set_vfolder_retention(params["volume"], vfid, params["days"])
+    await services(request).vfolders.set_retention(params["volume"], params["vfid"], params["days"])
     return web.Response(status=204)

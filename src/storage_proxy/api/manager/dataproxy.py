@@ -9,7 +9,7 @@ import trafaret as t
 from aiohttp import web
 
 from ...core.units import Duration
-from ..keys import ROOT_CTX
+from ..keys import services
 from ..params import read_params
 
 _name = t.String(max_length=255)
@@ -36,7 +36,7 @@ _download = t.Dict(
 
 async def upload_location(request: web.Request) -> web.Response:
     p = await read_params(request, _upload)
-    location = await request.app[ROOT_CTX].dataproxy.upload_location(
+    location = await services(request).dataproxy.upload_location(
         project=p["project"],
         domain=p["domain"],
         content_md5=p["content_md5"],
@@ -50,7 +50,7 @@ async def upload_location(request: web.Request) -> web.Response:
 
 async def download_link(request: web.Request) -> web.Response:
     p = await read_params(request, _download)
-    link = await request.app[ROOT_CTX].dataproxy.download_link(p["native_url"], p["expires_in"])
+    link = await services(request).dataproxy.download_link(p["native_url"], p["expires_in"])
     return web.json_response(link.to_json())
 
 

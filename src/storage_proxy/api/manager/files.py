@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import trafaret as t
 from aiohttp import web
 
-from ...core.errors import StorageProxyError
-from ..keys import ROOT_CTX
+from ...services.access import Actor
+from ..keys import services
 from ..params import RelPathField, VFolderIDField, read_params
 
 _vfolder = {t.Key("volume"): t.String(), t.Key("vfid"): VFolderIDField()}
 MAX_MKDIR_BATCH = 50
+MANAGER = Actor.manager()
 
 
 async def mkdir(request: web.Request) -> web.Response:
@@ -29,26 +28,26 @@ async def mkdir(request: web.Request) -> web.Response:
             }
         ),
     )
-    volume = request.app[ROOT_CTX].volumes.get(params["volume"])
-    relpaths = params["relpath"]
-
-    async def make(rel):  # type: ignore[no-untyped-def]
-        await volume.mkdir(
-            params["vfid"], rel, parents=params["parents"], exist_ok=params["exist_ok"]
-        )
-
-    if not isinstance(relpaths, list):
-        await make(relpaths)
+    single = not isinstance(params["relpath"], list)
+    relpaths = [params["relpath"]] if single else params["relpath"]
+    outcomes = await services(request).files.mkdir(
+        MANAGER,
+        params["volume"],
+        params["vfid"],
+        relpaths,
+        parents=params["parents"],
+        exist_ok=params["exist_ok"],
+    )
+    if single:
+        if outcomes[0] is not None:
+            raise outcomes[0]
         return web.Response(status=204)
-    outcomes = await asyncio.gather(*(make(rel) for rel in relpaths), return_exceptions=True)
     success, failed = [], []
-    for rel, outcome in zip(relpaths, outcomes, strict=True):
-        if isinstance(outcome, StorageProxyError):
-            failed.append({"item": str(rel), "msg": outcome.detail, "code": outcome.code})
-        elif isinstance(outcome, BaseException):
-            raise outcome
-        else:
+    for rel, error in zip(relpaths, outcomes, strict=True):
+        if error is None:
             success.append({"item": str(rel), "msg": None})
+        else:
+            failed.append({"item": str(rel), "msg": error.detail, "code": error.code})
     status = 200 if not failed else (207 if success else 422)
     return web.json_response({"results": {"success": success, "failed": failed}}, status=status)
 
@@ -57,9 +56,10 @@ async def list_files(request: web.Request) -> web.Response:
     params = await read_params(
         request, t.Dict({**_vfolder, t.Key("relpath", default="."): RelPathField()})
     )
-    volume = request.app[ROOT_CTX].volumes.get(params["volume"])
-    items = [e.to_json() async for e in volume.scandir(params["vfid"], params["relpath"])]
-    return web.json_response({"items": items})
+    entries = await services(request).files.list_dir(
+        MANAGER, params["volume"], params["vfid"], params["relpath"]
+    )
+    return web.json_response({"items": [e.to_json() for e in entries]})
 
 
 async def rename(request: web.Request) -> web.Response:
@@ -74,8 +74,9 @@ async def rename(request: web.Request) -> web.Response:
             }
         ),
     )
-    volume = request.app[ROOT_CTX].volumes.get(params["volume"])
-    await volume.rename_file(params["vfid"], params["relpath"], params["new_name"])
+    await services(request).files.rename(
+        MANAGER, params["volume"], params["vfid"], params["relpath"], params["new_name"]
+    )
     return web.Response(status=204)
 
 
@@ -90,8 +91,9 @@ async def move(request: web.Request) -> web.Response:
             }
         ),
     )
-    volume = request.app[ROOT_CTX].volumes.get(params["volume"])
-    await volume.move_file(params["vfid"], params["src_relpath"], params["dst_relpath"])
+    await services(request).files.move(
+        MANAGER, params["volume"], params["vfid"], params["src_relpath"], params["dst_relpath"]
+    )
     return web.Response(status=204)
 
 
@@ -106,6 +108,7 @@ async def delete(request: web.Request) -> web.Response:
             }
         ),
     )
-    volume = request.app[ROOT_CTX].volumes.get(params["volume"])
-    await volume.delete_files(params["vfid"], params["relpaths"], recursive=params["recursive"])
+    await services(request).files.delete(
+        MANAGER, params["volume"], params["vfid"], params["relpaths"], recursive=params["recursive"]
+    )
     return web.json_response({"status": "ok"})

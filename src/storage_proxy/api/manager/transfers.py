@@ -10,9 +10,9 @@ from __future__ import annotations
 import trafaret as t
 from aiohttp import web
 
-from ...services.tokens import SessionClaims
-from ..keys import ROOT_CTX
+from ..keys import services
 from ..params import RelPathField, VFolderIDField, read_params
+from .files import MANAGER
 
 _target = {
     t.Key("volume"): t.String(),
@@ -32,35 +32,15 @@ async def download_session(request: web.Request) -> web.Response:
             }
         ),
     )
-    ctx = request.app[ROOT_CTX]
-    volume = ctx.volumes.get(params["volume"])
-    await volume.stat(params["vfid"], params["relpath"])  # 404 now, not when the client comes
-    token = ctx.tokens.issue_session(
-        SessionClaims(
-            op="download",
-            volume=params["volume"],
-            vfid=str(params["vfid"]),
-            relpath=str(params["relpath"]),
-            archive=params["archive"],
-        )
+    token = await services(request).transfers.download_token(
+        MANAGER, params["volume"], params["vfid"], params["relpath"], archive=params["archive"]
     )
     return web.json_response({"token": token})
 
 
 async def upload_session(request: web.Request) -> web.Response:
     params = await read_params(request, t.Dict({**_target, t.Key("size"): t.ToInt(gte=0)}))
-    ctx = request.app[ROOT_CTX]
-    session = await ctx.uploads.create(
-        params["volume"], params["vfid"], params["relpath"], params["size"]
-    )
-    token = ctx.tokens.issue_session(
-        SessionClaims(
-            op="upload",
-            volume=params["volume"],
-            vfid=str(params["vfid"]),
-            relpath=str(params["relpath"]),
-            size=params["size"],
-            session=session.id,
-        )
+    token = await services(request).transfers.upload_token(
+        MANAGER, params["volume"], params["vfid"], params["relpath"], params["size"]
     )
     return web.json_response({"token": token})

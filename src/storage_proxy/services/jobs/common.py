@@ -15,8 +15,10 @@ from ...metadata.store import MetadataStore
 from ...volumes.posix import BasePosixVolume
 from ...volumes.registry import VolumeRegistry
 from ..bgtasks import BackgroundTaskService
+from ..quotas import QuotaService
 from ..uploads import UploadService
 from ..usage import UsageService
+from ..vfolders import VFolderService
 
 
 @dataclass
@@ -27,6 +29,8 @@ class JobDeps:
     bgtasks: BackgroundTaskService
     settings: dict[str, Any]  # the validated [jobs] section
     usage: UsageService
+    vfolders: VFolderService | None = None
+    quotas: QuotaService | None = None
 
 
 def posix_volumes(volumes: VolumeRegistry) -> list[tuple[str, BasePosixVolume]]:

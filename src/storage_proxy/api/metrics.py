@@ -8,17 +8,15 @@ Volume gauges are refreshed when ``/metrics`` is scraped (a statvfs each; cheap)
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 
-from .api.problem import Handler
-
-if TYPE_CHECKING:
-    from .volumes.registry import VolumeRegistry
+from ..core.types import FSUsage
+from .problem import Handler
 
 _LABELS = ("method", "endpoint", "operation", "status_code", "error_detail")
 #: Routes whose response bodies are file data (counted as downloaded bytes).
@@ -46,6 +44,12 @@ class DaemonMetrics:
         )
         self.used = Gauge(
             "storage_proxy_volume_used_bytes", "Bytes used on the volume", ["volume"], registry=r
+        )
+        self.quota_usage = Gauge(
+            "storage_proxy_quota_usage_ratio",
+            "Used bytes over the limit of a quota scope, as last seen",
+            ["volume", "scope"],
+            registry=r,
         )
         self.uploaded = Counter(
             "storage_proxy_upload_bytes", "Bytes received by uploads", ["volume"], registry=r
@@ -138,14 +142,13 @@ class DaemonMetrics:
         self.bgtasks_finished.labels(kind, status).inc()
         self.bgtask_duration.labels(kind).observe(seconds)
 
-    async def refresh_volumes(self, volumes: VolumeRegistry) -> None:
-        for name, volume in volumes.items():
-            try:
-                usage = await volume.get_fs_usage()
-            except Exception:  # reported by /health; a scrape must not fail for one volume
-                continue
+    def record_volumes(self, usages: Mapping[str, FSUsage]) -> None:
+        for name, usage in usages.items():
             self.capacity.labels(name).set(usage.capacity_bytes)
             self.used.labels(name).set(usage.used_bytes)
+
+    def quota_ratio(self, volume: str, scope: str, ratio: float) -> None:
+        self.quota_usage.labels(volume, scope).set(ratio)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

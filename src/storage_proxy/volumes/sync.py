@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..volumes.abc import VolumeDeps
-from ..volumes.registry import VolumeRegistry
+from .abc import VolumeDeps
+from .registry import VolumeRegistry
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,57 @@
+"""What a door hands a file operation and gets back: read and write options, and an opened local
+file (the descriptor a download is sent from).  Shared by every layer, so they live here."""
+
+from __future__ import annotations
+
+import os
+import stat as stat_mod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Self
+
+
+class LocalFile:
+    """An opened regular file or directory of a volume with local files.
+
+    What was resolved is what gets used: the caller reads (or ``sendfile``s, or walks) the
+    descriptor, never the path again, and closes it (``with local:``).
+    """
+
+    __slots__ = ("fd", "stat", "body")
+
+    def __init__(self, fd: int, stat: os.stat_result, body: bytes | None = None) -> None:
+        self.fd = fd
+        self.stat = stat
+        self.body = body  # the whole content, when small enough and asked for
+
+    @property
+    def is_dir(self) -> bool:
+        return stat_mod.S_ISDIR(self.stat.st_mode)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            fd, self.fd = self.fd, -1
+            os.close(fd)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass(frozen=True, slots=True)
+class ReadOptions:
+    offset: int = 0
+    length: int | None = None  # None: to the end
+    chunk_size: int = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class WriteOptions:
+    size_hint: int | None = None  # declared size: refused up front if it does not fit the quota
+    overwrite: bool = True
+    mode: int = 0o644
+    checksums: bool = False  # compute sha256 and md5 while streaming; store them with the file
+    content_type: str | None = None
+    tags: Mapping[str, str] | None = None

@@ -1,0 +1,51 @@
+"""Everything the doors may call, in one place: the services, built once by the composition
+root (``context``).  A door reaches storage and the books only through these."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from .access import AccessService
+from .audit import AuditLog
+from .bgtasks import BackgroundTaskService
+from .dataproxy import DataProxyService
+from .files import FileService
+from .health import HealthService
+from .jobs import JobRunner
+from .quotas import QuotaService
+from .tokens import TokenService
+from .transfers import TransferService
+from .uploads import UploadService
+from .vfolders import VFolderService
+
+if TYPE_CHECKING:
+    from ..api.metrics import DaemonMetrics
+
+
+@dataclass(frozen=True, slots=True)
+class DoorSettings:
+    """What the doors themselves need to know (read once from the configuration)."""
+
+    manager_secret: str
+    transfer_idle_timeout: timedelta = timedelta(seconds=60)
+    max_upload_size: int = 1 << 40
+
+
+@dataclass
+class Services:
+    settings: DoorSettings
+    vfolders: VFolderService
+    access: AccessService
+    quotas: QuotaService
+    files: FileService
+    uploads: UploadService
+    transfers: TransferService
+    tokens: TokenService
+    dataproxy: DataProxyService
+    bgtasks: BackgroundTaskService
+    jobs: JobRunner
+    audit: AuditLog
+    health: HealthService
+    metrics: DaemonMetrics

@@ -1,0 +1,273 @@
+"""Files inside vfolders, for every door: list (with real cursor paging), read, write, move,
+delete, and their metadata.
+
+Each operation names the :class:`Actor` it runs for and passes the :class:`Gate` first (RO
+reads, RW writes, RWD deletes), so no door can forget a check; each is one audit line; each
+write drops the vfolder's cached usage afterwards (on every node) and feeds the quota alerts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from ..core.errors import InvalidParameter, IsADirectory, StorageProxyError
+from ..core.files import LocalFile, ReadOptions, WriteOptions
+from ..core.paths import RelPath
+from ..core.records import Permission
+from ..core.types import DirEntry, DirEntryType, FileMeta, VFolderID
+from ..volumes.abc import AbstractVolume
+from .access import Actor
+from .archive import LocalTree, VolumeTree, ZipSource
+from .audit import AuditEntry, AuditLog
+from .gate import Gate
+from .quotas import QuotaService
+from .usage import UsageService
+
+MAX_PAGE = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class FilePage:
+    files: list[DirEntry]
+    truncated: bool
+
+    @property
+    def next_marker(self) -> str | None:
+        return self.files[-1].path if self.truncated else None
+
+
+@dataclass(slots=True)
+class Download:
+    """What a download sends: exactly one of an opened local file, a directory as a zip, or a
+    stream of an object store's file (``entry`` describes it, ``read`` yields a byte range)."""
+
+    name: str
+    local: LocalFile | None = None
+    tree: ZipSource | None = None
+    entry: DirEntry | None = None
+    volume: AbstractVolume | None = None
+    vfid: VFolderID | None = None
+    relpath: RelPath | None = None
+
+    def read(self, offset: int, length: int) -> AsyncIterator[bytes]:
+        assert self.volume is not None and self.vfid is not None and self.relpath is not None
+        return self.volume.read(self.vfid, self.relpath, ReadOptions(offset=offset, length=length))
+
+    def close(self) -> None:
+        if self.local is not None:
+            self.local.close()
+
+
+class FileService:
+    def __init__(
+        self, gate: Gate, audit: AuditLog, usage: UsageService, quotas: QuotaService
+    ) -> None:
+        self._gate = gate
+        self._audit = audit
+        self._usage = usage
+        self._quotas = quotas
+
+    @contextlib.asynccontextmanager
+    async def _changing(
+        self,
+        actor: Actor,
+        op: str,
+        volume_name: str,
+        vfid: VFolderID,
+        needed: Permission,
+        *,
+        path: RelPath | None = None,
+        nbytes: int | None = None,
+    ) -> AsyncIterator[tuple[AbstractVolume, AuditEntry]]:
+        volume = await self._gate.enter(actor, volume_name, vfid, needed, relpath=path,
+                                        nbytes=nbytes)  # fmt: skip
+        try:
+            async with self._audit.operation(op, volume_name, vfid, path=_str(path)) as entry:
+                yield volume, entry
+        finally:  # a failed or partial change has still changed the tree
+            await self._usage.changed(volume_name, vfid)
+
+    # -- reading -------------------------------------------------------------------------------
+    async def list_dir(
+        self, actor: Actor, volume_name: str, vfid: VFolderID, relpath: RelPath
+    ) -> list[DirEntry]:
+        """One directory (at most ``scandir-limit`` entries), as the manager API lists it."""
+        volume = await self._gate.enter(actor, volume_name, vfid, Permission.RO)
+        return [e async for e in volume.scandir(vfid, relpath)]
+
+    async def list_files(
+        self,
+        actor: Actor,
+        volume_name: str,
+        vfid: VFolderID,
+        *,
+        prefix: str = "",
+        marker: str = "",
+        limit: int = 1000,
+    ) -> FilePage:
+        """Files below the vfolder in key order, S3-style: ``prefix``, ``marker``, ``limit``."""
+        if not 1 <= limit <= MAX_PAGE:
+            raise InvalidParameter(f"limit must be between 1 and {MAX_PAGE}")
+        volume = await self._gate.enter(actor, volume_name, vfid, Permission.RO)
+        found = await volume.list_files(vfid, prefix=prefix, start_after=marker, limit=limit + 1)
+        return FilePage(found[:limit], len(found) > limit)
+
+    async def stat(
+        self, actor: Actor, volume_name: str, vfid: VFolderID, relpath: RelPath
+    ) -> DirEntry:
+        volume = await self._gate.enter(actor, volume_name, vfid, Permission.RO)
+        return await volume.stat(vfid, relpath)
+
+    async def file_meta(
+        self, actor: Actor, volume_name: str, vfid: VFolderID, relpath: RelPath
+    ) -> FileMeta:
+        volume = await self._gate.enter(actor, volume_name, vfid, Permission.RO)
+        return await volume.get_file_meta(vfid, relpath)
+
+    async def open_download(
+        self,
+        actor: Actor,
+        volume_name: str,
+        vfid: VFolderID,
+        relpath: RelPath,
+        *,
+        archive: bool = False,
+        read_up_to: int = 0,
+    ) -> Download:
+        """The file opened (a local one on a held descriptor), or the directory as a zip source
+        with ``archive``; the caller sends it and closes it."""
+        volume = await self._gate.enter(actor, volume_name, vfid, Permission.RO)
+        name = relpath.name or vfid.folder_id.hex
+        async with self._audit.operation(
+            "file.download", volume_name, vfid, path=str(relpath)
+        ) as e:
+            local = await volume.local_file(vfid, relpath, read_up_to=read_up_to)
+            if local is None:
+                entry = await volume.stat(vfid, relpath)
+                if entry.type is DirEntryType.DIRECTORY:
+                    _need_archive(archive, relpath)
+                    return Download(f"{name}.zip", tree=VolumeTree(volume, vfid, relpath))
+                e.bytes = entry.stat.size
+                return Download(name, entry=entry, volume=volume, vfid=vfid, relpath=relpath)
+            if local.is_dir:
+                try:
+                    _need_archive(archive, relpath)
+                except BaseException:
+                    local.close()
+                    raise
+                return Download(f"{name}.zip", tree=LocalTree(local.fd, volume.run_blocking))
+            e.bytes = local.stat.st_size
+            return Download(name, local=local)
+
+    # -- writing -------------------------------------------------------------------------------
+    async def write(
+        self,
+        actor: Actor,
+        volume_name: str,
+        vfid: VFolderID,
+        relpath: RelPath,
+        body: AsyncIterator[bytes],
+        options: WriteOptions = WriteOptions(),
+    ) -> FileMeta:
+        """Store a whole file atomically (all or nothing) through the volume's write path."""
+        if not relpath.parts:
+            raise InvalidParameter("a file needs a path below the vfolder root")
+        async with self._changing(
+            actor, "file.write", volume_name, vfid, Permission.RW, path=relpath,
+            nbytes=options.size_hint,
+        ) as (volume, entry):  # fmt: skip
+            meta = await volume.write(vfid, relpath, body, options)
+            entry.bytes = meta.size
+        await self._quotas.observe_written(volume_name, vfid)
+        return meta
+
+    async def mkdir(
+        self,
+        actor: Actor,
+        volume_name: str,
+        vfid: VFolderID,
+        relpaths: Sequence[RelPath],
+        *,
+        parents: bool = True,
+        exist_ok: bool = False,
+    ) -> list[StorageProxyError | None]:
+        """Each directory's outcome (None: made), in the order asked."""
+        volume = await self._gate.enter(actor, volume_name, vfid, Permission.RW)
+
+        async def make(rel: RelPath) -> None:
+            async with self._audit.operation("file.mkdir", volume_name, vfid, path=str(rel)):
+                await volume.mkdir(vfid, rel, parents=parents, exist_ok=exist_ok)
+
+        outcomes = await asyncio.gather(*(make(r) for r in relpaths), return_exceptions=True)
+        results: list[StorageProxyError | None] = []
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException) and not isinstance(outcome, StorageProxyError):
+                raise outcome
+            results.append(outcome)
+        return results
+
+    async def move(
+        self, actor: Actor, volume_name: str, vfid: VFolderID, src: RelPath, dst: RelPath
+    ) -> None:
+        async with self._changing(
+            actor, "file.move", volume_name, vfid, Permission.RW, path=src
+        ) as (volume, entry):
+            entry.extra["destination"] = str(dst)
+            await volume.move_file(vfid, src, dst)
+
+    async def rename(
+        self, actor: Actor, volume_name: str, vfid: VFolderID, relpath: RelPath, new_name: str
+    ) -> None:
+        await self.move(actor, volume_name, vfid, relpath, relpath.with_name(new_name))
+
+    async def delete(
+        self,
+        actor: Actor,
+        volume_name: str,
+        vfid: VFolderID,
+        relpaths: Sequence[RelPath],
+        *,
+        recursive: bool = False,
+    ) -> None:
+        path = relpaths[0] if len(relpaths) == 1 else None
+        async with self._changing(
+            actor, "file.delete", volume_name, vfid, Permission.RWD, path=path
+        ) as (volume, entry):
+            if path is None:
+                entry.extra["paths"] = [str(p) for p in relpaths[:100]]
+            await volume.delete_files(vfid, relpaths, recursive=recursive)
+
+    async def update_file_meta(
+        self,
+        actor: Actor,
+        volume_name: str,
+        vfid: VFolderID,
+        relpath: RelPath,
+        *,
+        content_type: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> FileMeta:
+        volume = await self._gate.enter(actor, volume_name, vfid, Permission.RW)
+        async with self._audit.operation("file.meta", volume_name, vfid, path=str(relpath)):
+            return await volume.update_file_meta(
+                vfid, relpath, content_type=content_type, tags=tags
+            )
+
+
+def _need_archive(archive: bool, relpath: RelPath) -> None:
+    if not archive:
+        raise IsADirectory(f"{relpath} is a directory; ask for archive=true to get a zip")
+
+
+def _str(path: RelPath | None) -> str | None:
+    return None if path is None else str(path)
+
+
+def etag_of(modified: datetime | float, size: int) -> str:
+    """A validator for a file without a stored checksum: its mtime and size."""
+    ns = int(modified.timestamp() * 1e9) if isinstance(modified, datetime) else int(modified)
+    return f'"{ns:x}-{size:x}"'

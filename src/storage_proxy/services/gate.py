@@ -1,0 +1,60 @@
+"""The one check in front of every operation on a vfolder, whichever door and service it came
+through: the caller's right (``access``), and for a write that the vfolder is not being cloned
+or deleted, that the path stays inside it, and that a declared size plainly fits its quota (the
+volume's own write path and the shared ledger hold the rest while the bytes stream)."""
+
+from __future__ import annotations
+
+from ..core.errors import QuotaExceeded
+from ..core.paths import RelPath
+from ..core.records import Permission
+from ..core.types import VFolderID
+from ..volumes.abc import AbstractVolume
+from ..volumes.registry import VolumeRegistry
+from .access import AccessService, Actor
+from .bgtasks import BackgroundTaskService
+
+
+class Gate:
+    def __init__(
+        self, volumes: VolumeRegistry, access: AccessService, bgtasks: BackgroundTaskService
+    ) -> None:
+        self._volumes = volumes
+        self._access = access
+        self._bgtasks = bgtasks
+
+    async def enter(
+        self,
+        actor: Actor,
+        volume_name: str,
+        vfid: VFolderID,
+        needed: Permission,
+        *,
+        relpath: RelPath | None = None,
+        nbytes: int | None = None,
+    ) -> AbstractVolume:
+        """The volume, once the caller may do what it asks; for RW and above the write checks
+        too (``relpath``: where it will write; ``nbytes``: how much it declares)."""
+        volume = self._volumes.get(volume_name)
+        await self._access.authorize(actor, volume_name, vfid, needed)
+        if needed >= Permission.RW:
+            await self.writable(volume_name, vfid)
+            if relpath is not None:
+                await volume.check_path(vfid, relpath)
+            if nbytes:
+                await refuse_oversize(volume, vfid, nbytes)
+        return volume
+
+    async def writable(self, volume_name: str, vfid: VFolderID) -> None:
+        """409 while a clone or delete holds the vfolder."""
+        await self._bgtasks.ensure_writable(volume_name, str(vfid))
+
+
+async def refuse_oversize(volume: AbstractVolume, vfid: VFolderID, nbytes: int) -> None:
+    """A quick refusal for what plainly cannot fit (the ledger decides the rest)."""
+    remaining = await volume.quota_model.headroom(vfid)
+    if remaining is not None and nbytes > remaining:
+        raise QuotaExceeded(
+            f"{nbytes} bytes do not fit the quota of {vfid}: {remaining} bytes left",
+            remaining_bytes=remaining,
+        )
