@@ -50,6 +50,7 @@ from .early import EarlyParts
 from .entries import dir_entry, file_entry
 from .presign import PresignMixin
 from .staging import StagingMixin
+from .upkeep import S3Upkeep
 from .window import for_each
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ _COPY_CONCURRENCY = 16
 _NO_CAPACITY = 1 << 60  # S3 has no capacity; report 1 EiB
 
 
-class S3Volume(PresignMixin, StagingMixin):
+class S3Volume(S3Upkeep, PresignMixin, StagingMixin):
     backend_name = "s3"
     capabilities = frozenset({Capability.VFOLDER, Capability.QUOTA, Capability.PRESIGN})
     options_schema = OPTIONS
@@ -168,9 +169,11 @@ class S3Volume(PresignMixin, StagingMixin):
             await self.conn.c.put_object(Bucket=self.conn.bucket, Key=self.vfolder_prefix(vfid))
 
     async def delete_vfolder(self, vfid: VFolderID) -> None:
+        """Out of sight at once (its marker goes first), then moved to the trash (``upkeep``),
+        which the trash job empties after ``[jobs] trash-grace``."""
         prefix = await self._require_vfolder(vfid)
-        await self.conn.delete_keys([prefix])  # out of sight first, then the keys (paged)
-        await self.conn.delete_prefix(prefix)
+        await self.conn.delete_keys([prefix])
+        await self.move_to_trash(vfid, prefix)
         self._changed(vfid)
 
     async def clone_vfolder(self, src: VFolderID, dst: VFolderID) -> None:

@@ -36,7 +36,8 @@ from ..core.types import (
     VFolderID,
     VFolderUsage,
 )
-from . import listing
+from . import listing, upkeep
+from .upkeep import Expired, StoredFile, StoredLayout, TrashReport
 
 if TYPE_CHECKING:
     from ..core.records import QuotaBucket
@@ -398,3 +399,34 @@ class AbstractVolume(ABC):
     @abstractmethod
     async def upload_discard(self, session_id: str) -> None:
         """Remove the staged bytes (termination, expiry); a missing session is not an error."""
+
+    # -- maintenance: the periodic jobs call these on every backend (``upkeep``) ----------------
+    async def purge_trash(self, older_than: float) -> TrashReport:
+        """Remove for good what deleted vfolders left in the trash before ``older_than``."""
+        return TrashReport()
+
+    async def staged_uploads(self, older_than: float) -> list[str]:
+        """Session ids of staged uploads last written before ``older_than`` (the trash job
+        drops those no session refers to)."""
+        return []
+
+    async def reap_staging(self, older_than: float) -> list[str]:
+        """Remove staged writes a crashed writer left (none holds them); what was removed."""
+        return []
+
+    def walk_files(self, vfid: VFolderID) -> AsyncIterator[StoredFile]:
+        """Every regular file of the vfolder (files being written excluded)."""
+        return upkeep.walk_files(self, vfid)
+
+    async def file_digest(self, vfid: VFolderID, relpath: RelPath) -> tuple[str, int]:
+        """The file's sha256 (hex) and size, from its bytes."""
+        return await upkeep.file_digest(self, vfid, relpath)
+
+    async def expire_files(self, vfid: VFolderID, older_than: float, dry_run: bool) -> Expired:
+        """Remove the files last modified before ``older_than`` — each only if it is still the
+        file that was looked at — or, with ``dry_run``, only name them."""
+        return await upkeep.expire_files(self, vfid, older_than, dry_run)
+
+    async def stored_vfolders(self) -> StoredLayout | None:
+        """The vfolders the storage holds, for the orphan scan (None: it cannot tell)."""
+        return None

@@ -62,6 +62,7 @@ from .abc import (
     WriteReservation,
 )
 from .beneath import errors_as, opened
+from .posix_upkeep import TRASH_DIR, PosixUpkeep
 from .quota import ProxyQuotaModel
 from .staging import FileSink, LocalStagedFile, LocalStaging, LocalStagingUploads, is_abandoned_at
 
@@ -69,7 +70,6 @@ log = logging.getLogger(__name__)
 P = ParamSpec("P")
 R = TypeVar("R")
 
-TRASH_DIR = ".trash"
 UPLOADS_DIR = ".uploads"
 #: Names of staged files and trees the proxy is still writing (beside a target, or in .uploads).
 STAGING_MARK = ".sp-tmp-"
@@ -110,7 +110,7 @@ def staging_name() -> str:
     return f"{STAGING_MARK}{uuid.uuid4().hex}"
 
 
-class BasePosixVolume(LocalStagingUploads, AbstractVolume):
+class BasePosixVolume(PosixUpkeep, LocalStagingUploads, AbstractVolume):
     """A volume that is a directory tree on a locally mounted filesystem."""
 
     capabilities = frozenset({Capability.VFOLDER, Capability.QUOTA, Capability.LOCAL_PATH})
@@ -155,7 +155,7 @@ class BasePosixVolume(LocalStagingUploads, AbstractVolume):
             (self.mount_path / UPLOADS_DIR).mkdir(mode=0o700, exist_ok=True)
 
         await self._run(check)
-        reaped = await self._run(self.reap_staging, time.time() - STAGING_REAP_AGE)
+        reaped = await self.reap_staging(time.time() - STAGING_REAP_AGE)
         if reaped:
             log.info(
                 "volume %s: removed %d staged write(s) left by a crash", self.name, len(reaped)
@@ -506,7 +506,14 @@ class BasePosixVolume(LocalStagingUploads, AbstractVolume):
             raise
         return area, fd, name
 
-    def reap_staging(self, older_than: float) -> list[str]:
+    async def reap_staging(self, older_than: float) -> list[str]:
+        return await self._run(self._reap_staging, older_than)
+
+    def is_staging_name(self, name: str) -> bool:
+        """A file the proxy is still writing (staged beside its target)."""
+        return name.startswith((STAGING_MARK, _NEW_MARK))
+
+    def _reap_staging(self, older_than: float) -> list[str]:
         """Remove what crashed writers left in ``.uploads``: staged files and clone trees that
         no live writer holds (a writer holds its lock from before the staged name exists), and
         half-created ones older than ``older_than``; blocking."""
@@ -632,17 +639,6 @@ class BasePosixVolume(LocalStagingUploads, AbstractVolume):
             return filemeta.to_file_meta(st, record)
 
         return await self._retry_missing(vfid, relpath, update)
-
-    # -- maintenance walks (jobs) ------------------------------------------------------------
-    def walk_files(
-        self, vfid: VFolderID, visit: Callable[[str, int, str, os.stat_result], None]
-    ) -> None:
-        """Blocking: call ``visit(relpath, parent_fd, name, lstat)`` for every regular file of
-        the vfolder, walked on descriptors (never through a link)."""
-        with self._root(vfid) as root:
-            with opened(os.open(".", fstree.O_LIST_DIR, dir_fd=root)) as top:
-                for parent, entry in fstree.walk_files(top):
-                    visit(entry.path, parent, entry.name, entry.stat)
 
     # -- resumable uploads: staged under <volume>/.uploads ------------------------------------
     async def upload_publish(

@@ -74,6 +74,9 @@ class LocalStagingUploads:
     async def upload_discard(self, session_id: str) -> None:
         await self.staging.discard(session_id)
 
+    async def staged_uploads(self, older_than: float) -> list[str]:
+        return await self.staging.stale(older_than)
+
 
 @dataclass(slots=True)
 class LocalStagedFile(StagedFile):
@@ -107,6 +110,22 @@ class LocalStaging:
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600))
 
         await self._run(create)
+
+    async def stale(self, older_than: float) -> list[str]:
+        """Sessions whose staged file was last written before ``older_than``."""
+
+        def find() -> list[str]:
+            try:
+                entries = list(os.scandir(self.directory))
+            except FileNotFoundError:
+                return []
+            return [
+                e.name
+                for e in entries
+                if _SESSION_ID.match(e.name) and e.stat(follow_symlinks=False).st_mtime < older_than
+            ]
+
+        return await self._run(find)
 
     async def size(self, session_id: str) -> int:
         try:

@@ -1,8 +1,8 @@
 """What the periodic jobs share: their dependencies and which volumes and vfolders to visit.
 
-The jobs that look inside vfolders walk them through the volume (``walk_files``: on held
-descriptors, never through a link a tenant swapped in), so a job can neither read nor delete
-anything outside the vfolder it works on.
+Every job visits every volume, whatever its storage, through the volume's maintenance hooks
+(``volumes.upkeep``: on held descriptors on filesystems, never through a link a tenant swapped
+in), so a job can neither read nor delete anything outside the vfolder it works on.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from typing import Any
 
 from ...core.types import VFolderID
 from ...metadata.store import MetadataStore
-from ...volumes.posix import BasePosixVolume
 from ...volumes.registry import VolumeRegistry
 from ..bgtasks import BackgroundTaskService
 from ..quotas import QuotaService
@@ -31,11 +30,6 @@ class JobDeps:
     usage: UsageService
     vfolders: VFolderService | None = None
     quotas: QuotaService | None = None
-
-
-def posix_volumes(volumes: VolumeRegistry) -> list[tuple[str, BasePosixVolume]]:
-    """Volumes that are local directory trees; the jobs that walk trees skip the others."""
-    return [(n, v) for n, v in volumes.items() if isinstance(v, BasePosixVolume)]
 
 
 async def registered_vfolders(deps: JobDeps, volume: str) -> list[VFolderID]:

@@ -2,53 +2,26 @@
 
 The period comes from ``[jobs.retention]`` (volume name → days) unless the vfolder has its own in
 the metadata store (``PUT /folder/retention``; 0 exempts it).  In dry-run mode nothing is deleted
-and the result lists what would be.  Symlinks, directories and files being written are left
-alone; vfolders busy with a clone or delete are skipped.
+and the result lists what would be.  Each volume removes a file only if it is still the one its
+walk saw (``expire_files``); files being written are left alone; vfolders busy with a clone or
+delete are skipped.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import os
 import time
 from typing import Any
 
 from ...core.errors import StorageProxyError
-from ...core.types import VFolderID
-from ...volumes import fstree
-from ...volumes.posix import STAGING_MARK, BasePosixVolume
+from ...volumes.upkeep import Expired
 from ..bgtasks import ProgressReporter
-from .common import JobDeps, is_busy, posix_volumes, registered_vfolders
+from .common import JobDeps, is_busy, registered_vfolders
 
 log = logging.getLogger(__name__)
 
 NAME = "retention"
-MAX_LISTED = 1000  # paths named in the result per run; the counts are always complete
 DAY = 86400.0
-
-
-def expire_files(
-    volume: BasePosixVolume, vfid: VFolderID, older_than: float, dry_run: bool
-) -> tuple[list[str], int, int]:
-    """(relpaths, count, bytes) of files last modified before ``older_than``, deleted unless
-    ``dry_run`` — each only if it is still the file the walk saw (blocking: run in a thread)."""
-    listed: list[str] = []
-    count = size = 0
-
-    def visit(rel: str, parent: int, name: str, st: os.stat_result) -> None:
-        nonlocal count, size
-        if st.st_mtime >= older_than or name.startswith(STAGING_MARK):
-            return
-        if not dry_run and not fstree.unlink_if_same(parent, name, st):
-            return
-        count += 1
-        size += st.st_size
-        if len(listed) < MAX_LISTED:
-            listed.append(rel)
-
-    volume.walk_files(vfid, visit)
-    return listed, count, size
 
 
 async def run(
@@ -58,7 +31,7 @@ async def run(
     dry_run = bool(deps.settings["retention-dry-run"])
     per_volume: dict[str, float] = deps.settings["retention"]
     plan = []
-    for name, volume in posix_volumes(deps.volumes):
+    for name, volume in deps.volumes.items():
         own = await deps.metadata.get_vfolder_retention(name)
         for vfid in await registered_vfolders(deps, name):
             days = own.get(str(vfid), per_volume.get(name, 0.0))
@@ -71,23 +44,24 @@ async def run(
             await reporter.advance()
             continue
         try:
-            files, count, size = await asyncio.to_thread(
-                expire_files, volume, vfid, now - days * DAY, dry_run
-            )
+            expired = await volume.expire_files(vfid, now - days * DAY, dry_run)
         except StorageProxyError:
-            files, count, size = [], 0, 0  # deleted since the plan was made
-        if count and not dry_run:
-            volume.quota_model.invalidate(vfid)
-            log.info("retention: %s %s: deleted %d file(s), %d bytes", name, vfid, count, size)
-        if count:
+            expired = Expired()  # deleted since the plan was made
+        if expired.count and not dry_run:
+            await deps.usage.changed(name, vfid)
+            log.info(
+                "retention: %s %s: deleted %d file(s), %d bytes",
+                name, vfid, expired.count, expired.bytes,
+            )  # fmt: skip
+        if expired.count:
             report.append(
                 {
                     "volume": name,
                     "vfid": str(vfid),
                     "days": days,
-                    "files": files,
-                    "file_count": count,
-                    "bytes": size,
+                    "files": expired.paths,
+                    "file_count": expired.count,
+                    "bytes": expired.bytes,
                 }
             )
         await reporter.advance()

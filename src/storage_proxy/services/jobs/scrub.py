@@ -1,52 +1,31 @@
 """Scrub: re-hash every file that carries a stored sha256 and report the ones that differ.
 
-A stored checksum is trusted only while the file's size and mtime are what they were when it was
-computed (``filemeta``), so a mismatch here means the bytes changed underneath: corruption.
-Nothing is repaired; the result and the log name each corrupted file.
+A stored checksum is trusted only while the file is unchanged since it was computed (its size
+and mtime on a filesystem, its ETag on an object store), so a mismatch here means the bytes
+changed underneath: corruption.  Nothing is repaired; the result and the log name each corrupted
+file.  Every volume is scrubbed, through its own walk and reads (``walk_files``,
+``file_digest``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
-from ...core.errors import IsADirectory, StorageProxyError
+from ...core.errors import StorageProxyError
 from ...core.paths import RelPath
-from ...core.types import VFolderID
-from ...volumes import fstree
-from ...volumes.posix import STAGING_MARK, BasePosixVolume
 from ..bgtasks import ProgressReporter
-from .common import JobDeps, is_busy, posix_volumes, registered_vfolders
+from .common import JobDeps, is_busy, registered_vfolders
 
 log = logging.getLogger(__name__)
 
 NAME = "scrub"
-_CHUNK = 4 << 20
-
-
-def list_files(volume: BasePosixVolume, vfid: VFolderID) -> list[str]:
-    """Relpaths of the vfolder's regular files, walked on descriptors (blocking)."""
-    found: list[str] = []
-    volume.walk_files(vfid, lambda rel, parent, name, st: found.append(rel))
-    return found
-
-
-async def sha256_of(volume: BasePosixVolume, vfid: VFolderID, rel: RelPath) -> tuple[str, int]:
-    """The file's sha256 and size, read from the descriptor it is opened on (never a path)."""
-    local = await volume.local_file(vfid, rel)
-    assert local is not None
-    with local:
-        if local.is_dir:
-            raise IsADirectory(str(rel))
-        (digest,) = await asyncio.to_thread(fstree.hash_fd, local.fd, "sha256")
-        return digest, local.stat.st_size
 
 
 async def run(deps: JobDeps, reporter: ProgressReporter) -> dict[str, Any]:
     targets = [
         (name, volume, vfid)
-        for name, volume in posix_volumes(deps.volumes)
+        for name, volume in deps.volumes.items()
         for vfid in await registered_vfolders(deps, name)
     ]
     await reporter.update(0, len(targets), "scrubbing", force=True)
@@ -57,19 +36,17 @@ async def run(deps: JobDeps, reporter: ProgressReporter) -> dict[str, Any]:
             await reporter.advance()
             continue
         try:
-            files = await asyncio.to_thread(list_files, volume, vfid)
+            files = [f.path async for f in volume.walk_files(vfid)]
         except StorageProxyError:
             files = []  # deleted since the plan was made
         for raw in files:
-            if STAGING_MARK in raw:
-                continue  # being written right now
             rel = RelPath.parse(raw)
             try:
                 meta = await volume.get_file_meta(vfid, rel)
                 if not meta.sha256:
                     unchecked += 1
                     continue
-                actual, size = await sha256_of(volume, vfid, rel)
+                actual, size = await volume.file_digest(vfid, rel)
             except StorageProxyError:
                 continue  # gone or renamed since the walk
             checked += 1
