@@ -17,5 +17,7 @@ echo "== ruff"
 "$PYTHON" -m ruff format --check src plugins tests bench
 echo "== mypy"
 "$PYTHON" -m mypy src plugins
+echo "== layers (import-linter contracts in pyproject.toml)"
+lint-imports --no-cache
 echo "== pytest"
 "$PYTHON" -m pytest -q -p no:cacheprovider "$@"

@@ -169,23 +169,10 @@ async def _open_infra(stack: AsyncExitStack, config: dict[str, Any], register_no
 
     metadata = await _open_metadata(stack, config, shared)
     metrics = DaemonMetrics()
-    leases = bus = subscriber = cache = None
     kinds = CacheKinds.from_config(config["cache"])
-    if config.get("redis"):
-        leases = RedisLeases.from_config(config["redis"], holder=sp["node-id"])
-        stack.push_async_callback(leases.close)
-        bus = redis_client(config["redis"], retries=False)
-        stack.push_async_callback(bus.aclose)
-        subscriber = RedisSubscriber(bus)
-        stack.push_async_callback(subscriber.close)
-        if config["cache"]["enabled"]:
-            cache = SharedCache(
-                bus,
-                subscriber,
-                local_max_entries=config["cache"]["local-max-entries"],
-                on_lookup=metrics.cache_lookup,
-            )
-            metadata = CachedMetadataStore(metadata, cache, kinds)
+    leases, bus, subscriber, cache = _open_redis(stack, config, metrics, kinds)
+    if cache is not None:
+        metadata = CachedMetadataStore(metadata, cache, kinds)
 
     scanner = TreeScanner(workers=sp["scan-workers"])
     stack.push_async_callback(scanner.close)
@@ -241,6 +228,29 @@ async def _open_infra(stack: AsyncExitStack, config: dict[str, Any], register_no
         config, shared, manager_secret, token_secret, metadata, metrics, leases, cache, kinds,
         scanner, deps, volumes, node_registry, bgtasks,
     )  # fmt: skip
+
+
+def _open_redis(
+    stack: AsyncExitStack, config: dict[str, Any], metrics: DaemonMetrics, kinds: CacheKinds
+) -> tuple[RedisLeases | None, Any, RedisSubscriber | None, SharedCache | None]:
+    """Leases, the bus, its subscriber and the shared cache, when ``[redis]`` is configured."""
+    if not config.get("redis"):
+        return None, None, None, None
+    leases = RedisLeases.from_config(config["redis"], holder=config["storage-proxy"]["node-id"])
+    stack.push_async_callback(leases.close)
+    bus = redis_client(config["redis"], retries=False)
+    stack.push_async_callback(bus.aclose)
+    subscriber = RedisSubscriber(bus)
+    stack.push_async_callback(subscriber.close)
+    cache = None
+    if config["cache"]["enabled"]:
+        cache = SharedCache(
+            bus,
+            subscriber,
+            local_max_entries=config["cache"]["local-max-entries"],
+            on_lookup=metrics.cache_lookup,
+        )
+    return leases, bus, subscriber, cache
 
 
 async def _open_metadata(

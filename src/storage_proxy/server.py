@@ -96,45 +96,7 @@ async def serve(
     runners: list[web.AppRunner] = []
     inflight = InflightRequests()
     try:
-        api = config["api"]
-        runners.append(
-            await _start_listener(
-                create_manager_app(ctx.services),
-                api["manager"],
-                shutdown_timeout,
-                "manager",
-                inflight,
-                reuse_port,
-                header_timeout,
-            )
-        )
-        runners.append(
-            await _start_listener(
-                create_client_app(ctx.services),
-                api["client"],
-                shutdown_timeout,
-                "client",
-                inflight,
-                reuse_port,
-                header_timeout,
-            )
-        )
-        internal = {
-            "service-addr": api["manager"]["internal-addr"] or DEFAULT_INTERNAL_ADDR,
-            "ssl-enabled": False,
-        }
-        internal_app = create_internal_app(ctx.services)
-        runners.append(
-            await _start_listener(
-                internal_app,
-                internal,
-                shutdown_timeout,
-                "internal",
-                inflight,
-                reuse_port,
-                header_timeout,
-            )
-        )
+        await _start_listeners(ctx, runners, inflight, reuse_port)
         servers = [r.server for r in runners]
         watchdog = asyncio.create_task(
             inflight.watch(lambda: servers, header_timeout), name="connection-watchdog"
@@ -148,17 +110,7 @@ async def serve(
             ctx.exit_stack.push_async_callback(_cancel, watcher)
         ctx.exit_stack.push_async_callback(ctx.jobs.stop)
         if worker_index == 0 and config.get("delta-view") is not None:
-            from .deltaview import DeltaViewConfig, validate
-            from .deltaview.server import start as start_delta_view
-            from .infra.redis import redis_url
-
-            view_cfg = config["delta-view"]
-            if not isinstance(view_cfg, DeltaViewConfig):
-                view_cfg = validate(view_cfg)
-            if view_cfg.redis_url is None and config.get("redis"):  # count users across nodes
-                view_cfg = dataclasses.replace(view_cfg, redis_url=redis_url(config["redis"]))
-            view_runners, _, _ = await start_delta_view(view_cfg)
-            runners.extend(view_runners)
+            runners.extend(await _start_delta_view(config))
         log.info(
             "storage-proxy %s (worker %d) ready with %d volume(s)",
             ctx.node_id,
@@ -180,6 +132,43 @@ async def serve(
             except (NotImplementedError, RuntimeError):
                 pass
         log.info("storage-proxy stopped")
+
+
+async def _start_listeners(
+    ctx: RootContext, runners: list[web.AppRunner], inflight: InflightRequests, reuse_port: bool
+) -> None:
+    """The manager, client and internal listeners (appended to ``runners`` as they start)."""
+    sp, api = ctx.config["storage-proxy"], ctx.config["api"]
+    shutdown_timeout = sp["shutdown-timeout"].total_seconds()
+    header_timeout = sp["request-header-timeout"].total_seconds()
+    internal = {
+        "service-addr": api["manager"]["internal-addr"] or DEFAULT_INTERNAL_ADDR,
+        "ssl-enabled": False,
+    }
+    for app, listener, what in (
+        (create_manager_app(ctx.services), api["manager"], "manager"),
+        (create_client_app(ctx.services), api["client"], "client"),
+        (create_internal_app(ctx.services), internal, "internal"),
+    ):
+        runners.append(
+            await _start_listener(
+                app, listener, shutdown_timeout, what, inflight, reuse_port, header_timeout
+            )
+        )
+
+
+async def _start_delta_view(config: dict[str, Any]) -> list[web.AppRunner]:
+    from .deltaview import DeltaViewConfig, validate
+    from .deltaview.server import start as start_delta_view
+    from .infra.redis import redis_url
+
+    view_cfg = config["delta-view"]
+    if not isinstance(view_cfg, DeltaViewConfig):
+        view_cfg = validate(view_cfg)
+    if view_cfg.redis_url is None and config.get("redis"):  # count users across nodes
+        view_cfg = dataclasses.replace(view_cfg, redis_url=redis_url(config["redis"]))
+    view_runners, _, _ = await start_delta_view(view_cfg)
+    return list(view_runners)
 
 
 async def _drain(runners: list[web.AppRunner], inflight: InflightRequests, within: float) -> None:

@@ -14,10 +14,7 @@ leave a quota realm (``stage_beside_target``), in which case they are staged bes
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import fcntl
-import hashlib
 import logging
 import os
 import shutil
@@ -26,7 +23,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar, ParamSpec, TypeVar
 
@@ -42,15 +38,14 @@ from ..core.paths import RelPath
 from ..core.types import (
     Capability,
     DirEntry,
-    DirEntryType,
     FileMeta,
     FSUsage,
     QuotaScopeID,
-    Stat,
     VFolderID,
     VFolderUsage,
 )
 from . import beneath, filemeta, fstree
+from . import posix_fs as fs
 from .abc import (
     DEFAULT_VFOLDER_MODE,
     SCANDIR_DEFAULT,
@@ -62,52 +57,22 @@ from .abc import (
     WriteReservation,
 )
 from .beneath import errors_as, opened
+from .posix_fs import STAGING_MARK, STAGING_REAP_AGE, UPLOADS_DIR
 from .posix_upkeep import TRASH_DIR, PosixUpkeep
 from .quota import ProxyQuotaModel
-from .staging import FileSink, LocalStagedFile, LocalStaging, LocalStagingUploads, is_abandoned_at
+from .staging import FileSink, LocalStagedFile, LocalStaging, LocalStagingUploads
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
 R = TypeVar("R")
 
-UPLOADS_DIR = ".uploads"
-#: Names of staged files and trees the proxy is still writing (beside a target, or in .uploads).
-STAGING_MARK = ".sp-tmp-"
-#: A staged write being created (not locked yet) under this name for longer is a crash's.
-STAGING_REAP_AGE = 60.0
-_NEW_MARK = ".sp-new-"
-_WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-
 #: Kept for plugins written against the earlier name.
 translate_os_errors = errors_as
-
-
-def _entry_type(mode: int) -> DirEntryType:
-    if stat_mod.S_ISLNK(mode):
-        return DirEntryType.SYMLINK
-    if stat_mod.S_ISDIR(mode):
-        return DirEntryType.DIRECTORY
-    return DirEntryType.FILE
-
-
-def _dir_entry(name: str, rel: str, st: os.stat_result, target: str = "") -> DirEntry:
-    return DirEntry(
-        name=name or ".",
-        path=rel,
-        type=_entry_type(st.st_mode),
-        stat=Stat(
-            size=st.st_size,
-            mode=stat_mod.S_IMODE(st.st_mode),
-            created=datetime.fromtimestamp(st.st_ctime, UTC),
-            modified=datetime.fromtimestamp(st.st_mtime, UTC),
-        ),
-        symlink_target=target,
-    )
-
-
-def staging_name() -> str:
-    """A short name for a staged file, whatever the target name's length."""
-    return f"{STAGING_MARK}{uuid.uuid4().hex}"
+staging_name = fs.staging_name
+__all__ = [
+    "STAGING_MARK", "STAGING_REAP_AGE", "TRASH_DIR", "UPLOADS_DIR", "BasePosixVolume",
+    "staging_name", "translate_os_errors",
+]  # fmt: skip
 
 
 class BasePosixVolume(PosixUpkeep, LocalStagingUploads, AbstractVolume):
@@ -245,7 +210,7 @@ class BasePosixVolume(PosixUpkeep, LocalStagingUploads, AbstractVolume):
         return self.mount_path / UPLOADS_DIR
 
     async def clone_progress(self, dst: VFolderID) -> int | None:
-        return await self._run(_staged_bytes, self.clone_staging_parent(dst))
+        return await self._run(fs.staged_bytes, self.clone_staging_parent(dst))
 
     async def clone_vfolder(self, src: VFolderID, dst: VFolderID) -> None:
         usage = await self.get_usage(src)
@@ -257,7 +222,7 @@ class BasePosixVolume(PosixUpkeep, LocalStagingUploads, AbstractVolume):
             dst_path.parent.mkdir(parents=True, exist_ok=True)
             parent = self.clone_staging_parent(dst)
             with opened(beneath.open_root(parent)) as parent_fd:
-                d, name = _create_locked(parent_fd, directory=True)
+                d, name = fs.create_locked(parent_fd, directory=True)
             staging = parent / name
             try:
                 with opened(d):  # locked until renamed into place: the reaper leaves it
@@ -333,7 +298,7 @@ class BasePosixVolume(PosixUpkeep, LocalStagingUploads, AbstractVolume):
             with opened(fd):
                 prefix = str(rel) if rel.parts else ""
                 for _, entry in fstree.walk(fd, prefix, recursive=recursive):
-                    out.append(_dir_entry(entry.name, entry.path, entry.stat, entry.link_target))
+                    out.append(fs.dir_entry(entry.name, entry.path, entry.stat, entry.link_target))
                     if limit is not None and len(out) >= limit:
                         break
         return out
@@ -353,13 +318,13 @@ class BasePosixVolume(PosixUpkeep, LocalStagingUploads, AbstractVolume):
         def do_stat() -> DirEntry:
             with self._root(vfid) as root, errors_as(relpath):
                 if not relpath.parts:
-                    return _dir_entry(".", ".", os.fstat(root))
+                    return fs.dir_entry(".", ".", os.fstat(root))
                 with opened(beneath.open_parent(root, relpath)) as parent:
                     st = beneath.lstat_at(parent, relpath.name)
                     target = ""
                     if stat_mod.S_ISLNK(st.st_mode):
                         target = os.fsdecode(os.readlink(relpath.name, dir_fd=parent))
-                    return _dir_entry(relpath.name, str(relpath), st, target)
+                    return fs.dir_entry(relpath.name, str(relpath), st, target)
 
         return await self._retry_missing(vfid, relpath, lambda: self._run(do_stat))
 
@@ -415,7 +380,7 @@ class BasePosixVolume(PosixUpkeep, LocalStagingUploads, AbstractVolume):
                             targets.append((rel, parent, os.lstat(rel.name, dir_fd=parent)))
                     for rel, parent, st in targets:
                         with errors_as(rel):
-                            _remove(parent, rel.name, st, recursive)
+                            fs.remove_entry(parent, rel.name, st, recursive)
                 finally:
                     for _, parent, _ in targets:
                         os.close(parent)
@@ -481,7 +446,7 @@ class BasePosixVolume(PosixUpkeep, LocalStagingUploads, AbstractVolume):
             except FileNotFoundError:
                 return parent, rel.name
             if stat_mod.S_ISLNK(st.st_mode):
-                return _link_target_entry(root, parent, rel)
+                return fs.link_target_entry(root, parent, rel)
             if stat_mod.S_ISDIR(st.st_mode):
                 raise IsADirectory(f"is a directory: {rel}")
             if not overwrite:
@@ -494,43 +459,17 @@ class BasePosixVolume(PosixUpkeep, LocalStagingUploads, AbstractVolume):
     def _open_staged(self, parent: int) -> tuple[int, int, str]:
         """``(staging dir descriptor, file descriptor, name)`` of a new staged file: in
         ``.uploads``, or beside the target's directory ``parent`` (``stage_beside_target``).
-        :func:`_leave` closes it (and removes it unless it was published)."""
+        :func:`fs.leave_staged` closes it (and removes it unless it was published)."""
         if self.stage_beside_target:
             area = os.dup(parent)
         else:
             area = beneath.open_root(self.mount_path / UPLOADS_DIR)
         try:
-            fd, name = _create_locked(area)
+            fd, name = fs.create_locked(area)
         except BaseException:
             os.close(area)
             raise
         return area, fd, name
-
-    async def reap_staging(self, older_than: float) -> list[str]:
-        return await self._run(self._reap_staging, older_than)
-
-    def is_staging_name(self, name: str) -> bool:
-        """A file the proxy is still writing (staged beside its target)."""
-        return name.startswith((STAGING_MARK, _NEW_MARK))
-
-    def _reap_staging(self, older_than: float) -> list[str]:
-        """Remove what crashed writers left in ``.uploads``: staged files and clone trees that
-        no live writer holds (a writer holds its lock from before the staged name exists), and
-        half-created ones older than ``older_than``; blocking."""
-        reaped = []
-        with opened(beneath.open_root(self.mount_path / UPLOADS_DIR)) as area:
-            for name, st in fstree.list_dir_names(area):
-                if name.startswith(_NEW_MARK):
-                    if st.st_mtime >= older_than:
-                        continue  # being created right now (microseconds), or a crash's
-                elif not name.startswith(STAGING_MARK) or not is_abandoned_at(area, name):
-                    continue
-                try:
-                    _remove(area, name, st, recursive=True)
-                except FileNotFoundError:
-                    continue
-                reaped.append(name)
-        return reaped
 
     async def write(
         self,
@@ -544,7 +483,7 @@ class BasePosixVolume(PosixUpkeep, LocalStagingUploads, AbstractVolume):
                 return self._write_target(root, relpath, options.overwrite)
 
         parent, name = await self._run(prepare)
-        hashers = _hashers() if options.checksums else []
+        digests_of = fs.hashers() if options.checksums else []
         with opened(parent), errors_as(relpath):
             async with self._reservation(vfid) as res:
                 if options.size_hint:
@@ -552,11 +491,11 @@ class BasePosixVolume(PosixUpkeep, LocalStagingUploads, AbstractVolume):
                 staged = await self._run(self._open_staged, parent)
                 area, fd, sname = staged
                 try:
-                    async with FileSink(fd, hashers, self._run) as sink:
+                    async with FileSink(fd, digests_of, self._run) as sink:
                         async for chunk in stream:
                             await res.consume(len(chunk))
                             await sink.write(chunk)
-                    digests = [h.hexdigest() for h in hashers] or [None, None]
+                    digests = [h.hexdigest() for h in digests_of] or [None, None]
                     record = await self._run(
                         self._stamp,
                         fd,
@@ -566,36 +505,23 @@ class BasePosixVolume(PosixUpkeep, LocalStagingUploads, AbstractVolume):
                         tags=dict(options.tags or {}),
                         mode=options.mode,
                     )
-                    await self._run(_publish, area, sname, fd, parent, name, options.overwrite)
+                    await self._run(
+                        fs.publish_staged, area, sname, fd, parent, name, options.overwrite
+                    )
                 finally:
-                    await self._run(_leave, staged)
-        if record.pop("_sidecar", False) and (hashers or options.content_type or options.tags):
+                    await self._run(fs.leave_staged, staged)
+        if record.pop("_sidecar", False) and (digests_of or options.content_type or options.tags):
             await self.deps.books.put_file_meta(self.name, str(vfid), str(relpath), record)
         return await self.get_file_meta(vfid, relpath)
 
     # -- file metadata -----------------------------------------------------------------------
     def _stamp(self, fd: int, *, mode: int = 0o644, **fields: Any) -> dict[str, Any]:
         """Give a staged file its mode and record (before it is published)."""
-        os.fchmod(fd, mode)
-        record = filemeta.make_record(os.fstat(fd), **fields)
-        meaningful = fields.get("sha256") or fields.get("content_type") or fields.get("tags")
-        if meaningful and not (self.use_xattrs and filemeta.write_xattr(fd, record)):
-            record["_sidecar"] = True  # no xattrs here: the caller keeps it in the store
-        return record
+        return fs.stamp(fd, self.use_xattrs, mode=mode, **fields)
 
     def _read_record(self, fd: int, rel: RelPath) -> tuple[os.stat_result, Any, bool]:
         """Blocking: the file's stat, its xattr record, and whether the sidecar holds it instead."""
-        st = os.fstat(fd)
-        if stat_mod.S_ISDIR(st.st_mode):
-            raise IsADirectory(f"is a directory: {rel}")
-        if not self.use_xattrs:
-            return st, None, True
-        try:
-            return st, filemeta.read_xattr(fd), False
-        except OSError as e:
-            if filemeta.xattrs_unsupported(e):
-                return st, None, True
-            raise
+        return fs.read_record(fd, rel, self.use_xattrs)
 
     def _with_file(self, vfid: VFolderID, rel: RelPath, op: Callable[[int], R]) -> R:
         with self._root(vfid) as root, errors_as(rel):
@@ -625,7 +551,7 @@ class BasePosixVolume(PosixUpkeep, LocalStagingUploads, AbstractVolume):
             st, record, sidecar = self._read_record(fd, relpath)
             if sidecar:
                 return st, None, True
-            record = _merged(record, st, content_type, tags)
+            record = fs.merged_record(record, st, content_type, tags)
             filemeta.write_xattr(fd, record)
             return st, record, False
 
@@ -634,7 +560,7 @@ class BasePosixVolume(PosixUpkeep, LocalStagingUploads, AbstractVolume):
             if sidecar:
                 key = (self.name, str(vfid), str(relpath))
                 stored = await self.deps.books.get_file_meta(*key)
-                record = _merged(stored, st, content_type, tags)
+                record = fs.merged_record(stored, st, content_type, tags)
                 await self.deps.books.put_file_meta(*key, record)
             return filemeta.to_file_meta(st, record)
 
@@ -664,149 +590,9 @@ class BasePosixVolume(PosixUpkeep, LocalStagingUploads, AbstractVolume):
             with self._root(vfid) as root, errors_as(relpath):
                 parent, name = self._write_target(root, relpath, overwrite)
                 with opened(parent):
-                    _publish(held.dir_fd, held.path.name, fd, parent, name, overwrite)
+                    fs.publish_staged(held.dir_fd, held.path.name, fd, parent, name, overwrite)
             return record
 
         record = await self._run(publish)
         if record.pop("_sidecar", False):
             await self.deps.books.put_file_meta(self.name, str(vfid), str(relpath), record)
-
-
-def _hashers() -> list[Any]:
-    return [hashlib.sha256(), hashlib.md5()]
-
-
-def _create_locked(area: int, *, directory: bool = False) -> tuple[int, str]:
-    """A new staged file (or directory) in ``area``, locked before it gets its staging name:
-    whatever carries that name and is not locked belongs to a writer that died."""
-    temp, name = _NEW_MARK + uuid.uuid4().hex, staging_name()
-    if directory:
-        os.mkdir(temp, 0o700, dir_fd=area)
-        fd = os.open(temp, fstree.O_LIST_DIR | os.O_NOFOLLOW, dir_fd=area)
-    else:
-        fd = os.open(temp, _WRITE_FLAGS, 0o600, dir_fd=area)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        os.rename(temp, name, src_dir_fd=area, dst_dir_fd=area)
-    except BaseException:
-        os.close(fd)
-        with contextlib.suppress(OSError):
-            (os.rmdir if directory else os.unlink)(temp, dir_fd=area)
-        raise
-    return fd, name
-
-
-def _leave(staged: tuple[int, int, str]) -> None:
-    """Close a staged file opened by ``_open_staged`` (removed if it was not published)."""
-    area, fd, name = staged
-    os.close(fd)
-    try:
-        os.unlink(name, dir_fd=area)
-    except FileNotFoundError:
-        pass
-    os.close(area)
-
-
-def _link_target_entry(root: int, parent: int, rel: RelPath) -> tuple[int, str]:
-    """Where a write through the final symlink ``rel`` lands, if it stays inside the vfolder."""
-    try:
-        fd = beneath.open_beneath(root, rel.parts, os.O_PATH)
-    except FileNotFoundError:
-        raise InvalidPath(f"{rel} is a dangling link") from None
-    with opened(fd):
-        st = os.fstat(fd)
-        if not stat_mod.S_ISREG(st.st_mode):
-            raise IsADirectory(f"{rel} leads to something that is not a file")
-        base, real = beneath.fd_path(root), beneath.fd_path(fd)
-    if not real.startswith(base.rstrip("/") + "/"):
-        raise InvalidPath(f"path escapes its vfolder: {rel}")
-    target = RelPath.parse(os.path.relpath(real, base))
-    new_parent = beneath.open_parent(root, target)
-    try:
-        if beneath.lstat_at(new_parent, target.name).st_ino != st.st_ino:
-            raise InvalidPath(f"{rel} changed while it was resolved")
-    except BaseException:
-        os.close(new_parent)
-        raise
-    os.close(parent)
-    return new_parent, target.name
-
-
-def _remove(parent: int, name: str, st: os.stat_result, recursive: bool) -> None:
-    """Delete one entry of a held directory; a directory's tree is removed on descriptors."""
-    if not stat_mod.S_ISDIR(st.st_mode):
-        os.unlink(name, dir_fd=parent)
-    elif recursive:
-        shutil.rmtree(name, dir_fd=parent)  # fd-based: never follows a link swapped in
-    else:
-        os.rmdir(name, dir_fd=parent)
-
-
-def _publish(area: int, sname: str, fd: int, parent: int, name: str, overwrite: bool) -> None:
-    """Move a staged file to ``name`` in ``parent``: it appears whole or not at all.
-
-    Where a rename may not cross a quota boundary (CephFS realms, XFS projects: EXDEV), the file
-    is copied beside the target first (charged to the target's quota; EDQUOT stops it and the
-    copy is removed) and renamed from there.
-    """
-    if not overwrite:
-        try:
-            beneath.lstat_at(parent, name)
-        except FileNotFoundError:
-            pass
-        else:
-            raise FileExists(f"already exists: {name}")
-    try:
-        os.rename(sname, name, src_dir_fd=area, dst_dir_fd=parent)
-        return
-    except OSError as e:
-        if e.errno != errno.EXDEV:
-            raise
-    local = staging_name()
-    try:
-        with opened(os.open(local, _WRITE_FLAGS, 0o600, dir_fd=parent)) as out:
-            fstree.copy_fd(fd, out)
-            st = os.fstat(fd)
-            os.fchmod(out, stat_mod.S_IMODE(st.st_mode))
-            filemeta.copy_xattr(fd, out)
-            os.utime(out, ns=(st.st_atime_ns, st.st_mtime_ns))
-        os.rename(local, name, src_dir_fd=parent, dst_dir_fd=parent)
-    except BaseException:
-        try:
-            os.unlink(local, dir_fd=parent)
-        except OSError:
-            pass
-        raise
-    os.unlink(sname, dir_fd=area)
-
-
-def _merged(
-    record: dict[str, Any] | None,
-    st: os.stat_result,
-    content_type: str | None,
-    tags: Mapping[str, str] | None,
-) -> dict[str, Any]:
-    """A record with new attributes; checksums kept only if the file is unchanged since."""
-    old = filemeta.to_file_meta(st, record)
-    return filemeta.make_record(
-        st,
-        sha256=old.sha256,
-        md5=old.md5,
-        content_type=content_type if content_type is not None else old.content_type,
-        tags=dict(tags) if tags is not None else old.tags,
-    )
-
-
-def _staged_bytes(parent: Path) -> int:
-    """Bytes below the clone stagings in ``parent`` (a running clone's progress)."""
-    total = 0
-    try:
-        stagings = [e.path for e in os.scandir(parent) if e.name.startswith(STAGING_MARK)]
-    except FileNotFoundError:
-        return 0
-    for root in stagings:
-        for dirpath, _, files in os.walk(root):
-            for name in files:
-                with contextlib.suppress(OSError):
-                    total += os.lstat(os.path.join(dirpath, name)).st_size
-    return total

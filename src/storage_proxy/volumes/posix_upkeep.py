@@ -23,6 +23,7 @@ from ..core.types import VFolderID
 from . import fstree
 from .abc import AbstractVolume
 from .beneath import opened
+from .posix_fs import NEW_MARK, STAGING_MARK, UPLOADS_DIR, reap_staging
 from .upkeep import Expired, StoredFile, StoredLayout, TrashReport, in_batches
 
 TRASH_DIR = ".trash"
@@ -42,8 +43,12 @@ class PosixUpkeep(AbstractVolume):
     def _root(self, vfid: VFolderID) -> AbstractContextManager[int]:
         """The vfolder's root, held open for a block (blocking)."""
 
-    @abstractmethod
-    def is_staging_name(self, name: str) -> bool: ...
+    def is_staging_name(self, name: str) -> bool:
+        """A file the proxy is still writing (staged beside its target)."""
+        return name.startswith((STAGING_MARK, NEW_MARK))
+
+    async def reap_staging(self, older_than: float) -> list[str]:
+        return await self.run_blocking(reap_staging, self.mount_path / UPLOADS_DIR, older_than)
 
     async def purge_trash(self, older_than: float) -> TrashReport:
         return await self.run_blocking(purge_trash, self.mount_path, older_than)
