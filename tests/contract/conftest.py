@@ -38,12 +38,18 @@ def spec(request: pytest.FixtureRequest) -> BackendSpec:
 
 
 @pytest.fixture
-async def volume(spec: BackendSpec, tmp_path: Path) -> AsyncIterator[AbstractVolume]:
+async def store(tmp_path: Path) -> AsyncIterator[SqliteMetadataStore]:
+    """The books a volume may consult (limits, the ledger, sidecar file metadata)."""
     store = SqliteMetadataStore(tmp_path / "meta.sqlite3")
     await store.open()
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+async def volume(
+    spec: BackendSpec, tmp_path: Path, store: SqliteMetadataStore
+) -> AsyncIterator[AbstractVolume]:
     deps = VolumeDeps(books=MetadataBooks(store), scanner=TreeScanner(0), scandir_limit=1000)
-    try:
-        async with spec.make_volume(tmp_path, deps) as vol:
-            yield vol
-    finally:
-        await store.close()
+    async with spec.make_volume(tmp_path, deps) as vol:
+        yield vol
