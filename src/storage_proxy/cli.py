@@ -14,6 +14,7 @@ from . import __version__
 from .config import load_config
 from .deltaview.cli import client_proxy, delta_view
 from .errors import ConfigError, PluginError
+from .token_cli import token_group
 from .volumes.registry import available_backends, load_backend
 
 EXIT_CONFIG = 2
@@ -142,6 +143,7 @@ def backends_list() -> None:
 
 main.add_command(delta_view)  # storage-proxy delta-view --config config.json
 main.add_command(client_proxy)  # storage-proxy client-proxy --upstream URL
+main.add_command(token_group)  # storage-proxy token issue --user ID
 
 
 if __name__ == "__main__":

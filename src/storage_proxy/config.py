@@ -74,6 +74,11 @@ _storage_proxy_section = t.Dict(
         # Signs the client session tokens (JWT HS256); generated when absent.
         t.Key("secret", default=None): t.Null | t.String(min_length=8),
         t.Key("session-expire", default="1d"): Duration(),
+        # User tokens minted by POST /token and `storage-proxy token issue`: default and cap.
+        t.Key("user-token-expire", default="1h"): Duration(),
+        t.Key("user-token-max-expire", default="7d"): Duration(),
+        # Longest lifetime of a signed download link made through the file API (the web UI).
+        t.Key("download-link-max-expire", default="7d"): Duration(),
         t.Key("scandir-limit", default=1000): t.ToInt(gte=0),
         t.Key("max-upload-size", default="100g"): BinarySize(),
         t.Key("shutdown-timeout", default="30s"): Duration(),

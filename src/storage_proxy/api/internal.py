@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from . import openapi
 from .keys import ROOT_CTX
 
 if TYPE_CHECKING:
@@ -53,4 +54,5 @@ def create_internal_app(ctx: RootContext) -> web.Application:
     app[ROOT_CTX] = ctx
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/health", health)
+    openapi.add_routes(app.router, openapi.internal_description)
     return app

@@ -7,10 +7,11 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from ... import __version__
+from .. import openapi
 from ..keys import ROOT_CTX
 from ..problem import problem_middleware, request_id_middleware
 from ..written import usage_invalidation_middleware
-from . import download, files_v1, signed, tus
+from . import browse, download, files_v1, signed, stats, tus, ui
 
 if TYPE_CHECKING:
     from ...context import RootContext
@@ -48,4 +49,8 @@ def create_client_app(ctx: RootContext) -> web.Application:
     tus.add_routes(r)
     files_v1.add_routes(r)
     signed.add_routes(r)
+    browse.add_routes(r)
+    stats.add_routes(r)
+    ui.add_routes(app)
+    openapi.add_routes(r, openapi.client_description)
     return app

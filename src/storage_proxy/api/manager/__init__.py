@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from ...errors import AuthenticationFailed
+from .. import openapi
 from ..keys import ROOT_CTX
 from ..problem import Handler, problem_middleware, request_id_middleware
 from ..written import usage_invalidation_middleware
-from . import acl, bgtask, dataproxy, files, folders, quota, transfers, volumes
+from . import acl, bgtask, dataproxy, files, folders, quota, tokens, transfers, volumes
 from .health import status
 
 if TYPE_CHECKING:
@@ -27,7 +28,7 @@ _OPEN_PATHS = frozenset({"/", "/status", "/health"})
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path not in _OPEN_PATHS:
+    if request.path not in _OPEN_PATHS and not openapi.is_open(request.path):
         token = request.headers.get(AUTH_HEADER, "")
         expected = request.app[ROOT_CTX].manager_secret.value
         # A header may carry any bytes (kept as surrogate escapes): compare bytes, never crash.
@@ -82,4 +83,6 @@ def create_manager_app(ctx: RootContext) -> web.Application:
     r.add_patch("/folder/quota", acl.set_quota)
     dataproxy.add_routes(r)
     bgtask.add_routes(r)
+    tokens.add_routes(r)
+    openapi.add_routes(r, openapi.manager_description)
     return app
