@@ -13,7 +13,7 @@ function takeTokenFromLink() {
   const match = window.location.hash.match(/^#token=([A-Za-z0-9._-]+)$/);
   if (!match) return;
   session.token = match[1];
-  history.replaceState(null, "", `${window.location.pathname}#/`);
+  history.replaceState(null, "", `${window.location.pathname}${window.location.search}#/`);
 }
 
 function showView(title, ...children) {

@@ -204,7 +204,15 @@ export async function browseView({ volume, vfid, path, base, show }) {
   };
   const tbody = h("tbody");
   const more = h("button", { type: "button", hidden: true, class: "more" }, "Load more");
-  ctx.reload = () => loadPage(ctx, tbody, more).catch((e) => say(e.message));
+  const summary = h("div", { class: "summary" });
+  const refreshSummary = async () => {
+    const parts = await overview(ctx).catch(() => []);
+    clear(summary).append(...parts);
+  };
+  ctx.reload = () => {
+    refreshSummary();
+    return loadPage(ctx, tbody, more).catch((e) => say(e.message));
+  };
   const toolbar = ctx.canWrite
     ? h("div", { class: "toolbar", role: "toolbar", "aria-label": "Folder actions" },
       h("button", { type: "button", class: "write", onclick: () => mkdirDialog(ctx) }, "New folder"))
@@ -215,10 +223,10 @@ export async function browseView({ volume, vfid, path, base, show }) {
     tbody);
   show(vfid.slice(vfid.lastIndexOf("/") + 1),
     breadcrumbs(ctx),
-    ...(await overview(ctx).catch(() => [])),
+    summary,
     toolbar,
     ctx.canWrite ? uploadsPanel(ctx) : null,
     table,
     more);
-  await loadPage(ctx, tbody, more);
+  await Promise.all([refreshSummary(), loadPage(ctx, tbody, more)]);
 }

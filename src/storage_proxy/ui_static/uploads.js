@@ -69,6 +69,9 @@ export function uploadsPanel(ctx) {
       ui.pct.textContent = "100%";
       ui.bar.value = ui.bar.max;
       ui.cancel.remove();
+      document.querySelectorAll(".pending li").forEach((li) => {
+        if (li.dataset.path === target.path) li.remove();
+      });
       say(`Uploaded ${item.rel}`);
       ctx.reload();
     } catch (e) {
