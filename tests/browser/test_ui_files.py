@@ -30,10 +30,8 @@ async def signed_in(page: Page, daemon: Daemon, user: str = "alice") -> None:
     await open_vfolder(page)
 
 
-def entry(page: Page, name: str):  # type: ignore[no-untyped-def]
-    return page.locator("table.files tbody tr").filter(
-        has=page.locator(f'td.name >> text="{name}"')
-    )
+def upload_state(page: Page, path: str):  # type: ignore[no-untyped-def]
+    return page.locator(f"li.upload[data-path={json.dumps(path)}] .upload-state")
 
 
 async def dialog_ok(page: Page, label: str, value: str | None = None, ok: str = "OK") -> None:
