@@ -18,7 +18,7 @@ INDEX = "index.html"
 
 
 async def redirect(request: web.Request) -> web.Response:
-    raise web.HTTPPermanentRedirect("/ui/")
+    return web.Response(status=308, headers={"Location": "/ui/"})
 
 
 async def page(request: web.Request) -> web.Response:

@@ -42,8 +42,8 @@ USER: list[dict[str, list[str]]] = [{"userToken": []}]
 OPEN: list[dict[str, list[str]]] = []
 RANGE = header("Range", "bytes=<first>-<last> (one range)")
 DOWNLOAD_ANSWERS = {
-    200: media("The file, or a directory as a zip", "application/octet-stream", "application/zip"),
-    206: media("The requested range", "application/octet-stream"),
+    200: media("The file (typed by its name), or a directory as application/zip", "*/*"),
+    206: media("The requested range", "*/*"),
     304: ok("Not modified (If-None-Match)"),
     412: ok("A precondition failed"),
 }
