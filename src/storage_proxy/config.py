@@ -21,6 +21,10 @@ from .errors import ConfigError
 from .units import BinarySize, Duration
 
 ENV_PREFIX = "STORAGE_PROXY_"
+#: Variables with the prefix that are not config keys: the config file's name, the client
+#: command's URL and token (often exported in the shell that starts the daemon), test settings.
+_NOT_KEYS = ("CONFIG", "URL", "TOKEN")
+_NOT_KEY_PREFIXES = ("TEST_",)
 DEFAULT_CLIENT_PORT = 6021
 DEFAULT_MANAGER_PORT = 6022
 DEFAULT_VOLUME_NAME = "local"
@@ -294,7 +298,10 @@ def _normalise_error_text(text: str) -> str:
 
 def _env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
     for name, value in sorted(environ.items()):
-        if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX + "CONFIG":
+        if not name.startswith(ENV_PREFIX):
+            continue
+        rest = name[len(ENV_PREFIX) :]
+        if rest in _NOT_KEYS or rest.startswith(_NOT_KEY_PREFIXES):
             continue
         path = [p.lower() for p in name[len(ENV_PREFIX) :].split("__") if p]
         if not path:
