@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Install (quietly, idempotently) the Debian packages the tests need: a single-node Ceph for the
 # CephFS backend and, with radosgw, the real S3 server (Ceph RGW) the s3 tests run against,
-# xfsprogs for the XFS backend, curl for the client checks.
+# xfsprogs for the XFS backend, curl for the client checks, chromium for the web UI's tests
+# (Playwright drives Debian's build), python3-venv for the quick start on the system Python.
 # Packages already installed are skipped; nothing is done when all are present.
 # Usage: scripts/ci-apt.sh [extra packages...]
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
 PACKAGES=(ceph-mon ceph-osd ceph-mds ceph-mgr ceph-fuse ceph-common radosgw fuse attr uuid-runtime
-  bc xfsprogs curl coreutils openssl etcd-server etcd-client redis-server "$@")
+  bc xfsprogs curl coreutils openssl etcd-server etcd-client redis-server chromium python3-venv "$@")
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

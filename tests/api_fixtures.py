@@ -9,9 +9,11 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from openapi_conformance import Conformance
 
 from storage_proxy.api.client import create_client_app
 from storage_proxy.api.manager import AUTH_HEADER, create_manager_app
+from storage_proxy.api.openapi import client_description, manager_description
 from storage_proxy.config import validate
 from storage_proxy.context import RootContext, build_root_context
 
@@ -57,9 +59,15 @@ class Daemon:
 
 @pytest.fixture
 async def daemon(tmp_path: Path, aiohttp_client: Any) -> AsyncIterator[Daemon]:
+    """Both APIs in-process; every response they give is checked against /openapi.json."""
     ctx = await build_root_context(make_config(tmp_path))
-    manager = await aiohttp_client(create_manager_app(ctx.services))
+    checks = [Conformance(manager_description()), Conformance(client_description())]
+    manager = await aiohttp_client(checks[0].install(create_manager_app(ctx.services)))
     manager.session.headers[AUTH_HEADER] = MANAGER_SECRET
-    client = await aiohttp_client(create_client_app(ctx.services))
+    client = await aiohttp_client(checks[1].install(create_client_app(ctx.services)))
     yield Daemon(ctx, manager, client)
     await ctx.close()
+    violations = [v for check in checks for v in check.violations]
+    assert not violations, "responses that /openapi.json does not describe:\n" + "\n".join(
+        violations
+    )

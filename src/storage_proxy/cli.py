@@ -6,42 +6,15 @@ import asyncio
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
 from . import __version__
-from .config import load_config
-from .core.errors import ConfigError, PluginError
+from .cli_config import load_or_exit
+from .core.errors import PluginError
 from .deltaview.cli import client_proxy, delta_view
+from .token_cli import token_group
 from .volumes.registry import available_backends, load_backend
-
-EXIT_CONFIG = 2
-
-
-def _load_or_exit(path: Path | None) -> dict[str, Any]:
-    try:
-        cfg = load_config(path)
-        if cfg["delta-view"] is not None:
-            from .deltaview import validate as validate_delta_view
-
-            try:
-                cfg["delta-view"] = validate_delta_view(cfg["delta-view"])
-            except ConfigError as e:
-                raise ConfigError(f"[delta-view]: {e}") from None
-        for name, vol in cfg["volume"].items():
-            try:
-                backend = load_backend(vol["backend"])
-                backend.options_schema.check(vol["options"])
-            except PluginError as e:
-                raise ConfigError(f"volume.{name}.backend: {e}") from None
-            except Exception as e:  # trafaret.DataError from the backend's option schema
-                detail = e.as_dict() if hasattr(e, "as_dict") else e
-                raise ConfigError(f"volume.{name}.options: {detail}") from None
-        return cfg
-    except ConfigError as e:
-        click.echo(f"storage-proxy: {e}", err=True)
-        sys.exit(EXIT_CONFIG)
 
 
 @click.group()
@@ -65,7 +38,7 @@ def start_server(config_path: Path | None, log_level: str | None) -> None:
     from .logsetup import setup_logging
     from .server import cancel_leftover_tasks, serve
 
-    cfg = _load_or_exit(config_path)
+    cfg = load_or_exit(config_path)
     setup_logging(cfg["logging"], log_level)
     workers = cfg["storage-proxy"]["num-proc"] or 1
     if workers > 1:
@@ -95,7 +68,7 @@ def config_group() -> None:
 @click.argument("path", type=click.Path(path_type=Path))
 def config_check(path: Path) -> None:
     """Validate PATH; exit 2 with the bad key named if it is invalid."""
-    cfg = _load_or_exit(path)
+    cfg = load_or_exit(path)
     vols = ", ".join(f"{n} ({v['backend']})" for n, v in cfg["volume"].items())
     click.echo(f"{path}: OK — volumes: {vols}")
 
@@ -110,7 +83,7 @@ def volumes_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def volumes_list(config_path: Path | None, as_json: bool) -> None:
     """The configured volumes with their backends and capabilities."""
-    cfg = _load_or_exit(config_path)
+    cfg = load_or_exit(config_path)
     rows = []
     for name, vol in cfg["volume"].items():
         backend = load_backend(vol["backend"])
@@ -142,6 +115,7 @@ def backends_list() -> None:
 
 main.add_command(delta_view)  # storage-proxy delta-view --config config.json
 main.add_command(client_proxy)  # storage-proxy client-proxy --upstream URL
+main.add_command(token_group)  # storage-proxy token issue --user ID
 
 
 if __name__ == "__main__":

@@ -21,6 +21,10 @@ from .core.errors import ConfigError
 from .core.units import BinarySize, Duration
 
 ENV_PREFIX = "STORAGE_PROXY_"
+#: Variables with the prefix that are not config keys: the config file's name, the client
+#: command's URL and token (often exported in the shell that starts the daemon), test settings.
+_NOT_KEYS = ("CONFIG", "URL", "TOKEN")
+_NOT_KEY_PREFIXES = ("TEST_",)
 DEFAULT_CLIENT_PORT = 6021
 DEFAULT_MANAGER_PORT = 6022
 DEFAULT_VOLUME_NAME = "local"
@@ -74,6 +78,11 @@ _storage_proxy_section = t.Dict(
         # Signs the client session tokens (JWT HS256); generated when absent.
         t.Key("secret", default=None): t.Null | t.String(min_length=8),
         t.Key("session-expire", default="1d"): Duration(),
+        # User tokens minted by POST /token and `storage-proxy token issue`: default and cap.
+        t.Key("user-token-expire", default="1h"): Duration(),
+        t.Key("user-token-max-expire", default="7d"): Duration(),
+        # Longest lifetime of a signed download link made through the file API (the web UI).
+        t.Key("download-link-max-expire", default="7d"): Duration(),
         t.Key("scandir-limit", default=1000): t.ToInt(gte=0),
         t.Key("max-upload-size", default="100g"): BinarySize(),
         t.Key("shutdown-timeout", default="30s"): Duration(),
@@ -314,7 +323,10 @@ def _normalise_error_text(text: str) -> str:
 
 def _env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
     for name, value in sorted(environ.items()):
-        if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX + "CONFIG":
+        if not name.startswith(ENV_PREFIX):
+            continue
+        rest = name[len(ENV_PREFIX) :]
+        if rest in _NOT_KEYS or rest.startswith(_NOT_KEY_PREFIXES):
             continue
         path = [p.lower() for p in name[len(ENV_PREFIX) :].split("__") if p]
         if not path:

@@ -29,6 +29,7 @@ from .services.access import AccessService
 from .services.audit import AuditLog
 from .services.bgtasks import BackgroundTaskService
 from .services.books import MetadataBooks
+from .services.browse import BrowseService
 from .services.dataproxy import DataProxyService, DataProxySettings
 from .services.facade import DoorSettings, Services
 from .services.files import FileService
@@ -38,7 +39,8 @@ from .services.jobs import JobRunner
 from .services.jobs.common import JobDeps
 from .services.ledger import LedgerKeeper
 from .services.quotas import QuotaAlerts, QuotaService
-from .services.tokens import TokenService
+from .services.stats import StatsService
+from .services.tokens import TokenService, UserTokenPolicy
 from .services.transfers import TransferService
 from .services.uploads import UploadService
 from .services.usage import UsageService
@@ -306,7 +308,9 @@ def _build_services(stack: AsyncExitStack, infra: _Infra) -> tuple[Services, Usa
         on_published=published,
         leases=infra.leases,
     )
-    tokens = TokenService(infra.token_secret.value, sp["session-expire"])
+    tokens = TokenService(
+        infra.token_secret.value, sp["session-expire"], UserTokenPolicy.from_config(config)
+    )
     dataproxy = DataProxyService(
         DataProxySettings.from_config(config), volumes, infra.token_secret.value, files, vfolders
     )
@@ -327,6 +331,10 @@ def _build_services(stack: AsyncExitStack, infra: _Infra) -> tuple[Services, Usa
         transfers=TransferService(tokens, files, uploads),
         tokens=tokens,
         dataproxy=dataproxy,
+        browse=BrowseService(
+            gate, tokens, sp["download-link-max-expire"], lambda: dataproxy.client_url
+        ),
+        stats=StatsService(access, vfolders, volumes, usage),
         bgtasks=infra.bgtasks,
         jobs=jobs,
         audit=audit,

@@ -10,6 +10,7 @@ from aiohttp import web
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from ..services.facade import Services
+from . import openapi
 from .keys import DOOR, SERVICES, services
 
 
@@ -33,4 +34,5 @@ def create_internal_app(services: Services) -> web.Application:
     app[DOOR] = "internal"
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/health", health)
+    openapi.add_routes(app.router, openapi.internal_description)
     return app

@@ -18,6 +18,13 @@ T = TypeVar("T")
 
 
 def _run(ctx: click.Context, work: Callable[[aiohttp.ClientSession], Awaitable[T]]) -> T:
+    if not ctx.obj["token"]:  # asked for here, not by the group: --help needs no token
+        raise click.UsageError(
+            "Missing option '--token' (or set STORAGE_PROXY_TOKEN); "
+            "an operator mints one with: storage-proxy token issue --user ID",
+            ctx,
+        )
+
     async def main() -> T:
         headers = {"Authorization": f"Bearer {ctx.obj['token']}"}
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=300)
@@ -79,12 +86,12 @@ class _Bar:
 @click.option(
     "--token",
     envvar="STORAGE_PROXY_TOKEN",
-    required=True,
-    help="User token (env STORAGE_PROXY_TOKEN).",
+    default=None,
+    help="User token (env STORAGE_PROXY_TOKEN); needed by every command but --help.",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.pass_context
-def main(ctx: click.Context, url: str, token: str, quiet: bool) -> None:
+def main(ctx: click.Context, url: str, token: str | None, quiet: bool) -> None:
     """Move files in and out of vfolders through a storage-proxy client API."""
     ctx.obj = {"url": url.rstrip("/"), "token": token, "quiet": quiet}
 
@@ -160,8 +167,13 @@ def download(ctx: click.Context, volume: str, vfid: str, remote: str, local: Pat
 @click.argument("prefix", default="")
 @click.pass_context
 def ls(ctx: click.Context, volume: str, vfid: str, prefix: str) -> None:
-    """List files in VOLUME/VFID below PREFIX."""
+    """List files in VOLUME/VFID below PREFIX ("" or "/": the whole vfolder)."""
+    prefix = prefix.lstrip("/")  # "/" is the vfolder's root, as a person means it
     files = _run(ctx, lambda s: transfer.list_files(s, ctx.obj["url"], volume, vfid, prefix))
+    if not files:
+        where = f"below {prefix!r}" if prefix else "in this vfolder"
+        click.echo(f"no files {where} ({volume} {vfid})")
+        return
     for f in files:
         click.echo(f"{f['size']:>14}  {f['modified'][:19]}  {f['path']}")
 

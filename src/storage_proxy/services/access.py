@@ -157,6 +157,15 @@ class AccessService:
             )
         return grant
 
+    async def effective_for(self, actor: Actor, volume: str, vfid: VFolderID) -> Permission:
+        """The actor's right on the vfolder (the manager's and a grant's as they are)."""
+        if actor.user is not None:
+            return await self.effective(actor.user, volume, vfid)
+        if actor.grant is not None:
+            g_volume, g_vfid, right = actor.grant
+            return right if (g_volume, g_vfid) == (volume, str(vfid)) else Permission.NONE
+        return Permission.RWD if actor.principal == "manager" else Permission.NONE
+
     async def visible_to(self, actor: Actor) -> list[tuple[VFolderRecord, Permission]]:
         """The vfolders the actor may see, each with its right (a user's; none for others)."""
         if actor.user is None:

@@ -66,7 +66,7 @@ class AuditLog:
             target: logging.Handler
             if self._path is not None:
                 self._path.parent.mkdir(parents=True, exist_ok=True)
-                target = logging.FileHandler(self._path, encoding="utf-8")
+                target = logging.handlers.WatchedFileHandler(self._path, encoding="utf-8")
             else:
                 target = logging.StreamHandler(sys.stdout)
             target.setFormatter(logging.Formatter("%(message)s"))

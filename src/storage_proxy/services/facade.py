@@ -10,11 +10,13 @@ from typing import TYPE_CHECKING
 from .access import AccessService
 from .audit import AuditLog
 from .bgtasks import BackgroundTaskService
+from .browse import BrowseService
 from .dataproxy import DataProxyService
 from .files import FileService
 from .health import HealthService
 from .jobs import JobRunner
 from .quotas import QuotaService
+from .stats import StatsService
 from .tokens import TokenService
 from .transfers import TransferService
 from .uploads import UploadService
@@ -44,6 +46,8 @@ class Services:
     transfers: TransferService
     tokens: TokenService
     dataproxy: DataProxyService
+    browse: BrowseService
+    stats: StatsService
     bgtasks: BackgroundTaskService
     jobs: JobRunner
     audit: AuditLog

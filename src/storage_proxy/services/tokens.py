@@ -8,15 +8,20 @@ token* naming a principal (``sub``, ``groups``) whose ACL rights are checked on 
 from __future__ import annotations
 
 import logging
+import re
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ..core.errors import InvalidToken
+from ..core.errors import InvalidParameter, InvalidToken
 from .hs256 import HS256, TokenError, TokenExpired
 
 MIN_SECRET_BYTES = 32
+#: A principal id as ACL entries name it (``user:<id>``, ``group:<id>``): no blanks, no colon.
+PRINCIPAL_ID = re.compile(r"[^\s:]{1,255}")
+MAX_GROUPS = 256
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +43,55 @@ class UserClaims:
     groups: tuple[str, ...] = field(default_factory=tuple)
 
 
+@dataclass(frozen=True, slots=True)
+class UserTokenPolicy:
+    """How long minted user tokens live: ``[storage-proxy] user-token-expire`` / ``-max-expire``."""
+
+    default_lifetime: timedelta
+    max_lifetime: timedelta
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> UserTokenPolicy:
+        sp = config["storage-proxy"]
+        return cls(sp["user-token-expire"], sp["user-token-max-expire"])
+
+    def lifetime(self, requested: timedelta | None) -> timedelta:
+        if requested is None:
+            return min(self.default_lifetime, self.max_lifetime)
+        if requested.total_seconds() <= 0:
+            raise InvalidParameter("expires_in must be positive")
+        if requested > self.max_lifetime:
+            raise InvalidParameter(
+                f"expires_in {int(requested.total_seconds())}s exceeds "
+                f"[storage-proxy] user-token-max-expire ({int(self.max_lifetime.total_seconds())}s)"
+            )
+        return requested
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    token: str
+    expires_at: datetime
+
+
+def _principal_id(value: str, what: str) -> str:
+    if not isinstance(value, str) or not PRINCIPAL_ID.fullmatch(value):
+        raise InvalidParameter(
+            f"{what} must be 1-255 characters without blanks or ':': {str(value)[:40]!r}"
+        )
+    return value
+
+
 class TokenService:
-    def __init__(self, secret: str, session_lifetime: timedelta) -> None:
+    def __init__(
+        self,
+        secret: str,
+        session_lifetime: timedelta,
+        user_policy: UserTokenPolicy | None = None,
+    ) -> None:
         self._jwt = HS256(secret)
         self.session_lifetime = session_lifetime
+        self.user_policy = user_policy or UserTokenPolicy(timedelta(hours=1), timedelta(days=7))
         if len(secret.encode()) < MIN_SECRET_BYTES:
             log.warning(
                 "[storage-proxy].secret is %d bytes; HS256 wants at least %d",
@@ -72,6 +122,25 @@ class TokenService:
             "exp": int(time.time() + lifetime.total_seconds()),
         }
         return self._jwt.encode(payload)
+
+    def mint_user(
+        self,
+        user: str,
+        groups: Sequence[str],
+        expires_in: timedelta | None,
+        policy: UserTokenPolicy | None = None,
+    ) -> IssuedToken:
+        """A user token for the client API, the file API and the web UI (the one minting rule
+        behind ``POST /token`` and ``storage-proxy token issue``)."""
+        _principal_id(user, "user")
+        if len(groups) > MAX_GROUPS:
+            raise InvalidParameter(f"at most {MAX_GROUPS} groups")
+        unique = list(dict.fromkeys(_principal_id(g, "a group") for g in groups))
+        lifetime = (policy or self.user_policy).lifetime(expires_in)
+        now = int(time.time())
+        exp = now + max(1, int(lifetime.total_seconds()))
+        token = self._jwt.encode({"sub": user, "groups": unique, "iat": now, "exp": exp})
+        return IssuedToken(token, datetime.fromtimestamp(exp, UTC))
 
     def _decode(self, token: str | None) -> dict[str, Any]:
         if not token:

@@ -6,9 +6,10 @@ from aiohttp import web
 
 from ... import __version__
 from ...services.facade import Services
+from .. import openapi
 from ..keys import DOOR, SERVICES
 from ..problem import problem_middleware, request_id_middleware
-from . import download, files_v1, signed, tus
+from . import browse, download, files_v1, signed, stats, tus, ui
 
 READ_BUFSIZE = 2 << 20
 
@@ -42,4 +43,8 @@ def create_client_app(services: Services) -> web.Application:
     tus.add_routes(r)
     files_v1.add_routes(r)
     signed.add_routes(r)
+    browse.add_routes(r)
+    stats.add_routes(r)
+    ui.add_routes(app)
+    openapi.add_routes(r, openapi.client_description)
     return app

@@ -44,7 +44,7 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_post(PREFIX + "/move", move)
 
 
-def _target(request: web.Request) -> tuple[str, VFolderID, RelPath]:
+def url_target(request: web.Request) -> tuple[str, VFolderID, RelPath]:
     """The volume, vfolder and path the URL names."""
     m = request.match_info
     vfid = VFolderID.parse(f"{m['scope']}/{m['folder']}")
@@ -69,7 +69,7 @@ async def list_vfolders(request: web.Request) -> web.Response:
 async def list_files(request: web.Request) -> web.Response:
     """Every file below the vfolder in key order: ``prefix``, ``marker``, ``limit`` as in S3."""
     actor = require_user(request)
-    volume, vfid, _ = _target(request)
+    volume, vfid, _ = url_target(request)
     try:
         limit = int(request.query.get("limit", DEFAULT_LIMIT))
     except ValueError:
@@ -101,7 +101,7 @@ async def list_files(request: web.Request) -> web.Response:
 
 async def download(request: web.Request) -> web.StreamResponse:
     actor = require_user(request)
-    volume, vfid, relpath = _target(request)
+    volume, vfid, relpath = url_target(request)
     archive = request.query.get("archive", "").lower() in {"1", "true", "yes"}
     opened = await services(request).files.open_download(
         actor, volume, vfid, relpath, archive=archive, read_up_to=small_read(request)
@@ -117,7 +117,7 @@ async def _store(
     content_type: str | None,
     size_hint: int | None,
 ) -> web.Response:
-    volume, vfid, _ = _target(request)
+    volume, vfid, _ = url_target(request)
     options = WriteOptions(
         size_hint=size_hint,
         checksums=True,
@@ -140,7 +140,7 @@ def _tags_from(header: str | None) -> dict[str, str] | None:
 
 async def upload_raw(request: web.Request) -> web.Response:
     actor = require_user(request)
-    _, _, relpath = _target(request)
+    _, _, relpath = url_target(request)
     content_type = request.headers.get("Content-Type")
     body = body_chunks(request)
     return await _store(request, actor, relpath, body, content_type, request.content_length)
@@ -149,7 +149,7 @@ async def upload_raw(request: web.Request) -> web.Response:
 async def upload_form(request: web.Request) -> web.Response:
     """multipart/form-data with a ``file`` part; the URL names a folder or the file itself."""
     actor = require_user(request)  # 401 before the body is looked at
-    _, _, relpath = _target(request)
+    _, _, relpath = url_target(request)
     if not request.content_type.startswith("multipart/"):
         raise InvalidParameter("send multipart/form-data with a 'file' part, or PUT the bytes")
     try:
@@ -198,7 +198,7 @@ async def _part_chunks(
 
 async def delete(request: web.Request) -> web.Response:
     actor = require_user(request)
-    volume, vfid, relpath = _target(request)
+    volume, vfid, relpath = url_target(request)
     recursive = request.query.get("recursive", "").lower() in {"1", "true", "yes"}
     await services(request).files.delete(actor, volume, vfid, [relpath], recursive=recursive)
     return web.Response(status=204)
@@ -206,14 +206,14 @@ async def delete(request: web.Request) -> web.Response:
 
 async def get_metadata(request: web.Request) -> web.Response:
     actor = require_user(request)
-    volume, vfid, relpath = _target(request)
+    volume, vfid, relpath = url_target(request)
     meta = await services(request).files.file_meta(actor, volume, vfid, relpath)
     return web.json_response(meta.to_json(str(relpath)), headers={"ETag": meta.etag})
 
 
 async def update_metadata(request: web.Request) -> web.Response:
     actor = require_user(request)
-    volume, vfid, relpath = _target(request)
+    volume, vfid, relpath = url_target(request)
     body = await json_object(request)
     if not set(body) <= {"content_type", "tags"}:
         raise InvalidParameter("send a JSON object with 'content_type' and/or 'tags'")
@@ -229,7 +229,7 @@ async def update_metadata(request: web.Request) -> web.Response:
 
 async def mkdir(request: web.Request) -> web.Response:
     actor = require_user(request)
-    volume, vfid, _ = _target(request)
+    volume, vfid, _ = url_target(request)
     body = await json_object(request)
     path = RelPath.parse(body.get("path"), allow_root=False)
     (error,) = await services(request).files.mkdir(
@@ -242,7 +242,7 @@ async def mkdir(request: web.Request) -> web.Response:
 
 async def move(request: web.Request) -> web.Response:
     actor = require_user(request)
-    volume, vfid, _ = _target(request)
+    volume, vfid, _ = url_target(request)
     body = await json_object(request)
     src = RelPath.parse(body.get("src"), allow_root=False)
     dst = RelPath.parse(body.get("dst"), allow_root=False)

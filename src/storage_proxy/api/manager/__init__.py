@@ -13,9 +13,10 @@ from aiohttp import web
 from ...core import caller
 from ...core.errors import AuthenticationFailed
 from ...services.facade import Services
+from .. import openapi
 from ..keys import DOOR, SERVICES
 from ..problem import Handler, problem_middleware, request_id_middleware
-from . import acl, audit, bgtask, dataproxy, files, folders, quota, transfers, volumes
+from . import acl, audit, bgtask, dataproxy, files, folders, quota, tokens, transfers, volumes
 from .health import status
 
 AUTH_HEADER = "X-BackendAI-Storage-Auth-Token"
@@ -24,7 +25,7 @@ _OPEN_PATHS = frozenset({"/", "/status", "/health"})
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path not in _OPEN_PATHS:
+    if request.path not in _OPEN_PATHS and not openapi.is_open(request.path):
         token = request.headers.get(AUTH_HEADER, "")
         expected = request.app[SERVICES].settings.manager_secret
         # A header may carry any bytes (kept as surrogate escapes): compare bytes, never crash.
@@ -81,4 +82,6 @@ def create_manager_app(services: Services) -> web.Application:
     r.add_get("/events", audit.events)
     dataproxy.add_routes(r)
     bgtask.add_routes(r)
+    tokens.add_routes(r)
+    openapi.add_routes(r, openapi.manager_description)
     return app
