@@ -175,7 +175,9 @@ async def test_key_order(volume: AbstractVolume) -> None:
         "b/x/y",
         "b/x0",
     ]
-    assert await volume.list_files(vfid, prefix="zz/", limit=10) == []
+    assert await volume.list_files(vfid, prefix="zz", limit=10) == []
+    with pytest.raises(FileNotFound):  # a prefix into a directory that is not there
+        await volume.list_files(vfid, prefix="zz/", limit=10)
 
 
 async def test_local_file(volume: AbstractVolume) -> None:

@@ -52,12 +52,7 @@ async def files_after(
     pfx = prefix.encode("utf-8", "surrogateescape")
     after = start_after.encode("utf-8", "surrogateescape")
     base = RelPath.parse(prefix.rsplit("/", 1)[0] if "/" in prefix else "")
-    try:
-        stack = [await _sorted(volume, vfid, base)]
-    except (FileNotFound, NotADirectory):
-        if base.parts:
-            return []  # the prefix points into a directory that is not there: nothing matches
-        raise
+    stack = [await _sorted(volume, vfid, base)]  # a prefix into no directory: FileNotFound
     found: list[DirEntry] = []
     while stack and len(found) < limit:
         level = stack[-1]
