@@ -162,16 +162,16 @@ async def test_usage_and_limits_come_from_the_storage(
     vfid = await new_vfolder(volume)
     qsid = vfid.quota_scope_id
     await volume.quota_model.update_quota_scope(qsid, QuotaConfig(1 << 20))
-    spec.report_usage(volume, qsid, (1 << 20) - 1000)
+    spec.report_usage(volume, qsid, (1 << 20) - 4096)  # whole KiB: what every storage counts in
     described = await volume.quota_model.describe_quota_scope(qsid)
     assert described is not None
-    assert (described.used_bytes, described.limit_bytes) == ((1 << 20) - 1000, 1 << 20)
-    assert await volume.quota_model.remaining_bytes(qsid) == 1000
+    assert (described.used_bytes, described.limit_bytes) == ((1 << 20) - 4096, 1 << 20)
+    assert await volume.quota_model.remaining_bytes(qsid) == 4096
     with pytest.raises(QuotaExceeded):
         await volume.write(
-            vfid, rp("declared.bin"), body(b"d" * 4096), WriteOptions(size_hint=4096)
+            vfid, rp("declared.bin"), body(b"d" * 8192), WriteOptions(size_hint=8192)
         )
     with pytest.raises(QuotaExceeded):
-        await volume.write(vfid, rp("streamed.bin"), body(b"s" * 4096))
-    await volume.write(vfid, rp("fits.bin"), body(b"f" * 500))
+        await volume.write(vfid, rp("streamed.bin"), body(b"s" * 8192))
+    await volume.write(vfid, rp("fits.bin"), body(b"f" * 2048))
     assert [e.name async for e in volume.scandir(vfid, rp("."))] == ["fits.bin"]

@@ -69,7 +69,7 @@ class VendorQuotas(ABC):
     vendor: ClassVar[str] = ""
     #: Whether a quota may sit inside another (then a vfolder may carry its own).
     nests: ClassVar[bool] = False
-    #: Whether :meth:`report` answers for every target in one call.
+    #: Whether :meth:`report` answers for every target of the volume in one call.
     lists_all: ClassVar[bool] = False
 
     async def open(self) -> None:
@@ -84,12 +84,9 @@ class VendorQuotas(ABC):
         on (empty when all is in place).  Raises the vendor's errors (unreachable, refused)."""
 
     @abstractmethod
-    async def lookup(self, target: QuotaTarget) -> VendorQuota | None:
-        """The target's quota object, or ``None``."""
-
-    async def report(self) -> dict[str, VendorQuota]:
-        """Every quota object of the volume by ``relpath``, in one call (if ``lists_all``)."""
-        raise NotImplementedError
+    async def report(self, wanted: QuotaTarget) -> dict[str, VendorQuota]:
+        """Quota objects by ``relpath``: ``wanted``'s (absent if it has none) and, where the
+        vendor lists them in one call (``lists_all``), every other one of the volume."""
 
     @abstractmethod
     async def create(self, target: QuotaTarget, limit_bytes: int | None) -> None:
@@ -170,12 +167,10 @@ class VendorQuotaModel(ProxyQuotaModel):
             seen = self._known.get(target.relpath)
             if seen is not None and not fresh and now - seen[0] < self.report_ttl:
                 return seen[1]
+            report = await self.api.report(target)
             if self.api.lists_all:
-                report = await self.api.report()
                 self._known = {key: (now, q) for key, q in report.items()}
-                found = report.get(target.relpath)
-            else:
-                found = await self.api.lookup(target)
+            found = report.get(target.relpath)
             self._known[target.relpath] = (now, found)
             return found
 

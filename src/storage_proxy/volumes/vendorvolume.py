@@ -20,10 +20,9 @@ from abc import abstractmethod
 from pathlib import Path
 from typing import Any
 
-from ..errors import PluginError
+from ..errors import BackendUnavailable, PluginError
 from ..types import Capability, FSUsage, VFolderID
 from .posix import TRASH_DIR, BasePosixVolume
-from .rest import RestError
 from .vendorquota import VendorQuotaModel, VendorQuotas, model_kwargs
 
 log = logging.getLogger(__name__)
@@ -66,7 +65,7 @@ class VendorQuotaVolume(BasePosixVolume):
         try:
             await self.quota_api.open()
             missing = await self.quota_api.missing()
-        except RestError as e:
+        except BackendUnavailable as e:
             await self.quota_api.close()
             raise PluginError(f"volume {self.name!r}: {e.detail}") from None
         except BaseException:
