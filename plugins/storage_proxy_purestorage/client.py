@@ -49,6 +49,7 @@ class PurityLogin(SessionAuth):
             authenticate=False,
             expect_json=False,
             headers={"api-token": self._api_token},
+            repeatable=True,
         )
         token = resp.headers.get("x-auth-token")
         if not token:

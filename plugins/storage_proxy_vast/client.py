@@ -79,7 +79,9 @@ class VastLogin(SessionAuth):
         return await self._token(client, "/token/", self._creds)
 
     async def _token(self, client: RestClient, path: str, body: dict[str, str]) -> str:
-        resp = await client.request("POST", self._base + path, json=body, authenticate=False)
+        resp = await client.request(
+            "POST", self._base + path, json=body, authenticate=False, repeatable=True
+        )
         tokens = obj(resp.body)
         if not isinstance(tokens.get("access"), str):
             raise client.malformed("a token answer without access", path)

@@ -69,7 +69,9 @@ class WekaLogin(SessionAuth):
         return await self._tokens(client, "/login", self._creds)
 
     async def _tokens(self, client: RestClient, path: str, body: dict[str, str]) -> str:
-        resp = await client.request("POST", API + path, json=body, authenticate=False)
+        resp = await client.request(
+            "POST", API + path, json=body, authenticate=False, repeatable=True
+        )
         tokens = obj(data(client, resp.body, path))
         if not isinstance(tokens.get("access_token"), str):
             raise client.malformed("a login answer without access_token", path)

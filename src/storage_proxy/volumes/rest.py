@@ -87,6 +87,13 @@ class RestMalformed(RestError):
     """An answer that is not what the vendor documents (not JSON, a missing field)."""
 
 
+class _Final(Exception):
+    """Carries a failure that a retry cannot cure (a certificate that does not verify)."""
+
+    def __init__(self, error: RestError) -> None:
+        self.error = error
+
+
 @dataclass(frozen=True)
 class ErrorKinds:
     """The exception classes one vendor's failures become (a vendor may bring its own)."""
@@ -386,11 +393,16 @@ class RestClient:
         authenticate: bool = True,
         expect_json: bool = True,
         headers: Mapping[str, str] | None = None,
+        repeatable: bool | None = None,
     ) -> RestResponse:
         """One call, retried when that is safe; failures become the vendor's RestError kinds.
 
         ``path`` is below the endpoint (``/api/...``).  A refused session is renewed once.
+        ``repeatable``: whether a repeat is harmless (default: any method but POST; a login
+        POST is).
         """
+        if repeatable is None:
+            repeatable = method != "POST"
         what = f"{method} {path}"
         relogged = False
         attempt = 0
@@ -400,8 +412,10 @@ class RestClient:
                 status, got, body = await self._send(
                     method, path, params, json, {**(headers or {}), **sent}
                 )
+            except _Final as e:
+                raise e.error from None
             except RestUnreachable as e:
-                if method == "POST" or attempt >= self.retries:
+                if not repeatable or attempt >= self.retries:
                     raise
                 log.warning("%s; retrying", e.detail)
             else:
@@ -412,7 +426,7 @@ class RestClient:
                     relogged = True
                     await self.auth.relogin(self, sent)
                     continue
-                retry_on = self._post_retry if method == "POST" else self._retry
+                retry_on = self._retry if repeatable else self._post_retry
                 if status not in retry_on or attempt >= self.retries:
                     raise self._failure(status, data, what)
                 log.warning("%s answered %s to %s; retrying", self.vendor, status, self.scrub(what))
@@ -436,6 +450,9 @@ class RestClient:
                 method, url, params=query, json=json, headers=headers
             ) as resp:
                 return resp.status, CIMultiDict(resp.headers), await resp.read()
+        except aiohttp.ClientSSLError as e:
+            what = f"unreachable for {method} {path}: TLS failed ({e!r})"
+            raise _Final(self.error(self.kinds.unreachable, what)) from None
         except (aiohttp.ClientError, TimeoutError, OSError) as e:
             reason = "no answer within the timeout" if isinstance(e, TimeoutError) else repr(e)
             raise self.error(
