@@ -33,7 +33,7 @@ WEKA_OPTIONS: dict[t.Key, t.Trafaret] = {
     t.Key("password"): t.String(allow_blank=True),
     t.Key("organization", default="Root"): t.String(),
     t.Key("fs-name"): t.String(),
-    t.Key("fs-path", default="/"): t.Regexp(r"^/"),
+    t.Key("fs-path", default="/"): t.Regexp(r"^/.*$"),
     t.Key("verify-ssl", default=True): t.ToBool(),
     t.Key("ca-file", default=None): t.Null | t.String(),
     t.Key("request-timeout", default=30.0): t.ToFloat(gt=0),
