@@ -11,14 +11,16 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from backends.tls import self_signed
 from backends.vendor_cases import CASES, VendorCase
 
-from storage_proxy.errors import PluginError
-from storage_proxy.types import QuotaConfig, QuotaScopeID, QuotaScopeType
+from storage_proxy.errors import PluginError, QuotaExceeded
+from storage_proxy.paths import RelPath
+from storage_proxy.types import QuotaConfig, QuotaScopeID, QuotaScopeType, VFolderID
 from storage_proxy.volumes.abc import VolumeDeps
 
 pytestmark = pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
@@ -137,3 +139,28 @@ async def test_listings_are_followed_page_by_page(
         (i + 1) << 20 for i in range(5)
     ]
     assert pages >= 3
+
+
+async def test_a_vfolder_limit_refuses_writes(
+    case: VendorCase, tmp_path: Path, deps: VolumeDeps
+) -> None:
+    """``PATCH /folder/quota`` as the manager API applies it: natively where the product nests
+    quotas, and kept in the metadata store, which the proxy checks writes against everywhere."""
+    async with case.running(tmp_path / "vol", deps) as (emulator, volume):
+        qsid = scope()
+        await volume.quota_model.create_quota_scope(qsid, QuotaConfig(1 << 20))
+        vfid = VFolderID(qsid, uuid.uuid4())
+        await volume.create_vfolder(vfid)
+        await volume.set_vfolder_quota(vfid, 8192)
+        await deps.metadata.update_vfolder(volume.name, str(vfid), limit_bytes=8192)
+        model = volume.quota_model
+        native = await model.quota(model.target(vfid), fresh=True)
+        assert (native is not None) == volume.quota_api.nests
+        await volume.write(vfid, RelPath.parse("fits.bin"), _body(b"f" * 4096))
+        with pytest.raises(QuotaExceeded):
+            await volume.write(vfid, RelPath.parse("big.bin"), _body(b"b" * 8192))
+        assert await model.headroom(vfid) == 4096
+
+
+async def _body(data: bytes) -> AsyncIterator[bytes]:
+    yield data

@@ -258,7 +258,11 @@ class VendorQuotaModel(ProxyQuotaModel):
         return await super()._limit(bucket)
 
     async def _used_bytes(self, bucket: Bucket, *, fresh: bool = False) -> tuple[int, float]:
-        """The vendor's count, which may be up to a TTL old: writes from then on count on top."""
+        """The vendor's count, which may be up to a TTL old: writes from then on count on top.
+        A vfolder without a quota object of its own (or on a product that does not nest them)
+        is scanned, as on every POSIX volume."""
+        if isinstance(bucket, VFolderID) and not self.api.nests:
+            return await super()._used_bytes(bucket, fresh=fresh)
         quota = await self.quota(self.target(bucket), fresh=fresh)
         if quota is not None and quota.used_bytes is not None:
             return quota.used_bytes, time.time() - max(self._usage_ttl, self.report_ttl)
