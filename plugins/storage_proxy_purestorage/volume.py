@@ -26,7 +26,7 @@ import trafaret as t
 from storage_proxy.errors import QuotaScopeExists, QuotaScopeNotEmpty
 from storage_proxy.types import FSUsage
 from storage_proxy.volumes.posix import TRASH_DIR
-from storage_proxy.volumes.rest import RestClient
+from storage_proxy.volumes.rest import RestClient, RestRejected
 from storage_proxy.volumes.vendorquota import QuotaTarget, VendorQuota, VendorQuotas
 from storage_proxy.volumes.vendorvolume import VendorQuotaVolume
 from storage_proxy_nfs import NFS_OPTIONS, NfsVolume
@@ -96,9 +96,15 @@ class FlashBladeQuotas(VendorQuotas):
         return await self.client.file_system(self.fs_name(target)) is not None
 
     async def create_scope(self, target: QuotaTarget) -> None:
+        exists = QuotaScopeExists(f"quota scope {target.bucket} already exists")
         if await self.scope_exists(target):  # a destroyed one still holds its name
-            raise QuotaScopeExists(f"quota scope {target.bucket} already exists")
-        await self.client.create_file_system(self.fs_name(target), self.nfs_rules)
+            raise exists
+        try:
+            await self.client.create_file_system(self.fs_name(target), self.nfs_rules)
+        except RestRejected:
+            if await self.scope_exists(target):  # created meanwhile: never undo another's
+                raise exists from None
+            raise
 
     async def discard_scope(self, target: QuotaTarget) -> None:
         await self.client.eradicate(self.fs_name(target))

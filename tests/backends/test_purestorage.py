@@ -8,13 +8,14 @@ are in ``test_vendor_common.py``.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from pathlib import Path
 
 import pytest
 from backends.vendor_cases import case
 
-from storage_proxy.errors import PluginError, QuotaScopeNotEmpty
+from storage_proxy.errors import PluginError, QuotaScopeExists, QuotaScopeNotEmpty
 from storage_proxy.types import QuotaConfig, QuotaScopeID, QuotaScopeType, VFolderID
 from storage_proxy.volumes.abc import VolumeDeps
 from storage_proxy.volumes.rest import RestRejected
@@ -117,3 +118,17 @@ async def test_the_rest_version_must_be_offered(tmp_path: Path, volume_deps: Vol
     async with PURE.running(tmp_path / "fb2", volume_deps) as (emulator, volume):
         assert volume.quota_api.client.api_version == "2.12"  # the newest 2.x offered
         assert ("GET", "/api/2.12/file-systems") in [(m, p) for m, p, _ in emulator.requests]
+
+
+async def test_concurrent_creates_of_one_scope_leave_it_standing(
+    tmp_path: Path, volume_deps: VolumeDeps
+):
+    async with PURE.running(tmp_path / "fb", volume_deps) as (emulator, volume):
+        qsid = scope()
+        results = await asyncio.gather(
+            *[volume.quota_model.create_quota_scope(qsid, QuotaConfig(1 << 20)) for _ in range(4)],
+            return_exceptions=True,
+        )
+        assert sum(r is None for r in results) == 1
+        assert all(isinstance(r, QuotaScopeExists) for r in results if r is not None)
+        assert emulator.file_systems[f"sp-{qsid.pathname}"]["provisioned"] == 1 << 20
