@@ -1,29 +1,34 @@
 """An async ONTAP REST client: just the calls the NetApp backend needs.
 
 Separate from the volume adapter so it can be read (and tested) against ONTAP's documented API:
-collections answer ``{"records": [...], "num_records": n}`` and take ``fields=``; POST, PATCH and
-DELETE on storage objects answer ``202 {"job": {"uuid", "_links"}}`` and the client polls
-``/api/cluster/jobs/{uuid}`` until ``success`` or ``failure`` (or ``job-timeout``).  Requests that
-are safe to repeat are retried on 5xx and connection errors with exponential backoff.
+collections answer ``{"records": [...], "num_records": n, "_links": {"next": {"href"}}}`` and take
+``fields=``; the client follows ``_links.next`` until the last page.  POST, PATCH and DELETE on
+storage objects answer ``202 {"job": {"uuid", "_links"}}`` and the client polls
+``/api/cluster/jobs/{uuid}`` until ``success`` or ``failure`` (or ``job-timeout``).  Transport,
+basic auth, retries (5xx and connection errors where a repeat is safe; a POST only on 503), TLS
+and error bodies are the shared REST client's (:mod:`storage_proxy.volumes.rest`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import logging
 import time
 from collections.abc import Mapping
 from typing import Any
 
-import aiohttp
+from storage_proxy.volumes.rest import BasicAuth, Page, RestClient, link_pager
 
-from .errors import OntapError, OntapJobFailed, OntapJobTimeout
-
-log = logging.getLogger(__name__)
+from .core.errors import ONTAP_ERRORS, OntapJobFailed, OntapJobTimeout, ontap_error_body
 
 Json = dict[str, Any]
-_JOB_DONE = {"success", "failure"}
+#: Records asked for per page of a collection.
+PAGE_SIZE = 1000
+
+
+def _next_link(body: Any) -> Any:
+    links = body.get("_links") if isinstance(body, dict) else None
+    nxt = links.get("next") if isinstance(links, dict) else None
+    return nxt.get("href") if isinstance(nxt, dict) else None
 
 
 class OntapClient:
@@ -39,29 +44,29 @@ class OntapClient:
         retries: int = 3,
         backoff: float = 0.5,
         request_timeout: float = 30.0,
+        page_size: int = PAGE_SIZE,
     ) -> None:
-        self.endpoint = endpoint.rstrip("/")
-        token = base64.b64encode(f"{user}:{password}".encode()).decode()
-        self._headers = {"Authorization": f"Basic {token}", "Accept": "application/json"}
-        self._verify_ssl = verify_ssl
+        self.rest = RestClient(
+            "ONTAP",
+            endpoint,
+            BasicAuth(user, password),
+            error_body=ontap_error_body,
+            kinds=ONTAP_ERRORS,
+            verify_ssl=verify_ssl,
+            request_timeout=request_timeout,
+            retries=retries,
+            backoff=backoff,
+        )
+        self.endpoint = self.rest.endpoint
         self.job_timeout = job_timeout
         self.poll_interval = poll_interval
-        self.retries = retries
-        self.backoff = backoff
-        self._timeout = aiohttp.ClientTimeout(total=request_timeout)
-        self._session: aiohttp.ClientSession | None = None
+        self.page_size = page_size
 
     async def open(self) -> None:
-        if self._session is None:
-            connector = aiohttp.TCPConnector(ssl=self._verify_ssl)
-            self._session = aiohttp.ClientSession(
-                headers=self._headers, connector=connector, timeout=self._timeout
-            )
+        await self.rest.open()
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self.rest.close()
 
     # -- transport ---------------------------------------------------------------------------
     async def request(
@@ -72,31 +77,9 @@ class OntapClient:
         params: Mapping[str, str] | None = None,
         body: Json | None = None,
     ) -> tuple[int, Json]:
-        """One call, retried on 5xx when that is safe; ONTAP error bodies become OntapError."""
-        await self.open()
-        assert self._session is not None
-        what = f"{method} {path}"
-        # A POST that failed with 500 may have been applied; only 503 says it was not.
-        retry_on = {500, 502, 503, 504} if method != "POST" else {503}
-        for attempt in range(self.retries + 1):
-            last = attempt == self.retries
-            try:
-                async with self._session.request(
-                    method, f"{self.endpoint}/api{path}", params=params, json=body
-                ) as resp:
-                    data = await resp.json(content_type=None) if resp.content_length != 0 else {}
-                    if resp.status < 400:
-                        return resp.status, data or {}
-                    if resp.status not in retry_on or last:
-                        raise OntapError.from_body(resp.status, data, what)
-                    log.warning("ONTAP answered %s to %s; retrying", resp.status, what)
-            except (aiohttp.ClientConnectionError, TimeoutError) as e:
-                if method == "POST" or last:
-                    raise OntapError(
-                        f"ONTAP at {self.endpoint} unreachable for {what}: {e!r}"
-                    ) from e
-            await asyncio.sleep(self.backoff * 2**attempt)
-        raise AssertionError("unreachable")
+        """One call below ``/api``; ONTAP error bodies become OntapError."""
+        resp = await self.rest.request(method, f"/api{path}", params=params, json=body)
+        return resp.status, resp.body if isinstance(resp.body, dict) else {}
 
     async def call(
         self,
@@ -123,9 +106,10 @@ class OntapClient:
             if state == "success":
                 return job
             if state == "failure":
+                code = job.get("code")
                 raise OntapJobFailed(
                     f"ONTAP job {uuid} for {what} failed: {job.get('message', '')}",
-                    ontap_code=str(job.get("code")) if job.get("code") is not None else None,
+                    vendor_code=None if code is None else str(code),
                 )
             if time.monotonic() >= deadline:
                 raise OntapJobTimeout(
@@ -134,8 +118,9 @@ class OntapClient:
             await asyncio.sleep(self.poll_interval)
 
     async def records(self, path: str, params: Mapping[str, str]) -> list[Json]:
-        _, data = await self.request("GET", path, params=params)
-        return list(data.get("records", []))
+        """Every record of a collection, page after page."""
+        first = Page(f"/api{path}", {**params, "max_records": self.page_size})
+        return await self.rest.collect(first, items="records", next_page=link_pager(_next_link))
 
     # -- volumes -----------------------------------------------------------------------------
     async def find_volume(self, svm: str, name: str) -> Json | None:

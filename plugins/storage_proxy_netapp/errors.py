@@ -1,48 +1,51 @@
-"""ONTAP failures as domain errors (503 to callers: the filer, not the request, is at fault)."""
+"""ONTAP failures as domain errors (503 to callers: the filer, not the request, is at fault).
+
+The kinds are the shared REST client's (:mod:`storage_proxy.volumes.rest`), so callers may catch
+either the ONTAP class or the generic one (``OntapAuthError`` is a ``RestAuthError``).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from storage_proxy.core.errors import BackendUnavailable
+from storage_proxy.volumes.rest import (
+    ErrorInfo,
+    ErrorKinds,
+    RestAuthError,
+    RestError,
+    RestMalformed,
+    RestNotFound,
+    RestRejected,
+    RestUnreachable,
+)
 
 
-class OntapError(BackendUnavailable):
+class OntapError(RestError):
     """An ONTAP error body ``{"error": {"message", "code", "target"}}`` or a failed job."""
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        http_status: int | None = None,
-        ontap_code: str | None = None,
-        target: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.http_status = http_status
-        self.ontap_code = ontap_code
-        self.target = target
-
-    @classmethod
-    def from_body(cls, status: int, body: Any, what: str) -> OntapError:
-        err = body.get("error") if isinstance(body, dict) else None
-        if not isinstance(err, dict):
-            return cls(f"ONTAP answered {status} to {what}", http_status=status)
-        kind = OntapAuthError if status in (401, 403) else OntapNotFound if status == 404 else cls
-        return kind(
-            f"ONTAP answered {status} to {what}: {err.get('message', '')}",
-            http_status=status,
-            ontap_code=str(err["code"]) if err.get("code") is not None else None,
-            target=err.get("target"),
-        )
+    @property
+    def ontap_code(self) -> str | None:
+        return self.vendor_code
 
 
-class OntapAuthError(OntapError):
+class OntapAuthError(OntapError, RestAuthError):
     """401/403: the configured user or password is wrong or lacks the role."""
 
 
-class OntapNotFound(OntapError):
+class OntapNotFound(OntapError, RestNotFound):
     """404: the object is not there."""
+
+
+class OntapRejected(OntapError, RestRejected):
+    """Another 4xx: ONTAP refused the request."""
+
+
+class OntapUnreachable(OntapError, RestUnreachable):
+    """No answer from the cluster management address."""
+
+
+class OntapMalformed(OntapError, RestMalformed):
+    """An answer not in ONTAP's documented shape."""
 
 
 class OntapJobFailed(OntapError):
@@ -51,3 +54,22 @@ class OntapJobFailed(OntapError):
 
 class OntapJobTimeout(OntapError):
     """A job did not finish within ``job-timeout``."""
+
+
+ONTAP_ERRORS = ErrorKinds(
+    server=OntapError,
+    auth=OntapAuthError,
+    not_found=OntapNotFound,
+    rejected=OntapRejected,
+    unreachable=OntapUnreachable,
+    malformed=OntapMalformed,
+)
+
+
+def ontap_error_body(body: Any) -> ErrorInfo:
+    """``{"error": {"message", "code", "target"}}``."""
+    err = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(err, dict):
+        return "", None, None
+    code = err.get("code")
+    return str(err.get("message", "")), None if code is None else str(code), err.get("target")

@@ -58,6 +58,15 @@ NFS_OPTIONS: dict[t.Key, t.Trafaret] = {
     t.Key("quota-usage-ttl", default=30.0): t.ToFloat(gte=0),
 }
 
+
+def nfs_options(expected_fstypes: list[str]) -> dict[t.Key, t.Trafaret]:
+    """:data:`NFS_OPTIONS` for a mount whose types are ``expected_fstypes`` by default (a
+    vendor's native client: ``wekafs``, ``lustre``)."""
+    options = {k: v for k, v in NFS_OPTIONS.items() if k.name != "expected-fstypes"}
+    fstypes = t.List(t.String(), min_length=1)
+    return {**options, t.Key("expected-fstypes", default=expected_fstypes): fstypes}
+
+
 _MISSING = (FileNotFoundError, FileNotFound, VFolderNotFound)
 _FIRST_DELAY = 0.02
 _MAX_DELAY = 0.25
@@ -150,4 +159,4 @@ class NfsVolume(BasePosixVolume):
             delay = min(delay * 2, _MAX_DELAY)
 
 
-__all__ = ["NFS_OPTIONS", "MountEntry", "NfsVolume"]
+__all__ = ["NFS_OPTIONS", "MountEntry", "NfsVolume", "nfs_options"]

@@ -37,11 +37,18 @@ def ceph_dir(cephfs_mount: Path) -> Path:
 
 
 @pytest.fixture
-async def volume_deps(tmp_path: Path) -> AsyncIterator[VolumeDeps]:
+async def metadata_store(tmp_path: Path) -> AsyncIterator[SqliteMetadataStore]:
     store = SqliteMetadataStore(tmp_path / "meta.sqlite3")
     await store.open()
-    yield VolumeDeps(books=MetadataBooks(store), scanner=TreeScanner(0), scandir_limit=1000)
+    yield store
     await store.close()
+
+
+@pytest.fixture
+def volume_deps(metadata_store: SqliteMetadataStore) -> VolumeDeps:
+    return VolumeDeps(
+        books=MetadataBooks(metadata_store), scanner=TreeScanner(0), scandir_limit=1000
+    )
 
 
 @pytest.fixture

@@ -308,13 +308,25 @@ def trim(record: Json, request: web.Request) -> Json:
 
 
 def collection(request: web.Request, records: list[Json]) -> web.Response:
-    filters = {k: v for k, v in request.query.items() if k not in ("fields", "return_records")}
+    """A collection: filtered by query fields, trimmed by ``fields=``, paged by ``max_records``
+    (the rest behind ``_links.next.href``, whose query the client sends back verbatim)."""
+    paging = ("fields", "return_records", "max_records", "start.index")
+    filters = {k: v for k, v in request.query.items() if k not in paging}
     out = [
         trim(r, request)
         for r in records
         if all(str(_lookup(r, k)) == v for k, v in filters.items())
     ]
-    return web.json_response({"records": out, "num_records": len(out)})
+    start = int(request.query.get("start.index", 0))
+    size = int(request.query.get("max_records", len(out) or 1))
+    page = out[start : start + size]
+    body: Json = {"records": page, "num_records": len(page)}
+    links: Json = {"self": {"href": str(request.rel_url)}}
+    if start + size < len(out):
+        query = {**request.query, "start.index": str(start + size)}
+        links["next"] = {"href": str(request.rel_url.with_query(query))}
+    body["_links"] = links
+    return web.json_response(body)
 
 
 def _tree_bytes(root: Path) -> int:

@@ -258,3 +258,18 @@ async def test_emulator_tls_is_verified_unless_switched_off(
         await lax.close()
     finally:
         await runner.cleanup()
+
+
+async def test_emulator_collections_are_followed_across_pages(
+    volume: NetAppVolume, emulated: tuple[Emulator, str]
+):
+    """The ONTAP client runs on the shared REST client: ``_links.next`` is followed."""
+    emulator, _ = emulated
+    volume.client.page_size = 2
+    scopes = [scope() for _ in range(5)]
+    for qsid in scopes:
+        await volume.quota_model.create_quota_scope(qsid, QuotaConfig(1 << 20))
+    before = emulator.requests.count(("GET", "/api/storage/quota/reports"))
+    reports = await volume.quota_model.reports(fresh=True)
+    assert {q.pathname for q in scopes} <= set(reports)
+    assert emulator.requests.count(("GET", "/api/storage/quota/reports")) - before == 3

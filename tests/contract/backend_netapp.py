@@ -14,6 +14,7 @@ from pathlib import Path
 from backends.ontap_emulator import Emulator, start
 
 from contract.spec import BackendSpec
+from storage_proxy.core.types import QuotaScopeID
 from storage_proxy.volumes.abc import AbstractVolume, VolumeDeps
 from storage_proxy_netapp import NetAppVolume
 
@@ -41,12 +42,21 @@ async def make(tmp_path: Path, deps: VolumeDeps) -> AsyncIterator[AbstractVolume
     volume = NetAppVolume("netapp", nfs, options=volume_options(emulator, endpoint), deps=deps)
     try:
         await volume.init()
+        _EMULATORS[id(volume)] = emulator
         try:
             yield volume
         finally:
+            _EMULATORS.pop(id(volume), None)
             await volume.shutdown()
     finally:
         await runner.cleanup()
 
 
-SPEC = BackendSpec(name="netapp", make_volume=make)
+_EMULATORS: dict[int, Emulator] = {}
+
+
+def report_usage(volume: AbstractVolume, qsid: QuotaScopeID, nbytes: int) -> None:
+    _EMULATORS[id(volume)].usage_override[qsid.pathname] = nbytes
+
+
+SPEC = BackendSpec(name="netapp", make_volume=make, report_usage=report_usage)

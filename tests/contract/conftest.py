@@ -8,31 +8,19 @@ between backends are declared by capability flags, never by backend names in the
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from contract.spec import BackendSpec
+from contract.spec import BackendSpec, all_specs
 from storage_proxy.metadata.sqlite import SqliteMetadataStore
 from storage_proxy.services.books import MetadataBooks
 from storage_proxy.volumes.abc import AbstractVolume, VolumeDeps
 from storage_proxy.volumes.scan import TreeScanner
 
 
-def _specs() -> list[BackendSpec]:
-    specs = []
-    here = Path(__file__).parent
-    for mod in sorted(pkgutil.iter_modules([str(here)]), key=lambda m: m.name):
-        if mod.name.startswith("backend_"):
-            module = importlib.import_module(f"contract.{mod.name}")
-            specs.append(module.SPEC)
-    return specs
-
-
-@pytest.fixture(params=_specs(), ids=lambda spec: spec.name)
+@pytest.fixture(params=all_specs(), ids=lambda spec: spec.name)
 def spec(request: pytest.FixtureRequest) -> BackendSpec:
     return request.param  # type: ignore[no-any-return]
 

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from contract.spec import BackendSpec
+from contract.spec import BackendSpec, all_specs
 from storage_proxy.core.errors import (
     FileExists,
     FileNotFound,
@@ -146,3 +146,32 @@ async def test_quota_scope_limits_writes(volume: AbstractVolume, spec: BackendSp
     await volume.quota_model.unset_quota(qsid)
     described = await volume.quota_model.describe_quota_scope(qsid)
     assert described is not None and described.limit_bytes is None
+
+
+_REPORTING = [s for s in all_specs() if s.report_usage is not None]
+
+
+@pytest.mark.parametrize("spec", _REPORTING, indirect=True, ids=lambda s: s.name)
+async def test_usage_and_limits_come_from_the_storage(
+    volume: AbstractVolume, spec: BackendSpec
+) -> None:
+    """Usage is what the storage reports (nothing was written through the proxy), and a write
+    that the storage's numbers leave no room for is refused, declared or streamed."""
+    assert spec.report_usage is not None
+    assert Capability.FAST_USAGE in await volume.get_capabilities()
+    vfid = await new_vfolder(volume)
+    qsid = vfid.quota_scope_id
+    await volume.quota_model.update_quota_scope(qsid, QuotaConfig(1 << 20))
+    spec.report_usage(volume, qsid, (1 << 20) - 4096)  # whole KiB: what every storage counts in
+    described = await volume.quota_model.describe_quota_scope(qsid)
+    assert described is not None
+    assert (described.used_bytes, described.limit_bytes) == ((1 << 20) - 4096, 1 << 20)
+    assert await volume.quota_model.remaining_bytes(qsid) == 4096
+    with pytest.raises(QuotaExceeded):
+        await volume.write(
+            vfid, rp("declared.bin"), body(b"d" * 8192), WriteOptions(size_hint=8192)
+        )
+    with pytest.raises(QuotaExceeded):
+        await volume.write(vfid, rp("streamed.bin"), body(b"s" * 8192))
+    await volume.write(vfid, rp("fits.bin"), body(b"f" * 2048))
+    assert [e.name async for e in volume.scandir(vfid, rp("."))] == ["fits.bin"]
