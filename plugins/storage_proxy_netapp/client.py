@@ -18,7 +18,7 @@ from typing import Any
 
 from storage_proxy.volumes.rest import BasicAuth, Page, RestClient, link_pager
 
-from .core.errors import ONTAP_ERRORS, OntapJobFailed, OntapJobTimeout, ontap_error_body
+from .errors import ONTAP_ERRORS, OntapJobFailed, OntapJobTimeout, ontap_error_body
 
 Json = dict[str, Any]
 #: Records asked for per page of a collection.

@@ -21,7 +21,7 @@ from storage_proxy.core.types import QuotaConfig, QuotaScopeID, QuotaUsage, VFol
 from storage_proxy.volumes.quota import Bucket, ProxyQuotaModel
 
 from .client import Json, OntapClient
-from .core.errors import OntapError
+from .errors import OntapError
 
 
 class NetAppQuotaModel(ProxyQuotaModel):

@@ -20,7 +20,7 @@ from storage_proxy.core.types import Capability, FSUsage
 from storage_proxy_nfs import NFS_OPTIONS, NfsVolume
 
 from .client import OntapClient
-from .core.errors import OntapError
+from .errors import OntapError
 from .quota import NetAppQuotaModel
 
 NETAPP_OPTIONS: dict[t.Key, t.Trafaret] = {
