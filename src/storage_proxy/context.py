@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .api.metrics import DaemonMetrics
+from .core.dialect import Dialect
 from .core.errors import ConfigError
 from .core.types import VFolderID
 from .infra.cache import CacheKinds, SharedCache
@@ -322,6 +323,7 @@ def _build_services(stack: AsyncExitStack, infra: _Infra) -> tuple[Services, Usa
             manager_secret=infra.manager_secret.value,
             transfer_idle_timeout=sp["transfer-idle-timeout"],
             max_upload_size=sp["max-upload-size"],
+            dialect=Dialect(config["api"]["manager"]["compat"]),
         ),
         vfolders=vfolders,
         access=access,
