@@ -292,7 +292,7 @@ def _build_services(stack: AsyncExitStack, infra: _Infra) -> tuple[Services, Usa
     stack.push_async_callback(alerts.close)
     quotas = QuotaService(volumes, metadata, vfolders, usage, alerts)
     gate = Gate(volumes, access, infra.bgtasks)
-    files = FileService(gate, audit, usage, quotas)
+    files = FileService(gate, audit, usage, quotas, infra.bgtasks)
 
     async def published(volume: str, vfid: VFolderID) -> None:
         await usage.changed(volume, vfid)

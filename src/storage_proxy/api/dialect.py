@@ -65,6 +65,7 @@ BAI_26_09: dict[str, WireProblem] = {
         "invalid-api-params", 400, "storage-proxy_request_invalid-parameters"
     ),
     "not-supported": _storage("unsupported-operation"),
+    "unsupported-operation": _storage("unsupported-operation"),
     "upload-offset-mismatch": _storage(
         "upload-offset-mismatch", 409, "storage-proxy_update_conflict"
     ),

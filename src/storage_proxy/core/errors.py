@@ -62,6 +62,13 @@ class InvalidToken(StorageProxyError):
     status, code, title = 401, "invalid-token", "Missing, malformed or expired token"
 
 
+class InvalidTokenClaims(InvalidToken):
+    """A good signature on a token of another kind (a download token where an archive token
+    is asked for, say)."""
+
+    code = "invalid-token-claims"
+
+
 class AuthenticationFailed(StorageProxyError):
     status, code, title = 403, "invalid-auth-token", "Missing or invalid authentication token"
 
@@ -160,6 +167,19 @@ class NotSupported(StorageProxyError):
 
     def __init__(self, operation: str, backend: str) -> None:
         super().__init__(f"{operation!r} is not supported by the {backend!r} backend")
+
+
+class UnsupportedOperation(StorageProxyError):
+    """What a volume's backend cannot report or do, as Backend.AI answers it (a 400: the request
+    named the wrong volume for it), unlike :class:`NotSupported` for an operation of ours."""
+
+    status, code, title = 400, "unsupported-operation", "Not supported by this volume's backend"
+
+
+class DeprecatedAPI(StorageProxyError):
+    """A route Backend.AI keeps only to refuse (it answers 400 naming it deprecated)."""
+
+    status, code, title = 400, "deprecated-api", "Deprecated API"
 
 
 class BackendUnavailable(StorageProxyError):
