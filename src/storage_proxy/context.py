@@ -38,8 +38,9 @@ from .services.gate import Gate
 from .services.health import HealthService
 from .services.jobs import JobRunner
 from .services.jobs.common import JobDeps
+from .services.jobs.settings import JobSettings
 from .services.ledger import LedgerKeeper
-from .services.quotas import QuotaAlerts, QuotaService
+from .services.quotas import ALERT_EVENTS, QuotaAlerts, QuotaService
 from .services.stats import StatsService
 from .services.tokens import TokenService, UserTokenPolicy
 from .services.transfers import TransferService
@@ -125,6 +126,8 @@ class _Infra:
     volumes: DynamicVolumeRegistry
     node_registry: NodeRegistry | None
     bgtasks: BackgroundTaskService
+    bus: Any = None  # the Redis client for news between workers
+    subscriber: RedisSubscriber | None = None
 
 
 async def build_root_context(config: dict[str, Any], *, register_node: bool = True) -> RootContext:
@@ -134,6 +137,7 @@ async def build_root_context(config: dict[str, Any], *, register_node: bool = Tr
     try:
         infra = await _open_infra(stack, config, register_node)
         services, usage = _build_services(stack, infra)
+        await _start_listening(infra, services)
     except BaseException:
         await stack.aclose()
         raise
@@ -207,12 +211,12 @@ async def _open_infra(stack: AsyncExitStack, config: dict[str, Any], register_no
         await node_registry.register()
         stack.push_async_callback(node_registry.close)  # before the volumes stop
 
-    jobs_cfg = config["jobs"]
+    jobs_cfg = JobSettings.from_config(config["jobs"])
     bgtasks = BackgroundTaskService(
         metadata,
         sp["node-id"],
-        heartbeat=jobs_cfg["bgtask-heartbeat"].total_seconds(),
-        stale_after=jobs_cfg["bgtask-stale-after"].total_seconds(),
+        heartbeat=jobs_cfg.bgtask_heartbeat,
+        stale_after=jobs_cfg.bgtask_stale_after,
     )
     bgtasks.on_started, bgtasks.on_finished = metrics.bgtask_started, metrics.bgtask_finished
     if bus is not None and subscriber is not None:
@@ -221,16 +225,24 @@ async def _open_infra(stack: AsyncExitStack, config: dict[str, Any], register_no
     await bgtasks.start()  # marks tasks of dead runners interrupted
     stack.push_async_callback(bgtasks.stop)
 
-    if leases is not None and subscriber is not None:
-        await subscriber.start()
-        try:
-            await leases.ping()
-        except RedisUnavailable as e:  # serve what can be served; Redis may come back
-            log.warning("%s; uploads answer 503 until it is back", e.detail)
     return _Infra(
         config, shared, manager_secret, token_secret, metadata, metrics, leases, cache, kinds,
-        scanner, deps, volumes, node_registry, bgtasks,
+        scanner, deps, volumes, node_registry, bgtasks, bus, subscriber,
     )  # fmt: skip
+
+
+async def _start_listening(infra: _Infra, services: Services) -> None:
+    """Redis news for every worker (task progress, quota alerts), once everything listens."""
+    if infra.bus is None or infra.subscriber is None:
+        return
+    services.quotas.alerts.publish = partial(infra.bus.publish, ALERT_EVENTS)
+    infra.subscriber.listen(ALERT_EVENTS, services.quotas.alerts.deliver)
+    await infra.subscriber.start()
+    if infra.leases is not None:
+        try:
+            await infra.leases.ping()
+        except RedisUnavailable as e:  # serve what can be served; Redis may come back
+            log.warning("%s; uploads answer 503 until it is back", e.detail)
 
 
 def _open_redis(
@@ -279,19 +291,22 @@ def _build_services(stack: AsyncExitStack, infra: _Infra) -> tuple[Services, Usa
     audit = AuditLog(sink, backend_of=volumes.backend_of)
     stack.callback(audit.close)
     usage = UsageService(volumes, infra.cache, infra.kinds)
+    job_settings = JobSettings.from_config(config["jobs"])
     vfolders = VFolderService(
-        volumes, metadata, infra.bgtasks, usage, audit, config["jobs"]["retention"]
+        volumes, metadata, infra.bgtasks, usage, audit, dict(job_settings.retention)
     )
-    access = AccessService(metadata, vfolders)
+    access = AccessService(metadata, vfolders, audit)
     alerts = QuotaAlerts(
         audit,
         config["quota"]["alert-thresholds"],
         config["quota"]["alert-webhook"],
         gauge=infra.metrics.quota_ratio,
+        claims=metadata,
+        holder=infra.deps.holder,
     )
     stack.push_async_callback(alerts.close)
-    quotas = QuotaService(volumes, metadata, vfolders, usage, alerts)
-    gate = Gate(volumes, access, infra.bgtasks)
+    quotas = QuotaService(volumes, metadata, vfolders, usage, alerts, audit)
+    gate = Gate(volumes, access, infra.bgtasks, audit)
     files = FileService(gate, audit, usage, quotas, infra.bgtasks)
 
     async def published(volume: str, vfid: VFolderID) -> None:
@@ -316,7 +331,7 @@ def _build_services(stack: AsyncExitStack, infra: _Infra) -> tuple[Services, Usa
         DataProxySettings.from_config(config), volumes, infra.token_secret.value, files, vfolders
     )
     jobs = JobRunner(
-        JobDeps(volumes, metadata, uploads, infra.bgtasks, config["jobs"], usage, vfolders, quotas)
+        JobDeps(volumes, metadata, uploads, infra.bgtasks, job_settings, usage, vfolders, quotas)
     )
     services = Services(
         settings=DoorSettings(

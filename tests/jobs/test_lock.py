@@ -11,11 +11,13 @@ from storage_proxy.services.bgtasks import BackgroundTaskService, ProgressReport
 from storage_proxy.services.jobs import JobRunner, JobSpec
 from storage_proxy.services.jobs.common import JobDeps
 from storage_proxy.services.jobs.lock import MetadataJobLock
+from storage_proxy.services.jobs.settings import JobSettings
 
 
 async def test_only_one_of_two_runners_runs_the_job(tmp_path: Path) -> None:
     db = tmp_path / "meta.sqlite3"
-    settings = validate({"volume": {"v": {"backend": "vfs", "path": str(tmp_path)}}})["jobs"]
+    raw = validate({"volume": {"v": {"backend": "vfs", "path": str(tmp_path)}}})["jobs"]
+    settings = JobSettings.from_config(raw)
     running, runs = 0, []
     gate = asyncio.Event()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 from api_fixtures import Daemon
 from jobs_support import folder_path, make_vfolder, run_job
@@ -78,16 +79,16 @@ async def test_retention_deletes_old_files_and_dry_run_only_reports(daemon: Daem
     b = await make_vfolder(daemon, {"old.txt": b"o"})
     for vfid, rel in ((a, "old.txt"), (a, "d/old2"), (b, "old.txt")):
         os.utime(folder_path(daemon, vfid) / rel, (old, old))
-    settings = daemon.ctx.jobs.deps.settings
-    settings["retention"] = {"vol1": 7}
+    deps = daemon.ctx.jobs.deps
+    deps.settings = replace(deps.settings, retention={"vol1": 7})
     status, _ = await daemon.call("PUT", "/folder/retention", volume="vol1", vfid=str(b), days=0)
     assert status == 204  # b is exempt
-    settings["retention-dry-run"] = True
+    deps.settings = replace(deps.settings, retention_dry_run=True)
     dry = await run_job(daemon, "retention")
     assert dry["dry_run"] and [v["vfid"] for v in dry["vfolders"]] == [str(a)]
     assert sorted(dry["vfolders"][0]["files"]) == ["d/old2", "old.txt"]
     assert (folder_path(daemon, a) / "old.txt").exists()
-    settings["retention-dry-run"] = False
+    deps.settings = replace(deps.settings, retention_dry_run=False)
     real = await run_job(daemon, "retention")
     assert real["vfolders"][0]["file_count"] == 2
     assert not (folder_path(daemon, a) / "old.txt").exists()

@@ -8,6 +8,7 @@ import os
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -119,15 +120,15 @@ async def test_retention_deletes_old_objects_and_dry_run_only_reports(
     status, _ = await daemon.call("PUT", "/folder/retention", volume="s3vol", vfid=str(b), days=0)
     assert status == 204  # b is exempt
     deps = daemon.ctx.jobs.deps
-    deps.settings["retention"] = {"s3vol": 7}
+    deps.settings = replace(deps.settings, retention={"s3vol": 7})
     later = time.time() + 10 * DAY  # S3 sets LastModified itself: move the clock instead
-    deps.settings["retention-dry-run"] = True
+    deps.settings = replace(deps.settings, retention_dry_run=True)
     dry = await retention.run(deps, reporter(daemon), now=later)
     assert [(v["vfid"], sorted(v["files"])) for v in dry["vfolders"]] == [
         (str(a), ["d/y.txt", "x.txt"])
     ]
     assert keys_below(raw_s3, volume, volume.vfolder_prefix(a)) == ["", "d/y.txt", "x.txt"]
-    deps.settings["retention-dry-run"] = False
+    deps.settings = replace(deps.settings, retention_dry_run=False)
     real = await retention.run(deps, reporter(daemon), now=later)
     assert real["vfolders"][0]["file_count"] == 2 and real["vfolders"][0]["bytes"] == 3
     assert keys_below(raw_s3, volume, volume.vfolder_prefix(a)) == [""]  # the marker stays

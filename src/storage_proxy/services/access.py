@@ -17,6 +17,7 @@ from ..core.errors import InvalidParameter, PermissionDenied, VFolderNotFound
 from ..core.records import AclEntry, Permission, VFolderRecord
 from ..core.types import VFolderID
 from ..metadata.store import MetadataStore
+from .audit import AuditLog
 from .tokens import UserClaims
 from .vfolders import VFolderService
 
@@ -73,9 +74,12 @@ def parse_principal(principal: str) -> tuple[str, str]:
 
 
 class AccessService:
-    def __init__(self, metadata: MetadataStore, vfolders: VFolderService) -> None:
+    def __init__(
+        self, metadata: MetadataStore, vfolders: VFolderService, audit: AuditLog | None = None
+    ) -> None:
         self._metadata = metadata
         self._vfolders = vfolders
+        self._audit = audit or AuditLog()
 
     # -- the ACL -------------------------------------------------------------------------------
     async def describe(self, volume: str, vfid: VFolderID) -> AclView:
@@ -94,20 +98,26 @@ class AccessService:
         """Set the owner and kind and replace every entry (``(principal, permission)`` pairs)."""
         await self._vfolders.registered(volume, vfid)
         acl = [AclEntry(*parse_principal(p), Permission.parse(perm)) for p, perm in entries]
-        await self._metadata.replace_acl(volume, str(vfid), owner, kind, acl)
+        async with self._audit.operation("acl.replace", volume, vfid) as line:
+            line.extra.update(owner=owner, kind=kind, entries=[f"{p}={r}" for p, r in entries])
+            await self._metadata.replace_acl(volume, str(vfid), owner, kind, acl)
         return await self.describe(volume, vfid)
 
     async def grant(self, volume: str, vfid: VFolderID, principal: str, permission: str) -> AclView:
         await self._vfolders.registered(volume, vfid)
         entry = AclEntry(*parse_principal(principal), Permission.parse(permission))
-        await self._metadata.set_acl_entry(volume, str(vfid), entry)
+        async with self._audit.operation("acl.grant", volume, vfid) as line:
+            line.extra.update(grantee=principal, permission=permission)
+            await self._metadata.set_acl_entry(volume, str(vfid), entry)
         return await self.describe(volume, vfid)
 
     async def revoke(self, volume: str, vfid: VFolderID, principal: str) -> AclView:
         await self._vfolders.registered(volume, vfid)
         kind, ident = parse_principal(principal)
-        if not await self._metadata.remove_acl_entry(volume, str(vfid), kind, ident):
-            raise InvalidParameter(f"{principal} has no entry on this vfolder")
+        async with self._audit.operation("acl.revoke", volume, vfid) as line:
+            line.extra["grantee"] = principal
+            if not await self._metadata.remove_acl_entry(volume, str(vfid), kind, ident):
+                raise InvalidParameter(f"{principal} has no entry on this vfolder")
         return await self.describe(volume, vfid)
 
     # -- the check every door makes ----------------------------------------------------------------

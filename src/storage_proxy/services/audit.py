@@ -129,6 +129,9 @@ class AuditLog:
         }
         if self._queue is not None:
             text = json.dumps(line, ensure_ascii=False, default=str)
+            if not text.isascii() and not _encodable(text):
+                # a name with lone surrogates (from a hostile request) is kept, escaped
+                text = json.dumps(line, ensure_ascii=True, default=str)
             record = logging.LogRecord("storage_proxy.audit", logging.INFO, "", 0, text, None, None)
             self._queue.put(record)
         if self._path is None:
@@ -174,3 +177,11 @@ def _tail(path: Path, volume: str, vfid: str, limit: int) -> list[dict[str, Any]
             if len(found) >= limit:
                 break
     return found
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -157,7 +157,7 @@ class BrowseService:
         marker: str = "",
         limit: int = DEFAULT_PAGE,
     ) -> DirectoryPage:
-        volume = await self._gate.enter(actor, volume_name, vfid, Permission.RO)
+        volume = await self._gate.enter(actor, volume_name, vfid, Permission.RO, op="file.list")
         return await list_directory(volume, vfid, relpath, marker=marker, limit=limit)
 
     async def link(
@@ -168,7 +168,7 @@ class BrowseService:
         relpath: RelPath,
         expires_in: timedelta | None,
     ) -> DownloadLink:
-        volume = await self._gate.enter(actor, volume_name, vfid, Permission.RO)
+        volume = await self._gate.enter(actor, volume_name, vfid, Permission.RO, op="file.link")
         return await download_link(
             self._tokens, volume, vfid, relpath, expires_in=expires_in, cap=self._link_cap,
             base_url=self._base_url(),

@@ -101,8 +101,9 @@ class FileService:
         path: RelPath | None = None,
         nbytes: int | None = None,
     ) -> AsyncIterator[tuple[AbstractVolume, AuditEntry]]:
-        volume = await self._gate.enter(actor, volume_name, vfid, needed, relpath=path,
-                                        nbytes=nbytes)  # fmt: skip
+        volume = await self._gate.enter(
+            actor, volume_name, vfid, needed, relpath=path, nbytes=nbytes, op=op
+        )
         try:
             async with self._audit.operation(op, volume_name, vfid, path=_str(path)) as entry:
                 yield volume, entry
@@ -114,7 +115,7 @@ class FileService:
         self, actor: Actor, volume_name: str, vfid: VFolderID, relpath: RelPath
     ) -> list[DirEntry]:
         """One directory (at most ``scandir-limit`` entries), as the manager API lists it."""
-        volume = await self._gate.enter(actor, volume_name, vfid, Permission.RO)
+        volume = await self._gate.enter(actor, volume_name, vfid, Permission.RO, op="file.list")
         return [e async for e in volume.scandir(vfid, relpath)]
 
     async def list_files(
@@ -130,20 +131,20 @@ class FileService:
         """Files below the vfolder in key order, S3-style: ``prefix``, ``marker``, ``limit``."""
         if not 1 <= limit <= MAX_PAGE:
             raise InvalidParameter(f"limit must be between 1 and {MAX_PAGE}")
-        volume = await self._gate.enter(actor, volume_name, vfid, Permission.RO)
+        volume = await self._gate.enter(actor, volume_name, vfid, Permission.RO, op="file.list")
         found = await volume.list_files(vfid, prefix=prefix, start_after=marker, limit=limit + 1)
         return FilePage(found[:limit], len(found) > limit)
 
     async def stat(
         self, actor: Actor, volume_name: str, vfid: VFolderID, relpath: RelPath
     ) -> DirEntry:
-        volume = await self._gate.enter(actor, volume_name, vfid, Permission.RO)
+        volume = await self._gate.enter(actor, volume_name, vfid, Permission.RO, op="file.stat")
         return await volume.stat(vfid, relpath)
 
     async def file_meta(
         self, actor: Actor, volume_name: str, vfid: VFolderID, relpath: RelPath
     ) -> FileMeta:
-        volume = await self._gate.enter(actor, volume_name, vfid, Permission.RO)
+        volume = await self._gate.enter(actor, volume_name, vfid, Permission.RO, op="file.stat")
         return await volume.get_file_meta(vfid, relpath)
 
     async def open_download(
@@ -158,7 +159,9 @@ class FileService:
     ) -> Download:
         """The file opened (a local one on a held descriptor), or the directory as a zip source
         with ``archive``; the caller sends it and closes it."""
-        volume = await self._gate.enter(actor, volume_name, vfid, Permission.RO)
+        volume = await self._gate.enter(
+            actor, volume_name, vfid, Permission.RO, relpath=relpath, op="file.download"
+        )
         name = relpath.name or vfid.folder_id.hex
         async with self._audit.operation(
             "file.download", volume_name, vfid, path=str(relpath)
@@ -188,7 +191,9 @@ class FileService:
         chunk is yielded, so a refusal comes before anything is sent)."""
 
         async def chunks() -> AsyncGenerator[bytes, None]:
-            volume = await self._gate.enter(actor, volume_name, vfid, Permission.RO)
+            volume = await self._gate.enter(
+                actor, volume_name, vfid, Permission.RO, relpath=relpath, op="file.fetch"
+            )
             async with self._audit.operation("file.fetch", volume_name, vfid, path=str(relpath)):
                 async for chunk in volume.read(vfid, relpath):
                     yield chunk
@@ -203,7 +208,7 @@ class FileService:
         if not 1 <= len(names) <= MAX_ARCHIVE_ENTRIES:
             raise InvalidParameter(f"an archive names 1 to {MAX_ARCHIVE_ENTRIES} paths")
         relpaths = [RelPath.parse(name, allow_root=False) for name in names]
-        volume = await self._gate.enter(actor, volume_name, vfid, Permission.RO)
+        volume = await self._gate.enter(actor, volume_name, vfid, Permission.RO, op="file.archive")
         async with self._audit.operation("file.archive", volume_name, vfid) as e:
             e.extra["paths"] = [str(p) for p in relpaths[:100]]
             entries = [await volume.stat(vfid, rel) for rel in relpaths]
@@ -245,7 +250,7 @@ class FileService:
         exist_ok: bool = False,
     ) -> list[StorageProxyError | None]:
         """Each directory's outcome (None: made), in the order asked."""
-        volume = await self._gate.enter(actor, volume_name, vfid, Permission.RW)
+        volume = await self._gate.enter(actor, volume_name, vfid, Permission.RW, op="file.mkdir")
 
         async def make(rel: RelPath) -> None:
             async with self._audit.operation("file.mkdir", volume_name, vfid, path=str(rel)):
@@ -318,7 +323,7 @@ class FileService:
         for rel in relpaths:
             if not rel.parts:
                 raise InvalidPath("the vfolder root cannot be deleted as a file")
-        await self._gate.enter(actor, volume_name, vfid, Permission.RWD)
+        await self._gate.enter(actor, volume_name, vfid, Permission.RWD, op="file.delete")
 
         async def delete(reporter: ProgressReporter) -> dict[str, Any]:
             await reporter.update(0, len(relpaths), "deleting", force=True)
@@ -342,7 +347,9 @@ class FileService:
         content_type: str | None = None,
         tags: Mapping[str, str] | None = None,
     ) -> FileMeta:
-        volume = await self._gate.enter(actor, volume_name, vfid, Permission.RW)
+        volume = await self._gate.enter(
+            actor, volume_name, vfid, Permission.RW, relpath=relpath, op="file.meta"
+        )
         async with self._audit.operation("file.meta", volume_name, vfid, path=str(relpath)):
             return await volume.update_file_meta(
                 vfid, relpath, content_type=content_type, tags=tags

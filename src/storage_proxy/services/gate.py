@@ -5,23 +5,29 @@ volume's own write path and the shared ledger hold the rest while the bytes stre
 
 from __future__ import annotations
 
-from ..core.errors import QuotaExceeded
+from ..core.errors import QuotaExceeded, StorageProxyError
 from ..core.paths import RelPath
 from ..core.records import Permission
 from ..core.types import VFolderID
 from ..volumes.abc import AbstractVolume
 from ..volumes.registry import VolumeRegistry
 from .access import AccessService, Actor
+from .audit import AuditEntry, AuditLog
 from .bgtasks import BackgroundTaskService
 
 
 class Gate:
     def __init__(
-        self, volumes: VolumeRegistry, access: AccessService, bgtasks: BackgroundTaskService
+        self,
+        volumes: VolumeRegistry,
+        access: AccessService,
+        bgtasks: BackgroundTaskService,
+        audit: AuditLog | None = None,
     ) -> None:
         self._volumes = volumes
         self._access = access
         self._bgtasks = bgtasks
+        self._audit = audit or AuditLog()
 
     async def enter(
         self,
@@ -32,17 +38,24 @@ class Gate:
         *,
         relpath: RelPath | None = None,
         nbytes: int | None = None,
+        op: str = "access",
     ) -> AbstractVolume:
         """The volume, once the caller may do what it asks; for RW and above the write checks
-        too (``relpath``: where it will write; ``nbytes``: how much it declares)."""
-        volume = self._volumes.get(volume_name)
-        await self._access.authorize(actor, volume_name, vfid, needed)
-        if needed >= Permission.RW:
-            await self.writable(volume_name, vfid)
-            if relpath is not None:
-                await volume.check_path(vfid, relpath)
-            if nbytes:
-                await refuse_oversize(volume, vfid, nbytes)
+        too (``relpath``: where it will write; ``nbytes``: how much it declares).  A refusal is
+        an audit line (``op``, the refusal's code), whatever the door and the operation."""
+        try:
+            volume = self._volumes.get(volume_name)
+            await self._access.authorize(actor, volume_name, vfid, needed)
+            if needed >= Permission.RW:
+                await self.writable(volume_name, vfid)
+                if relpath is not None:
+                    await volume.check_path(vfid, relpath)
+                if nbytes:
+                    await refuse_oversize(volume, vfid, nbytes)
+        except StorageProxyError as e:
+            path = None if relpath is None else str(relpath)
+            self._audit.record(AuditEntry(op, volume_name, str(vfid), path, nbytes), e.code)
+            raise
         return volume
 
     async def writable(self, volume_name: str, vfid: VFolderID) -> None:

@@ -20,9 +20,9 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 
@@ -38,6 +38,15 @@ log = logging.getLogger(__name__)
 
 DEFAULT_THRESHOLDS = (0.8, 0.95, 1.0)
 EVENT_BACKLOG = 256
+#: How long a crossing's claim lasts if usage is never seen to fall back (a worker that saw the
+#: crossing died): after that, a worker that sees usage above the threshold announces it again.
+CLAIM_TTL = 7 * 86400.0
+#: Redis channel on which workers share the alerts they announce.
+ALERT_EVENTS = "storage-proxy:quota-alerts"
+
+
+def _claim_name(volume: str, subject: str, ident: str, threshold: float) -> str:
+    return f"quota-alert:{volume}:{subject}:{ident}:{threshold:g}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,8 +75,22 @@ class QuotaAlert:
         }
 
 
+class Claims(Protocol):
+    """Where workers and nodes agree who announces a crossing (the metadata store's leases)."""
+
+    async def acquire_lease(self, name: str, holder: str, ttl: float, now: float) -> bool: ...
+
+    async def release_lease(self, name: str, holder: str, keep_until: float | None) -> None: ...
+
+
 class QuotaAlerts:
-    """Threshold crossings: once per crossing, to listeners, a webhook and the audit log."""
+    """Threshold crossings: once per crossing, to listeners, a webhook and the audit log.
+
+    Every worker watches usage; the one that wins a crossing's claim (a lease in the metadata
+    store, shared by all workers and nodes) announces it, and gives the claim up when usage
+    falls back below the threshold, so the next crossing is announced again.  Events reach the
+    listeners of every worker through ``publish`` (Redis) when it is set, else this worker's.
+    """
 
     def __init__(
         self,
@@ -75,14 +98,21 @@ class QuotaAlerts:
         thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
         webhook: str | None = None,
         gauge: Callable[[str, str, float], None] | None = None,
+        *,
+        claims: Claims | None = None,
+        holder: str = "local",
     ) -> None:
         self.thresholds = tuple(sorted(thresholds))
         self._audit = audit
         self._webhook = webhook
         self._gauge = gauge or (lambda volume, scope, ratio: None)
+        self._claims = claims
+        self._holder = holder
+        #: Set to fan events out to every worker (each one's ``deliver`` receives them).
+        self.publish: Callable[[str], Awaitable[Any]] | None = None
         self._level: dict[tuple[str, str, str], int] = {}  # highest threshold index crossed
         self._listeners: set[asyncio.Queue[QuotaAlert]] = set()
-        self._posting: set[asyncio.Task[None]] = set()
+        self._posting: set[asyncio.Task[Any]] = set()
         self._session: aiohttp.ClientSession | None = None
 
     async def close(self) -> None:
@@ -93,7 +123,7 @@ class QuotaAlerts:
             await self._session.close()
 
     def observe(self, volume: str, subject: str, ident: str, used: int, limit: int | None) -> None:
-        """Compare usage with the thresholds; emit what was crossed upward since last time."""
+        """Compare usage with the thresholds; announce what was crossed upward since last time."""
         if not limit:
             return
         ratio = used / limit
@@ -104,9 +134,24 @@ class QuotaAlerts:
         previous = self._level.get(key, 0)
         self._level[key] = level
         for index in range(previous, level):
-            self._emit(QuotaAlert(volume, subject, ident, self.thresholds[index], used, limit))
+            alert = QuotaAlert(volume, subject, ident, self.thresholds[index], used, limit)
+            self._spawn(self._announce(alert))
+        for index in range(level, previous):
+            self._spawn(self._rearm(_claim_name(volume, subject, ident, self.thresholds[index])))
 
-    def _emit(self, alert: QuotaAlert) -> None:
+    def _spawn(self, work: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(work)
+        self._posting.add(task)
+        task.add_done_callback(self._posting.discard)
+
+    async def _announce(self, alert: QuotaAlert) -> None:
+        name = _claim_name(alert.volume, alert.subject, alert.id, alert.threshold)
+        if self._claims is not None:
+            try:
+                if not await self._claims.acquire_lease(name, self._holder, CLAIM_TTL, time.time()):
+                    return  # another worker or node announced this crossing
+            except Exception:  # alerts never fail a request; announce rather than lose it
+                log.warning("quota alert claim failed; announcing anyway", exc_info=True)
         log.info(
             "quota: %s %s on %s crossed %d%% (%d of %d bytes)",
             alert.subject, alert.id, alert.volume, alert.threshold * 100, alert.used_bytes,
@@ -115,14 +160,39 @@ class QuotaAlerts:
         entry = AuditEntry("quota.threshold", alert.volume, alert.id, bytes=alert.used_bytes)
         entry.extra["alert"] = alert.to_json()
         self._audit.record(entry, "alert")
+        if self._webhook:
+            self._spawn(self._post(alert))
+        if self.publish is not None:
+            try:
+                await self.publish(json.dumps(alert.to_json()))
+                return
+            except Exception:
+                log.warning("quota alert not published to other workers", exc_info=True)
+        self._deliver(alert)
+
+    async def _rearm(self, name: str) -> None:
+        if self._claims is not None:
+            with contextlib.suppress(Exception):
+                await self._claims.release_lease(name, self._holder, None)
+
+    def deliver(self, message: str) -> None:
+        """An alert published by any worker (the Redis channel's handler)."""
+        try:
+            raw = json.loads(message)
+            alert = QuotaAlert(
+                raw["volume"], raw["subject"], raw["id"], float(raw["threshold"]),
+                int(raw["used_bytes"]), int(raw["limit_bytes"]), float(raw["at"]),
+            )  # fmt: skip
+        except (ValueError, KeyError, TypeError):
+            log.warning("malformed quota alert on the channel ignored")
+            return
+        self._deliver(alert)
+
+    def _deliver(self, alert: QuotaAlert) -> None:
         for queue in list(self._listeners):
             if queue.full():
                 queue.get_nowait()  # a slow listener loses the oldest, not the newest
             queue.put_nowait(alert)
-        if self._webhook:
-            task = asyncio.ensure_future(self._post(alert))
-            self._posting.add(task)
-            task.add_done_callback(self._posting.discard)
 
     async def _post(self, alert: QuotaAlert) -> None:
         assert self._webhook is not None
@@ -156,12 +226,14 @@ class QuotaService:
         vfolders: VFolderService,
         usage: UsageService,
         alerts: QuotaAlerts,
+        audit: AuditLog | None = None,
     ) -> None:
         self._volumes = volumes
         self._metadata = metadata
         self._vfolders = vfolders
         self._usage = usage
         self.alerts = alerts
+        self._audit = audit or AuditLog()
 
     # -- scopes ----------------------------------------------------------------------------------
     async def create_scope(
@@ -207,8 +279,21 @@ class QuotaService:
         """Kept in the registry (all a proxy-enforced model needs) and applied natively where
         the storage nests quotas (CephFS realms, qtrees)."""
         await self._vfolders.registered(volume, vfid)
-        await self._volumes.get(volume).set_vfolder_quota(vfid, limit)
-        await self._metadata.update_vfolder(volume, str(vfid), limit_bytes=limit)
+        async with self._audit.operation("vfolder.quota", volume, vfid) as line:
+            line.extra["limit_bytes"] = limit
+            await self._volumes.get(volume).set_vfolder_quota(vfid, limit)
+            await self._metadata.update_vfolder(volume, str(vfid), limit_bytes=limit)
+
+    async def observe_scopes(self, scopes: Iterable[tuple[str, QuotaScopeID]]) -> None:
+        """Usage of each (volume, scope) against its limit (the periodic scan's pass)."""
+        for volume, qsid in scopes:
+            try:
+                usage = await self._volumes.get(volume).quota_model.describe_quota_scope(qsid)
+            except Exception:
+                log.debug("no usage for alerts of %s", qsid, exc_info=True)
+                continue
+            if usage is not None:
+                self.alerts.observe(volume, "scope", str(qsid), usage.used_bytes, usage.limit_bytes)
 
     async def observe_written(self, volume: str, vfid: VFolderID) -> None:
         """After a write: usage of the vfolder's scope against its limit (for the alerts)."""

@@ -151,8 +151,9 @@ class UploadService:
                 raise InvalidParameter("Upload-Length must not be negative")
             self._check_size(length)
         volume = await self._gate.enter(
-            actor, volume_name, vfid, Permission.RW, relpath=relpath, nbytes=length
-        )
+            actor, volume_name, vfid, Permission.RW, relpath=relpath, nbytes=length,
+            op="file.upload",
+        )  # fmt: skip
         owner = actor.user.sub if actor.user is not None else None
         now = time.time()
         session = UploadSession(
@@ -205,7 +206,7 @@ class UploadService:
         if actor.user is not None and session.owner != actor.user.sub:
             raise UploadNotFound(f"no upload {upload_id}")
         vfid = VFolderID.parse(session.vfid)
-        await self._gate.enter(actor, session.volume, vfid, Permission.RW)
+        await self._gate.enter(actor, session.volume, vfid, Permission.RW, op="file.upload")
         return session
 
     async def current_offset(self, session: UploadSession) -> int:

@@ -23,6 +23,7 @@ from ..bgtasks import BgTaskStatus, ProgressReporter
 from . import orphans, retention, scrub, trash, usage
 from .common import JobDeps
 from .lock import JobLock, MetadataJobLock
+from .settings import JobSettings
 
 log = logging.getLogger(__name__)
 
@@ -41,16 +42,13 @@ class JobBusy(Conflict):
     code, title = "job-running", "The job is running (here or on another worker)"
 
 
-def default_jobs(settings: dict[str, Any]) -> list[JobSpec]:
-    def every(key: str) -> float:
-        return float(settings[key].total_seconds())
-
+def default_jobs(settings: JobSettings) -> list[JobSpec]:
     return [
-        JobSpec(usage.NAME, every("usage-scan-interval"), usage.run),
-        JobSpec(orphans.NAME, every("orphan-scan-interval"), orphans.run),
-        JobSpec(trash.NAME, every("trash-purge-interval"), trash.run),
-        JobSpec(retention.NAME, every("retention-interval"), retention.run),
-        JobSpec(scrub.NAME, every("scrub-interval"), scrub.run),
+        JobSpec(usage.NAME, settings.usage_scan_interval, usage.run),
+        JobSpec(orphans.NAME, settings.orphan_scan_interval, orphans.run),
+        JobSpec(trash.NAME, settings.trash_purge_interval, trash.run),
+        JobSpec(retention.NAME, settings.retention_interval, retention.run),
+        JobSpec(scrub.NAME, settings.scrub_interval, scrub.run),
     ]
 
 
@@ -62,7 +60,7 @@ class JobRunner:
         self.jobs = {j.name: j for j in (jobs if jobs is not None else default_jobs(deps.settings))}
         self.lock = lock or MetadataJobLock(deps.metadata)
         self.holder = deps.bgtasks.owner
-        self.lease_ttl = float(deps.settings["lease-ttl"].total_seconds())
+        self.lease_ttl = deps.settings.lease_ttl
         self._loops: list[asyncio.Task[None]] = []
 
     def start(self) -> None:

@@ -8,7 +8,6 @@ in), so a job can neither read nor delete anything outside the vfolder it works 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from ...core.types import VFolderID
 from ...metadata.store import MetadataStore
@@ -18,6 +17,7 @@ from ..quotas import QuotaService
 from ..uploads import UploadService
 from ..usage import UsageService
 from ..vfolders import VFolderService
+from .settings import JobSettings
 
 
 @dataclass
@@ -26,7 +26,7 @@ class JobDeps:
     metadata: MetadataStore
     uploads: UploadService
     bgtasks: BackgroundTaskService
-    settings: dict[str, Any]  # the validated [jobs] section
+    settings: JobSettings
     usage: UsageService
     vfolders: VFolderService | None = None
     quotas: QuotaService | None = None

@@ -28,8 +28,8 @@ async def run(
     deps: JobDeps, reporter: ProgressReporter, now: float | None = None
 ) -> dict[str, Any]:
     now = time.time() if now is None else now
-    dry_run = bool(deps.settings["retention-dry-run"])
-    per_volume: dict[str, float] = deps.settings["retention"]
+    dry_run = deps.settings.retention_dry_run
+    per_volume = deps.settings.retention
     plan = []
     for name, volume in deps.volumes.items():
         own = await deps.metadata.get_vfolder_retention(name)

@@ -31,7 +31,7 @@ async def run(
     deps: JobDeps, reporter: ProgressReporter, now: float | None = None
 ) -> dict[str, Any]:
     now = time.time() if now is None else now
-    grace = deps.settings["trash-grace"].total_seconds()
+    grace = deps.settings.trash_grace
     volumes = list(deps.volumes.items())
     await reporter.update(0, len(volumes) + 1, "purging the trash", force=True)
     result: dict[str, Any] = {

@@ -2,7 +2,8 @@
 
 Backends with FAST_USAGE answer from quota reports or rstats, so they are asked many at a time;
 the others walk their trees, so only a few scans run at once.  The figures are the job's result
-(persisted as its bgtask), which :func:`latest_usage` reads back for gauges and reports.
+(persisted as its bgtask), which :func:`latest_usage` reads back for gauges and reports.  Each
+scope's usage is then compared with its limit (the quota alerts and their gauge).
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ async def run(deps: JobDeps, reporter: ProgressReporter) -> dict[str, Any]:
         await reporter.advance()
 
     await asyncio.gather(*(one(*t) for t in targets))
+    if deps.quotas is not None:  # each scope's usage against its limit, for the alerts
+        await deps.quotas.observe_scopes({(t[0], t[2].quota_scope_id) for t in targets})
     figures.sort(key=lambda f: (f["volume"], f["vfid"]))
     total = sum(f["used_bytes"] for f in figures)
     log.info("usage scan: %d vfolder(s), %d bytes, %d error(s)", len(figures), total, len(errors))
