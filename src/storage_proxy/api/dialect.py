@@ -36,38 +36,87 @@ class WireProblem:
     error_code: str | None = None
     #: 26.9.6 answers this one with a bare ``{"msg": …}`` (application/json), not a problem.
     plain_msg: bool = False
+    #: 26.9.6's ``title`` (ours is kept in the 23.09 dialect).
+    title: str | None = None
+    #: 26.9.6 adds ``msg`` (the failure in words): ours is our ``detail``.
+    msg: bool = False
+    #: 26.9.6 adds ``data``: ``"errors"`` the refused parameters by name (as our ``errors``),
+    #: ``"detail"`` the failure in words, any other word ``{word: detail}``.
+    data: str | None = None
 
 
-def _storage(path: str, status: int = 400, error_code: str | None = None) -> WireProblem:
-    return WireProblem(status, f"{PROBS}storage/{path}", error_code)
+def _storage(
+    path: str, status: int = 400, error_code: str | None = None, **words: Any
+) -> WireProblem:
+    return WireProblem(status, f"{PROBS}storage/{path}", error_code, **words)
 
 
-_INVALID_API_PARAMS = _storage("invalid-api-params")
-_BAD_REQUEST_BODY = WireProblem(
-    400, f"{PROBS}generic-bad-request", "api_parsing_invalid-parameters"
+_INVALID_API_PARAMS = _storage("invalid-api-params", title="Invalid API parameters", data="errors")
+_INVALID_API_CALL = _storage(
+    "invalid-api-params",
+    400,
+    "storage-proxy_request_invalid-parameters",
+    title="Invalid API parameters",
+    msg=True,
 )
+_BAD_REQUEST_BODY = WireProblem(
+    400,
+    f"{PROBS}generic-bad-request",
+    "api_parsing_invalid-parameters",
+    title="Invalid or Missing API Parameters.",
+    msg=True,
+)
+_FORBIDDEN = "Forbidden (missing auth token)", "Forbidden (invalid auth token)"
 
 #: Our code -> 26.9.6's answer, on the manager listener and the Backend.AI client routes.
 BAI_26_09: dict[str, WireProblem] = {
     "invalid-parameter": _INVALID_API_PARAMS,
-    "invalid-token": _INVALID_API_PARAMS,  # a token is a query parameter there
-    "invalid-token-claims": _INVALID_API_PARAMS,
-    "invalid-auth-token": _storage("forbidden", 403),
-    "invalid-path": _storage("subpath/invalid", 400, "vfolder_access_invalid-parameters"),
-    "volume-not-found": _storage("volume/invalid", 400, "storage_access_invalid-parameters"),
-    "vfolder-not-found": _storage("vfolder/not-found", 404, "vfolder_read_not-found"),
-    "quota-scope-not-found": _storage("quota/scope/not-found", 404, "quota-scope_read_not-found"),
+    "malformed-body": _INVALID_API_PARAMS,
+    "invalid-token": _storage(  # a token is a query parameter there
+        "invalid-api-params", title="Invalid API parameters", data="token"
+    ),
+    "invalid-token-claims": _storage(
+        "invalid-api-params", title="Invalid API parameters", data="token"
+    ),
+    "invalid-auth-token": _storage("forbidden", 403, title=_FORBIDDEN[1]),
+    "invalid-path": _storage(
+        "subpath/invalid",
+        400,
+        "vfolder_access_invalid-parameters",
+        title="Invalid Subpath",
+        msg=True,
+        data="detail",
+    ),
+    "volume-not-found": _storage(
+        "volume/invalid", 400, "storage_access_invalid-parameters", title="Invalid Volume", msg=True
+    ),
+    "vfolder-not-found": _storage(
+        "vfolder/not-found", 404, "vfolder_read_not-found", title="VFolder Not Found", msg=True
+    ),
+    "quota-scope-not-found": _storage(
+        "quota/scope/not-found",
+        404,
+        "quota-scope_read_not-found",
+        title="Quota Scope Not Found",
+        msg=True,
+    ),
     "quota-scope-exists": WireProblem(
         409, f"{PROBS}storage/quota/scope/already-exists", None, plain_msg=True
     ),
-    "file-not-found": _storage("file-not-found", 404),
-    "is-a-directory": _storage(
-        "invalid-api-params", 400, "storage-proxy_request_invalid-parameters"
+    "file-not-found": _storage("file-not-found", 404, title="File not found"),
+    "is-a-directory": _INVALID_API_CALL,
+    "not-supported": _storage(
+        "unsupported-operation", title="Unsupported operation by the storage backend"
     ),
-    "not-supported": _storage("unsupported-operation"),
-    "unsupported-operation": _storage("unsupported-operation"),
+    "unsupported-operation": _storage(
+        "unsupported-operation", title="Unsupported operation by the storage backend"
+    ),
     "upload-offset-mismatch": _storage(
-        "upload-offset-mismatch", 409, "storage-proxy_update_conflict"
+        "upload-offset-mismatch",
+        409,
+        "storage-proxy_update_conflict",
+        title="Upload Offset Mismatch",
+        msg=True,
     ),
 }
 
@@ -75,19 +124,38 @@ BAI_26_09: dict[str, WireProblem] = {
 _PYDANTIC_ROUTES: dict[str, dict[str, WireProblem]] = {
     route: {
         "invalid-parameter": _BAD_REQUEST_BODY,
-        "invalid-token": WireProblem(400, f"{PROBS}jwt-decode-error", "auth_auth_bad-request"),
+        "malformed-body": WireProblem(
+            400,
+            f"{PROBS}generic-bad-request",
+            "api_parsing_bad-request",
+            title="Malformed request body.",
+            msg=True,
+        ),
+        "invalid-token": WireProblem(
+            400,
+            f"{PROBS}jwt-decode-error",
+            "auth_auth_bad-request",
+            title="Failed to decode JWT token.",
+            msg=True,
+        ),
         "invalid-token-claims": WireProblem(
-            400, f"{PROBS}jwt-payload-validation-error", "auth_auth_invalid-parameters"
+            400,
+            f"{PROBS}jwt-payload-validation-error",
+            "auth_auth_invalid-parameters",
+            title="JWT payload validation failed.",
+            msg=True,
         ),
-        "invalid-path": _storage(
-            "invalid-api-params", 400, "storage-proxy_request_invalid-parameters"
-        ),
+        "invalid-path": _INVALID_API_CALL,
     }
     for route in (
         "/folder/file/archive-download-token",
         "/folder/file/delete-async",
         "/download-archive",
     )
+}
+#: An absolute path is a parameter error there (its schema's), a '..' one a subpath error.
+_PYDANTIC_ROUTES["/folder/file/fetch"] = {
+    "invalid-path": _storage("invalid-api-params", title="Invalid API parameters", data="relpath")
 }
 
 #: Client-listener routes a Backend.AI client uses (the rest of that listener is our own API).
@@ -111,9 +179,14 @@ def speaks_backend_ai(request: web.Request) -> bool:
     )
 
 
+def answers_as_26_09(request: web.Request) -> bool:
+    """Whether this request is answered as storage-proxy 26.9.6 would answer it."""
+    return dialect_of(request) is Dialect.BAI_26_09 and speaks_backend_ai(request)
+
+
 def wire_problem(request: web.Request, code: str) -> WireProblem | None:
     """26.9.6's answer for ``code`` on this request, or None to answer as ourselves."""
-    if dialect_of(request) is not Dialect.BAI_26_09 or not speaks_backend_ai(request):
+    if not answers_as_26_09(request):
         return None
     override = _PYDANTIC_ROUTES.get(request.path, {}).get(code)
     return override or BAI_26_09.get(code)
@@ -135,4 +208,16 @@ def shape(
     worded = {**body, "type": found.type, "status": found.status}
     if found.error_code is not None:
         worded["error_code"] = found.error_code
+    if found.title is not None:
+        worded["title"] = found.title
+    if found.title == _FORBIDDEN[1] and str(body.get("detail", "")).startswith("missing"):
+        worded["title"] = _FORBIDDEN[0]
+    if found.msg:
+        worded["msg"] = body.get("detail")
+    if found.data == "errors":
+        worded["data"] = body.get("errors", {})
+    elif found.data == "detail":
+        worded["data"] = body.get("detail")
+    elif found.data is not None:
+        worded["data"] = {found.data: body.get("detail")}
     return found.status, worded, "application/problem+json"

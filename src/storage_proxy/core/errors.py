@@ -42,6 +42,12 @@ class InvalidParameter(StorageProxyError):
     status, code, title = 400, "invalid-parameter", "Invalid request parameter"
 
 
+class MalformedBody(InvalidParameter):
+    """No request body where one is required (or one that is not a JSON object)."""
+
+    code = "malformed-body"
+
+
 class InvalidPath(StorageProxyError):
     status, code, title = 400, "invalid-path", "Path escapes its vfolder or is malformed"
 

@@ -211,7 +211,7 @@ class FileService:
         volume = await self._gate.enter(actor, volume_name, vfid, Permission.RO, op="file.archive")
         async with self._audit.operation("file.archive", volume_name, vfid) as e:
             e.extra["paths"] = [str(p) for p in relpaths[:100]]
-            entries = [await volume.stat(vfid, rel) for rel in relpaths]
+            entries = [await _look_up(volume, vfid, rel) for rel in relpaths]
             for entry in entries:
                 if entry.type not in (DirEntryType.FILE, DirEntryType.DIRECTORY):
                     raise InvalidPath(f"not a regular file or directory: {entry.path}")
@@ -323,7 +323,8 @@ class FileService:
         for rel in relpaths:
             if not rel.parts:
                 raise InvalidPath("the vfolder root cannot be deleted as a file")
-        await self._gate.enter(actor, volume_name, vfid, Permission.RWD, op="file.delete")
+        volume = await self._gate.enter(actor, volume_name, vfid, Permission.RWD, op="file.delete")
+        await volume.stat(vfid, RelPath.parse("."))  # a vfolder that is not there: 404 now
 
         async def delete(reporter: ProgressReporter) -> dict[str, Any]:
             await reporter.update(0, len(relpaths), "deleting", force=True)
@@ -354,6 +355,13 @@ class FileService:
             return await volume.update_file_meta(
                 vfid, relpath, content_type=content_type, tags=tags
             )
+
+
+async def _look_up(volume: AbstractVolume, vfid: VFolderID, rel: RelPath) -> DirEntry:
+    try:
+        return await volume.stat(vfid, rel)
+    except FileNotFound:
+        raise FileNotFound(f"File not found: {rel}") from None
 
 
 async def _present(

@@ -32,7 +32,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         # A header may carry any bytes (kept as surrogate escapes): compare bytes, never crash.
         given = token.encode("utf-8", "surrogateescape")
         if not hmac.compare_digest(given, expected.encode()):
-            raise AuthenticationFailed(f"missing or wrong {AUTH_HEADER} header")
+            raise AuthenticationFailed(f"{'wrong' if token else 'missing'} {AUTH_HEADER} header")
         caller.identify("manager")
     return await handler(request)
 

@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+import stat
+
 import trafaret as t
 from aiohttp import web
 
 from ...core.errors import InvalidPath, StorageProxyError
 from ...core.paths import RelPath
+from ...core.types import DirEntryType
 from ...services.access import Actor
 from ..keys import services
 from ..params import RelPathField, VFolderIDField, read_params
@@ -78,7 +81,18 @@ async def list_files(request: web.Request) -> web.Response:
         entries = await services(request).files.list_dir(
             MANAGER, params["volume"], params["vfid"], params["relpath"]
         )
-    return web.json_response({"items": [e.to_json() for e in entries]})
+    items = [e.to_json() for e in entries]
+    if not legacy(request):  # 26.9.6 sends the whole st_mode, the file type's bits too
+        for entry, item in zip(entries, items, strict=True):
+            item["stat"]["mode"] = entry.stat.mode | _TYPE_BITS[entry.type]  # type: ignore[index]
+    return web.json_response({"items": items})
+
+
+_TYPE_BITS = {
+    DirEntryType.FILE: stat.S_IFREG,
+    DirEntryType.DIRECTORY: stat.S_IFDIR,
+    DirEntryType.SYMLINK: stat.S_IFLNK,
+}
 
 
 async def rename(request: web.Request) -> web.Response:
@@ -111,7 +125,7 @@ async def move(request: web.Request) -> web.Response:
             }
         ),
     )
-    with fs_errors(request, params["src_relpath"], params["dst_relpath"]):
+    with fs_errors(request, params["src_relpath"]):  # 26.9.6 names the source alone
         await services(request).files.move(
             MANAGER, params["volume"], params["vfid"], params["src_relpath"], params["dst_relpath"]
         )
@@ -179,6 +193,7 @@ async def delete_async(request: web.Request) -> web.Response:
                 t.Key("recursive", default=False): t.ToBool,
             }
         ),
+        body_required=True,
     )
     task_id = await services(request).files.start_delete(
         MANAGER, params["volume"], params["vfid"], params["relpaths"], recursive=params["recursive"]

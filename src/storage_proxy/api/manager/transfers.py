@@ -73,6 +73,7 @@ async def archive_token(request: web.Request) -> web.Response:
                 | (t.String(max_length=255) & t.Call(_archive_name)),
             }
         ).allow_extra("*"),
+        body_required=True,
     )
     token = services(request).transfers.archive_token(
         params["volume"], params["virtual_folder_id"], params["files"], params["filename"]

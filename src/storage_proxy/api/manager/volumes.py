@@ -9,6 +9,8 @@ from aiohttp import web
 from ...core.errors import DeprecatedAPI
 from ..keys import services
 from ..params import VFolderIDField, read_params
+from ..problem import PlainAnswer
+from .wire import legacy
 
 
 async def list_volumes(request: web.Request) -> web.Response:
@@ -38,7 +40,7 @@ async def get_volume_quota(request: web.Request) -> web.Response:
             {t.Key("volume"): t.String(), t.Key("vfid", default=None): t.Null | VFolderIDField()}
         ),
     )
-    raise DeprecatedAPI("get_quota (for individual vfolder) is a deprecated API")
+    raise _deprecated(request, "get_quota (for individual vfolder) is a deprecated API")
 
 
 async def set_volume_quota(request: web.Request) -> web.Response:
@@ -52,4 +54,11 @@ async def set_volume_quota(request: web.Request) -> web.Response:
             }
         ),
     )
-    raise DeprecatedAPI("set_quota (for individual vfolder) is a deprecated API")
+    raise _deprecated(request, "set_quota (for individual vfolder) is a deprecated API")
+
+
+def _deprecated(request: web.Request, reason: str) -> Exception:
+    """26.09: a 400 with no body, the reason in the status line (as 26.9.6 answers)."""
+    if legacy(request):
+        return DeprecatedAPI(reason)
+    return PlainAnswer(web.Response(status=400, reason=reason))
