@@ -16,10 +16,11 @@ Where the reference is plainly wrong (a 500 or a 200 for a user error, 405 for `
 
     python bench/compat.py                 # prints "agree on N of M observations" and the rest
     python bench/compat.py --json out.json --strict   # exit 1 unless only departures disagree
+    python bench/compat.py --against 23.9.10          # the 23.09 dialect against 23.9.10
 
 Needs the bench-peer scripts in ``<repo>/../shared/bench-peer`` (``--shared``) and runs the peer
-in ``bench/.peer26`` (``--peer-dir``); run it under ``flock /tmp/peer-bench.lock`` so two
-reference peers never collide.
+in ``bench/.peer26`` (``bench/.peer`` for 23.9.10); run it under ``flock /tmp/peer-bench.lock``
+so two reference peers never collide.
 """
 
 from __future__ import annotations
@@ -170,11 +171,41 @@ class Ours:
             stop_daemon(proc)
 
 
+@dataclass(frozen=True)
+class Release:
+    """A reference release: its bench-peer scripts, where its ports come from, our dialect."""
+
+    name: str
+    scripts: tuple[str, str, str]  # setup, run, stop
+    dialect: str
+    peer_dir: str  # below bench/
+    fixed: Doors | None = None  # None: read from PEER_DIR/ports.env
+
+
+RELEASES = {
+    "26.9.6": Release(
+        "26.9.6", ("setup_peer26.sh", "run_peer26.sh", "stop_peer26.sh"), "26.09", ".peer26"
+    ),
+    "23.9.10": Release(
+        "23.9.10",
+        ("setup_peer.sh", "run_peer.sh", "stop_peer.sh"),
+        "23.09",
+        ".peer",
+        Doors(
+            "http://127.0.0.1:16022",
+            "http://127.0.0.1:16021",
+            "http://127.0.0.1:16022",  # 23.9.10 has no internal listener
+            "baipeer-manager-secret",
+        ),
+    ),
+}
+
+
 class Reference:
     name = "reference"
 
-    def __init__(self, scripts: Path, peer_dir: Path) -> None:
-        self.scripts, self.peer_dir = scripts, peer_dir
+    def __init__(self, scripts: Path, peer_dir: Path, release: Release = RELEASES["26.9.6"]):
+        self.scripts, self.peer_dir, self.release = scripts, peer_dir, release
 
     def _run(self, script: str, timeout: float, **env: str) -> str:
         done = subprocess.run(
@@ -191,24 +222,28 @@ class Reference:
 
     @contextlib.contextmanager
     def running(self) -> Iterator[Doors]:
+        setup, run, stop = self.release.scripts
         self.peer_dir.mkdir(parents=True, exist_ok=True)
-        self._run("setup_peer26.sh", 900)
+        self._run(setup, 900)
         try:
-            self._run("run_peer26.sh", 120, WIPE_VOLUME="1")
-            ports = dict(
-                line.split("=", 1)
-                for line in (self.peer_dir / "ports.env").read_text().splitlines()
-                if "=" in line
-            )
-            url = "http://127.0.0.1:{}".format
-            yield Doors(
-                url(ports["MANAGER_PORT"]),
-                url(ports["CLIENT_PORT"]),
-                url(ports["INTERNAL_PORT"]),
-                ports["MANAGER_SECRET"],
-            )
+            self._run(run, 120, WIPE_VOLUME="1", NUM_PROC="1")
+            yield self.release.fixed or self._ports()
         finally:
-            self._run("stop_peer26.sh", 60)
+            self._run(stop, 60)
+
+    def _ports(self) -> Doors:
+        ports = dict(
+            line.split("=", 1)
+            for line in (self.peer_dir / "ports.env").read_text().splitlines()
+            if "=" in line
+        )
+        url = "http://127.0.0.1:{}".format
+        return Doors(
+            url(ports["MANAGER_PORT"]),
+            url(ports["CLIENT_PORT"]),
+            url(ports["INTERNAL_PORT"]),
+            ports["MANAGER_SECRET"],
+        )
 
 
 def _wait(doors: Doors, alive: Any) -> None:
@@ -365,7 +400,12 @@ def _by_name(x: dict[str, Any]) -> str:
     return str(x["name"])
 
 
-def compare(actions: list[Action], ref: dict[str, Answer], ours: dict[str, Answer]) -> list[dict]:
+def compare(
+    actions: list[Action],
+    ref: dict[str, Answer],
+    ours: dict[str, Answer],
+    departures: dict[tuple[str, str], str] = DEPARTURES,
+) -> list[dict]:
     rows = []
     for step in (a for a in actions if isinstance(a, Step)):
         r, o = ref[step.name], ours[step.name]
@@ -381,7 +421,7 @@ def compare(actions: list[Action], ref: dict[str, Answer], ours: dict[str, Answe
                     "kind": kind,
                     "new": step.new,
                     "agree": agree[kind],
-                    "departure": DEPARTURES.get((step.name, kind)) if not agree[kind] else None,
+                    "departure": departures.get((step.name, kind)) if not agree[kind] else None,
                     "reference": r.brief(),
                     "ours": o.brief(),
                 }
@@ -417,25 +457,34 @@ def report(rows: list[dict]) -> tuple[str, bool]:
     return "\n".join(lines), not unexplained
 
 
-def run(scripts: Path, peer_dir: Path) -> list[dict]:
+def run(scripts: Path, peer_dir: Path, release: Release = RELEASES["26.9.6"]) -> list[dict]:
+    """Every observation of the conversation (for 23.9.10: its routes, the manager's doors)."""
     actions = conversation()
-    with Reference(scripts, peer_dir).running() as doors:
+    if release.name == "23.9.10":
+        actions = [
+            a for a in actions if not isinstance(a, Step) or not (a.new or a.door == "internal")
+        ]
+    with Reference(scripts, peer_dir, release).running() as doors:
         ref = play(doors, actions)
     with tempfile.TemporaryDirectory(prefix="compat-") as scratch:
-        with Ours(Path(scratch)).running() as doors:
+        with Ours(Path(scratch), release.dialect).running() as doors:
             ours = play(doors, actions)
-    return compare(actions, ref, ours)
+    return compare(actions, ref, ours, DEPARTURES if release.name == "26.9.6" else {})
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shared", type=Path, default=HERE.parents[1] / "shared")
-    parser.add_argument("--peer-dir", type=Path, default=HERE / ".peer26")
+    parser.add_argument("--against", choices=sorted(RELEASES), default="26.9.6")
     parser.add_argument("--json", type=Path, help="write every observation here")
     parser.add_argument("--strict", action="store_true", help="exit 1 on an unexplained one")
     args = parser.parse_args()
+    release = RELEASES[args.against]
+    print(
+        f"reference: storage-proxy {release.name}; ours: [api.manager] compat = {release.dialect!r}"
+    )
     try:
-        rows = run(args.shared / "bench-peer", args.peer_dir)
+        rows = run(args.shared / "bench-peer", HERE / release.peer_dir, release)
     except (RuntimeError, OSError, subprocess.TimeoutExpired) as e:
         print(f"cannot run: {e}")
         return 2
