@@ -82,14 +82,16 @@ def bai_paths() -> dict[str, Any]:
         },
         "/volume/quota": {
             "get": op(
-                "Backend.AI's per-vfolder quota of old: always 400 deprecated-api",
+                "Backend.AI's per-vfolder quota of old: always 400 (26.09: no body, the reason in "
+                "the status line; 23.09: problem deprecated-api)",
                 TAG_VOLUMES,
                 {},
                 body=body({**VOLUME, "vfid": nullable(STR)}, ["volume"]),
                 body_required=False,
             ),
             "patch": op(
-                "Backend.AI's per-vfolder quota of old: always 400 deprecated-api",
+                "Backend.AI's per-vfolder quota of old: always 400 (26.09: no body, the reason in "
+                "the status line; 23.09: problem deprecated-api)",
                 TAG_VOLUMES,
                 {},
                 body=body({**VOLUME, "vfid": nullable(STR), "size_bytes": ANY}),
@@ -124,7 +126,8 @@ def bai_paths() -> dict[str, Any]:
         },
         "/folder/file/fetch": {
             "post": op(
-                "A file's bytes (404 missing, 400 a directory)",
+                "A file's bytes (404 missing, 400 a directory, a link or a path out of the "
+                "vfolder; Backend.AI answers those 200 with an empty body)",
                 TAG_FILES,
                 {200: media("The file", "application/octet-stream")},
                 body=body({**VFOLDER, "relpath": RELPATH}),
