@@ -68,8 +68,10 @@ def legacy_503(tag: str) -> dict[int, Any]:
 
 
 def bai_paths() -> dict[str, Any]:
-    vf = body(VFOLDER)
-    token = obj({"token": STR})
+    return {**_volume_paths(), **_folder_paths()}
+
+
+def _volume_paths() -> dict[str, Any]:
     return {
         "/volume/performance-metric": {
             "get": op(
@@ -97,6 +99,13 @@ def bai_paths() -> dict[str, Any]:
                 body=body({**VOLUME, "vfid": nullable(STR), "size_bytes": ANY}),
             ),
         },
+    }
+
+
+def _folder_paths() -> dict[str, Any]:
+    vf = body(VFOLDER)
+    token = obj({"token": STR})
+    return {
         "/folder/metadata": {
             "get": op(
                 "Backend.AI's vfolder metadata route: {status: ok} for a vfolder that exists",
