@@ -145,6 +145,8 @@ def write_config(scratch: Path, ports: list[int], scan_workers: int | None) -> P
         f'service-addr = {{ host = "127.0.0.1", port = {manager_port} }}',
         f'internal-addr = {{ host = "127.0.0.1", port = {internal_port} }}',
         f"secret = {q(SECRET)}",
+        # the 23.09 answer counts files alone (26.09 adds directories): the tree made here
+        'compat = "23.09"',
         "",
         f"[volume.{VOLUME}]",
         'backend = "vfs"',

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .api.metrics import DaemonMetrics
+from .core.dialect import Dialect
 from .core.errors import ConfigError
 from .core.types import VFolderID
 from .infra.cache import CacheKinds, SharedCache
@@ -306,7 +307,7 @@ def _build_services(stack: AsyncExitStack, infra: _Infra) -> tuple[Services, Usa
     stack.push_async_callback(alerts.close)
     quotas = QuotaService(volumes, metadata, vfolders, usage, alerts, audit)
     gate = Gate(volumes, access, infra.bgtasks, audit)
-    files = FileService(gate, audit, usage, quotas)
+    files = FileService(gate, audit, usage, quotas, infra.bgtasks)
 
     async def published(volume: str, vfid: VFolderID) -> None:
         await usage.changed(volume, vfid)
@@ -337,6 +338,7 @@ def _build_services(stack: AsyncExitStack, infra: _Infra) -> tuple[Services, Usa
             manager_secret=infra.manager_secret.value,
             transfer_idle_timeout=sp["transfer-idle-timeout"],
             max_upload_size=sp["max-upload-size"],
+            dialect=Dialect(config["api"]["manager"]["compat"]),
         ),
         vfolders=vfolders,
         access=access,

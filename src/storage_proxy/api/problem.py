@@ -15,6 +15,7 @@ from aiohttp.abc import AbstractAccessLogger
 
 from ..core import caller
 from ..core.errors import StorageProxyError
+from . import dialect
 from .keys import DOOR
 
 log = logging.getLogger("storage_proxy.api")
@@ -34,6 +35,15 @@ PROBLEM_JSON = "application/problem+json"
 REQUEST_ID = "request_id"
 
 
+class PlainAnswer(Exception):
+    """A door's answer that is not a problem: Backend.AI's own error shapes (``{"msg", "errno",
+    "paths"}`` of a failed file operation), raised from inside a handler's call and sent as is."""
+
+    def __init__(self, response: web.Response) -> None:
+        super().__init__(response.status)
+        self.response = response
+
+
 def problem_response(
     status: int, code: str, title: str, detail: str, request_id: str | None = None, **extra: Any
 ) -> web.Response:
@@ -50,11 +60,17 @@ def problem_response(
     return web.json_response(body, status=status, content_type=PROBLEM_JSON)
 
 
-def error_response(err: StorageProxyError, request_id: str | None = None) -> web.Response:
+def error_response(
+    err: StorageProxyError, request_id: str | None = None, request: web.Request | None = None
+) -> web.Response:
+    """The error as problem+json, worded as the request's dialect words it (``dialect``)."""
     body = err.to_problem()
     if request_id:
         body["request_id"] = request_id
-    response = web.json_response(body, status=err.status, content_type=PROBLEM_JSON)
+    status, media = err.status, PROBLEM_JSON
+    if request is not None:
+        status, body, media = dialect.shape(request, body, status)
+    response = web.json_response(body, status=status, content_type=media)
     response.headers.update(err.headers)
     return response
 
@@ -78,7 +94,9 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         return await handler(request)
     except StorageProxyError as e:
         request["error_code"] = e.code  # for the request metrics
-        return error_response(e, rid)
+        return error_response(e, rid, request)
+    except PlainAnswer as e:
+        return e.response
     except web.HTTPException as e:
         if e.status < 400 or e.content_type == PROBLEM_JSON:
             raise

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from ..core.dialect import DEFAULT_DIALECT, Dialect
 from .access import AccessService
 from .audit import AuditLog
 from .bgtasks import BackgroundTaskService
@@ -33,6 +34,8 @@ class DoorSettings:
     manager_secret: str
     transfer_idle_timeout: timedelta = timedelta(seconds=60)
     max_upload_size: int = 1 << 40
+    #: Which Backend.AI release the manager API answers like (``[api.manager] compat``).
+    dialect: Dialect = DEFAULT_DIALECT
 
 
 @dataclass

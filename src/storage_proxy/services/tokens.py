@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ..core.errors import InvalidParameter, InvalidToken
+from ..core.errors import InvalidParameter, InvalidToken, InvalidTokenClaims
 from .hs256 import HS256, TokenError, TokenExpired
 
 MIN_SECRET_BYTES = 32
@@ -35,6 +35,17 @@ class SessionClaims:
     archive: bool = False
     size: int | None = None
     session: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveClaims:
+    """Several files and directories of one vfolder as one zip (Backend.AI 26.09's archive
+    download token: ``operation``, ``volume``, ``virtual_folder_id``, ``files``, ``filename``)."""
+
+    volume: str
+    vfid: str
+    files: tuple[str, ...]
+    filename: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +125,35 @@ class TokenService:
         if claims.session is not None:
             payload["session"] = claims.session
         return self._jwt.encode(payload)
+
+    def issue_archive(self, claims: ArchiveClaims) -> str:
+        return self._jwt.encode(
+            {
+                "operation": "download",
+                "volume": claims.volume,
+                "virtual_folder_id": claims.vfid,
+                "files": list(claims.files),
+                "filename": claims.filename,
+                "exp": int(time.time() + self.session_lifetime.total_seconds()),
+            }
+        )
+
+    def verify_archive(self, token: str | None) -> ArchiveClaims:
+        """InvalidToken for a token that is not ours; InvalidTokenClaims for one of ours that is
+        not an archive token (a ``/download`` token, say)."""
+        data = self._decode(token)
+        files, filename = data.get("files"), data.get("filename")
+        if (
+            data.get("operation") != "download"
+            or not isinstance(data.get("volume"), str)
+            or not isinstance(data.get("virtual_folder_id"), str)
+            or not isinstance(files, list)
+            or not files
+            or not all(isinstance(f, str) for f in files)
+            or not (filename is None or isinstance(filename, str))
+        ):
+            raise InvalidTokenClaims("this token is not an archive download token")
+        return ArchiveClaims(data["volume"], data["virtual_folder_id"], tuple(files), filename)
 
     def issue_user(self, sub: str, groups: list[str] | tuple[str, ...], lifetime: timedelta) -> str:
         payload = {

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..core.errors import UploadNotFound
+from ..core.errors import InvalidParameter, InvalidTokenClaims, UploadNotFound
 from ..core.paths import RelPath
 from ..core.records import Permission, UploadSession
 from ..core.types import VFolderID
 from .access import Actor
+from .archive import Selection
 from .files import FileService
-from .tokens import SessionClaims, TokenService
+from .tokens import ArchiveClaims, SessionClaims, TokenService
 from .uploads import UploadService
 
 
@@ -23,6 +24,19 @@ class DownloadGrant:
     vfid: VFolderID
     relpath: RelPath
     archive: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveGrant:
+    actor: Actor
+    volume: str
+    vfid: VFolderID
+    files: tuple[str, ...]
+    filename: str
+
+
+#: The name of an archive download whose token names none (as Backend.AI names it).
+DEFAULT_ARCHIVE_NAME = "archive.zip"
 
 
 class TransferService:
@@ -47,6 +61,26 @@ class TransferService:
             "upload", volume, str(vfid), str(relpath), size=size, session=session.id
         )
         return self.tokens.issue_session(claims)
+
+    def archive_token(
+        self, volume: str, vfid: VFolderID, files: list[str], filename: str | None
+    ) -> str:
+        """A token for several files and directories of one vfolder as one zip.  Nothing is
+        looked up yet (as in Backend.AI): the paths are checked when the client comes."""
+        return self.tokens.issue_archive(ArchiveClaims(volume, str(vfid), tuple(files), filename))
+
+    def redeem_archive(self, token: str | None) -> ArchiveGrant:
+        claims = self.tokens.verify_archive(token)
+        try:
+            vfid = VFolderID.parse(claims.vfid)
+        except InvalidParameter:
+            raise InvalidTokenClaims("the token names no valid vfolder") from None
+        actor = Actor.for_grant("archive", claims.volume, claims.vfid, Permission.RO)
+        name = claims.filename or DEFAULT_ARCHIVE_NAME
+        return ArchiveGrant(actor, claims.volume, vfid, claims.files, name)
+
+    async def open_archive(self, grant: ArchiveGrant) -> Selection:
+        return await self._files.open_archive(grant.actor, grant.volume, grant.vfid, grant.files)
 
     def redeem_download(self, token: str | None) -> DownloadGrant:
         claims = self.tokens.verify_session(token, "download")

@@ -22,6 +22,7 @@ from aiohttp import web
 from ...core.files import LocalFile
 from ...services.archive import ZipSource, stream_zip
 from ...services.files import Download, etag_of
+from ..dialect import answers_as_26_09
 from ..keys import services
 from ..problem import safe_path
 from ..ranges import Representation, content_disposition, preconditions, requested_range
@@ -86,6 +87,8 @@ def _answer(
 ) -> tuple[web.StreamResponse, int, int]:
     """The response to prepare and the byte span to send; 304 or 412 answered here."""
     headers = _headers(rep, name)
+    if request.path == "/download" and answers_as_26_09(request):
+        headers["Content-Type"] = "application/octet-stream"  # as 26.9.6 sends every file
     status = preconditions(request, rep)
     if status is not None:
         response = web.StreamResponse(status=status, headers=headers)

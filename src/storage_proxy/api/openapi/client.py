@@ -79,7 +79,20 @@ def _download() -> dict[str, Any]:
                 params=[TOKEN, query("archive", "true: a directory as zip"), RANGE],
                 security=OPEN,
             )
-        }
+        },
+        "/download-archive": {
+            "get": op(
+                "Several files and directories of one vfolder as one zip (an archive token)",
+                TAG_DOWNLOAD,
+                {200: media("The archive, streamed (ZIP64)", "application/zip")},
+                description="The token comes from POST /folder/file/archive-download-token on "
+                "the manager API; each path is looked up before the answer starts (404 missing — "
+                "text/plain '404: File not found: <path>' in the 26.09 dialect — 400 malformed, "
+                "out of the vfolder or a link).",
+                params=[TOKEN],
+                security=OPEN,
+            )
+        },
     }
 
 
