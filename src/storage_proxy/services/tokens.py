@@ -35,6 +35,8 @@ class SessionClaims:
     archive: bool = False
     size: int | None = None
     session: str | None = None
+    #: The user a link was minted for (``by``): redeeming it checks they still hold the right.
+    by: UserClaims | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +126,8 @@ class TokenService:
             payload["size"] = claims.size
         if claims.session is not None:
             payload["session"] = claims.session
+        if claims.by is not None:
+            payload["by"] = {"sub": claims.by.sub, "groups": list(claims.by.groups)}
         return self._jwt.encode(payload)
 
     def issue_archive(self, claims: ArchiveClaims) -> str:
@@ -205,8 +209,9 @@ class TokenService:
                 archive=bool(data.get("archive", False)),
                 size=int(data["size"]) if data.get("size") is not None else None,
                 session=str(data["session"]) if data.get("session") else None,
+                by=_minter(data.get("by")),
             )
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, AttributeError):
             raise InvalidToken("the token lacks required claims") from None
 
     def verify_user(self, token: str | None) -> UserClaims:
@@ -216,3 +221,13 @@ class TokenService:
         if not isinstance(sub, str) or not sub or not isinstance(groups, list):
             raise InvalidToken("a user token needs 'sub' (string) and 'groups' (list)")
         return UserClaims(sub=sub, groups=tuple(str(g) for g in groups))
+
+
+def _minter(by: Any) -> UserClaims | None:
+    """A session token's ``by`` claim: the user it was minted for, or None (the manager)."""
+    if by is None:
+        return None
+    sub, groups = by["sub"], by["groups"]
+    if not isinstance(sub, str) or not sub or not isinstance(groups, list):
+        raise ValueError("a malformed 'by' claim")
+    return UserClaims(sub=sub, groups=tuple(str(g) for g in groups))

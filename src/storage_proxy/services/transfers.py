@@ -49,7 +49,9 @@ class TransferService:
         self, actor: Actor, volume: str, vfid: VFolderID, relpath: RelPath, *, archive: bool
     ) -> str:
         await self._files.stat(actor, volume, vfid, relpath)  # 404 now, not when the client comes
-        claims = SessionClaims("download", volume, str(vfid), str(relpath), archive=archive)
+        claims = SessionClaims(
+            "download", volume, str(vfid), str(relpath), archive=archive, by=actor.user
+        )
         return self.tokens.issue_session(claims)
 
     async def upload_token(
@@ -84,7 +86,9 @@ class TransferService:
 
     def redeem_download(self, token: str | None) -> DownloadGrant:
         claims = self.tokens.verify_session(token, "download")
-        actor = Actor.for_grant("download", claims.volume, claims.vfid, Permission.RO)
+        actor = Actor.for_grant(
+            "download", claims.volume, claims.vfid, Permission.RO, on_behalf=claims.by
+        )
         return DownloadGrant(
             actor,
             claims.volume,
