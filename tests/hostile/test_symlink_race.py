@@ -20,7 +20,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from harness import OUTSIDE_ONLY, RaceWorld, Swapper, Tenant, leaked
+from harness import OUTSIDE_ONLY, RACE_TALLY, RaceWorld, Swapper, Tenant, leaked
 
 RACE_SECONDS = float(os.environ.get("HOSTILE_RACE_SECONDS", "6"))
 CONCURRENCY = 12
@@ -238,16 +238,22 @@ def _report(findings: Findings) -> str:
 
 
 @pytest.mark.hostile
-async def test_reads_through_every_door_never_leave_the_vfolder(tenant: Tenant) -> None:
+async def test_reads_through_every_door_never_leave_the_vfolder(
+    tenant: Tenant, request: pytest.FixtureRequest
+) -> None:
     findings = await race(tenant, READS, RACE_SECONDS)
+    RACE_TALLY.append((request.node.name, findings.requests, len(findings.leaks)))
     assert not findings.leaks, _report(findings)
     assert findings.requests >= MIN_REQUESTS[tenant.backend], _report(findings)
     assert findings.status[200] + findings.status[206] > findings.requests // 10, _report(findings)
 
 
 @pytest.mark.hostile
-async def test_writes_through_every_door_never_leave_the_vfolder(tenant: Tenant) -> None:
+async def test_writes_through_every_door_never_leave_the_vfolder(
+    tenant: Tenant, request: pytest.FixtureRequest
+) -> None:
     findings = await race(tenant, WRITES, RACE_SECONDS)
+    RACE_TALLY.append((request.node.name, findings.requests, len(findings.leaks)))
     assert not findings.leaks, _report(findings)
     assert findings.requests >= MIN_REQUESTS[tenant.backend], _report(findings)
     ok = sum(n for status, n in findings.status.items() if status < 300)

@@ -232,11 +232,7 @@ class _LineWriter:
                 while len(lines) < MAX_BATCH:
                     lines.append(self._queue.get_nowait())
             done = lines[-1] is None
-            text = "".join(
-                json.dumps(_dated(line), ensure_ascii=False, default=str) + "\n"
-                for line in lines
-                if line is not None
-            )
+            text = "".join(_json_line(line) for line in lines if line is not None)
             try:
                 self._reopen_if_moved()
                 self._file.write(text)
@@ -269,3 +265,19 @@ def _tail(path: Path, volume: str, vfid: str, limit: int) -> list[dict[str, Any]
             if len(found) >= limit:
                 break
     return found
+
+
+def _json_line(line: dict[str, Any]) -> str:
+    text = json.dumps(_dated(line), ensure_ascii=False, default=str)
+    if not text.isascii() and not _encodable(text):
+        # a name with lone surrogates (from a hostile request) is kept, escaped
+        text = json.dumps(_dated(line), ensure_ascii=True, default=str)
+    return text + "\n"
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
