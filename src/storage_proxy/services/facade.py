@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from .access import AccessService
 from .audit import AuditLog
+from .batch import BatchService
 from .bgtasks import BackgroundTaskService
 from .browse import BrowseService
 from .dataproxy import DataProxyService
@@ -53,3 +54,4 @@ class Services:
     audit: AuditLog
     health: HealthService
     metrics: DaemonMetrics
+    batch: BatchService
