@@ -294,12 +294,13 @@ def report(
 
     def spread(side: str, attr: str) -> str:
         values = [getattr(f, attr) for f in results[side]]
-        return f"{min(values):.3g}..{max(values):.3g}"
+        digits = 0 if attr == "rps" else 3
+        return f"{min(values):.{digits}f}..{max(values):.{digits}f}"
 
     print(f"\nsmall files: medians of {args.rounds} rounds; ours {revision}, num-proc "
           f"{args.num_proc}; load average {load0:.2f} -> {os.getloadavg()[0]:.2f}")  # fmt: skip
     n_rps, n_cpu = med("nginx", "rps"), med("nginx", "cpu_per_1k")
-    print(f"{'server':<28}{'req/s':>9}{'(range)':>16}{'CPU s/1k req':>14}{'(range)':>16}"
+    print(f"{'server':<28}{'req/s':>9}{'(range)':>14}{'CPU s/1k req':>14}{'(range)':>14}"
           f"{'req/s ratio':>13}{'CPU ratio':>11}")  # fmt: skip
     rows = {}
     for side, label in (
@@ -309,7 +310,7 @@ def report(
     ):
         rps, cpu = med(side, "rps"), med(side, "cpu_per_1k")
         rows[side] = (rps / n_rps, cpu / n_cpu)
-        cells = f"{rps:9.0f}{spread(side, 'rps'):>16}{cpu:14.3f}{spread(side, 'cpu_per_1k'):>16}"
+        cells = f"{rps:9.0f}{spread(side, 'rps'):>14}{cpu:14.3f}{spread(side, 'cpu_per_1k'):>14}"
         print(f"{label:<28}{cells}{rps / n_rps:12.2f}x{cpu / n_cpu:10.1f}x")
     rps_ratio, cpu_ratio = rows["download"]
     ok = rps_ratio >= TARGET_RPS and cpu_ratio <= TARGET_CPU
