@@ -106,6 +106,16 @@ async def test_a_caller_without_rw_is_refused_before_the_body(
     assert (await read(shared, "x.txt"))[0] == 404
 
 
+async def test_the_same_name_twice_ends_with_the_later_content(shared: Daemon) -> None:
+    members: list[tuple[str, bytes | None]] = [("same.txt", b"first"), ("x", b"x")]
+    members += [("./same.txt", b"second"), ("big.bin", b"b" * (3 << 20)), ("same.txt", b"third")]
+    resp = await post_batch(shared, make_tar(members))
+    out = await resp.json()
+    assert out["stored"] == 5, out
+    assert await read(shared, "same.txt") == (200, b"third")
+    assert await read(shared, "big.bin") == (200, b"b" * (3 << 20))  # streamed, not buffered
+
+
 async def test_other_media_types_are_415(shared: Daemon) -> None:
     resp = await post_batch(shared, b"{}", headers={"Content-Type": "application/json"})
     assert resp.status == 415

@@ -10,6 +10,7 @@ directories (links, devices) are never created. The result lists every item in o
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,10 @@ from .tarstream import ReadExactly, TarStream
 
 #: Items one batch may hold (its result is one JSON document).
 MAX_BATCH_ITEMS = 100_000
+#: Files up to this size are read whole and written while the next ones are read ...
+SMALL_ITEM = 1 << 20
+#: ... this many at a time (larger ones are streamed one after the other).
+MAX_IN_FLIGHT = 16
 
 
 @dataclass(slots=True)
@@ -79,17 +84,42 @@ class BatchService:
         # a caller without the right is refused before a byte of the body is read
         await self._gate.enter(actor, volume, vfid, Permission.RW, op="file.batch")
         result = BatchResult()
+        slots: list[dict[str, Any] | None] = []
+        running: dict[asyncio.Task[dict[str, Any]], int] = {}  # a small file's write -> its slot
+        by_path: dict[str, asyncio.Task[dict[str, Any]]] = {}  # the last write of each name
+
+        async def one(item: BatchItem, before: asyncio.Task[Any] | None) -> dict[str, Any]:
+            if before is not None:  # the same name twice: the later one lands last
+                await asyncio.wait([before])
+            return await self._one(actor, volume, vfid, base, item, overwrite)
+
         try:
             async for item in items:
-                if len(result.items) >= MAX_BATCH_ITEMS:
+                if len(slots) >= MAX_BATCH_ITEMS:
                     raise InvalidParameter(f"a batch holds at most {MAX_BATCH_ITEMS} items")
-                result.items.append(await self._one(actor, volume, vfid, base, item, overwrite))
-                if "error" in result.items[-1]:
-                    result.failed += 1
-                else:
-                    result.stored += 1
+                slots.append(None)
+                small = await _buffered(item)
+                if small is None:  # streamed: written as it is read, while small ones go on
+                    await _settle(running, slots, wait_all=True)
+                    slots[-1] = await self._one(actor, volume, vfid, base, item, overwrite)
+                    continue
+                key = "/".join(p for p in small.name.split("/") if p not in ("", "."))
+                task = asyncio.create_task(one(small, by_path.get(key)))
+                running[task] = len(slots) - 1
+                by_path[key] = task
+                if len(running) >= MAX_IN_FLIGHT:
+                    await _settle(running, slots)
         except StorageProxyError as e:
             result.aborted = e
+        finally:
+            try:
+                await _settle(running, slots, wait_all=True)
+            finally:
+                for task in running:
+                    task.cancel()
+        result.items = [s for s in slots if s is not None]
+        result.failed = sum(1 for s in result.items if "error" in s)
+        result.stored = len(result.items) - result.failed
         return result
 
     async def _one(
@@ -142,6 +172,54 @@ class BrokenStream(InvalidParameter):
 
 
 _STREAM_ERRORS = (BrokenStream,)
+
+
+async def _settle(
+    running: dict[asyncio.Task[dict[str, Any]], int],
+    slots: list[dict[str, Any] | None],
+    *,
+    wait_all: bool = False,
+) -> None:
+    """Collect finished writes into their slots (at least one, or all with ``wait_all``)."""
+    if not running:
+        return
+    done, _ = await asyncio.wait(
+        running, return_when=asyncio.ALL_COMPLETED if wait_all else asyncio.FIRST_COMPLETED
+    )
+    for task in done:
+        slots[running.pop(task)] = task.result()  # a write's unexpected error is raised here
+
+
+async def _buffered(item: BatchItem) -> BatchItem | None:
+    """The item with its content read whole when it is small (a directory or a refused item
+    as it is); None when it is larger than ``SMALL_ITEM`` (then only a first piece was read, and
+    ``item.body`` still yields every byte)."""
+    if item.body is None:
+        return item
+    if item.size is not None and item.size > SMALL_ITEM:
+        return None
+    pieces: list[bytes] = []
+    held = 0
+    body = item.body
+    async for chunk in body:
+        pieces.append(chunk)
+        held += len(chunk)
+        if held > SMALL_ITEM:
+            item.body = _chain(pieces, body)
+            return None
+    return BatchItem(item.name, _once(b"".join(pieces)), item.content_type, held, item.refused)
+
+
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    if data:
+        yield data
+
+
+async def _chain(pieces: list[bytes], rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    for piece in pieces:
+        yield piece
+    async for chunk in rest:
+        yield chunk
 
 
 async def _drain(body: AsyncIterator[bytes]) -> None:
