@@ -241,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--files", type=int, default=2000)
     p.add_argument("--num-proc", type=int, default=2)
     p.add_argument("--profile", type=Path, default=None, help="py-spy raw output (one worker)")
+    p.add_argument("--profile-door", choices=["download", "files-api"], default="download")
     p.add_argument("--json", type=Path, default=None)
     p.add_argument("--strict", action="store_true")
     args = p.parse_args(argv)
@@ -274,7 +275,10 @@ def main(argv: list[str] | None = None) -> int:
                 with ours.running() as pids:
                     if args.profile is not None and rnd == 0:
                         workers = [q for q in descendants(pids) if is_worker(q)] or pids
-                        profile(workers[0], args.profile, dl_urls, {}, 20)
+                        if args.profile_door == "download":
+                            profile(workers[0], args.profile, dl_urls, {}, 20)
+                        else:
+                            profile(workers[0], args.profile, api_urls, api_headers, 20)
                     for door, urls, headers in (
                         ("download", dl_urls, {}),
                         ("files-api", api_urls, api_headers),
