@@ -29,8 +29,10 @@ from .tarstream import ReadExactly, TarStream
 MAX_BATCH_ITEMS = 100_000
 #: Files up to this size are read whole and written while the next ones are read ...
 SMALL_ITEM = 1 << 20
-#: ... this many at a time (larger ones are streamed one after the other).
-MAX_IN_FLIGHT = 16
+#: ... this many at a time, holding at most MAX_HELD bytes (larger ones are streamed one after
+#: the other).
+MAX_IN_FLIGHT = 64
+MAX_HELD = 16 << 20
 
 
 @dataclass(slots=True)
@@ -87,6 +89,7 @@ class BatchService:
         slots: list[dict[str, Any] | None] = []
         running: dict[asyncio.Task[dict[str, Any]], int] = {}  # a small file's write -> its slot
         by_path: dict[str, asyncio.Task[dict[str, Any]]] = {}  # the last write of each name
+        held: dict[asyncio.Task[dict[str, Any]], int] = {}  # bytes each running write holds
 
         async def one(item: BatchItem, before: asyncio.Task[Any] | None) -> dict[str, Any]:
             if before is not None:  # the same name twice: the later one lands last
@@ -107,8 +110,11 @@ class BatchService:
                 task = asyncio.create_task(one(small, by_path.get(key)))
                 running[task] = len(slots) - 1
                 by_path[key] = task
-                if len(running) >= MAX_IN_FLIGHT:
+                held[task] = small.size or 0
+                while len(running) >= MAX_IN_FLIGHT or sum(held.values()) > MAX_HELD:
                     await _settle(running, slots)
+                    for gone in [t for t in held if t not in running]:
+                        del held[gone]
         except StorageProxyError as e:
             result.aborted = e
         finally:
