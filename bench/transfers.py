@@ -228,7 +228,10 @@ class OurDaemon(Side):
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise BenchError(f"our daemon exited with code {proc.returncode} at start-up")
+                tail = self.log_path.read_text(errors="replace")[-2000:]
+                raise BenchError(
+                    f"our daemon exited with code {proc.returncode} at start-up:\n{tail}"
+                )
             try:
                 if all(
                     requests.get(url, timeout=2).status_code == 200

@@ -28,6 +28,7 @@ from .metadata.store import MetadataStore
 from .secrets import MANAGER_SECRET_FILE, TOKEN_SECRET_FILE, Secret, ensure_secret
 from .services.access import AccessService
 from .services.audit import AuditLog
+from .services.batch import BatchService
 from .services.bgtasks import BackgroundTaskService
 from .services.books import MetadataBooks
 from .services.browse import BrowseService
@@ -357,6 +358,7 @@ def _build_services(stack: AsyncExitStack, infra: _Infra) -> tuple[Services, Usa
         audit=audit,
         health=HealthService(metadata, volumes, infra.leases),
         metrics=infra.metrics,
+        batch=BatchService(gate, files),
     )
     return services, usage
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import re
 import time
@@ -75,9 +76,18 @@ def error_response(
     return response
 
 
+#: Request ids: this process's random prefix and a counter (unique, and cheaper than a uuid4).
+_ID_PREFIX = uuid.uuid4().hex[:16]
+_ids = itertools.count(1)
+
+
+def new_request_id() -> str:
+    return f"{_ID_PREFIX}{next(_ids):016x}"
+
+
 @web.middleware
 async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    rid = request.headers.get("X-Request-ID") or uuid.uuid4().hex
+    rid = request.headers.get("X-Request-ID") or new_request_id()
     request[REQUEST_ID] = rid[:64]
     # who is asking, for the audit log: the door now, the principal once it is authenticated
     caller.enter(caller.Caller(request.app.get(DOOR, "unknown"), "anonymous", request[REQUEST_ID]))
@@ -137,6 +147,11 @@ def _client_gone(request: web.Request) -> bool:
 class RequestLogger(AbstractAccessLogger):
     """One line per request: method, path (never the query: it may hold tokens), status, the
     error's stable code if any, id."""
+
+    @property
+    def enabled(self) -> bool:
+        """aiohttp asks once per connection: with the access log off, nothing is formatted."""
+        return self.logger.isEnabledFor(logging.INFO)
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time_: float) -> None:
         code = request.get("error_code")

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from ..core.dialect import DEFAULT_DIALECT, Dialect
 from .access import AccessService
 from .audit import AuditLog
+from .batch import BatchService
 from .bgtasks import BackgroundTaskService
 from .browse import BrowseService
 from .dataproxy import DataProxyService
@@ -56,3 +57,4 @@ class Services:
     audit: AuditLog
     health: HealthService
     metrics: DaemonMetrics
+    batch: BatchService

@@ -22,6 +22,9 @@ MIN_SECRET_BYTES = 32
 #: A principal id as ACL entries name it (``user:<id>``, ``group:<id>``): no blanks, no colon.
 PRINCIPAL_ID = re.compile(r"[^\s:]{1,255}")
 MAX_GROUPS = 256
+#: Verified tokens remembered (by their text) so that a token presented again -- every chunk of
+#: an upload, every GET of a signed or session link -- skips the HMAC and the JSON parse.
+VERIFIED_CACHE_ENTRIES = 50_000
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +40,7 @@ class SessionClaims:
     session: str | None = None
     #: The user a link was minted for (``by``): redeeming it checks they still hold the right.
     by: UserClaims | None = None
+    exp: float | None = None  # when the token stops being good (seconds since the epoch)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +107,7 @@ class TokenService:
         user_policy: UserTokenPolicy | None = None,
     ) -> None:
         self._jwt = HS256(secret)
+        self._verified: dict[str, tuple[float, dict[str, Any]]] = {}  # token -> (exp, claims)
         self.session_lifetime = session_lifetime
         self.user_policy = user_policy or UserTokenPolicy(timedelta(hours=1), timedelta(days=7))
         if len(secret.encode()) < MIN_SECRET_BYTES:
@@ -189,12 +194,32 @@ class TokenService:
     def _decode(self, token: str | None) -> dict[str, Any]:
         if not token:
             raise InvalidToken("a token is required")
+        found = self._verified.get(token)
+        if found is not None:
+            if found[0] > time.time():
+                return found[1]
+            del self._verified[token]
         try:
-            return self._jwt.decode(token)
+            claims = self._jwt.decode(token)
         except TokenExpired:
             raise InvalidToken("the token has expired") from None
         except TokenError as e:
             raise InvalidToken(f"the token is invalid: {e}") from None
+        self._remember(token, claims)
+        return claims
+
+    def _remember(self, token: str, claims: dict[str, Any]) -> None:
+        """Keep a verified token until its ``exp`` (a token is immutable: its text is its
+        signature, so the same text always verifies the same way until it expires)."""
+        exp = claims.get("exp")
+        if not isinstance(exp, int | float) or isinstance(exp, bool):
+            return
+        if len(self._verified) >= VERIFIED_CACHE_ENTRIES:
+            now = time.time()
+            self._verified = {k: v for k, v in self._verified.items() if v[0] > now}
+            if len(self._verified) >= VERIFIED_CACHE_ENTRIES // 2:
+                self._verified.clear()
+        self._verified[token] = (float(exp), claims)
 
     def verify_session(self, token: str | None, op: str) -> SessionClaims:
         data = self._decode(token)
@@ -210,6 +235,7 @@ class TokenService:
                 size=int(data["size"]) if data.get("size") is not None else None,
                 session=str(data["session"]) if data.get("session") else None,
                 by=_minter(data.get("by")),
+                exp=float(data["exp"]) if data.get("exp") is not None else None,
             )
         except (KeyError, TypeError, ValueError, AttributeError):
             raise InvalidToken("the token lacks required claims") from None

@@ -4,6 +4,7 @@ right — and redeeming it gives the :class:`Actor` the file and upload services
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from ..core.errors import InvalidParameter, InvalidTokenClaims, UploadNotFound
@@ -39,11 +40,16 @@ class ArchiveGrant:
 DEFAULT_ARCHIVE_NAME = "archive.zip"
 
 
+#: Redeemed download tokens kept (a dataset reader fetches many files, some more than once).
+GRANT_CACHE_ENTRIES = 50_000
+
+
 class TransferService:
     def __init__(self, tokens: TokenService, files: FileService, uploads: UploadService) -> None:
         self.tokens = tokens
         self._files = files
         self._uploads = uploads
+        self._grants: dict[str, tuple[float, DownloadGrant]] = {}  # token -> (exp, grant)
 
     async def download_token(
         self, actor: Actor, volume: str, vfid: VFolderID, relpath: RelPath, *, archive: bool
@@ -85,17 +91,28 @@ class TransferService:
         return await self._files.open_archive(grant.actor, grant.volume, grant.vfid, grant.files)
 
     def redeem_download(self, token: str | None) -> DownloadGrant:
+        """The grant a download token carries; a token seen before is answered from memory
+        until it expires (it is immutable: the same text always grants the same)."""
+        if token is not None:
+            found = self._grants.get(token)
+            if found is not None and found[0] > time.time():
+                return found[1]
         claims = self.tokens.verify_session(token, "download")
         actor = Actor.for_grant(
             "download", claims.volume, claims.vfid, Permission.RO, on_behalf=claims.by
         )
-        return DownloadGrant(
+        grant = DownloadGrant(
             actor,
             claims.volume,
             VFolderID.parse(claims.vfid),
             RelPath.parse(claims.relpath),
             claims.archive,
         )
+        if token is not None and claims.exp is not None:
+            if len(self._grants) >= GRANT_CACHE_ENTRIES:
+                self._grants.clear()  # a burst of new tokens: start over (cheap to refill)
+            self._grants[token] = (claims.exp, grant)
+        return grant
 
     async def redeem_upload(self, token: str | None, upload_id: str | None) -> UploadSession:
         """The upload a token names (``upload_id``, if the URL names one too, must match)."""

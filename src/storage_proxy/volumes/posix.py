@@ -21,7 +21,7 @@ import shutil
 import stat as stat_mod
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar, ParamSpec, TypeVar
@@ -50,14 +50,13 @@ from .abc import (
     DEFAULT_VFOLDER_MODE,
     SCANDIR_DEFAULT,
     AbstractVolume,
-    LocalFile,
-    ReadOptions,
     StagedFile,
     WriteOptions,
     WriteReservation,
 )
 from .beneath import errors_as, opened
 from .posix_fs import STAGING_MARK, STAGING_REAP_AGE, UPLOADS_DIR
+from .posix_reads import PosixReads
 from .posix_upkeep import TRASH_DIR, PosixUpkeep
 from .quota import ProxyQuotaModel
 from .staging import FileSink, LocalStagedFile, LocalStaging, LocalStagingUploads
@@ -75,7 +74,7 @@ __all__ = [
 ]  # fmt: skip
 
 
-class BasePosixVolume(PosixUpkeep, LocalStagingUploads, AbstractVolume):
+class BasePosixVolume(PosixReads, PosixUpkeep, LocalStagingUploads, AbstractVolume):
     """A volume that is a directory tree on a locally mounted filesystem."""
 
     capabilities = frozenset({Capability.VFOLDER, Capability.QUOTA, Capability.LOCAL_PATH})
@@ -138,16 +137,6 @@ class BasePosixVolume(PosixUpkeep, LocalStagingUploads, AbstractVolume):
         quota realm, where renames cannot leave one)."""
         return self.mount_path / TRASH_DIR
 
-    async def _retry_missing(
-        self, vfid: VFolderID, rel: RelPath, op: Callable[[], Awaitable[R]]
-    ) -> R:
-        """Run a lookup that expects ``rel`` to exist; filesystems with attribute caching (NFS)
-        retry a "not found" here. The local default believes the first answer."""
-        return await op()
-
-    async def _run(self, func: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
-        return await self.run_blocking(func, *args, **kwargs)
-
     def _existing_vfolder(self, vfid: VFolderID) -> Path:
         path = self.vfolder_path(vfid)
         if not path.is_dir():
@@ -155,11 +144,11 @@ class BasePosixVolume(PosixUpkeep, LocalStagingUploads, AbstractVolume):
         return path
 
     @contextmanager
-    def _root(self, vfid: VFolderID) -> Iterator[int]:
-        """A descriptor of the vfolder root, for the duration of one operation (blocking)."""
-        path = self._existing_vfolder(vfid)
+    def _root(self, vfid: VFolderID, path: str | None = None) -> Iterator[int]:
+        """A descriptor of the vfolder root, for the duration of one operation (blocking).
+        ``path``: its directory, already known (its absence then shows as the open failing)."""
         try:
-            fd = beneath.open_root(path)
+            fd = beneath.open_root(path if path is not None else self._existing_vfolder(vfid))
         except (FileNotFoundError, NotADirectoryError):
             raise VFolderNotFound(f"no vfolder {vfid} on volume {self.name!r}") from None
         with opened(fd):
@@ -389,48 +378,6 @@ class BasePosixVolume(PosixUpkeep, LocalStagingUploads, AbstractVolume):
         self.quota_model.invalidate(vfid)
 
     # -- data --------------------------------------------------------------------------------
-    async def local_file(
-        self, vfid: VFolderID, relpath: RelPath, *, read_up_to: int = 0
-    ) -> LocalFile | None:
-        def find() -> LocalFile:
-            with self._root(vfid) as root, errors_as(relpath):
-                fd = beneath.open_for_read(root, relpath)
-            try:
-                st = os.fstat(fd)
-                body = None
-                if read_up_to and stat_mod.S_ISREG(st.st_mode) and st.st_size <= read_up_to:
-                    body = os.pread(fd, read_up_to + 1, 0)
-                    if len(body) != st.st_size:  # changed under us: let sendfile handle it
-                        body = None
-                return LocalFile(fd, st, body)
-            except BaseException:
-                os.close(fd)
-                raise
-
-        return await self._retry_missing(vfid, relpath, lambda: self._run(find))
-
-    async def read(
-        self, vfid: VFolderID, relpath: RelPath, options: ReadOptions = ReadOptions()
-    ) -> AsyncIterator[bytes]:
-        local = await self.local_file(vfid, relpath)
-        assert local is not None
-        with local:
-            if local.is_dir:
-                raise IsADirectory(f"is a directory: {relpath}")
-            offset, remaining = options.offset, options.length
-            while remaining is None or remaining > 0:
-                want = (
-                    options.chunk_size if remaining is None else min(remaining, options.chunk_size)
-                )
-                with errors_as(relpath):
-                    chunk = await self._run(os.pread, local.fd, want, offset)
-                if not chunk:
-                    break
-                offset += len(chunk)
-                if remaining is not None:
-                    remaining -= len(chunk)
-                yield chunk
-
     def _write_target(self, root: int, rel: RelPath, overwrite: bool) -> tuple[int, str]:
         """``(parent descriptor, name)`` a write lands at; parents are created.
 

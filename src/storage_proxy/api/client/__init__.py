@@ -9,7 +9,7 @@ from ...services.facade import Services
 from .. import openapi
 from ..keys import DOOR, SERVICES
 from ..problem import problem_middleware, request_id_middleware
-from . import archive, browse, download, files_v1, signed, stats, tus, ui
+from . import archive, batch, browse, download, files_v1, signed, stats, tus, ui
 
 READ_BUFSIZE = 2 << 20
 
@@ -43,6 +43,7 @@ def create_client_app(services: Services) -> web.Application:
     r.add_get("/download-archive", archive.download_archive)
     tus.add_routes(r)
     files_v1.add_routes(r)
+    batch.add_routes(r)
     signed.add_routes(r)
     browse.add_routes(r)
     stats.add_routes(r)
