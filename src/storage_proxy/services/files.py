@@ -116,7 +116,8 @@ class FileService:
     ) -> list[DirEntry]:
         """One directory (at most ``scandir-limit`` entries), as the manager API lists it."""
         volume = await self._gate.enter(actor, volume_name, vfid, Permission.RO, op="file.list")
-        return [e async for e in volume.scandir(vfid, relpath)]
+        async with self._gate.costly(actor):
+            return [e async for e in volume.scandir(vfid, relpath)]
 
     async def list_files(
         self,
@@ -132,7 +133,10 @@ class FileService:
         if not 1 <= limit <= MAX_PAGE:
             raise InvalidParameter(f"limit must be between 1 and {MAX_PAGE}")
         volume = await self._gate.enter(actor, volume_name, vfid, Permission.RO, op="file.list")
-        found = await volume.list_files(vfid, prefix=prefix, start_after=marker, limit=limit + 1)
+        async with self._gate.costly(actor):
+            found = await volume.list_files(
+                vfid, prefix=prefix, start_after=marker, limit=limit + 1
+            )
         return FilePage(found[:limit], len(found) > limit)
 
     async def stat(

@@ -5,6 +5,8 @@ volume's own write path and the shared ledger hold the rest while the bytes stre
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
+
 from ..core.errors import QuotaExceeded, StorageProxyError
 from ..core.paths import RelPath
 from ..core.records import Permission
@@ -14,6 +16,7 @@ from ..volumes.registry import VolumeRegistry
 from .access import AccessService, Actor
 from .audit import AuditEntry, AuditLog
 from .bgtasks import BackgroundTaskService
+from .fairness import FairShares
 
 
 class Gate:
@@ -23,8 +26,10 @@ class Gate:
         access: AccessService,
         bgtasks: BackgroundTaskService,
         audit: AuditLog | None = None,
+        fair: FairShares | None = None,
     ) -> None:
         self._volumes = volumes
+        self._fair = fair or FairShares(per_caller=4)
         self._access = access
         self._bgtasks = bgtasks
         self._audit = audit or AuditLog()
@@ -57,6 +62,10 @@ class Gate:
             self._audit.record(AuditEntry(op, volume_name, str(vfid), path, nbytes), e.code)
             raise
         return volume
+
+    def costly(self, actor: Actor) -> AbstractAsyncContextManager[None]:
+        """Hold one of the caller's few slots for a costly operation (a listing, an archive)."""
+        return self._fair.turn(actor.principal)
 
     async def writable(self, volume_name: str, vfid: VFolderID) -> None:
         """409 while a clone or delete holds the vfolder."""
