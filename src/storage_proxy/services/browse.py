@@ -171,7 +171,7 @@ class BrowseService:
         limit: int = DEFAULT_PAGE,
     ) -> DirectoryPage:
         volume = await self._gate.enter(actor, volume_name, vfid, Permission.RO, op="file.list")
-        async with self._gate.costly(actor):
+        async with self._gate.costly(actor, vfid):
             return await list_directory(volume, vfid, relpath, marker=marker, limit=limit)
 
     async def link(

@@ -10,7 +10,7 @@ is refused (429), so a tenant firing requests in bulk slows only itself.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from ..core.errors import TooManyRequests
@@ -29,25 +29,44 @@ class FairShares:
     @asynccontextmanager
     async def turn(self, principal: str) -> AsyncIterator[None]:
         """Hold one of ``principal``'s slots for the block."""
+        release = await self.hold(principal)
+        try:
+            yield
+        finally:
+            release()
+
+    async def hold(self, principal: str) -> Callable[[], None]:
+        """Take one of ``principal``'s slots until the returned function is called (once or
+        more: a stream that ends and is then closed gives it back once)."""
         slot = self._slots.get(principal)
         if slot is None:
             slot = self._slots[principal] = asyncio.Semaphore(self.per_caller)
         self._users[principal] = self._users.get(principal, 0) + 1
         try:
-            try:
-                async with asyncio.timeout(self.wait):
-                    await slot.acquire()
-            except TimeoutError:
-                raise TooManyRequests(
-                    f"{self.per_caller} costly requests of this caller are already running; "
-                    "retry when one has finished",
-                    running=self.per_caller,
-                ) from None
-            try:
-                yield
-            finally:
+            async with asyncio.timeout(self.wait):
+                await slot.acquire()
+        except TimeoutError:
+            self._leave(principal)
+            raise TooManyRequests(
+                f"{self.per_caller} costly requests of this caller are already running; "
+                "retry when one has finished",
+                running=self.per_caller,
+            ) from None
+        except BaseException:
+            self._leave(principal)
+            raise
+        held = True
+
+        def release() -> None:
+            nonlocal held
+            if held:
+                held = False
                 slot.release()
-        finally:
-            self._users[principal] -= 1
-            if not self._users[principal]:  # nobody holds or waits: forget the caller
-                del self._users[principal], self._slots[principal]
+                self._leave(principal)
+
+        return release
+
+    def _leave(self, principal: str) -> None:
+        self._users[principal] -= 1
+        if not self._users[principal]:  # nobody holds or waits: forget the caller
+            del self._users[principal], self._slots[principal]

@@ -5,6 +5,7 @@ volume's own write path and the shared ledger hold the rest while the bytes stre
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 
 from ..core.errors import QuotaExceeded, StorageProxyError
@@ -63,9 +64,14 @@ class Gate:
             raise
         return volume
 
-    def costly(self, actor: Actor) -> AbstractAsyncContextManager[None]:
+    def costly(self, actor: Actor, vfid: VFolderID) -> AbstractAsyncContextManager[None]:
         """Hold one of the caller's few slots for a costly operation (a listing, an archive)."""
-        return self._fair.turn(actor.principal)
+        return self._fair.turn(_share_of(actor, vfid))
+
+    async def hold_costly(self, actor: Actor, vfid: VFolderID) -> Callable[[], None]:
+        """One of the caller's slots for an operation that outlives the call (a zip stream):
+        given back by calling what this returns."""
+        return await self._fair.hold(_share_of(actor, vfid))
 
     async def writable(self, volume_name: str, vfid: VFolderID) -> None:
         """409 while a clone or delete holds the vfolder."""
@@ -80,3 +86,10 @@ async def refuse_oversize(volume: AbstractVolume, vfid: VFolderID, nbytes: int) 
             f"{nbytes} bytes do not fit the quota of {vfid}: {remaining} bytes left",
             remaining_bytes=remaining,
         )
+
+
+def _share_of(actor: Actor, vfid: VFolderID) -> str:
+    """Whose share a costly operation counts against: a user's (their token, or a link they
+    minted), else the caller's on that vfolder (the manager, a manager-minted token)."""
+    user = actor.user or actor.on_behalf
+    return f"user:{user.sub}" if user is not None else f"{actor.principal}@{vfid}"
