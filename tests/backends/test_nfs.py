@@ -173,7 +173,9 @@ def test_threaded_scan_counts_like_a_walk(tmp_path: Path) -> None:
     # A name like the proxy's staging files counts like any other: a tenant can create it.
     (tmp_path / "d1" / ".x.sp-tmp-0123").write_bytes(b"in flight")
     expected_files, expected_bytes = expected_files + 1, expected_bytes + len(b"in flight")
-    assert threaded_scan(str(tmp_path), 4) == VFolderUsage(expected_files, expected_bytes)
+    usage = threaded_scan(str(tmp_path), 4)
+    assert (usage.file_count, usage.used_bytes) == (expected_files, expected_bytes)
+    assert usage.dir_count == 40  # d<n> and d<n>/inner, counted apart
     assert threaded_scan(str(tmp_path / "missing"), 4) == VFolderUsage(0, 0)
 
 
@@ -184,5 +186,6 @@ async def test_usage_is_scanned_in_threads(nfs: NfsVolume, vfid: VFolderID) -> N
     object.__setattr__(nfs.deps, "scanner", type("S", (), {"scan": no_process_pool})())
     await nfs.write(vfid, RelPath.parse("a/b.bin"), body(b"1" * 10))
     await nfs.write(vfid, RelPath.parse("c.bin"), body(b"2" * 5))
-    assert await nfs.get_usage(vfid) == VFolderUsage(2, 15)
+    usage = await nfs.get_usage(vfid)
+    assert (usage.file_count, usage.used_bytes, usage.dir_count) == (2, 15, 1)
     await asyncio.sleep(0)

@@ -67,6 +67,7 @@ EXERCISED = {
     "unset_quota": "quota_model", "delete_quota_scope": "quota_model",
     "remaining_bytes": "quota_model", "headroom": "quota_model", "buckets": "quota_model",
     "reservation": "quota_model", "record_written": "quota_model", "invalidate": "quota_model",
+    "usage_after_write": "quota_model",
 }  # fmt: skip
 
 
@@ -219,6 +220,8 @@ async def test_quota_model(volume: AbstractVolume) -> None:
             with pytest.raises(QuotaExceeded):
                 await res.reserve(2 << 20)
     await model.record_written(vfid, 0)
+    seen = await model.usage_after_write(qsid)  # what quota alerts compare after a write
+    assert seen is None or (seen.limit_bytes == 1 << 20 and seen.used_bytes >= 0), seen
     model.invalidate(vfid)
     await model.update_quota_scope(qsid, QuotaConfig(2 << 20))
     described = await model.describe_quota_scope(qsid)

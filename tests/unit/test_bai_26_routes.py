@@ -142,6 +142,21 @@ async def test_fetch_streams_the_bytes(daemon: Daemon) -> None:
     assert await resp.read() == bytes(range(256))
 
 
+async def test_download_sends_every_file_as_octet_stream(daemon: Daemon) -> None:
+    """As 26.9.6 does, whichever path sends the file (small ones read whole, ranges, HEAD)."""
+    await make_tree(daemon)
+    status, body = await daemon.call(
+        "POST", "/folder/file/download", volume="vol1", vfid=VFID, relpath="a/hello.txt"
+    )
+    assert status == 200, body
+    for method, headers in (("GET", {}), ("GET", {"Range": "bytes=0-2"}), ("HEAD", {})):
+        resp = await daemon.client.request(
+            method, "/download", params={"token": body["token"]}, headers=headers
+        )
+        assert resp.status in (200, 206), (method, headers)
+        assert resp.content_type == "application/octet-stream", (method, headers)
+
+
 @pytest.mark.parametrize(
     ("relpath", "status", "type_"),
     [

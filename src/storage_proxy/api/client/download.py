@@ -86,8 +86,17 @@ def _http_date(seconds: int) -> str:
     return email.utils.formatdate(seconds, usegmt=True)
 
 
-def _headers(rep: Representation, name: str) -> dict[str, str]:
+def _typed(request: web.Request, name: str) -> tuple[str, str]:
+    """Content-Disposition and Content-Type for this request: on ``/download`` in the 26.09
+    dialect every file is ``application/octet-stream``, as 26.9.6 sends it."""
     disposition, content_type = _name_headers(name)
+    if request.path == "/download" and answers_as_26_09(request):
+        return disposition, "application/octet-stream"
+    return disposition, content_type
+
+
+def _headers(request: web.Request, rep: Representation, name: str) -> dict[str, str]:
+    disposition, content_type = _typed(request, name)
     return {
         "ETag": rep.etag,
         "Accept-Ranges": "bytes",
@@ -117,7 +126,7 @@ def _small_response(request: web.Request, local: LocalFile, name: str) -> web.Re
     if body is None or request.method != "GET" or any(h in headers for h in _CONDITIONAL):
         return None
     st = local.stat
-    disposition, content_type = _name_headers(name)
+    disposition, content_type = _typed(request, name)
     return web.Response(
         body=body,
         headers={
@@ -134,9 +143,7 @@ def _answer(
     request: web.Request, rep: Representation, name: str
 ) -> tuple[web.StreamResponse, int, int]:
     """The response to prepare and the byte span to send; 304 or 412 answered here."""
-    headers = _headers(rep, name)
-    if request.path == "/download" and answers_as_26_09(request):
-        headers["Content-Type"] = "application/octet-stream"  # as 26.9.6 sends every file
+    headers = _headers(request, rep, name)
     status = preconditions(request, rep)
     if status is not None:
         response = web.StreamResponse(status=status, headers=headers)
