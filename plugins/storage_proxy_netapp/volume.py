@@ -17,6 +17,7 @@ import trafaret as t
 
 from storage_proxy.core.errors import PluginError
 from storage_proxy.core.types import Capability, FSUsage
+from storage_proxy.volumes.posix import POSIX_KEEPING
 from storage_proxy_nfs import NFS_OPTIONS, NfsVolume
 
 from .client import OntapClient
@@ -45,6 +46,7 @@ class NetAppVolume(NfsVolume):
             Capability.NATIVE_QUOTA,
             Capability.FAST_USAGE,
             Capability.LOCAL_PATH,
+            *POSIX_KEEPING,
         }
     )
     options_schema = t.Dict(NETAPP_OPTIONS)

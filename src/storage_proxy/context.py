@@ -40,6 +40,7 @@ from .services.jobs.common import JobDeps
 from .services.jobs.settings import JobSettings
 from .services.ledger import LedgerKeeper
 from .services.quotas import ALERT_EVENTS, QuotaAlerts, QuotaService
+from .services.snapshots import SnapshotService
 from .services.stats import StatsService
 from .services.tokens import TokenService, UserTokenPolicy
 from .services.transfers import TransferService
@@ -342,6 +343,7 @@ def _build_services(stack: AsyncExitStack, infra: _Infra) -> tuple[Services, Usa
         access=access,
         quotas=quotas,
         files=files,
+        snapshots=SnapshotService(gate, infra.bgtasks, audit, usage, quotas),
         uploads=uploads,
         transfers=TransferService(tokens, files, uploads),
         tokens=tokens,

@@ -195,8 +195,16 @@ WRITES: dict[str, Op] = {
 }
 
 
-async def race(tenant: Tenant, ops: dict[str, Op], seconds: float) -> Findings:
+async def race(
+    tenant: Tenant,
+    ops: dict[str, Op],
+    seconds: float,
+    prepare: Callable[[], None] | None = None,
+) -> Findings:
+    """``prepare`` runs once the world is built, before the swapping starts."""
     world = RaceWorld.build(tenant.mount, tenant.mount.parent / f"outside-{os.getpid()}")
+    if prepare is not None:
+        prepare()
     findings = Findings()
     swapper = Swapper(tenant.mount / "d", tenant.mount / "s")
     names = list(ops)

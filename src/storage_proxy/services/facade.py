@@ -16,6 +16,7 @@ from .files import FileService
 from .health import HealthService
 from .jobs import JobRunner
 from .quotas import QuotaService
+from .snapshots import SnapshotService
 from .stats import StatsService
 from .tokens import TokenService
 from .transfers import TransferService
@@ -42,6 +43,7 @@ class Services:
     access: AccessService
     quotas: QuotaService
     files: FileService
+    snapshots: SnapshotService
     uploads: UploadService
     transfers: TransferService
     tokens: TokenService

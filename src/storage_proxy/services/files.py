@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -52,8 +52,12 @@ class Download:
     volume: AbstractVolume | None = None
     vfid: VFolderID | None = None
     relpath: RelPath | None = None
+    #: Reads a byte range where the bytes come from elsewhere than a vfolder (a snapshot).
+    reader: Callable[[int, int], AsyncIterator[bytes]] | None = None
 
     def read(self, offset: int, length: int) -> AsyncIterator[bytes]:
+        if self.reader is not None:
+            return self.reader(offset, length)
         assert self.volume is not None and self.vfid is not None and self.relpath is not None
         return self.volume.read(self.vfid, self.relpath, ReadOptions(offset=offset, length=length))
 

@@ -23,6 +23,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar, ParamSpec, TypeVar
 
@@ -34,6 +35,7 @@ from ..core.errors import (
     VFolderExists,
     VFolderNotFound,
 )
+from ..core.files import KeepVersions
 from ..core.paths import RelPath
 from ..core.types import (
     Capability,
@@ -44,7 +46,7 @@ from ..core.types import (
     VFolderID,
     VFolderUsage,
 )
-from . import beneath, filemeta, fstree
+from . import beneath, filemeta, fstree, posix_tree
 from . import posix_fs as fs
 from .abc import (
     DEFAULT_VFOLDER_MODE,
@@ -58,6 +60,7 @@ from .abc import (
 )
 from .beneath import errors_as, opened
 from .posix_fs import STAGING_MARK, STAGING_REAP_AGE, UPLOADS_DIR
+from .posix_snapshots import PosixSnapshots
 from .posix_upkeep import TRASH_DIR, PosixUpkeep
 from .quota import ProxyQuotaModel
 from .staging import FileSink, LocalStagedFile, LocalStaging, LocalStagingUploads
@@ -66,6 +69,9 @@ log = logging.getLogger(__name__)
 P = ParamSpec("P")
 R = TypeVar("R")
 
+#: What every local tree can do by copies beside the vfolder (``posix_snapshots``,
+#: ``posix_versions``); backends that snapshot natively declare their own.
+POSIX_KEEPING = (Capability.SNAPSHOT, Capability.SNAPSHOT_QUOTA, Capability.FILE_VERSIONS)
 #: Kept for plugins written against the earlier name.
 translate_os_errors = errors_as
 staging_name = fs.staging_name
@@ -75,12 +81,17 @@ __all__ = [
 ]  # fmt: skip
 
 
-class BasePosixVolume(PosixUpkeep, LocalStagingUploads, AbstractVolume):
+class BasePosixVolume(PosixSnapshots, PosixUpkeep, LocalStagingUploads, AbstractVolume):
     """A volume that is a directory tree on a locally mounted filesystem."""
 
-    capabilities = frozenset({Capability.VFOLDER, Capability.QUOTA, Capability.LOCAL_PATH})
+    capabilities = frozenset(
+        {Capability.VFOLDER, Capability.QUOTA, Capability.LOCAL_PATH, *POSIX_KEEPING}
+    )
     #: Keep file metadata (checksums, tags) in an xattr on the file; False: always the sidecar.
     use_xattrs: ClassVar[bool] = True
+    #: Names the storage keeps in every directory without listing them (CephFS ``.snap``):
+    #: no path below a vfolder may pass through one, not even by a symlink.
+    hidden_names: ClassVar[frozenset[str]] = frozenset()
 
     quota_model: ProxyQuotaModel
 
@@ -162,7 +173,7 @@ class BasePosixVolume(PosixUpkeep, LocalStagingUploads, AbstractVolume):
             fd = beneath.open_root(path)
         except (FileNotFoundError, NotADirectoryError):
             raise VFolderNotFound(f"no vfolder {vfid} on volume {self.name!r}") from None
-        with opened(fd):
+        with opened(fd), beneath.hidden_below(fd, self.hidden_names):
             yield fd
 
     def _reservation(self, vfid: VFolderID) -> WriteReservation:
@@ -193,6 +204,7 @@ class BasePosixVolume(PosixUpkeep, LocalStagingUploads, AbstractVolume):
                 trash / f"{vfid.quota_scope_id.pathname}-{vfid.folder_id.hex}-{uuid.uuid4().hex}"
             )
             os.rename(path, doomed)  # purged by the trash job after [jobs] trash-grace
+            fs.trash_beside(self._side_areas(vfid), trash, doomed.name)
             for parent in (path.parent, path.parent.parent):
                 try:
                     parent.rmdir()  # the two hash levels, once empty
@@ -292,16 +304,8 @@ class BasePosixVolume(PosixUpkeep, LocalStagingUploads, AbstractVolume):
     ) -> list[DirEntry]:
         if limit == SCANDIR_DEFAULT:
             limit = self.deps.scandir_limit or None
-        out: list[DirEntry] = []
-        with self._root(vfid) as root, errors_as(rel):
-            fd = beneath.open_beneath(root, rel.parts, fstree.O_LIST_DIR)
-            with opened(fd):
-                prefix = str(rel) if rel.parts else ""
-                for _, entry in fstree.walk(fd, prefix, recursive=recursive):
-                    out.append(fs.dir_entry(entry.name, entry.path, entry.stat, entry.link_target))
-                    if limit is not None and len(out) >= limit:
-                        break
-        return out
+        with self._root(vfid) as root:
+            return posix_tree.scandir_at(root, rel, recursive, limit)
 
     async def scandir(
         self,
@@ -316,15 +320,8 @@ class BasePosixVolume(PosixUpkeep, LocalStagingUploads, AbstractVolume):
 
     async def stat(self, vfid: VFolderID, relpath: RelPath) -> DirEntry:
         def do_stat() -> DirEntry:
-            with self._root(vfid) as root, errors_as(relpath):
-                if not relpath.parts:
-                    return fs.dir_entry(".", ".", os.fstat(root))
-                with opened(beneath.open_parent(root, relpath)) as parent:
-                    st = beneath.lstat_at(parent, relpath.name)
-                    target = ""
-                    if stat_mod.S_ISLNK(st.st_mode):
-                        target = os.fsdecode(os.readlink(relpath.name, dir_fd=parent))
-                    return fs.dir_entry(relpath.name, str(relpath), st, target)
+            with self._root(vfid) as root:
+                return posix_tree.stat_at(root, relpath)
 
         return await self._retry_missing(vfid, relpath, lambda: self._run(do_stat))
 
@@ -350,7 +347,9 @@ class BasePosixVolume(PosixUpkeep, LocalStagingUploads, AbstractVolume):
 
         await self._run(do_mkdir)
 
-    async def move_file(self, vfid: VFolderID, src: RelPath, dst: RelPath) -> None:
+    async def move_file(
+        self, vfid: VFolderID, src: RelPath, dst: RelPath, *, keep: KeepVersions | None = None
+    ) -> None:
         def do_move() -> None:
             if not src.parts or not dst.parts:
                 raise InvalidPath("the vfolder root cannot be moved or replaced")
@@ -361,12 +360,18 @@ class BasePosixVolume(PosixUpkeep, LocalStagingUploads, AbstractVolume):
                         if src.name == dst.name and os.path.samestat(os.fstat(sp), os.fstat(dp)):
                             raise InvalidPath(f"cannot move {src} onto itself")
                         # the kernel refuses a directory moved into itself (EINVAL)
-                        os.rename(src.name, dst.name, src_dir_fd=sp, dst_dir_fd=dp)
+                        move = partial(os.rename, src.name, dst.name, src_dir_fd=sp, dst_dir_fd=dp)
+                        self._replace(vfid, dst, keep, "move", (dp, dst.name), move)
 
         await self._run(do_move)
 
     async def delete_files(
-        self, vfid: VFolderID, relpaths: Sequence[RelPath], *, recursive: bool = False
+        self,
+        vfid: VFolderID,
+        relpaths: Sequence[RelPath],
+        *,
+        recursive: bool = False,
+        keep: KeepVersions | None = None,
     ) -> None:
         def do_delete() -> None:
             with self._root(vfid) as root:
@@ -380,7 +385,7 @@ class BasePosixVolume(PosixUpkeep, LocalStagingUploads, AbstractVolume):
                             targets.append((rel, parent, os.lstat(rel.name, dir_fd=parent)))
                     for rel, parent, st in targets:
                         with errors_as(rel):
-                            fs.remove_entry(parent, rel.name, st, recursive)
+                            self._remove(vfid, rel, parent, st, recursive, keep)
                 finally:
                     for _, parent, _ in targets:
                         os.close(parent)
@@ -393,19 +398,8 @@ class BasePosixVolume(PosixUpkeep, LocalStagingUploads, AbstractVolume):
         self, vfid: VFolderID, relpath: RelPath, *, read_up_to: int = 0
     ) -> LocalFile | None:
         def find() -> LocalFile:
-            with self._root(vfid) as root, errors_as(relpath):
-                fd = beneath.open_for_read(root, relpath)
-            try:
-                st = os.fstat(fd)
-                body = None
-                if read_up_to and stat_mod.S_ISREG(st.st_mode) and st.st_size <= read_up_to:
-                    body = os.pread(fd, read_up_to + 1, 0)
-                    if len(body) != st.st_size:  # changed under us: let sendfile handle it
-                        body = None
-                return LocalFile(fd, st, body)
-            except BaseException:
-                os.close(fd)
-                raise
+            with self._root(vfid) as root:
+                return posix_tree.local_file_at(root, relpath, read_up_to)
 
         return await self._retry_missing(vfid, relpath, lambda: self._run(find))
 
@@ -414,22 +408,8 @@ class BasePosixVolume(PosixUpkeep, LocalStagingUploads, AbstractVolume):
     ) -> AsyncIterator[bytes]:
         local = await self.local_file(vfid, relpath)
         assert local is not None
-        with local:
-            if local.is_dir:
-                raise IsADirectory(f"is a directory: {relpath}")
-            offset, remaining = options.offset, options.length
-            while remaining is None or remaining > 0:
-                want = (
-                    options.chunk_size if remaining is None else min(remaining, options.chunk_size)
-                )
-                with errors_as(relpath):
-                    chunk = await self._run(os.pread, local.fd, want, offset)
-                if not chunk:
-                    break
-                offset += len(chunk)
-                if remaining is not None:
-                    remaining -= len(chunk)
-                yield chunk
+        async for chunk in posix_tree.read_local(local, relpath, options, self._run):
+            yield chunk
 
     def _write_target(self, root: int, rel: RelPath, overwrite: bool) -> tuple[int, str]:
         """``(parent descriptor, name)`` a write lands at; parents are created.
@@ -505,9 +485,12 @@ class BasePosixVolume(PosixUpkeep, LocalStagingUploads, AbstractVolume):
                         tags=dict(options.tags or {}),
                         mode=options.mode,
                     )
-                    await self._run(
+                    publish = partial(
                         fs.publish_staged, area, sname, fd, parent, name, options.overwrite
                     )
+                    keep = options.keep if options.overwrite else None
+                    at = (parent, name)
+                    await self._run(self._replace, vfid, relpath, keep, "overwrite", at, publish)
                 finally:
                     await self._run(fs.leave_staged, staged)
         if record.pop("_sidecar", False) and (digests_of or options.content_type or options.tags):
@@ -576,6 +559,7 @@ class BasePosixVolume(PosixUpkeep, LocalStagingUploads, AbstractVolume):
         overwrite: bool = True,
         checksums: bool = False,
         content_type: str | None = None,
+        keep: KeepVersions | None = None,
     ) -> None:
         assert isinstance(held, LocalStagedFile)
 
@@ -590,7 +574,11 @@ class BasePosixVolume(PosixUpkeep, LocalStagingUploads, AbstractVolume):
             with self._root(vfid) as root, errors_as(relpath):
                 parent, name = self._write_target(root, relpath, overwrite)
                 with opened(parent):
-                    fs.publish_staged(held.dir_fd, held.path.name, fd, parent, name, overwrite)
+                    publish = partial(
+                        fs.publish_staged, held.dir_fd, held.path.name, fd, parent, name, overwrite
+                    )
+                    kept = keep if overwrite else None
+                    self._replace(vfid, relpath, kept, "overwrite", (parent, name), publish)
             return record
 
         record = await self._run(publish)

@@ -16,7 +16,19 @@ from ...services.facade import Services
 from .. import openapi
 from ..keys import DOOR, SERVICES
 from ..problem import Handler, problem_middleware, request_id_middleware
-from . import acl, audit, bgtask, dataproxy, files, folders, quota, tokens, transfers, volumes
+from . import (
+    acl,
+    audit,
+    bgtask,
+    dataproxy,
+    files,
+    folders,
+    quota,
+    snapshots,
+    tokens,
+    transfers,
+    volumes,
+)
 from .health import status
 
 AUTH_HEADER = "X-BackendAI-Storage-Auth-Token"
@@ -82,6 +94,7 @@ def create_manager_app(services: Services) -> web.Application:
     r.add_get("/events", audit.events)
     dataproxy.add_routes(r)
     bgtask.add_routes(r)
+    snapshots.add_routes(r)
     tokens.add_routes(r)
     openapi.add_routes(r, openapi.manager_description)
     return app

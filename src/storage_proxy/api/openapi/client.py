@@ -27,6 +27,7 @@ from .common import (
     query,
     self_description,
 )
+from .snapshots import client_paths as snapshot_paths
 
 TAG_HEALTH, TAG_DOWNLOAD, TAG_TUS, TAG_FILES = "health", "downloads", "tus uploads", "file API"
 TAG_SIGNED, TAG_STATS, TAG_UI, TAG_DOCS = "signed locations", "statistics", "web UI", "reference"
@@ -215,6 +216,7 @@ def _files() -> dict[str, Any]:
         },
         **_file_ops(),
         **_browse(),
+        **snapshot_paths(PREFIX, VF_PARAMS, DOWNLOAD_ANSWERS, RANGE),
     }
 
 

@@ -29,6 +29,7 @@ from .common import (
     ref,
     self_description,
 )
+from .snapshots import manager_paths as _snapshots
 
 TAG_HEALTH, TAG_VOLUMES, TAG_QUOTA, TAG_FOLDERS = "health", "volumes", "quota scopes", "vfolders"
 TAG_FILES, TAG_ACL, TAG_TASKS, TAG_DATAPROXY = "files", "access", "background tasks", "dataproxy"
@@ -547,6 +548,7 @@ def manager_description() -> dict[str, Any]:
         _dataproxy,
         _tokens,
         _audit,
+        _snapshots,
     ):
         paths.update(part())
     paths.update(self_description(TAG_DOCS))
