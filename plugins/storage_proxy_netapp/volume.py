@@ -11,7 +11,7 @@ ONTAP volume mounted at the volume path), ``verify-ssl`` (true; false only when 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import trafaret as t
 
@@ -50,6 +50,9 @@ class NetAppVolume(NfsVolume):
         }
     )
     options_schema = t.Dict(NETAPP_OPTIONS)
+    #: ONTAP shows its snapshots as ``.snapshot`` in every directory of an NFS export (when the
+    #: volume's snapdir is visible): no user path may pass through one.
+    hidden_names: ClassVar[frozenset[str]] = frozenset({".snapshot"})
 
     quota_model: Any  # NetAppQuotaModel
 

@@ -38,6 +38,7 @@ from .services.health import HealthService
 from .services.jobs import JobRunner
 from .services.jobs.common import JobDeps
 from .services.jobs.settings import JobSettings
+from .services.keeping import VersionSettings
 from .services.ledger import LedgerKeeper
 from .services.quotas import ALERT_EVENTS, QuotaAlerts, QuotaService
 from .services.snapshots import SnapshotService
@@ -46,6 +47,7 @@ from .services.tokens import TokenService, UserTokenPolicy
 from .services.transfers import TransferService
 from .services.uploads import UploadService
 from .services.usage import UsageService
+from .services.versions import VersionService
 from .services.vfolders import VFolderService
 from .volumes import beneath
 from .volumes.abc import VolumeDeps
@@ -307,7 +309,8 @@ def _build_services(stack: AsyncExitStack, infra: _Infra) -> tuple[Services, Usa
     stack.push_async_callback(alerts.close)
     quotas = QuotaService(volumes, metadata, vfolders, usage, alerts, audit)
     gate = Gate(volumes, access, infra.bgtasks, audit)
-    files = FileService(gate, audit, usage, quotas)
+    keeping = VersionSettings(metadata)
+    files = FileService(gate, audit, usage, quotas, keeping)
 
     async def published(volume: str, vfid: VFolderID) -> None:
         await usage.changed(volume, vfid)
@@ -323,6 +326,7 @@ def _build_services(stack: AsyncExitStack, infra: _Infra) -> tuple[Services, Usa
         on_received=lambda volume, n: infra.metrics.uploaded.labels(volume).inc(n),
         on_published=published,
         leases=infra.leases,
+        versions=keeping,
     )
     tokens = TokenService(
         infra.token_secret.value, sp["session-expire"], UserTokenPolicy.from_config(config)
@@ -343,7 +347,8 @@ def _build_services(stack: AsyncExitStack, infra: _Infra) -> tuple[Services, Usa
         access=access,
         quotas=quotas,
         files=files,
-        snapshots=SnapshotService(gate, infra.bgtasks, audit, usage, quotas),
+        snapshots=SnapshotService(gate, infra.bgtasks, audit, usage, quotas, keeping),
+        versions=VersionService(gate, keeping, audit, usage, quotas),
         uploads=uploads,
         transfers=TransferService(tokens, files, uploads),
         tokens=tokens,

@@ -1,10 +1,12 @@
-"""Snapshots under the symlink race: while the tenant swaps ``d`` (a real directory) and ``s`` (a
-link out of the vfolder), snapshots are taken, browsed, zipped and restored from -- in place, by
-paths, into new directories -- and ``.snap`` is probed.  No answer may carry an outside byte, no
-restore may write outside, no snapshot may hold an outside file, and nothing answers 500."""
+"""Snapshots and versions under the symlink race: while the tenant swaps ``d`` (a real directory)
+and ``s`` (a link out of the vfolder), snapshots are taken, browsed, zipped and restored from --
+in place, by paths, into new directories --, files are overwritten keeping versions which are
+listed, downloaded and restored, and ``.snap`` is probed.  No answer may carry an outside byte,
+no restore may write outside, no snapshot or version may hold an outside file, nothing is 500."""
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from pathlib import Path
@@ -58,7 +60,29 @@ async def snapdir(s: aiohttp.ClientSession, t: Tenant, i: int) -> tuple[int, byt
         return await _read(r)
 
 
+async def overwrite(s: aiohttp.ClientSession, t: Tenant, i: int) -> tuple[int, bytes]:
+    url = f"{t.files_url}/files/d/victim-{i % 64}"
+    async with s.put(url, data=b"overwritten %d" % i, headers=t.auth) as r:
+        return await _read(r)
+
+
+async def version_round(s: aiohttp.ClientSession, t: Tenant, i: int) -> tuple[int, bytes]:
+    """List a file's versions, then download or restore the newest (whatever d is by then)."""
+    name = f"d/victim-{i % 64}"
+    async with s.get(f"{t.files_url}/versions/{name}", headers=t.auth) as r:
+        status, body = await _read(r)
+    if status != 200 or b'"version_id"' not in body:
+        return status, body
+    vid = json.loads(body)["versions"][0]["version_id"]
+    url = f"{t.files_url}/version/{vid}/{name}"
+    method = s.post if i % 2 else s.get
+    async with method(url, headers=t.auth) as r:
+        return await _read(r)
+
+
 SNAPSHOT_OPS: dict[str, Op] = {
+    "overwrite-keeping": overwrite,
+    "version-round": version_round,
     "snapshot-take": _snap("", "post", json={"name": "t{i}"}),
     "snapshot-read": _snap("/base/files/d/secret.txt"),
     "snapshot-read-link": _snap("/base/files/s/secret.txt"),
@@ -87,6 +111,8 @@ async def test_snapshots_never_leave_the_vfolder(tenant: Tenant) -> None:
     def base_snapshot() -> None:
         taken = tenant.manager("POST", "/folder/snapshot", {"name": "base"})
         assert taken.status == 201, taken
+        kept = tenant.manager("PUT", "/folder/versions", {"versions": 3})
+        assert kept.status == 204, kept
 
     findings = await race(tenant, SNAPSHOT_OPS, 4.0, base_snapshot)
     assert not findings.leaks, _report(findings)
@@ -103,7 +129,9 @@ async def test_snapshots_never_leave_the_vfolder(tenant: Tenant) -> None:
             {"snapshot_id": snap["snapshot_id"], "relpath": ".", "recursive": True},
         )
         assert files.status == 200, files
-    areas = [tenant.mount.parent.parent.parent / ".sp-snapshots", tenant.mount / ".snap"]
+    scope = tenant.mount.parent.parent.parent
+    areas = [scope / ".sp-snapshots", tenant.mount / ".snap", scope / ".sp-versions"]
+    assert any((scope / ".sp-versions").rglob("*-*")), "no version was kept"
     for area in areas:
         if area.exists():
             for path in _regular_files(area):

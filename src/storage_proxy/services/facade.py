@@ -21,6 +21,7 @@ from .stats import StatsService
 from .tokens import TokenService
 from .transfers import TransferService
 from .uploads import UploadService
+from .versions import VersionService
 from .vfolders import VFolderService
 
 if TYPE_CHECKING:
@@ -44,6 +45,7 @@ class Services:
     quotas: QuotaService
     files: FileService
     snapshots: SnapshotService
+    versions: VersionService
     uploads: UploadService
     transfers: TransferService
     tokens: TokenService

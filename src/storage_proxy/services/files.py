@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from ..core.errors import InvalidParameter, IsADirectory, StorageProxyError
-from ..core.files import LocalFile, ReadOptions, WriteOptions
+from ..core.files import KeepVersions, LocalFile, ReadOptions, WriteOptions
 from ..core.paths import RelPath
 from ..core.records import Permission
 from ..core.types import DirEntry, DirEntryType, FileMeta, VFolderID
@@ -24,6 +25,7 @@ from .access import Actor
 from .archive import LocalTree, VolumeTree, ZipSource
 from .audit import AuditEntry, AuditLog
 from .gate import Gate
+from .keeping import VersionSettings
 from .quotas import QuotaService
 from .usage import UsageService
 
@@ -68,8 +70,14 @@ class Download:
 
 class FileService:
     def __init__(
-        self, gate: Gate, audit: AuditLog, usage: UsageService, quotas: QuotaService
+        self,
+        gate: Gate,
+        audit: AuditLog,
+        usage: UsageService,
+        quotas: QuotaService,
+        versions: VersionSettings | None = None,
     ) -> None:
+        self._versions = versions  # a vfolder's versions = N: what a change replaces is kept
         self._gate = gate
         self._audit = audit
         self._usage = usage
@@ -95,6 +103,9 @@ class FileService:
                 yield volume, entry
         finally:  # a failed or partial change has still changed the tree
             await self._usage.changed(volume_name, vfid)
+
+    async def _keep(self, volume_name: str, vfid: VFolderID) -> KeepVersions | None:
+        return None if self._versions is None else await self._versions.keep(volume_name, vfid)
 
     # -- reading -------------------------------------------------------------------------------
     async def list_dir(
@@ -187,6 +198,9 @@ class FileService:
             actor, "file.write", volume_name, vfid, Permission.RW, path=relpath,
             nbytes=options.size_hint,
         ) as (volume, entry):  # fmt: skip
+            if options.overwrite and options.keep is None:
+                keep = await self._keep(volume_name, vfid)
+                options = dataclasses.replace(options, keep=keep)
             meta = await volume.write(vfid, relpath, body, options)
             entry.bytes = meta.size
         await self._quotas.observe_written(volume_name, vfid)
@@ -224,7 +238,7 @@ class FileService:
             actor, "file.move", volume_name, vfid, Permission.RW, path=src
         ) as (volume, entry):
             entry.extra["destination"] = str(dst)
-            await volume.move_file(vfid, src, dst)
+            await volume.move_file(vfid, src, dst, keep=await self._keep(volume_name, vfid))
 
     async def rename(
         self, actor: Actor, volume_name: str, vfid: VFolderID, relpath: RelPath, new_name: str
@@ -246,7 +260,8 @@ class FileService:
         ) as (volume, entry):
             if path is None:
                 entry.extra["paths"] = [str(p) for p in relpaths[:100]]
-            await volume.delete_files(vfid, relpaths, recursive=recursive)
+            keep = await self._keep(volume_name, vfid)
+            await volume.delete_files(vfid, relpaths, recursive=recursive, keep=keep)
 
     async def update_file_meta(
         self,

@@ -42,6 +42,7 @@ from .audit import AuditLog
 from .bgtasks import BackgroundTaskService, ProgressReporter
 from .files import Download, _need_archive
 from .gate import Gate
+from .keeping import VersionSettings
 from .quotas import QuotaService
 from .usage import UsageService
 
@@ -64,7 +65,9 @@ class SnapshotService:
         audit: AuditLog,
         usage: UsageService,
         quotas: QuotaService,
+        versions: VersionSettings | None = None,
     ) -> None:
+        self._versions = versions  # a restore in place keeps what it replaces as versions
         self._gate = gate
         self._bgtasks = bgtasks
         self._audit = audit
@@ -187,7 +190,10 @@ class SnapshotService:
         tree = await volume.snapshot_tree(vfid, snapshot_id)  # 404s now, not in the task
         for rel in relpaths:
             await tree.stat(rel)
-        options = RestoreOptions(relpaths=relpaths, into=into)
+        keep = None
+        if into is None and self._versions is not None:
+            keep = await self._versions.keep(volume_name, vfid)
+        options = RestoreOptions(relpaths=relpaths, into=into, keep=keep)
         names = [str(r) for r in relpaths]
         into_name = None if into is None else str(into)
         params: dict[str, Any] = {

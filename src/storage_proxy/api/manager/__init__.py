@@ -27,6 +27,7 @@ from . import (
     snapshots,
     tokens,
     transfers,
+    versions,
     volumes,
 )
 from .health import status
@@ -95,6 +96,7 @@ def create_manager_app(services: Services) -> web.Application:
     dataproxy.add_routes(r)
     bgtask.add_routes(r)
     snapshots.add_routes(r)
+    versions.add_routes(r)
     tokens.add_routes(r)
     openapi.add_routes(r, openapi.manager_description)
     return app

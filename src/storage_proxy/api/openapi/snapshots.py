@@ -1,4 +1,5 @@
-"""Snapshots of vfolders, as both doors describe them (manager routes and the file API)."""
+"""Snapshots of vfolders and versions of files, as both doors describe them (manager routes and
+the file API)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Any
 
 from .common import BOOL, BYTES, INT, STR, TIME, array, nullable, obj, ok, op, path, query
 
-TAG = "snapshots"
+TAG, TAG_VERSIONS = "snapshots", "versions"
 SNAPSHOT = obj(
     {
         "snapshot_id": STR,
@@ -187,5 +188,101 @@ def client_paths(
                     range_header,
                 ],
             )
+        },
+    }
+
+
+VERSION = obj(
+    {
+        "version_id": STR,
+        "size": BYTES,
+        "modified": TIME,
+        "kept": {**TIME, "description": "when it stopped being the current file"},
+        "sha256": nullable(STR),
+        "who": nullable({**STR, "description": "whose change replaced or deleted it"}),
+        "reason": {"enum": ["overwrite", "move", "delete", "restore"]},
+    }
+)
+_FILE_META = obj(
+    {
+        "path": STR,
+        "size": BYTES,
+        "modified": TIME,
+        "etag": STR,
+        "sha256": nullable(STR),
+        "content_type": nullable(STR),
+        "tags": {"type": "object", "additionalProperties": STR},
+    }
+)
+
+
+def manager_version_paths() -> dict[str, Any]:
+    one_file = {**_VFOLDER, "relpath": _RELPATH}
+    one = obj({**one_file, "version_id": STR})
+    return {
+        "/folder/versions": {
+            "get": op(
+                "How many versions of each file the vfolder keeps (0: none)",
+                TAG_VERSIONS,
+                {200: ok("", obj({"versions": INT}))},
+                body=obj(_VFOLDER),
+                body_required=False,
+            ),
+            "put": op(
+                "Set how many versions of each file the vfolder keeps (0: none)",
+                TAG_VERSIONS,
+                {204: ok("Set")},
+                body=obj({**_VFOLDER, "versions": INT}),
+            ),
+        },
+        "/folder/file/versions": {
+            "post": op(
+                "The kept versions of a file, newest first",
+                TAG_VERSIONS,
+                {200: ok("", obj({"versions": array(VERSION)}))},
+                body=obj(one_file),
+            )
+        },
+        "/folder/file/version/restore": {
+            "post": op(
+                "Make a version the current file (the current one becomes a version)",
+                TAG_VERSIONS,
+                {200: ok("Restored", _FILE_META)},
+                body=one,
+            )
+        },
+        "/folder/file/version/delete": {
+            "post": op("Delete a version", TAG_VERSIONS, {204: ok("Deleted")}, body=one)
+        },
+    }
+
+
+def client_version_paths(
+    prefix: str, file_params: list[Any], download_answers: dict[int, Any], range_header: Any
+) -> dict[str, Any]:
+    one = [*file_params, path("version", "a version id")]
+    return {
+        prefix + "/versions/{path}": {
+            "get": op(
+                "The kept versions of a file, newest first (RO)",
+                TAG_VERSIONS,
+                {200: ok("", obj({"path": STR, "versions": array(VERSION)}))},
+                params=file_params,
+            )
+        },
+        prefix + "/version/{version}/{path}": {
+            "get": op(
+                "Download a version (RO)",
+                TAG_VERSIONS,
+                download_answers,
+                params=[*one, range_header],
+            ),
+            "post": op(
+                "Restore a version: it becomes the current file, the current one a version (RW)",
+                TAG_VERSIONS,
+                {200: ok("Restored", _FILE_META)},
+                params=one,
+            ),
+            "delete": op("Delete a version (RWD)", TAG_VERSIONS, {204: ok("Deleted")}, params=one),
         },
     }
