@@ -2,7 +2,8 @@
 # Run the benchmarks and print their figures.
 #   bench/run.sh                 every benchmark, each at its full default size
 #   bench/run.sh NAME [ARGS...]  one benchmark (usage_scan, usage_cephfs, transfers, s3_stream,
-#                                delta_view, delta_log, metadata_cache, snapshots, soak)
+#                                delta_view, delta_log, metadata_cache, small_files,
+#                                batch_upload, snapshots, soak)
 #                                with its own arguments, e.g. bench/run.sh transfers --quick
 # PYTHON selects the interpreter (default: python on PATH, with storage-proxy installed).
 set -euo pipefail
@@ -14,7 +15,8 @@ if [ $# -gt 0 ]; then
   shift
   exec "$py" "$here/$name.py" "$@"
 fi
-for name in usage_scan usage_cephfs transfers s3_stream delta_view delta_log metadata_cache snapshots soak; do
+for name in usage_scan usage_cephfs transfers s3_stream delta_view delta_log metadata_cache \
+  small_files batch_upload snapshots soak; do
   echo "=== $name"
   "$py" "$here/$name.py"
 done

@@ -174,7 +174,7 @@ class OurDaemon(Side):
 
     def __init__(self, scratch: Path) -> None:
         self.scratch = scratch
-        client_port, manager_port = free_ports(2)
+        client_port, manager_port, internal_port = free_ports(3)
         self.client = f"http://127.0.0.1:{client_port}"
         self.manager = f"http://127.0.0.1:{manager_port}"
         self.secret = OUR_MANAGER_SECRET
@@ -192,6 +192,7 @@ class OurDaemon(Side):
                     f'service-addr = {{ host = "127.0.0.1", port = {client_port} }}',
                     "[api.manager]",
                     f'service-addr = {{ host = "127.0.0.1", port = {manager_port} }}',
+                    f'internal-addr = {{ host = "127.0.0.1", port = {internal_port} }}',
                     f"secret = {q(OUR_MANAGER_SECRET)}",
                     f"[volume.{OUR_VOLUME}]",
                     'backend = "vfs"',
@@ -227,7 +228,10 @@ class OurDaemon(Side):
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise BenchError(f"our daemon exited with code {proc.returncode} at start-up")
+                tail = self.log_path.read_text(errors="replace")[-2000:]
+                raise BenchError(
+                    f"our daemon exited with code {proc.returncode} at start-up:\n{tail}"
+                )
             try:
                 if all(
                     requests.get(url, timeout=2).status_code == 200

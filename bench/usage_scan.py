@@ -129,10 +129,9 @@ def percentile(values: list[float], pct: float) -> float:
 # -- setup -------------------------------------------------------------------------------------
 
 
-def write_config(
-    scratch: Path, client_port: int, manager_port: int, scan_workers: int | None
-) -> Path:
+def write_config(scratch: Path, ports: list[int], scan_workers: int | None) -> Path:
     """The daemon's TOML config: one ``vfs`` volume named ``bench`` inside the scratch dir."""
+    client_port, manager_port, internal_port = ports
     q = json.dumps  # a JSON string is a valid TOML basic string
     lines = ["[storage-proxy]", f"data-dir = {q(str(scratch / 'data'))}"]
     if scan_workers is not None:
@@ -144,7 +143,10 @@ def write_config(
         "",
         "[api.manager]",
         f'service-addr = {{ host = "127.0.0.1", port = {manager_port} }}',
+        f'internal-addr = {{ host = "127.0.0.1", port = {internal_port} }}',
         f"secret = {q(SECRET)}",
+        # the 23.09 answer counts files alone (26.09 adds directories): the tree made here
+        'compat = "23.09"',
         "",
         f"[volume.{VOLUME}]",
         'backend = "vfs"',
@@ -403,8 +405,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="sp-bench-", dir=args.tmpdir) as tmp:
         scratch = Path(tmp)
-        client_port, manager_port = free_ports(2)
-        config = write_config(scratch, client_port, manager_port, args.scan_workers)
+        ports = free_ports(3)  # client, manager, internal
+        client_port, manager_port = ports[:2]
+        config = write_config(scratch, ports, args.scan_workers)
         try:
             effective = load_config(config, environ={})["storage-proxy"]["scan-workers"]
         except ConfigError as e:

@@ -25,6 +25,6 @@ echo "== ruff"
 echo "== mypy"
 "$PYTHON" -m mypy src plugins
 echo "== layers (import-linter contracts in pyproject.toml)"
-lint-imports --no-cache
+"$PYTHON" -c 'import sys; from importlinter.cli import lint_imports_command as main; sys.argv[0] = "lint-imports"; main()' --no-cache
 echo "== pytest"
 "$PYTHON" -m pytest -q -p no:cacheprovider "$@"

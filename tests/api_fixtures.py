@@ -60,7 +60,23 @@ class Daemon:
 @pytest.fixture
 async def daemon(tmp_path: Path, aiohttp_client: Any) -> AsyncIterator[Daemon]:
     """Both APIs in-process; every response they give is checked against /openapi.json."""
-    ctx = await build_root_context(make_config(tmp_path))
+    async for found in _daemon(tmp_path, aiohttp_client, make_config(tmp_path)):
+        yield found
+
+
+@pytest.fixture
+async def legacy_daemon(tmp_path: Path, aiohttp_client: Any) -> AsyncIterator[Daemon]:
+    """The same in the 23.09 dialect (``[api.manager] compat = "23.09"``)."""
+    raw = raw_config(tmp_path)
+    raw["api"]["manager"]["compat"] = "23.09"
+    async for found in _daemon(tmp_path, aiohttp_client, validate(raw)):
+        yield found
+
+
+async def _daemon(
+    tmp_path: Path, aiohttp_client: Any, config: dict[str, Any]
+) -> AsyncIterator[Daemon]:
+    ctx = await build_root_context(config)
     checks = [Conformance(manager_description()), Conformance(client_description())]
     manager = await aiohttp_client(checks[0].install(create_manager_app(ctx.services)))
     manager.session.headers[AUTH_HEADER] = MANAGER_SECRET

@@ -13,6 +13,7 @@ from storage_proxy.volumes.posix import BasePosixVolume
 
 class VfsVolume(BasePosixVolume):
     backend_name = "vfs"
+    inline_reads = True  # a local file system: small files are opened on the event loop
     options_schema = t.Dict(
         {
             # Seconds a scanned quota-scope usage is trusted before the next write re-scans it.

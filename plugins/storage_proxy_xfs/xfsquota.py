@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from storage_proxy.core.errors import StorageProxyError
+from storage_proxy.core.errors import BackendUnavailable
 
 from .runner import CommandRunner
 
@@ -21,8 +21,10 @@ _REPORT_LINE = re.compile(r"^#(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\b")
 _KIB = 1024
 
 
-class XfsQuotaError(StorageProxyError):
-    status, code, title = 500, "xfs-quota-failed", "xfs_quota failed"
+class XfsQuotaError(BackendUnavailable):
+    """The quota tool failed: the storage cannot answer now (503, as every backend's tool)."""
+
+    code, title = "xfs-quota-failed", "xfs_quota failed"
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from typing import Any
 
 import trafaret as t
 
+from .core.dialect import DEFAULT_DIALECT, Dialect
 from .core.errors import ConfigError
 from .core.units import BinarySize, Duration
 
@@ -68,6 +69,8 @@ def _listener(default_port: int, *, with_secret: bool) -> t.Dict:
         # Backend.AI sends this value in X-BackendAI-Storage-Auth-Token; generated when absent.
         keys[t.Key("secret", default=None)] = t.Null | t.String(min_length=8)
         keys[t.Key("internal-addr", default=None)] = t.Null | _host_port(6023)
+        # Which Backend.AI release the manager API answers like (core.dialect).
+        keys[t.Key("compat", default=DEFAULT_DIALECT.value)] = t.Enum(*(d.value for d in Dialect))
     return t.Dict(keys)
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .api.metrics import DaemonMetrics
+from .core.dialect import Dialect
 from .core.errors import ConfigError
 from .core.types import VFolderID
 from .infra.cache import CacheKinds, SharedCache
@@ -27,6 +28,7 @@ from .metadata.store import MetadataStore
 from .secrets import MANAGER_SECRET_FILE, TOKEN_SECRET_FILE, Secret, ensure_secret
 from .services.access import AccessService
 from .services.audit import AuditLog
+from .services.batch import BatchService
 from .services.bgtasks import BackgroundTaskService
 from .services.books import MetadataBooks
 from .services.browse import BrowseService
@@ -285,6 +287,19 @@ async def _open_metadata(
     return metadata
 
 
+def _quota_alerts(stack: AsyncExitStack, infra: _Infra, audit: AuditLog) -> QuotaAlerts:
+    alerts = QuotaAlerts(
+        audit,
+        infra.config["quota"]["alert-thresholds"],
+        infra.config["quota"]["alert-webhook"],
+        gauge=infra.metrics.quota_ratio,
+        claims=infra.metadata,
+        holder=infra.deps.holder,
+    )
+    stack.push_async_callback(alerts.close)
+    return alerts
+
+
 def _build_services(stack: AsyncExitStack, infra: _Infra) -> tuple[Services, UsageService]:
     """Every service, each built whole (nothing is patched in afterwards)."""
     config, volumes, metadata = infra.config, infra.volumes, infra.metadata
@@ -298,19 +313,11 @@ def _build_services(stack: AsyncExitStack, infra: _Infra) -> tuple[Services, Usa
         volumes, metadata, infra.bgtasks, usage, audit, dict(job_settings.retention)
     )
     access = AccessService(metadata, vfolders, audit)
-    alerts = QuotaAlerts(
-        audit,
-        config["quota"]["alert-thresholds"],
-        config["quota"]["alert-webhook"],
-        gauge=infra.metrics.quota_ratio,
-        claims=metadata,
-        holder=infra.deps.holder,
-    )
-    stack.push_async_callback(alerts.close)
+    alerts = _quota_alerts(stack, infra, audit)
     quotas = QuotaService(volumes, metadata, vfolders, usage, alerts, audit)
     gate = Gate(volumes, access, infra.bgtasks, audit)
     keeping = VersionSettings(metadata)
-    files = FileService(gate, audit, usage, quotas, keeping)
+    files = FileService(gate, audit, usage, quotas, infra.bgtasks, keeping)
 
     async def published(volume: str, vfid: VFolderID) -> None:
         await usage.changed(volume, vfid)
@@ -342,6 +349,7 @@ def _build_services(stack: AsyncExitStack, infra: _Infra) -> tuple[Services, Usa
             manager_secret=infra.manager_secret.value,
             transfer_idle_timeout=sp["transfer-idle-timeout"],
             max_upload_size=sp["max-upload-size"],
+            dialect=Dialect(config["api"]["manager"]["compat"]),
         ),
         vfolders=vfolders,
         access=access,
@@ -362,6 +370,7 @@ def _build_services(stack: AsyncExitStack, infra: _Infra) -> tuple[Services, Usa
         audit=audit,
         health=HealthService(metadata, volumes, infra.leases),
         metrics=infra.metrics,
+        batch=BatchService(gate, files),
     )
     return services, usage
 

@@ -307,8 +307,9 @@ async def test_captured_limit_failure_rolls_the_scope_back(tmp_path: Path, deps:
     answers = native_answers() | {"limit": CommandResult(1, "", captured("limit_enosys.stderr"))}
     volume = await native_volume(tmp_path, deps, FakeRunner(answers))
     qsid = new_scope()
-    with pytest.raises(XfsQuotaError, match="Function not implemented"):
+    with pytest.raises(XfsQuotaError, match="Function not implemented") as failed:
         await volume.quota_model.create_quota_scope(qsid, QuotaConfig(1 << 20))
+    assert failed.value.status == 503  # the storage cannot answer now, as any backend's tool
     assert not volume.quota_scope_path(qsid).exists()
     assert (tmp_path / "projid").read_text() == ""
 

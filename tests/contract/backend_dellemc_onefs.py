@@ -7,19 +7,10 @@ each directory quota's usage from the bytes really stored below it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from pathlib import Path
-
-from backends.emulators import serve
 from backends.onefs_emulator import OneFSEmulator
 
-from contract.spec import BackendSpec
-from storage_proxy.core.types import QuotaScopeID
-from storage_proxy.volumes.abc import AbstractVolume, VolumeDeps
+from contract.emulated import emulated_spec
 from storage_proxy_dellemc_onefs import OneFSVolume
-
-_EMULATORS: dict[int, OneFSEmulator] = {}
 
 
 def volume_options(emulator: OneFSEmulator, endpoint: str) -> dict[str, object]:
@@ -33,28 +24,12 @@ def volume_options(emulator: OneFSEmulator, endpoint: str) -> dict[str, object]:
     }
 
 
-@asynccontextmanager
-async def make(tmp_path: Path, deps: VolumeDeps) -> AsyncIterator[AbstractVolume]:
-    root = tmp_path / "ifs"
-    root.mkdir()
-    emulator = OneFSEmulator(root)
-    runner, endpoint = await serve(emulator)
-    volume = OneFSVolume("isilon", root, options=volume_options(emulator, endpoint), deps=deps)
-    try:
-        await volume.init()
-        _EMULATORS[id(volume)] = emulator
-        try:
-            yield volume
-        finally:
-            _EMULATORS.pop(id(volume), None)
-            await volume.shutdown()
-    finally:
-        await runner.cleanup()
-
-
-def report_usage(volume: AbstractVolume, qsid: QuotaScopeID, nbytes: int) -> None:
-    emulator = _EMULATORS[id(volume)]
-    emulator.usage_override[f"{emulator.ifs_path}/{qsid.pathname}"] = nbytes
-
-
-SPEC = BackendSpec(name="dellemc-onefs", make_volume=make, report_usage=report_usage)
+SPEC = emulated_spec(
+    "dellemc-onefs",
+    volume_cls=OneFSVolume,
+    emulator=OneFSEmulator,
+    options=volume_options,
+    usage_key=lambda e, q: f"{e.ifs_path}/{q.pathname}",
+    folder="ifs",
+    volume_name="isilon",
+)

@@ -7,15 +7,9 @@ emulator, which creates qtrees as directories of a local folder standing in for 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from pathlib import Path
-
 from backends.ontap_emulator import Emulator, start
 
-from contract.spec import BackendSpec
-from storage_proxy.core.types import QuotaScopeID
-from storage_proxy.volumes.abc import AbstractVolume, VolumeDeps
+from contract.emulated import emulated_spec
 from storage_proxy_netapp import NetAppVolume
 
 
@@ -33,30 +27,12 @@ def volume_options(emulator: Emulator, endpoint: str) -> dict[str, object]:
     }
 
 
-@asynccontextmanager
-async def make(tmp_path: Path, deps: VolumeDeps) -> AsyncIterator[AbstractVolume]:
-    nfs = tmp_path / "nfs"
-    nfs.mkdir()
-    emulator = Emulator(nfs)
-    runner, endpoint = await start(emulator)
-    volume = NetAppVolume("netapp", nfs, options=volume_options(emulator, endpoint), deps=deps)
-    try:
-        await volume.init()
-        _EMULATORS[id(volume)] = emulator
-        try:
-            yield volume
-        finally:
-            _EMULATORS.pop(id(volume), None)
-            await volume.shutdown()
-    finally:
-        await runner.cleanup()
-
-
-_EMULATORS: dict[int, Emulator] = {}
-
-
-def report_usage(volume: AbstractVolume, qsid: QuotaScopeID, nbytes: int) -> None:
-    _EMULATORS[id(volume)].usage_override[qsid.pathname] = nbytes
-
-
-SPEC = BackendSpec(name="netapp", make_volume=make, report_usage=report_usage)
+SPEC = emulated_spec(
+    "netapp",
+    volume_cls=NetAppVolume,
+    emulator=Emulator,
+    options=volume_options,
+    usage_key=lambda _, q: q.pathname,
+    folder="nfs",
+    serve_emulator=start,
+)

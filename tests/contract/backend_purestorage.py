@@ -8,20 +8,14 @@ the bytes really stored there.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
-from backends.emulators import serve
 from backends.purestorage_emulator import FlashBladeEmulator
 
-from contract.spec import BackendSpec
-from storage_proxy.core.types import QuotaScopeID
-from storage_proxy.volumes.abc import AbstractVolume, VolumeDeps
+from contract.emulated import emulated_spec
 from storage_proxy_purestorage import PureStorageVolume
 
 PREFIX = "sp-"
-_EMULATORS: dict[int, FlashBladeEmulator] = {}
 
 
 def emulator_for(root: Path) -> FlashBladeEmulator:
@@ -39,27 +33,12 @@ def volume_options(emulator: FlashBladeEmulator, endpoint: str) -> dict[str, obj
     }
 
 
-@asynccontextmanager
-async def make(tmp_path: Path, deps: VolumeDeps) -> AsyncIterator[AbstractVolume]:
-    root = tmp_path / "fb"
-    root.mkdir()
-    emulator = emulator_for(root)
-    runner, endpoint = await serve(emulator)
-    volume = PureStorageVolume("fb", root, options=volume_options(emulator, endpoint), deps=deps)
-    try:
-        await volume.init()
-        _EMULATORS[id(volume)] = emulator
-        try:
-            yield volume
-        finally:
-            _EMULATORS.pop(id(volume), None)
-            await volume.shutdown()
-    finally:
-        await runner.cleanup()
-
-
-def report_usage(volume: AbstractVolume, qsid: QuotaScopeID, nbytes: int) -> None:
-    _EMULATORS[id(volume)].usage_override[PREFIX + qsid.pathname] = nbytes
-
-
-SPEC = BackendSpec(name="purestorage", make_volume=make, report_usage=report_usage)
+SPEC = emulated_spec(
+    "purestorage",
+    volume_cls=PureStorageVolume,
+    emulator=emulator_for,
+    options=volume_options,
+    usage_key=lambda _, q: PREFIX + q.pathname,
+    folder="fb",
+    volume_name="fb",
+)

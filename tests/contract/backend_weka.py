@@ -7,19 +7,10 @@ by the real directories' inode numbers and count the bytes really stored below t
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from pathlib import Path
-
-from backends.emulators import serve
 from backends.weka_emulator import WekaEmulator
 
-from contract.spec import BackendSpec
-from storage_proxy.core.types import QuotaScopeID
-from storage_proxy.volumes.abc import AbstractVolume, VolumeDeps
+from contract.emulated import emulated_spec
 from storage_proxy_weka import WekaVolume
-
-_EMULATORS: dict[int, WekaEmulator] = {}
 
 
 def volume_options(emulator: WekaEmulator, endpoint: str) -> dict[str, object]:
@@ -34,27 +25,11 @@ def volume_options(emulator: WekaEmulator, endpoint: str) -> dict[str, object]:
     }
 
 
-@asynccontextmanager
-async def make(tmp_path: Path, deps: VolumeDeps) -> AsyncIterator[AbstractVolume]:
-    root = tmp_path / "wekafs"
-    root.mkdir()
-    emulator = WekaEmulator(root)
-    runner, endpoint = await serve(emulator)
-    volume = WekaVolume("weka", root, options=volume_options(emulator, endpoint), deps=deps)
-    try:
-        await volume.init()
-        _EMULATORS[id(volume)] = emulator
-        try:
-            yield volume
-        finally:
-            _EMULATORS.pop(id(volume), None)
-            await volume.shutdown()
-    finally:
-        await runner.cleanup()
-
-
-def report_usage(volume: AbstractVolume, qsid: QuotaScopeID, nbytes: int) -> None:
-    _EMULATORS[id(volume)].usage_override["/" + qsid.pathname] = nbytes
-
-
-SPEC = BackendSpec(name="weka", make_volume=make, report_usage=report_usage)
+SPEC = emulated_spec(
+    "weka",
+    volume_cls=WekaVolume,
+    emulator=WekaEmulator,
+    options=volume_options,
+    usage_key=lambda _, q: "/" + q.pathname,
+    folder="wekafs",
+)

@@ -76,10 +76,21 @@ def test_health_names_the_dependency_that_is_down(
     base = internal_url(d)
     ok = http("GET", base + "/health")
     assert ok.status == 200 and ok.json()["status"] == "ok"
-    assert set(ok.json()["checks"]) == {"metadata", "volume:vol1"}
+    checks = ok.json()["connectivity"]["connectivity_checks"]
+    assert {(c["service_group"], c["component_id"]) for c in checks} == {
+        ("metadata", "store"),
+        ("volume", "vol1"),
+    }
     cfg = tomllib.loads(d.config_path.read_text())  # type: ignore[union-attr]
     shutil.rmtree(cfg["volume"]["vol1"]["path"])  # the volume's storage goes away
-    bad = http("GET", base + "/health")
+    bad = http("GET", base + "/readyz")  # readiness gates on it; /health informs
     assert bad.status == 503
     assert bad.json()["down"] == ["volume:vol1"]
-    assert bad.json()["checks"]["metadata"]["status"] == "ok"
+    state = {
+        c["service_group"]: c["is_healthy"]
+        for c in bad.json()["connectivity"]["connectivity_checks"]
+    }
+    assert state == {"metadata": True, "volume": False}
+    degraded = http("GET", base + "/health")
+    assert degraded.status == 200 and degraded.json()["status"] == "degraded"
+    assert http("GET", base + "/livez").status == 200

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from e2e_support import StartDaemon
-from harness import TOKEN_SECRET, StartHostile, Tenant, make_tenant
+from harness import RACE_TALLY, TOKEN_SECRET, StartHostile, Tenant, make_tenant
 
 
 @pytest.fixture
@@ -54,3 +54,14 @@ def tenant(start_hostile: StartHostile, request: pytest.FixtureRequest, tmp_path
         path = CLUSTER.mount / "hostile" / tmp_path.name
         return start_hostile(volume_path=path, backend="cephfs")
     return start_hostile(storage_proxy={"path-resolution": request.param})
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The raced requests of this run, so the total is on record with every CI run."""
+    if not RACE_TALLY:
+        return
+    total = sum(n for _, n, _ in RACE_TALLY)
+    leaks = sum(k for _, _, k in RACE_TALLY)
+    terminalreporter.write_sep("-", f"hostile races: {total} requests raced, {leaks} leaked")
+    for name, n, k in RACE_TALLY:
+        terminalreporter.write_line(f"  {name}: {n} requests, {k} leaked")

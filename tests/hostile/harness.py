@@ -246,3 +246,7 @@ def make_tenant(daemon: Daemon, volume: str = "vol1") -> Tenant:
 
 
 StartHostile = Callable[..., Tenant]
+
+
+#: Every raced request of this session, by test: (test id, requests, leaks), for the summary.
+RACE_TALLY: list[tuple[str, int, int]] = []

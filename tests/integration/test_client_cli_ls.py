@@ -56,6 +56,6 @@ async def test_ls_of_empty_and_root(daemon: Daemon, tmp_path: Path) -> None:
     status, _ = await daemon.call(
         "POST", "/folder/file/mkdir", volume="vol1", vfid=VFID, relpath="data"
     )
-    assert status == 204
+    assert status == 200
     code, out = await ls(daemon, tmp_path, "data/")  # an empty directory
     assert code == 0 and out.strip() == f"no files below 'data/' (vol1 {VFID})"

@@ -63,11 +63,15 @@ async def test_redis_down_is_503_and_recovers(
         with pytest.raises(RedisUnavailable) as err:
             await ctx.uploads.append(session, 0, _body(b"abc"))
         assert err.value.status == 503
+        # readiness gates on Redis (503); /health informs (200, degraded), as in 26.9.6
+        resp = await internal.get("/readyz")
+        assert resp.status == 503 and (await resp.json())["down"] == ["redis:leases"]
         resp = await internal.get("/health")
-        assert resp.status == 503 and (await resp.json())["down"] == ["redis"]
+        assert resp.status == 200 and (await resp.json())["status"] == "degraded"
+        assert (await internal.get("/livez")).status == 200
         redis_server.start()  # same port: the client reconnects by itself
         assert (await ctx.uploads.append(session, 0, _body(b"abc"))).offset == 3
-        resp = await internal.get("/health")
+        resp = await internal.get("/readyz")
         assert resp.status == 200
     finally:
         await ctx.close()

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from api_fixtures import Daemon
-from jobs.jobs_support import run_job
+from jobs.jobs_support import run_job, wait_done
 
 from helpers import new_vfid
 from storage_proxy.core.paths import RelPath
@@ -67,7 +67,8 @@ async def test_a_deleted_vfolder_waits_in_the_trash_then_is_purged(
     volume = s3vol(daemon)
     vfid = await s3_vfolder(daemon, {"a.txt": b"A", "d/b.bin": b"B" * 100})
     status, body = await daemon.call("POST", "/folder/delete", volume="s3vol", vfid=str(vfid))
-    assert status == 204, body
+    assert status == 202, body  # 26.09: started; done below
+    assert (await wait_done(daemon, body["bgtask_id"]))["status"] == "done"
     assert not await volume.vfolder_exists(vfid)
     assert keys_below(raw_s3, volume, volume.vfolder_prefix(vfid)) == []
     status, scope = await daemon.call(

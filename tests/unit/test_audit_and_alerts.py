@@ -137,6 +137,24 @@ async def test_acl_changes_are_audited(daemon: Daemon) -> None:
     assert grant["grantee"] == "user:bob" and grant["permission"] == "ro"
 
 
+async def test_a_refusal_naming_an_unknown_or_unencodable_volume_is_audited(
+    daemon: Daemon,
+) -> None:
+    vfid = new_vfid()
+    for name in ("nosuchvolume", "bad\ud800name"):
+        body = json.dumps({"volume": name, "vfid": str(vfid), "relpath": "x"})
+        resp = await daemon.manager.post("/folder/file/list", data=body)
+        assert resp.status in (400, 404), await resp.text()
+
+    def refused() -> list[dict[str, Any]]:
+        return [x for x in audit_lines(daemon) if x["vfid"] == str(vfid)]
+
+    await until(lambda: len(refused()) == 2)
+    names = sorted(x["volume"] for x in refused())
+    assert names == ["bad\ud800name", "nosuchvolume"]  # the surrogate kept, escaped in the file
+    assert all(x["labels"]["backend"] == "" and x["result"] != "ok" for x in refused())
+
+
 @contextlib.asynccontextmanager
 async def alert_daemon(tmp_path: Path, aiohttp_client: Any, webhook: str) -> AsyncIterator[Daemon]:
     cfg = make_config(tmp_path)

@@ -115,9 +115,22 @@ async def test_rfc5987_filename(daemon: Daemon) -> None:
 
 
 @pytest.mark.parametrize("token", ["", "garbage", None])
-async def test_bad_tokens_are_401(daemon: Daemon, token: str | None) -> None:
+async def test_bad_tokens_are_400_as_in_backend_ai(daemon: Daemon, token: str | None) -> None:
+    """26.09: a token is a query parameter (400 invalid-api-params, as storage-proxy 26.9.6)."""
     params = {"token": token} if token is not None else {}
     resp = await daemon.client.get("/download", params=params)
+    assert resp.status == 400
+    body = await resp.json()
+    assert body["code"] == "invalid-token"
+    assert body["type"] == "https://api.backend.ai/probs/storage/invalid-api-params"
+
+
+@pytest.mark.parametrize("token", ["", "garbage", None])
+async def test_bad_tokens_are_401_in_the_23_09_dialect(
+    legacy_daemon: Daemon, token: str | None
+) -> None:
+    params = {"token": token} if token is not None else {}
+    resp = await legacy_daemon.client.get("/download", params=params)
     assert resp.status == 401
     assert (await resp.json())["code"] == "invalid-token"
 
@@ -133,7 +146,7 @@ async def test_expired_and_wrong_op_tokens(daemon: Daemon) -> None:
     )
     for token in (expired, upload_op, forged):
         resp = await daemon.client.get("/download", params={"token": token})
-        assert resp.status == 401
+        assert (resp.status, (await resp.json())["code"]) == (400, "invalid-token")
 
 
 async def test_directory_needs_archive_and_zip_streams(daemon: Daemon) -> None:

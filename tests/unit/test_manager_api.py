@@ -1,7 +1,9 @@
-"""The manager API in-process: Backend.AI routes, auth, JSON shapes and problem+json errors."""
+"""The manager API in-process: Backend.AI routes, auth, JSON shapes and problem+json errors, in
+the default dialect (26.09) and, where they differ, the 23.09 one."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,16 +22,27 @@ QSID = "user:11111111-2222-3333-4444-555555555555"
 VFID = f"{QSID}/aabbccdd000040008000000000000001"
 
 
-@pytest.fixture
-async def root_ctx(tmp_path: Path) -> AsyncIterator[RootContext]:
+async def _root_ctx(tmp_path: Path, compat: str) -> RootContext:
     cfg = validate(
         {
             "storage-proxy": {"data-dir": str(tmp_path / "data"), "scan-workers": 0},
-            "api": {"manager": {"secret": SECRET}},
+            "api": {"manager": {"secret": SECRET, "compat": compat}},
             "volume": {"vol1": {"backend": "vfs", "path": str(tmp_path / "vol1")}},
         }
     )
-    ctx = await build_root_context(cfg)
+    return await build_root_context(cfg)
+
+
+@pytest.fixture
+async def root_ctx(tmp_path: Path) -> AsyncIterator[RootContext]:
+    ctx = await _root_ctx(tmp_path, "26.09")
+    yield ctx
+    await ctx.close()
+
+
+@pytest.fixture
+async def legacy_ctx(tmp_path: Path) -> AsyncIterator[RootContext]:
+    ctx = await _root_ctx(tmp_path, "23.09")
     yield ctx
     await ctx.close()
 
@@ -39,6 +52,24 @@ async def client(aiohttp_client: Any, root_ctx: RootContext) -> TestClient:
     c: TestClient = await aiohttp_client(create_manager_app(root_ctx.services))
     c.session.headers[AUTH_HEADER] = SECRET
     return c
+
+
+@pytest.fixture
+async def legacy_client(aiohttp_client: Any, legacy_ctx: RootContext) -> TestClient:
+    """The manager API in the 23.09 dialect (``[api.manager] compat = "23.09"``)."""
+    c: TestClient = await aiohttp_client(create_manager_app(legacy_ctx.services))
+    c.session.headers[AUTH_HEADER] = SECRET
+    return c
+
+
+async def wait_task(client: TestClient, answer: Any) -> dict[str, Any]:
+    """Follow a started task (``{"bgtask_id"}``) to its end; its record."""
+    for _ in range(400):
+        _, task = await call(client, "GET", f"/bgtask/{answer['bgtask_id']}")
+        if task["status"] not in ("pending", "running"):
+            return dict(task)
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"task {answer} did not end")
 
 
 async def call(client: TestClient, method: str, path: str, **body: Any) -> Any:
@@ -53,10 +84,29 @@ async def make_folder(client: TestClient, vfid: str = VFID) -> None:
 
 
 async def test_health_needs_no_token(client: TestClient) -> None:
-    for path in ("/", "/status", "/health"):
+    for path in ("/", "/status", "/health", "/livez", "/readyz"):
         resp = await client.get(path, headers={AUTH_HEADER: ""})
         assert resp.status == 200
         assert (await resp.json())["status"] == "ok"
+
+
+async def test_health_lists_connectivity_as_26_9_6(client: TestClient) -> None:
+    body = await (await client.get("/health")).json()
+    assert body["component"] == "storage-proxy"
+    checks = body["connectivity"]["connectivity_checks"]
+    assert body["connectivity"]["overall_healthy"] is True
+    assert {(c["service_group"], c["component_id"]) for c in checks} == {
+        ("metadata", "store"),
+        ("volume", "vol1"),
+    }
+    assert all(c["is_healthy"] and c["error_message"] is None for c in checks)
+    live = await (await client.get("/livez")).json()
+    assert [c["service_group"] for c in live["connectivity"]["connectivity_checks"]] == ["metadata"]
+
+
+async def test_health_is_the_status_in_the_23_09_dialect(legacy_client: TestClient) -> None:
+    body = await (await legacy_client.get("/health")).json()
+    assert body["type"] == "manager-facing" and "connectivity" not in body
 
 
 @pytest.mark.parametrize("token", [None, "", "wrong-secret"])
@@ -172,14 +222,52 @@ async def test_usage_used_bytes_fs_usage(client: TestClient) -> None:
     Path(mount["path"], "d").mkdir()
     Path(mount["path"], "d", "b.bin").write_bytes(b"y" * 45)
     status, body = await call(client, "GET", "/folder/usage", volume="vol1", vfid=VFID)
-    assert (status, body) == (200, {"file_count": 2, "used_bytes": 345})
+    # 26.09 counts the directory too, and its bytes (as storage-proxy 26.9.6)
+    dir_size = Path(mount["path"], "d").stat().st_size
+    assert (status, body) == (200, {"file_count": 3, "used_bytes": 345 + dir_size})
     status, body = await call(client, "GET", "/folder/used-bytes", volume="vol1", vfid=VFID)
     assert (status, body) == (200, {"used_bytes": 345})
     status, body = await call(client, "GET", "/folder/fs-usage", volume="vol1")
     assert status == 200 and body["capacity_bytes"] >= body["used_bytes"] > 0
 
 
-async def test_file_operations(client: TestClient) -> None:
+async def test_file_operations_26_09(client: TestClient) -> None:
+    await make_folder(client)
+    base = {"volume": "vol1", "vfid": VFID}
+    status, body = await call(client, "POST", "/folder/file/mkdir", **base, relpath="a/b")
+    assert (status, body) == (
+        200,
+        {"results": {"success": [{"item": "a/b", "msg": None}], "failed": []}},
+    )
+    status, body = await call(client, "POST", "/folder/file/mkdir", **base, relpath="a/b")
+    assert status == 422 and body["results"]["failed"][0]["code"] == "file-exists"
+    status, body = await call(client, "POST", "/folder/file/mkdir", **base, relpath=["x", "../y"])
+    assert status == 207 and body["results"]["failed"][0]["code"] == "invalid-path"
+    # a refused file operation: 400 {"msg", "errno", "paths"}, as in Backend.AI
+    status, body = await call(client, "POST", "/folder/file/list", **base, relpath="nope")
+    assert (status, body["msg"], body["errno"], body["paths"]) == (
+        400,
+        "No such file or directory",
+        2,
+        ["nope"],
+    )
+    status, body = await call(
+        client, "POST", "/folder/file/rename", **base, relpath="nope", new_name="z"
+    )
+    assert (status, body["errno"]) == (400, 2)
+    # a path already gone is deleted; a directory with something in it needs recursive
+    status, body = await call(client, "POST", "/folder/file/delete", **base, relpaths=["nope"])
+    assert (status, body) == (200, {"status": "ok"})
+    status, body = await call(client, "POST", "/folder/file/delete", **base, relpaths=["a"])
+    assert (status, body["errno"], body["code"]) == (400, 39, "directory-not-empty")
+    status, body = await call(
+        client, "POST", "/folder/file/delete", **base, relpaths=["a", "nope"], recursive=True
+    )
+    assert (status, body) == (200, {"status": "ok"})
+
+
+async def test_file_operations_23_09(legacy_client: TestClient) -> None:
+    client = legacy_client
     await make_folder(client)
     base = {"volume": "vol1", "vfid": VFID}
     status, _ = await call(client, "POST", "/folder/file/mkdir", **base, relpath="a/b")
@@ -215,7 +303,33 @@ async def test_file_operations(client: TestClient) -> None:
     assert (status, body) == (200, {"status": "ok"})
 
 
-async def test_clone_and_delete(client: TestClient) -> None:
+async def test_clone_and_delete_26_09(client: TestClient) -> None:
+    """Both answer at once with the task's id (clone 200, delete 202, as 26.9.6)."""
+    await make_folder(client)
+    base = {"volume": "vol1", "vfid": VFID}
+    await call(client, "POST", "/folder/file/mkdir", **base, relpath="keep")
+    dst = f"{QSID}/{uuid.uuid4().hex}"
+    status, body = await call(
+        client, "POST", "/folder/clone", src_volume="vol1", src_vfid=VFID, dst_vfid=dst
+    )
+    assert status == 200 and set(body) == {"bgtask_id"}
+    assert (await wait_task(client, body))["status"] == "done"
+    _, listed = await call(client, "POST", "/folder/file/list", volume="vol1", vfid=dst)
+    assert [i["name"] for i in listed["items"]] == ["keep"]
+    status, body = await call(client, "POST", "/folder/delete", volume="vol1", vfid=dst)
+    assert status == 202 and set(body) == {"bgtask_id"}
+    assert (await wait_task(client, body))["status"] == "done"
+    # a delete that cannot succeed is refused now, not accepted and failed later
+    status, body = await call(client, "POST", "/folder/delete", volume="vol1", vfid=dst)
+    assert (status, body["code"], body["error_code"]) == (
+        404,
+        "vfolder-not-found",
+        "vfolder_read_not-found",
+    )
+
+
+async def test_clone_and_delete_23_09(legacy_client: TestClient) -> None:
+    client = legacy_client
     await make_folder(client)
     base = {"volume": "vol1", "vfid": VFID}
     await call(client, "POST", "/folder/file/mkdir", **base, relpath="keep")
@@ -242,7 +356,26 @@ async def test_clone_and_delete(client: TestClient) -> None:
     assert status == 404 and body["code"] == "vfolder-not-found"
 
 
-async def test_quota_enforced_on_clone_through_api(client: TestClient) -> None:
+async def test_quota_enforced_on_clone_26_09(client: TestClient) -> None:
+    await make_folder(client)
+    _, mount = await call(client, "GET", "/folder/mount", volume="vol1", vfid=VFID)
+    Path(mount["path"], "blob").write_bytes(b"b" * 6000)
+    await call(
+        client, "PATCH", "/quota-scope", volume="vol1", qsid=QSID, options={"limit_bytes": 10000}
+    )
+    dst = f"{QSID}/{uuid.uuid4().hex}"
+    status, body = await call(
+        client, "POST", "/folder/clone", src_volume="vol1", src_vfid=VFID, dst_vfid=dst
+    )
+    assert status == 200
+    task = await wait_task(client, body)
+    assert task["status"] == "failed" and task["error"]["code"] == "quota-exceeded"
+    status, _ = await call(client, "GET", "/folder/usage", volume="vol1", vfid=dst)
+    assert status == 404
+
+
+async def test_quota_enforced_on_clone_through_api(legacy_client: TestClient) -> None:
+    client = legacy_client
     await make_folder(client)
     _, mount = await call(client, "GET", "/folder/mount", volume="vol1", vfid=VFID)
     Path(mount["path"], "blob").write_bytes(b"b" * 6000)
@@ -268,9 +401,9 @@ async def test_quota_enforced_on_clone_through_api(client: TestClient) -> None:
             400,
             "invalid-parameter",
         ),
-        ("POST", "/folder/create", {"volume": "nope", "vfid": VFID}, 404, "volume-not-found"),
+        ("POST", "/folder/create", {"volume": "nope", "vfid": VFID}, 400, "volume-not-found"),
         ("POST", "/folder/create", {"vfid": VFID}, 400, "invalid-parameter"),
-        ("GET", "/folder/mount", {"volume": "vol1", "vfid": VFID}, 404, "vfolder-not-found"),
+        ("GET", "/folder/usage", {"volume": "vol1", "vfid": VFID}, 404, "vfolder-not-found"),
         ("POST", "/quota-scope", {"volume": "vol1", "qsid": "group:x"}, 400, "invalid-parameter"),
         ("GET", "/no/such/route", {}, 404, "no-such-route"),
         ("DELETE", "/volumes", {}, 405, "method-not-allowed"),
@@ -283,6 +416,21 @@ async def test_user_errors_are_4xx_problems(
     assert resp.status == status
     assert resp.content_type == "application/problem+json"
     assert (await resp.json())["code"] == code
+
+
+async def test_missing_volume_and_vfolder_in_the_23_09_dialect(legacy_client: TestClient) -> None:
+    for path, body, status, code in (
+        ("/folder/create", {"volume": "nope", "vfid": VFID}, 404, "volume-not-found"),
+        ("/folder/mount", {"volume": "vol1", "vfid": VFID}, 404, "vfolder-not-found"),
+    ):
+        resp = await legacy_client.request("POST" if "create" in path else "GET", path, json=body)
+        assert resp.content_type == "application/problem+json"
+        assert (resp.status, (await resp.json())["code"]) == (status, code)
+
+
+async def test_missing_vfolder_mount_is_400_msg_as_in_backend_ai(client: TestClient) -> None:
+    status, body = await call(client, "GET", "/folder/mount", volume="vol1", vfid=VFID)
+    assert (status, body["msg"], body["vfid"]) == (400, "VFolder not found", VFID)
 
 
 async def test_malformed_json_body(client: TestClient) -> None:
@@ -303,7 +451,10 @@ async def test_hostile_relpaths_rejected(client: TestClient, relpath: str) -> No
         ("/folder/file/move", {"src_relpath": "a", "dst_relpath": relpath}),
     ]:
         status, data = await call(client, "POST", path, volume="vol1", vfid=VFID, **body)
-        assert (status, data["code"]) == (400, "invalid-path"), path
+        if path.endswith("mkdir"):  # per item, as 26.9.6 answers a '..'
+            assert status == 422, path
+            data = data["results"]["failed"][0]
+        assert (status // 100, data["code"]) == (4, "invalid-path"), path
 
 
 async def test_symlink_escape_rejected(client: TestClient, tmp_path: Path) -> None:
@@ -320,9 +471,9 @@ async def test_symlink_escape_rejected(client: TestClient, tmp_path: Path) -> No
     status, body = await call(
         client, "POST", "/folder/file/mkdir", volume="vol1", vfid=VFID, relpath="evil/new"
     )
-    assert (status, body["code"]) == (400, "invalid-path")
+    assert (status, body["results"]["failed"][0]["code"]) == (422, "invalid-path")
     assert sorted(p.name for p in outside.iterdir()) == ["secret"]
     status, body = await call(
         client, "GET", "/folder/mount", volume="vol1", vfid=VFID, subpath="evil"
     )
-    assert (status, body["code"]) == (400, "invalid-path")
+    assert (status, body["msg"]) == (400, "Invalid vfolder subpath")

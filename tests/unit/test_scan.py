@@ -33,11 +33,18 @@ async def test_scan_counts_exactly(tmp_path: Path, workers: int) -> None:
     finally:
         await scanner.close()
     assert (usage.file_count, usage.used_bytes) == (count, size)
+    # directories apart (Backend.AI's file_count counts them): d0..d4 and the 40 below them
+    assert usage.dir_count == 45
+    assert usage.dir_bytes == sum(
+        os.lstat(p).st_size
+        for p in (tmp_path / "t").rglob("*")
+        if p.is_dir() and not p.is_symlink()
+    )
 
 
 def test_partial_walk_leaves_a_frontier(tmp_path: Path) -> None:
     make_tree(tmp_path / "t")
-    count, size, frontier = scan_tree(str(tmp_path / "t"), fanout=8)
+    _, frontier = scan_tree(str(tmp_path / "t"), fanout=8)
     assert len(frontier) >= 8
     assert all(path.startswith(str(tmp_path / "t")) and ino for path, _, ino in frontier)
 

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from api_fixtures import Daemon
 from test_file_api import BASE, OWNER_QS, VFID, shared, status_of, token  # noqa: F401
+from test_snapshots_api import audited
 
 from storage_proxy.core.types import VFolderID
 
@@ -92,10 +93,7 @@ async def test_overwrites_keep_versions_up_to_the_setting(shared: Daemon) -> Non
         "POST", "/folder/file/version/delete", **VF, relpath="f.txt", version_id=vid
     )
     assert status == 204
-    lines = d.ctx.services.audit.recent("vol1", VFID, 200)
-    ops = {(line["operation"], line["result"]) for line in lines}
-    for op in ("versions.set", "version.restore", "version.delete", "version.download"):
-        assert (op, "ok") in ops, op
+    await audited(d, "versions.set", "version.restore", "version.delete", "version.download")
 
 
 async def test_moves_deletes_uploads_and_restores_keep_too(shared: Daemon) -> None:  # noqa: F811

@@ -1,7 +1,11 @@
-"""The internal listener (``[api.manager] internal-addr``): Prometheus ``/metrics`` and ``/health``.
+"""The internal listener (``[api.manager] internal-addr``): Prometheus ``/metrics``, ``/health``,
+``/livez`` and ``/readyz``.
 
-``/health`` checks each dependency and names the one that is down (503), so a load balancer or an
-operator sees at once whether the metadata store or a volume is the problem.
+Each checks the dependencies and names the one that is down, so a load balancer or an operator
+sees at once whether the metadata store, Redis or a volume is the problem.  ``/livez`` and
+``/readyz`` answer 503 when a dependency they gate on is down; ``/health`` answers as
+storage-proxy 26.9.6's does (always 200, ``"degraded"``) in the 26.09 dialect, and as this
+daemon's always did (503 naming what is down) in the 23.09 one.
 """
 
 from __future__ import annotations
@@ -10,8 +14,11 @@ from aiohttp import web
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from ..services.facade import Services
+from ..services.health import Gating
 from . import openapi
 from .keys import DOOR, SERVICES, services
+from .manager.health import connectivity_answer, livez, readyz
+from .manager.wire import legacy
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -22,6 +29,8 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 async def health(request: web.Request) -> web.Response:
+    if not legacy(request):
+        return await connectivity_answer(request, Gating.READINESS, gate=False)
     checks = await services(request).health.checks()
     down = sorted(k for k, v in checks.items() if v["status"] != "ok")
     body = {"status": "ok" if not down else "degraded", "down": down, "checks": checks}
@@ -34,5 +43,7 @@ def create_internal_app(services: Services) -> web.Application:
     app[DOOR] = "internal"
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/health", health)
+    app.router.add_get("/livez", livez)
+    app.router.add_get("/readyz", readyz)
     openapi.add_routes(app.router, openapi.internal_description)
     return app

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
+from aiohttp.web_urldispatcher import AbstractRoute
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 
@@ -23,6 +25,8 @@ _LABELS = ("method", "endpoint", "operation", "status_code", "error_detail")
 DOWNLOAD_OPERATIONS = frozenset({"download", "get_signed"})
 #: Where the problem middleware leaves the stable error code of a failed request.
 ERROR_CODE = "error_code"
+#: Label sets whose metric objects are remembered (routes x methods x statuses x codes).
+MAX_LABEL_SETS = 10_000
 
 
 class DaemonMetrics:
@@ -70,6 +74,7 @@ class DaemonMetrics:
             registry=r,
         )
         self._cache_counts: dict[str, dict[str, int]] = {}
+        self._children: dict[tuple[Any, ...], tuple[Any, Any]] = {}
         self.bgtasks_finished = Counter(
             "storage_proxy_bgtasks",
             "Background tasks finished, by kind and final status",
@@ -107,13 +112,28 @@ class DaemonMetrics:
                 raise
             finally:
                 route = request.match_info.route
-                endpoint = route.resource.canonical if route.resource is not None else "unknown"
-                operation = getattr(route.handler, "__name__", "unknown")
-                labels = (request.method, endpoint, operation, str(status), detail)
-                self.requests.labels(*labels).inc()
-                self.duration.labels(*labels).observe(time.perf_counter() - start)
+                key = (route, request.method, status, detail)
+                children = self._children.get(key)
+                if children is None:
+                    children = self._label(route, *key[1:])
+                children[0].inc()
+                children[1].observe(time.perf_counter() - start)
 
         return record
+
+    def _label(
+        self, route: AbstractRoute, method: str, status: int, detail: str
+    ) -> tuple[Any, Any]:
+        """The counter and histogram of one label set, looked up once (``labels()`` takes a
+        lock and builds a key on every call; a request only needs the two objects)."""
+        endpoint = route.resource.canonical if route.resource is not None else "unknown"
+        operation = getattr(route.handler, "__name__", "unknown")
+        labels = (method, endpoint, operation, str(status), detail)
+        if len(self._children) >= MAX_LABEL_SETS:
+            self._children.clear()
+        children = (self.requests.labels(*labels), self.duration.labels(*labels))
+        self._children[(route, method, status, detail)] = children
+        return children
 
     async def count_download(self, request: web.Request, response: web.StreamResponse) -> None:
         """``on_response_prepare``: file responses know their length (range included) only now."""

@@ -13,7 +13,7 @@ from typing import Any
 import trafaret as t
 from aiohttp import web
 
-from ..core.errors import InvalidParameter, StorageProxyError
+from ..core.errors import InvalidParameter, MalformedBody, StorageProxyError
 from ..core.paths import RelPath
 from ..core.types import QuotaScopeID, VFolderID
 
@@ -75,10 +75,16 @@ async def json_object(request: web.Request) -> dict[str, Any]:
     return body
 
 
-async def read_params(request: web.Request, schema: t.Trafaret) -> dict[str, Any]:
+async def read_params(
+    request: web.Request, schema: t.Trafaret, *, body_required: bool = False
+) -> dict[str, Any]:
+    """The parameters from the query string and the JSON body; ``body_required``: an empty body
+    is :class:`MalformedBody` (as Backend.AI's pydantic routes answer it)."""
     data: dict[str, Any] = dict(request.query)
-    if request.body_exists:
-        data.update(await json_object(request))
+    body = await json_object(request) if request.body_exists else {}
+    if body_required and not body:
+        raise MalformedBody("a JSON object is required as the request body")
+    data.update(body)
     try:
         result: dict[str, Any] = schema.check(data)
     except t.DataError as e:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import re
 import time
@@ -15,6 +16,7 @@ from aiohttp.abc import AbstractAccessLogger
 
 from ..core import caller
 from ..core.errors import StorageProxyError
+from . import dialect
 from .keys import DOOR
 
 log = logging.getLogger("storage_proxy.api")
@@ -34,6 +36,15 @@ PROBLEM_JSON = "application/problem+json"
 REQUEST_ID = "request_id"
 
 
+class PlainAnswer(Exception):
+    """A door's answer that is not a problem: Backend.AI's own error shapes (``{"msg", "errno",
+    "paths"}`` of a failed file operation), raised from inside a handler's call and sent as is."""
+
+    def __init__(self, response: web.Response) -> None:
+        super().__init__(response.status)
+        self.response = response
+
+
 def problem_response(
     status: int, code: str, title: str, detail: str, request_id: str | None = None, **extra: Any
 ) -> web.Response:
@@ -50,18 +61,33 @@ def problem_response(
     return web.json_response(body, status=status, content_type=PROBLEM_JSON)
 
 
-def error_response(err: StorageProxyError, request_id: str | None = None) -> web.Response:
+def error_response(
+    err: StorageProxyError, request_id: str | None = None, request: web.Request | None = None
+) -> web.Response:
+    """The error as problem+json, worded as the request's dialect words it (``dialect``)."""
     body = err.to_problem()
     if request_id:
         body["request_id"] = request_id
-    response = web.json_response(body, status=err.status, content_type=PROBLEM_JSON)
+    status, media = err.status, PROBLEM_JSON
+    if request is not None:
+        status, body, media = dialect.shape(request, body, status)
+    response = web.json_response(body, status=status, content_type=media)
     response.headers.update(err.headers)
     return response
 
 
+#: Request ids: this process's random prefix and a counter (unique, and cheaper than a uuid4).
+_ID_PREFIX = uuid.uuid4().hex[:16]
+_ids = itertools.count(1)
+
+
+def new_request_id() -> str:
+    return f"{_ID_PREFIX}{next(_ids):016x}"
+
+
 @web.middleware
 async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    rid = request.headers.get("X-Request-ID") or uuid.uuid4().hex
+    rid = request.headers.get("X-Request-ID") or new_request_id()
     request[REQUEST_ID] = rid[:64]
     # who is asking, for the audit log: the door now, the principal once it is authenticated
     caller.enter(caller.Caller(request.app.get(DOOR, "unknown"), "anonymous", request[REQUEST_ID]))
@@ -78,7 +104,9 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         return await handler(request)
     except StorageProxyError as e:
         request["error_code"] = e.code  # for the request metrics
-        return error_response(e, rid)
+        return error_response(e, rid, request)
+    except PlainAnswer as e:
+        return e.response
     except web.HTTPException as e:
         if e.status < 400 or e.content_type == PROBLEM_JSON:
             raise
@@ -119,6 +147,11 @@ def _client_gone(request: web.Request) -> bool:
 class RequestLogger(AbstractAccessLogger):
     """One line per request: method, path (never the query: it may hold tokens), status, the
     error's stable code if any, id."""
+
+    @property
+    def enabled(self) -> bool:
+        """aiohttp asks once per connection: with the access log off, nothing is formatted."""
+        return self.logger.isEnabledFor(logging.INFO)
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time_: float) -> None:
         code = request.get("error_code")

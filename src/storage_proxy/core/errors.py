@@ -42,6 +42,12 @@ class InvalidParameter(StorageProxyError):
     status, code, title = 400, "invalid-parameter", "Invalid request parameter"
 
 
+class MalformedBody(InvalidParameter):
+    """No request body where one is required (or one that is not a JSON object)."""
+
+    code = "malformed-body"
+
+
 class InvalidPath(StorageProxyError):
     status, code, title = 400, "invalid-path", "Path escapes its vfolder or is malformed"
 
@@ -60,6 +66,13 @@ class DirectoryNotEmpty(StorageProxyError):
 
 class InvalidToken(StorageProxyError):
     status, code, title = 401, "invalid-token", "Missing, malformed or expired token"
+
+
+class InvalidTokenClaims(InvalidToken):
+    """A good signature on a token of another kind (a download token where an archive token
+    is asked for, say)."""
+
+    code = "invalid-token-claims"
 
 
 class AuthenticationFailed(StorageProxyError):
@@ -172,6 +185,19 @@ class NotSupported(StorageProxyError):
 
     def __init__(self, operation: str, backend: str) -> None:
         super().__init__(f"{operation!r} is not supported by the {backend!r} backend")
+
+
+class UnsupportedOperation(StorageProxyError):
+    """What a volume's backend cannot report or do, as Backend.AI answers it (a 400: the request
+    named the wrong volume for it), unlike :class:`NotSupported` for an operation of ours."""
+
+    status, code, title = 400, "unsupported-operation", "Not supported by this volume's backend"
+
+
+class DeprecatedAPI(StorageProxyError):
+    """A route Backend.AI keeps only to refuse (it answers 400 naming it deprecated)."""
+
+    status, code, title = 400, "deprecated-api", "Deprecated API"
 
 
 class BackendUnavailable(StorageProxyError):

@@ -103,8 +103,13 @@ class QuotaUsage:
 
 @dataclass(frozen=True, slots=True)
 class VFolderUsage:
+    """Files (everything but directories) and their bytes; directories counted apart, since
+    Backend.AI's ``file_count`` counts every entry and its bytes include directories' sizes."""
+
     file_count: int
     used_bytes: int
+    dir_count: int = 0
+    dir_bytes: int = 0
 
 
 @dataclass(frozen=True, slots=True)

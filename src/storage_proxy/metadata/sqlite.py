@@ -12,10 +12,11 @@ rolled back, so the connection is always clean for the next.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import aiosqlite
@@ -33,6 +34,10 @@ from .sqlite_jobs import SqliteJobsMixin
 from .store import MetadataStore
 
 __all__ = ["MetadataBusy", "SqliteMetadataStore"]
+
+#: Seconds a process copy of a vfolder record or ACL is served at most.
+COPY_TTL = 30.0
+MAX_COPIES = 100_000
 
 
 _UPLOAD_COLUMNS = (
@@ -82,6 +87,25 @@ _UPLOADS_HELD = (
 
 
 class SqliteMetadataStore(SqliteJobsMixin, MetadataStore):
+    """The embedded store. What every request reads (vfolder records, ACLs) is kept in the
+    process and served while the node's change counter (:mod:`.epoch`) has not moved -- every
+    change made through any instance on the node moves it -- and for at most ``COPY_TTL``
+    (a bound for changes made to the file behind the daemon's back)."""
+
+    @contextlib.contextmanager
+    def _changing(self) -> Iterator[None]:
+        """Around a write of vfolder records or ACLs: the counter moves once it has ended
+        (committed or not: a spurious move only costs a reload)."""
+        try:
+            yield
+        finally:
+            self._epoch.bump()
+
+    def _keep(self, key: tuple[str, str, str], epoch: int, value: Any) -> None:
+        if len(self._copies) >= MAX_COPIES:
+            self._copies.clear()
+        self._copies[key] = (epoch, time.monotonic() + COPY_TTL, value)
+
     # -- quota scopes ------------------------------------------------------------------------
     async def get_quota_limit(self, volume: str, qsid: str) -> int | None:
         row = await self._one(
@@ -110,11 +134,12 @@ class SqliteMetadataStore(SqliteJobsMixin, MetadataStore):
         owner: str | None = None,
         kind: str = "user",
     ) -> None:
-        await self._write(
-            "INSERT OR REPLACE INTO vfolders (volume, vfid, quota_scope, created_at, owner, kind)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (volume, vfid, quota_scope, time.time(), owner, kind),
-        )
+        with self._changing():
+            await self._write(
+                "INSERT OR REPLACE INTO vfolders"
+                " (volume, vfid, quota_scope, created_at, owner, kind) VALUES (?, ?, ?, ?, ?, ?)",
+                (volume, vfid, quota_scope, time.time(), owner, kind),
+            )
 
     async def unregister_vfolder(self, volume: str, vfid: str) -> None:
         async def run(db: aiosqlite.Connection) -> None:
@@ -130,13 +155,21 @@ class SqliteMetadataStore(SqliteJobsMixin, MetadataStore):
                     f"DELETE FROM {table} WHERE volume = ? AND vfid = ?", (volume, vfid)
                 )
 
-        await self._transaction(run)
+        with self._changing():
+            await self._transaction(run)
 
     async def get_vfolder(self, volume: str, vfid: str) -> VFolderRecord | None:
+        key = ("vfolder", volume, vfid)
+        found = self._copies.get(key)
+        if found is not None and found[0] == self._epoch.read() and found[1] > time.monotonic():
+            return found[2]  # type: ignore[no-any-return]
+        epoch = self._epoch.read()
         row = await self._one(
             f"SELECT {_VFOLDER_COLUMNS} FROM vfolders WHERE volume = ? AND vfid = ?", (volume, vfid)
         )
-        return None if row is None else VFolderRecord(*row)
+        record = None if row is None else VFolderRecord(*row)
+        self._keep(key, epoch, record)
+        return record
 
     async def list_vfolders(self, volume: str | None = None) -> list[VFolderRecord]:
         where, args = ("WHERE volume = ?", (volume,)) if volume is not None else ("", ())
@@ -166,24 +199,33 @@ class SqliteMetadataStore(SqliteJobsMixin, MetadataStore):
             sets.append("limit_bytes = ?")
             args.append(limit_bytes)
         if sets:
-            await self._write(
-                f"UPDATE vfolders SET {', '.join(sets)} WHERE volume = ? AND vfid = ?",
-                (*args, volume, vfid),
-            )
+            with self._changing():
+                await self._write(
+                    f"UPDATE vfolders SET {', '.join(sets)} WHERE volume = ? AND vfid = ?",
+                    (*args, volume, vfid),
+                )
 
     async def get_acl(self, volume: str, vfid: str) -> list[AclEntry]:
+        key = ("acl", volume, vfid)
+        found = self._copies.get(key)
+        if found is not None and found[0] == self._epoch.read() and found[1] > time.monotonic():
+            return list(found[2])
+        epoch = self._epoch.read()
         rows = await self._all(
             "SELECT principal_type, principal, permission FROM vfolder_acl"
             " WHERE volume = ? AND vfid = ? ORDER BY principal_type, principal",
             (volume, vfid),
         )
-        return [AclEntry(t, p, Permission(perm)) for t, p, perm in rows]
+        entries = [AclEntry(t, p, Permission(perm)) for t, p, perm in rows]
+        self._keep(key, epoch, tuple(entries))
+        return entries
 
     async def set_acl_entry(self, volume: str, vfid: str, entry: AclEntry) -> None:
-        await self._write(
-            "INSERT OR REPLACE INTO vfolder_acl VALUES (?, ?, ?, ?, ?)",
-            (volume, vfid, entry.principal_type, entry.principal, int(entry.permission)),
-        )
+        with self._changing():
+            await self._write(
+                "INSERT OR REPLACE INTO vfolder_acl VALUES (?, ?, ?, ?, ?)",
+                (volume, vfid, entry.principal_type, entry.principal, int(entry.permission)),
+            )
 
     async def replace_acl(
         self,
@@ -207,16 +249,18 @@ class SqliteMetadataStore(SqliteJobsMixin, MetadataStore):
                     (volume, vfid, e.principal_type, e.principal, int(e.permission)),
                 )
 
-        await self._transaction(run)
+        with self._changing():
+            await self._transaction(run)
 
     async def remove_acl_entry(
         self, volume: str, vfid: str, principal_type: str, principal: str
     ) -> bool:
-        n = await self._write(
-            "DELETE FROM vfolder_acl WHERE volume = ? AND vfid = ? AND principal_type = ?"
-            " AND principal = ?",
-            (volume, vfid, principal_type, principal),
-        )
+        with self._changing():
+            n = await self._write(
+                "DELETE FROM vfolder_acl WHERE volume = ? AND vfid = ? AND principal_type = ?"
+                " AND principal = ?",
+                (volume, vfid, principal_type, principal),
+            )
         return n > 0
 
     # -- uploads -----------------------------------------------------------------------------

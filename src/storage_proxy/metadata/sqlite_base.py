@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from ..core.errors import BackendUnavailable
+from .epoch import Epoch
 
 BUSY_TIMEOUT = 10.0  # seconds a statement waits for another connection's lock
 TX_ATTEMPTS = 3  # a transaction that met "database is locked" is tried this many times
@@ -153,6 +154,9 @@ class SqliteBase:
         self._reader: aiosqlite.Connection | None = None
         self._writer: aiosqlite.Connection | None = None
         self._write_lock = asyncio.Lock()
+        self._epoch = Epoch(None)  # the node's change counter, once open
+        # (kind, volume, vfid) -> (counter when loaded, until when, value): see SqliteMetadataStore
+        self._copies: dict[tuple[str, str, str], tuple[int, float, Any]] = {}
 
     @property
     def db(self) -> aiosqlite.Connection:
@@ -177,6 +181,7 @@ class SqliteBase:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._writer = await self._connect()
+        self._epoch = Epoch(None if self.path == ":memory:" else self.path + ".epoch")
         async with self._write_lock:  # idempotent statements, each its own transaction
             await self._writer.executescript(_SCHEMA)
         # An in-memory database exists once per connection: reads then share the writer's.
@@ -185,6 +190,7 @@ class SqliteBase:
     async def close(self) -> None:
         reader, writer = self._reader, self._writer
         self._reader = self._writer = None
+        self._epoch.close()
         for db in {id(c): c for c in (reader, writer) if c is not None}.values():
             await db.close()
 

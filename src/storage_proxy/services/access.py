@@ -37,6 +37,8 @@ class Actor:
     principal: str
     user: UserClaims | None = None
     grant: tuple[str, str, Permission] | None = None  # (volume, vfid, right)
+    #: The user who minted the grant (a download link): it holds only while they hold the right.
+    on_behalf: UserClaims | None = None
 
     @classmethod
     def manager(cls) -> Actor:
@@ -47,8 +49,15 @@ class Actor:
         return cls(f"user:{claims.sub}", user=claims)
 
     @classmethod
-    def for_grant(cls, what: str, volume: str, vfid: str, right: Permission) -> Actor:
-        return cls(f"token:{what}", grant=(volume, vfid, right))
+    def for_grant(
+        cls,
+        what: str,
+        volume: str,
+        vfid: str,
+        right: Permission,
+        on_behalf: UserClaims | None = None,
+    ) -> Actor:
+        return cls(f"token:{what}", grant=(volume, vfid, right), on_behalf=on_behalf)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +146,8 @@ class AccessService:
                     needed=needed.label,
                     granted=right.label,
                 )
+            if actor.on_behalf is not None:  # a revoked minter's links die with the right
+                await self.require(actor.on_behalf, volume, vfid, needed)
         elif actor.principal != "manager":
             raise PermissionDenied("no right on this vfolder")
 

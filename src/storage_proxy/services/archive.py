@@ -10,8 +10,11 @@ never breaks the archive).
 Sources: :class:`LocalTree` walks a held directory descriptor of a local volume (never entering a
 directory that was swapped for a symlink, never opening anything but regular files) and reads in
 the volume's I/O pool; :class:`VolumeTree` lists and reads through the volume interface (object
-stores).  Between two reads nothing is held but the current file's descriptor, so a client that
-stalls costs no thread — and the download door drops it after its idle timeout.
+stores); :class:`Selection` puts several files and directories of one vfolder in one archive,
+each under its own path, opening each (beneath the vfolder's root, as every tenant path is) only
+when the archive reaches it.  Between two reads nothing is held but the current file's
+descriptor, so a client that stalls costs no thread — and the download door drops it after
+its idle timeout.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..core.errors import FileNotFound
 from ..core.paths import RelPath
 from ..core.types import DirEntry, DirEntryType, VFolderID
 from ..volumes import fstree
@@ -289,8 +293,8 @@ class VolumeTree:
             if e.type is DirEntryType.DIRECTORY:
                 yield ZipItem(name + b"/", True, e.stat.mode or 0o755, mtime)
             elif e.type is DirEntryType.FILE:
-                rel = RelPath.parse(e.path)
-                yield ZipItem(name, False, e.stat.mode or 0o644, mtime, partial(self._chunks, rel))
+                chunks = partial(self._chunks, RelPath.parse(e.path))
+                yield ZipItem(name, False, e.stat.mode or 0o644, mtime, chunks)
 
     async def _chunks(self, rel: RelPath) -> AsyncIterator[tuple[bytes, int]]:
         crc = 0
@@ -310,3 +314,105 @@ class SnapshotZip(VolumeTree):
 
     def _read(self, rel: RelPath, options: ReadOptions) -> AsyncIterator[bytes]:
         return self._tree.read(rel, options)
+
+
+async def _volume_chunks(
+    volume: AbstractVolume, vfid: VFolderID, rel: RelPath
+) -> AsyncIterator[tuple[bytes, int]]:
+    crc = 0
+    async for chunk in volume.read(vfid, rel, ReadOptions(chunk_size=READ_SIZE)):
+        crc = zlib.crc32(chunk, crc)
+        yield chunk, crc
+
+
+class Selection:
+    """Several entries of one vfolder, each under its path from the vfolder root (a directory
+    with everything below it).
+
+    The entries were looked up when the download was asked for (a missing one is a 404 before
+    the first byte); each is opened again, beneath the root, when the archive reaches it — one
+    descriptor at a time however many are named — and one that vanished meanwhile is left out,
+    as a file that vanishes from a directory being zipped is.
+    """
+
+    def __init__(self, volume: AbstractVolume, vfid: VFolderID, entries: list[DirEntry]) -> None:
+        self._volume, self._vfid, self._entries = volume, vfid, entries
+        self._current: ZipSource | None = None
+
+    async def close(self) -> None:
+        current, self._current = self._current, None
+        if current is not None:
+            await current.close()
+
+    async def items(self) -> AsyncIterator[ZipItem]:
+        for entry in self._entries:
+            rel = RelPath.parse(entry.path)
+            prefix = os.fsencode(str(rel))
+            try:
+                source = await self._open(rel, entry, prefix)
+            except FileNotFound:
+                continue  # gone since it was looked up
+            self._current = source
+            try:
+                async for item in source.items():
+                    yield item
+            finally:
+                await self.close()
+
+    async def _open(self, rel: RelPath, entry: DirEntry, prefix: bytes) -> ZipSource:
+        local = await self._volume.local_file(self._vfid, rel)
+        if local is None:  # an object store: listed and read through the volume
+            if entry.type is DirEntryType.DIRECTORY:
+                return _Prefixed(prefix + b"/", VolumeTree(self._volume, self._vfid, rel))
+            mtime = entry.stat.modified.timestamp()
+            item = ZipItem(prefix, False, entry.stat.mode or 0o644, mtime)
+            item.chunks = partial(_volume_chunks, self._volume, self._vfid, rel)
+            return _One(item, None)
+        if local.is_dir:
+            top = ZipItem(prefix + b"/", True, local.stat.st_mode, local.stat.st_mtime)
+            return _Prefixed(prefix + b"/", LocalTree(local.fd, self._volume.run_blocking), top)
+        item = ZipItem(prefix, False, local.stat.st_mode, local.stat.st_mtime)
+        item.chunks = partial(_fd_chunks, self._volume.run_blocking, local.fd)
+        return _One(item, local.fd)
+
+
+class _One:
+    """One entry (a file), its descriptor closed with it."""
+
+    def __init__(self, item: ZipItem, fd: int | None) -> None:
+        self._item, self._fd = item, fd
+
+    async def close(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+
+    async def items(self) -> AsyncIterator[ZipItem]:
+        yield self._item
+
+
+class _Prefixed:
+    """A tree's entries under a prefix (the directory's own path), the directory first."""
+
+    def __init__(self, prefix: bytes, tree: ZipSource, top: ZipItem | None = None) -> None:
+        self._prefix, self._tree, self._top = prefix, tree, top
+
+    async def close(self) -> None:
+        await self._tree.close()
+
+    async def items(self) -> AsyncIterator[ZipItem]:
+        if self._top is not None:
+            yield self._top
+        async for item in self._tree.items():
+            item.name = self._prefix + item.name
+            yield item
+
+
+async def _fd_chunks(run: Runner, fd: int) -> AsyncIterator[tuple[bytes, int]]:
+    offset, crc = 0, 0
+    while True:
+        chunk, crc = await run(_read_crc, fd, offset, crc)
+        if not chunk:
+            return
+        offset += len(chunk)
+        yield chunk, crc

@@ -14,16 +14,17 @@ there), or kept in memory when there is no file.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
-import logging.handlers
 import os
 import queue
 import sys
+import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,6 +39,13 @@ RECENT_PER_VFOLDER = 100
 MAX_VFOLDERS_IN_MEMORY = 10_000
 #: How much of the end of the file sink ``recent`` reads back at most.
 TAIL_BYTES = 8 << 20
+#: Seconds between checks that the file sink was moved away (logrotate).
+ROTATION_CHECK = 1.0
+MAX_BATCH = 10_000
+#: How long the writer lets lines gather before it writes them (a line is on disk this late).
+BATCH_WAIT = 0.05
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -60,29 +68,18 @@ class AuditLog:
         self._backend_of = backend_of or (lambda _: "")
         self._path = None if sink in ("none", "stdout", "") else Path(sink)
         self._recent: OrderedDict[str, deque[dict[str, Any]]] = OrderedDict()
-        self._listener: logging.handlers.QueueListener | None = None
-        self._queue: queue.SimpleQueue[logging.LogRecord] | None = None
+        self._writer: _LineWriter | None = None
         if sink != "none":
-            target: logging.Handler
             if self._path is not None:
                 self._path.parent.mkdir(parents=True, exist_ok=True)
-                target = logging.handlers.WatchedFileHandler(self._path, encoding="utf-8")
-            else:
-                target = logging.StreamHandler(sys.stdout)
-            target.setFormatter(logging.Formatter("%(message)s"))
-            self._queue = queue.SimpleQueue()
-            self._listener = logging.handlers.QueueListener(self._queue, target)
-            self._listener.start()
+            self._writer = _LineWriter(self._path)
 
     def close(self) -> None:
-        if self._listener is not None:
-            listener, self._listener = self._listener, None
-            listener.stop()
-            for handler in listener.handlers:
-                handler.close()
+        if self._writer is not None:
+            writer, self._writer = self._writer, None
+            writer.close()
 
-    @contextlib.asynccontextmanager
-    async def operation(
+    def operation(
         self,
         op: str,
         volume: str,
@@ -90,26 +87,15 @@ class AuditLog:
         *,
         path: str | None = None,
         nbytes: int | None = None,
-    ) -> AsyncIterator[AuditEntry]:
-        """Audit what the block does; set ``entry.bytes`` inside it once they are known."""
-        entry = AuditEntry(op, volume, str(vfid), path, nbytes)
-        started = time.monotonic()
-        result = "ok"
-        try:
-            yield entry
-        except StorageProxyError as e:
-            result = e.code
-            raise
-        except BaseException as e:
-            result = "cancelled" if isinstance(e, GeneratorExit) else type(e).__name__
-            raise
-        finally:
-            self.record(entry, result, time.monotonic() - started)
+    ) -> _Operation:
+        """Audit what the block does (``async with``); set ``entry.bytes`` inside it once they
+        are known."""
+        return _Operation(self, AuditEntry(op, volume, str(vfid), path, nbytes))
 
     def record(self, entry: AuditEntry, result: str, duration: float = 0.0) -> None:
         who = caller.current()
         line = {
-            "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "time": time.time(),  # made an ISO date by the writer (or by recent())
             "request_id": who.request_id,
             "principal": who.principal,
             "door": who.door,
@@ -127,10 +113,8 @@ class AuditLog:
             },
             **entry.extra,
         }
-        if self._queue is not None:
-            text = json.dumps(line, ensure_ascii=False, default=str)
-            record = logging.LogRecord("storage_proxy.audit", logging.INFO, "", 0, text, None, None)
-            self._queue.put(record)
+        if self._writer is not None:
+            self._writer.put(line)  # serialized and written by the writer's thread
         if self._path is None:
             self._remember(line)
 
@@ -148,8 +132,115 @@ class AuditLog:
         """The vfolder's latest entries, newest first (blocking when read from the file)."""
         if self._path is None:
             kept = self._recent.get(f"{volume}/{vfid}", deque())
-            return list(reversed(kept))[:limit]
+            return [_dated(line) for line in list(reversed(kept))[:limit]]
         return _tail(self._path, volume, str(vfid), limit)
+
+
+class _Operation:
+    """``async with audit.operation(...) as entry``: one line when the block ends, ``ok`` or
+    the error's stable code (a class, not a generator: this wraps every file operation)."""
+
+    __slots__ = ("_log", "entry", "_started")
+
+    def __init__(self, log: AuditLog, entry: AuditEntry) -> None:
+        self._log = log
+        self.entry = entry
+        self._started = 0.0
+
+    async def __aenter__(self) -> AuditEntry:
+        self._started = time.monotonic()
+        return self.entry
+
+    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        if exc is None:
+            result = "ok"
+        elif isinstance(exc, StorageProxyError):
+            result = exc.code
+        elif isinstance(exc, GeneratorExit | asyncio.CancelledError):
+            result = "cancelled"
+        else:
+            result = type(exc).__name__
+        self._log.record(self.entry, result, time.monotonic() - self._started)
+
+
+def _dated(line: dict[str, Any]) -> dict[str, Any]:
+    """The line as it is written: its time as an ISO 8601 date."""
+    stamp = line["time"]
+    if isinstance(stamp, float):
+        line = {
+            **line,
+            "time": datetime.fromtimestamp(stamp, UTC).isoformat(timespec="milliseconds"),
+        }
+    return line
+
+
+class _LineWriter:
+    """Audit lines to a file (reopened when logrotate moves it) or stdout, from one thread.
+
+    The event loop only queues the line's dict; the thread takes whatever has queued up, turns
+    it into JSON and writes it in one call -- a busy daemon pays one thread wake-up and one write
+    per batch (every ``BATCH_WAIT`` at most), and one ``stat`` a second to notice a rotated file.
+    """
+
+    def __init__(self, path: Path | None) -> None:
+        self._path = path
+        self._queue: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
+        self._file: Any = None
+        self._identity: tuple[int, int] | None = None
+        self._checked = 0.0
+        self._open()
+        self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
+        self._thread.start()
+
+    def put(self, line: dict[str, Any]) -> None:
+        self._queue.put(line)
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(10)
+        if self._path is not None and self._file is not None:
+            self._file.close()
+
+    def _open(self) -> None:
+        if self._path is None:
+            self._file = sys.stdout
+            return
+        self._file = open(self._path, "a", encoding="utf-8")  # noqa: SIM115 - kept open
+        st = os.fstat(self._file.fileno())
+        self._identity = (st.st_dev, st.st_ino)
+
+    def _reopen_if_moved(self) -> None:
+        now = time.monotonic()
+        if self._path is None or now - self._checked < ROTATION_CHECK:
+            return
+        self._checked = now
+        try:
+            st = os.stat(self._path)
+            moved = (st.st_dev, st.st_ino) != self._identity
+        except FileNotFoundError:
+            moved = True
+        if moved:
+            self._file.close()
+            self._open()
+
+    def _run(self) -> None:
+        while True:
+            lines = [self._queue.get()]
+            if lines[0] is not None:
+                time.sleep(BATCH_WAIT)  # let a busy loop queue more: one wake-up per batch
+            with contextlib.suppress(queue.Empty):
+                while len(lines) < MAX_BATCH:
+                    lines.append(self._queue.get_nowait())
+            done = lines[-1] is None
+            text = "".join(_json_line(line) for line in lines if line is not None)
+            try:
+                self._reopen_if_moved()
+                self._file.write(text)
+                self._file.flush()
+            except (OSError, ValueError):  # a full disk or a closed stdout loses lines, not us
+                log.exception("could not write %d audit line(s)", len(lines))
+            if done:
+                return
 
 
 def _tail(path: Path, volume: str, vfid: str, limit: int) -> list[dict[str, Any]]:
@@ -174,3 +265,19 @@ def _tail(path: Path, volume: str, vfid: str, limit: int) -> list[dict[str, Any]
             if len(found) >= limit:
                 break
     return found
+
+
+def _json_line(line: dict[str, Any]) -> str:
+    text = json.dumps(_dated(line), ensure_ascii=False, default=str)
+    if not text.isascii() and not _encodable(text):
+        # a name with lone surrogates (from a hostile request) is kept, escaped
+        text = json.dumps(_dated(line), ensure_ascii=True, default=str)
+    return text + "\n"
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

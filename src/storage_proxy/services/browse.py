@@ -24,7 +24,7 @@ from ..core.types import DirEntry, DirEntryType, VFolderID
 from ..volumes.abc import AbstractVolume
 from .access import Actor
 from .gate import Gate
-from .tokens import SessionClaims, TokenService
+from .tokens import SessionClaims, TokenService, UserClaims
 
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
@@ -115,8 +115,10 @@ async def download_link(
     expires_in: timedelta | None,
     cap: timedelta,
     base_url: str,
+    minted_by: UserClaims | None,
 ) -> DownloadLink:
-    """A link to one file, or to a directory as a zip; 404 now if it does not exist."""
+    """A link to one file, or to a directory as a zip; 404 now if it does not exist.  A link a
+    user minted is good only while that user still may read the vfolder."""
     lifetime = link_lifetime(expires_in, cap)
     entry = await volume.stat(vfid, relpath)
     archive = entry.type is DirEntryType.DIRECTORY
@@ -126,6 +128,7 @@ async def download_link(
         vfid=str(vfid),
         relpath=str(relpath),
         archive=archive,
+        by=minted_by,
     )
     expires_at = datetime.fromtimestamp(int(time.time() + lifetime.total_seconds()), UTC)
     token = tokens.issue_session(claims, lifetime)
@@ -171,5 +174,5 @@ class BrowseService:
         volume = await self._gate.enter(actor, volume_name, vfid, Permission.RO, op="file.link")
         return await download_link(
             self._tokens, volume, vfid, relpath, expires_in=expires_in, cap=self._link_cap,
-            base_url=self._base_url(),
+            base_url=self._base_url(), minted_by=actor.user,
         )  # fmt: skip

@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from ..core.dialect import DEFAULT_DIALECT, Dialect
 from .access import AccessService
 from .audit import AuditLog
+from .batch import BatchService
 from .bgtasks import BackgroundTaskService
 from .browse import BrowseService
 from .dataproxy import DataProxyService
@@ -35,6 +37,8 @@ class DoorSettings:
     manager_secret: str
     transfer_idle_timeout: timedelta = timedelta(seconds=60)
     max_upload_size: int = 1 << 40
+    #: Which Backend.AI release the manager API answers like (``[api.manager] compat``).
+    dialect: Dialect = DEFAULT_DIALECT
 
 
 @dataclass
@@ -57,3 +61,4 @@ class Services:
     audit: AuditLog
     health: HealthService
     metrics: DaemonMetrics
+    batch: BatchService

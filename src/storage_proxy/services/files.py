@@ -11,25 +11,37 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from ..core.errors import InvalidParameter, IsADirectory, StorageProxyError
+from ..core.errors import (
+    FileNotFound,
+    InvalidParameter,
+    InvalidPath,
+    IsADirectory,
+    StorageProxyError,
+)
 from ..core.files import KeepVersions, LocalFile, ReadOptions, WriteOptions
 from ..core.paths import RelPath
 from ..core.records import Permission
 from ..core.types import DirEntry, DirEntryType, FileMeta, VFolderID
 from ..volumes.abc import AbstractVolume
 from .access import Actor
-from .archive import LocalTree, VolumeTree, ZipSource
+from .archive import LocalTree, Selection, VolumeTree, ZipSource
 from .audit import AuditEntry, AuditLog
+from .bgtasks import BackgroundTaskService, ProgressReporter
 from .gate import Gate
 from .keeping import VersionSettings
 from .quotas import QuotaService
 from .usage import UsageService
 
 MAX_PAGE = 10_000
+#: Entries one archive download may name (each directory counts once, whatever it holds).
+MAX_ARCHIVE_ENTRIES = 10_000
+#: Looks before a ``missing_ok`` delete: a path may vanish between the look and the delete.
+_MISSING_RETRIES = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +87,7 @@ class FileService:
         audit: AuditLog,
         usage: UsageService,
         quotas: QuotaService,
+        bgtasks: BackgroundTaskService | None = None,
         versions: VersionSettings | None = None,
     ) -> None:
         self._versions = versions  # a vfolder's versions = N: what a change replaces is kept
@@ -82,6 +95,7 @@ class FileService:
         self._audit = audit
         self._usage = usage
         self._quotas = quotas
+        self._bgtasks = bgtasks
 
     @contextlib.asynccontextmanager
     async def _changing(
@@ -181,6 +195,39 @@ class FileService:
             e.bytes = local.stat.st_size
             return Download(name, local=local)
 
+    def read(
+        self, actor: Actor, volume_name: str, vfid: VFolderID, relpath: RelPath
+    ) -> AsyncGenerator[bytes, None]:
+        """A file's bytes as a stream (the gate passed and the file opened before the first
+        chunk is yielded, so a refusal comes before anything is sent)."""
+
+        async def chunks() -> AsyncGenerator[bytes, None]:
+            volume = await self._gate.enter(
+                actor, volume_name, vfid, Permission.RO, relpath=relpath, op="file.fetch"
+            )
+            async with self._audit.operation("file.fetch", volume_name, vfid, path=str(relpath)):
+                async for chunk in volume.read(vfid, relpath):
+                    yield chunk
+
+        return chunks()
+
+    async def open_archive(
+        self, actor: Actor, volume_name: str, vfid: VFolderID, names: Sequence[str]
+    ) -> Selection:
+        """Several files and directories as one zip source: each name parsed and looked up now
+        (InvalidPath, FileNotFound), each opened beneath the vfolder root when it is reached."""
+        if not 1 <= len(names) <= MAX_ARCHIVE_ENTRIES:
+            raise InvalidParameter(f"an archive names 1 to {MAX_ARCHIVE_ENTRIES} paths")
+        relpaths = [RelPath.parse(name, allow_root=False) for name in names]
+        volume = await self._gate.enter(actor, volume_name, vfid, Permission.RO, op="file.archive")
+        async with self._audit.operation("file.archive", volume_name, vfid) as e:
+            e.extra["paths"] = [str(p) for p in relpaths[:100]]
+            entries = [await _look_up(volume, vfid, rel) for rel in relpaths]
+            for entry in entries:
+                if entry.type not in (DirEntryType.FILE, DirEntryType.DIRECTORY):
+                    raise InvalidPath(f"not a regular file or directory: {entry.path}")
+        return Selection(volume, vfid, entries)
+
     # -- writing -------------------------------------------------------------------------------
     async def write(
         self,
@@ -253,7 +300,10 @@ class FileService:
         relpaths: Sequence[RelPath],
         *,
         recursive: bool = False,
+        missing_ok: bool = False,
     ) -> None:
+        """All of them or none (every path is checked first); ``missing_ok``: a path that is
+        not there counts as deleted (the end state asked for is reached)."""
         path = relpaths[0] if len(relpaths) == 1 else None
         async with self._changing(
             actor, "file.delete", volume_name, vfid, Permission.RWD, path=path
@@ -261,7 +311,47 @@ class FileService:
             if path is None:
                 entry.extra["paths"] = [str(p) for p in relpaths[:100]]
             keep = await self._keep(volume_name, vfid)
-            await volume.delete_files(vfid, relpaths, recursive=recursive, keep=keep)
+            for attempt in range(_MISSING_RETRIES):
+                present = await _present(volume, vfid, relpaths) if missing_ok else relpaths
+                try:
+                    if present:
+                        await volume.delete_files(vfid, present, recursive=recursive, keep=keep)
+                    return
+                except FileNotFound:
+                    if not missing_ok or attempt == _MISSING_RETRIES - 1:
+                        raise  # (missing_ok: one vanished between the look and the delete)
+
+    async def start_delete(
+        self,
+        actor: Actor,
+        volume_name: str,
+        vfid: VFolderID,
+        relpaths: Sequence[RelPath],
+        *,
+        recursive: bool = False,
+    ) -> str:
+        """:meth:`delete` as a background task (paths already gone count as deleted); the
+        caller's right and the vfolder are checked now, so a delete that cannot succeed is
+        refused at once rather than started."""
+        if self._bgtasks is None:
+            raise InvalidParameter("background deletes are not available here")
+        for rel in relpaths:
+            if not rel.parts:
+                raise InvalidPath("the vfolder root cannot be deleted as a file")
+        volume = await self._gate.enter(actor, volume_name, vfid, Permission.RWD, op="file.delete")
+        await volume.stat(vfid, RelPath.parse("."))  # a vfolder that is not there: 404 now
+
+        async def delete(reporter: ProgressReporter) -> dict[str, Any]:
+            await reporter.update(0, len(relpaths), "deleting", force=True)
+            await self.delete(
+                actor, volume_name, vfid, relpaths, recursive=recursive, missing_ok=True
+            )
+            await reporter.update(len(relpaths), message="deleted", force=True)
+            return {"volume": volume_name, "vfid": str(vfid), "deleted": len(relpaths)}
+
+        paths = [str(p) for p in relpaths[:100]]
+        params = {"volume": volume_name, "vfid": str(vfid), "paths": paths}
+        return await self._bgtasks.spawn("file-delete", delete, params=params)
 
     async def update_file_meta(
         self,
@@ -280,6 +370,26 @@ class FileService:
             return await volume.update_file_meta(
                 vfid, relpath, content_type=content_type, tags=tags
             )
+
+
+async def _look_up(volume: AbstractVolume, vfid: VFolderID, rel: RelPath) -> DirEntry:
+    try:
+        return await volume.stat(vfid, rel)
+    except FileNotFound:
+        raise FileNotFound(f"File not found: {rel}") from None
+
+
+async def _present(
+    volume: AbstractVolume, vfid: VFolderID, relpaths: Sequence[RelPath]
+) -> list[RelPath]:
+    found = []
+    for rel in relpaths:
+        try:
+            await volume.stat(vfid, rel)
+        except FileNotFound:
+            continue
+        found.append(rel)
+    return found
 
 
 def _need_archive(archive: bool, relpath: RelPath) -> None:

@@ -299,7 +299,7 @@ class QuotaService:
         """After a write: usage of the vfolder's scope against its limit (for the alerts)."""
         model = self._volumes.get(volume).quota_model
         try:
-            usage = await model.describe_quota_scope(vfid.quota_scope_id)
+            usage = await model.usage_after_write(vfid.quota_scope_id)
         except Exception:  # alerts never fail a write
             log.debug("no usage for alerts of %s", vfid, exc_info=True)
             return

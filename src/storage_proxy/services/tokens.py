@@ -15,13 +15,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ..core.errors import InvalidParameter, InvalidToken
+from ..core.errors import InvalidParameter, InvalidToken, InvalidTokenClaims
 from .hs256 import HS256, TokenError, TokenExpired
 
 MIN_SECRET_BYTES = 32
 #: A principal id as ACL entries name it (``user:<id>``, ``group:<id>``): no blanks, no colon.
 PRINCIPAL_ID = re.compile(r"[^\s:]{1,255}")
 MAX_GROUPS = 256
+#: Verified tokens remembered (by their text) so that a token presented again -- every chunk of
+#: an upload, every GET of a signed or session link -- skips the HMAC and the JSON parse.
+VERIFIED_CACHE_ENTRIES = 50_000
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +38,20 @@ class SessionClaims:
     archive: bool = False
     size: int | None = None
     session: str | None = None
+    #: The user a link was minted for (``by``): redeeming it checks they still hold the right.
+    by: UserClaims | None = None
+    exp: float | None = None  # when the token stops being good (seconds since the epoch)
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveClaims:
+    """Several files and directories of one vfolder as one zip (Backend.AI 26.09's archive
+    download token: ``operation``, ``volume``, ``virtual_folder_id``, ``files``, ``filename``)."""
+
+    volume: str
+    vfid: str
+    files: tuple[str, ...]
+    filename: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +107,7 @@ class TokenService:
         user_policy: UserTokenPolicy | None = None,
     ) -> None:
         self._jwt = HS256(secret)
+        self._verified: dict[str, tuple[float, dict[str, Any]]] = {}  # token -> (exp, claims)
         self.session_lifetime = session_lifetime
         self.user_policy = user_policy or UserTokenPolicy(timedelta(hours=1), timedelta(days=7))
         if len(secret.encode()) < MIN_SECRET_BYTES:
@@ -113,7 +131,38 @@ class TokenService:
             payload["size"] = claims.size
         if claims.session is not None:
             payload["session"] = claims.session
+        if claims.by is not None:
+            payload["by"] = {"sub": claims.by.sub, "groups": list(claims.by.groups)}
         return self._jwt.encode(payload)
+
+    def issue_archive(self, claims: ArchiveClaims) -> str:
+        return self._jwt.encode(
+            {
+                "operation": "download",
+                "volume": claims.volume,
+                "virtual_folder_id": claims.vfid,
+                "files": list(claims.files),
+                "filename": claims.filename,
+                "exp": int(time.time() + self.session_lifetime.total_seconds()),
+            }
+        )
+
+    def verify_archive(self, token: str | None) -> ArchiveClaims:
+        """InvalidToken for a token that is not ours; InvalidTokenClaims for one of ours that is
+        not an archive token (a ``/download`` token, say)."""
+        data = self._decode(token)
+        files, filename = data.get("files"), data.get("filename")
+        if (
+            data.get("operation") != "download"
+            or not isinstance(data.get("volume"), str)
+            or not isinstance(data.get("virtual_folder_id"), str)
+            or not isinstance(files, list)
+            or not files
+            or not all(isinstance(f, str) for f in files)
+            or not (filename is None or isinstance(filename, str))
+        ):
+            raise InvalidTokenClaims("this token is not an archive download token")
+        return ArchiveClaims(data["volume"], data["virtual_folder_id"], tuple(files), filename)
 
     def issue_user(self, sub: str, groups: list[str] | tuple[str, ...], lifetime: timedelta) -> str:
         payload = {
@@ -145,12 +194,32 @@ class TokenService:
     def _decode(self, token: str | None) -> dict[str, Any]:
         if not token:
             raise InvalidToken("a token is required")
+        found = self._verified.get(token)
+        if found is not None:
+            if found[0] > time.time():
+                return found[1]
+            del self._verified[token]
         try:
-            return self._jwt.decode(token)
+            claims = self._jwt.decode(token)
         except TokenExpired:
             raise InvalidToken("the token has expired") from None
         except TokenError as e:
             raise InvalidToken(f"the token is invalid: {e}") from None
+        self._remember(token, claims)
+        return claims
+
+    def _remember(self, token: str, claims: dict[str, Any]) -> None:
+        """Keep a verified token until its ``exp`` (a token is immutable: its text is its
+        signature, so the same text always verifies the same way until it expires)."""
+        exp = claims.get("exp")
+        if not isinstance(exp, int | float) or isinstance(exp, bool):
+            return
+        if len(self._verified) >= VERIFIED_CACHE_ENTRIES:
+            now = time.time()
+            self._verified = {k: v for k, v in self._verified.items() if v[0] > now}
+            if len(self._verified) >= VERIFIED_CACHE_ENTRIES // 2:
+                self._verified.clear()
+        self._verified[token] = (float(exp), claims)
 
     def verify_session(self, token: str | None, op: str) -> SessionClaims:
         data = self._decode(token)
@@ -165,8 +234,10 @@ class TokenService:
                 archive=bool(data.get("archive", False)),
                 size=int(data["size"]) if data.get("size") is not None else None,
                 session=str(data["session"]) if data.get("session") else None,
+                by=_minter(data.get("by")),
+                exp=float(data["exp"]) if data.get("exp") is not None else None,
             )
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, AttributeError):
             raise InvalidToken("the token lacks required claims") from None
 
     def verify_user(self, token: str | None) -> UserClaims:
@@ -176,3 +247,13 @@ class TokenService:
         if not isinstance(sub, str) or not sub or not isinstance(groups, list):
             raise InvalidToken("a user token needs 'sub' (string) and 'groups' (list)")
         return UserClaims(sub=sub, groups=tuple(str(g) for g in groups))
+
+
+def _minter(by: Any) -> UserClaims | None:
+    """A session token's ``by`` claim: the user it was minted for, or None (the manager)."""
+    if by is None:
+        return None
+    sub, groups = by["sub"], by["groups"]
+    if not isinstance(sub, str) or not sub or not isinstance(groups, list):
+        raise ValueError("a malformed 'by' claim")
+    return UserClaims(sub=sub, groups=tuple(str(g) for g in groups))

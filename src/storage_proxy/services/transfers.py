@@ -4,15 +4,17 @@ right — and redeeming it gives the :class:`Actor` the file and upload services
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
-from ..core.errors import UploadNotFound
+from ..core.errors import InvalidParameter, InvalidTokenClaims, UploadNotFound
 from ..core.paths import RelPath
 from ..core.records import Permission, UploadSession
 from ..core.types import VFolderID
 from .access import Actor
+from .archive import Selection
 from .files import FileService
-from .tokens import SessionClaims, TokenService
+from .tokens import ArchiveClaims, SessionClaims, TokenService
 from .uploads import UploadService
 
 
@@ -25,17 +27,37 @@ class DownloadGrant:
     archive: bool
 
 
+@dataclass(frozen=True, slots=True)
+class ArchiveGrant:
+    actor: Actor
+    volume: str
+    vfid: VFolderID
+    files: tuple[str, ...]
+    filename: str
+
+
+#: The name of an archive download whose token names none (as Backend.AI names it).
+DEFAULT_ARCHIVE_NAME = "archive.zip"
+
+
+#: Redeemed download tokens kept (a dataset reader fetches many files, some more than once).
+GRANT_CACHE_ENTRIES = 50_000
+
+
 class TransferService:
     def __init__(self, tokens: TokenService, files: FileService, uploads: UploadService) -> None:
         self.tokens = tokens
         self._files = files
         self._uploads = uploads
+        self._grants: dict[str, tuple[float, DownloadGrant]] = {}  # token -> (exp, grant)
 
     async def download_token(
         self, actor: Actor, volume: str, vfid: VFolderID, relpath: RelPath, *, archive: bool
     ) -> str:
         await self._files.stat(actor, volume, vfid, relpath)  # 404 now, not when the client comes
-        claims = SessionClaims("download", volume, str(vfid), str(relpath), archive=archive)
+        claims = SessionClaims(
+            "download", volume, str(vfid), str(relpath), archive=archive, by=actor.user
+        )
         return self.tokens.issue_session(claims)
 
     async def upload_token(
@@ -48,16 +70,49 @@ class TransferService:
         )
         return self.tokens.issue_session(claims)
 
+    def archive_token(
+        self, volume: str, vfid: VFolderID, files: list[str], filename: str | None
+    ) -> str:
+        """A token for several files and directories of one vfolder as one zip.  Nothing is
+        looked up yet (as in Backend.AI): the paths are checked when the client comes."""
+        return self.tokens.issue_archive(ArchiveClaims(volume, str(vfid), tuple(files), filename))
+
+    def redeem_archive(self, token: str | None) -> ArchiveGrant:
+        claims = self.tokens.verify_archive(token)
+        try:
+            vfid = VFolderID.parse(claims.vfid)
+        except InvalidParameter:
+            raise InvalidTokenClaims("the token names no valid vfolder") from None
+        actor = Actor.for_grant("archive", claims.volume, claims.vfid, Permission.RO)
+        name = claims.filename or DEFAULT_ARCHIVE_NAME
+        return ArchiveGrant(actor, claims.volume, vfid, claims.files, name)
+
+    async def open_archive(self, grant: ArchiveGrant) -> Selection:
+        return await self._files.open_archive(grant.actor, grant.volume, grant.vfid, grant.files)
+
     def redeem_download(self, token: str | None) -> DownloadGrant:
+        """The grant a download token carries; a token seen before is answered from memory
+        until it expires (it is immutable: the same text always grants the same)."""
+        if token is not None:
+            found = self._grants.get(token)
+            if found is not None and found[0] > time.time():
+                return found[1]
         claims = self.tokens.verify_session(token, "download")
-        actor = Actor.for_grant("download", claims.volume, claims.vfid, Permission.RO)
-        return DownloadGrant(
+        actor = Actor.for_grant(
+            "download", claims.volume, claims.vfid, Permission.RO, on_behalf=claims.by
+        )
+        grant = DownloadGrant(
             actor,
             claims.volume,
             VFolderID.parse(claims.vfid),
             RelPath.parse(claims.relpath),
             claims.archive,
         )
+        if token is not None and claims.exp is not None:
+            if len(self._grants) >= GRANT_CACHE_ENTRIES:
+                self._grants.clear()  # a burst of new tokens: start over (cheap to refill)
+            self._grants[token] = (claims.exp, grant)
+        return grant
 
     async def redeem_upload(self, token: str | None, upload_id: str | None) -> UploadSession:
         """The upload a token names (``upload_id``, if the URL names one too, must match)."""

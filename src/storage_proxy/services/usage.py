@@ -32,19 +32,21 @@ class UsageService:
             return await volume.get_usage(vfid)
 
         async def load() -> list[int]:
-            usage = await volume.get_usage(vfid)
-            return [usage.file_count, usage.used_bytes]
+            return _figures(await volume.get_usage(vfid))
 
-        count, used = await self._cache.get(self._kinds.usage, f"{volume_name}/{vfid}", load)
-        return VFolderUsage(file_count=count, used_bytes=used)
+        figures = await self._cache.get(self._kinds.usage, f"{volume_name}/{vfid}", load)
+        return VFolderUsage(*figures[:4])  # a figure cached by an older node has two numbers
 
     async def put(self, volume_name: str, vfid: VFolderID, usage: VFolderUsage) -> None:
         """A fresh figure (from a scan) replaces the cached one on every node."""
         if self._cache is not None:
-            value = [usage.file_count, usage.used_bytes]
-            await self._cache.put(self._kinds.usage, f"{volume_name}/{vfid}", value)
+            await self._cache.put(self._kinds.usage, f"{volume_name}/{vfid}", _figures(usage))
 
     async def changed(self, volume_name: str, vfid: VFolderID | str) -> None:
         """The proxy wrote into the vfolder: its cached figure is dropped everywhere."""
         if self._cache is not None:
             await self._cache.invalidate(self._kinds.usage, f"{volume_name}/{vfid}")
+
+
+def _figures(usage: VFolderUsage) -> list[int]:
+    return [usage.file_count, usage.used_bytes, usage.dir_count, usage.dir_bytes]

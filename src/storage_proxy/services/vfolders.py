@@ -14,7 +14,12 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
-from ..core.errors import QuotaScopeNotFound, VFolderExists, VFolderNotFound
+from ..core.errors import (
+    QuotaScopeNotFound,
+    UnsupportedOperation,
+    VFolderExists,
+    VFolderNotFound,
+)
 from ..core.paths import RelPath
 from ..core.records import VFolderRecord
 from ..core.types import FSUsage, QuotaConfig, VFolderID, VFolderUsage
@@ -197,6 +202,13 @@ class VFolderService:
         """Backend.AI's hardware report of a volume (VolumeNotFound, 404, for an unknown one)."""
         self.volumes.get(volume_name)
         return {"status": "healthy", "status_info": None, "metadata": {}}
+
+    async def performance_metric(self, volume_name: str) -> dict[str, Any]:
+        """Backend.AI's live I/O figures of a volume (IOPS, throughput, latency), which only
+        vendor appliances report; no backend of this daemon reads them yet."""
+        self.volumes.get(volume_name)  # VolumeNotFound first
+        backend = self.volumes.backend_of(volume_name)
+        raise UnsupportedOperation(f"the {backend!r} backend reports no performance metrics")
 
     async def audit_entries(
         self, volume_name: str, vfid: VFolderID, limit: int = 100

@@ -156,6 +156,11 @@ class QuotaModel(ABC):
     async def remaining_bytes(self, qsid: QuotaScopeID) -> int | None:
         """Bytes the proxy may still write into the scope; ``None`` when it need not count."""
 
+    async def usage_after_write(self, qsid: QuotaScopeID) -> QuotaUsage | None:
+        """The scope's usage as the quota alerts look at it after each write through the proxy
+        (None: nothing to look at). By default what :meth:`describe_quota_scope` says."""
+        return await self.describe_quota_scope(qsid)
+
     async def headroom(self, vfid: VFolderID) -> int | None:
         """Bytes that may still be written into the vfolder (scope and vfolder limits)."""
         return await self.remaining_bytes(vfid.quota_scope_id)

@@ -21,7 +21,7 @@ import shutil
 import stat as stat_mod
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
@@ -52,14 +52,13 @@ from .abc import (
     DEFAULT_VFOLDER_MODE,
     SCANDIR_DEFAULT,
     AbstractVolume,
-    LocalFile,
-    ReadOptions,
     StagedFile,
     WriteOptions,
     WriteReservation,
 )
 from .beneath import errors_as, opened
 from .posix_fs import STAGING_MARK, STAGING_REAP_AGE, UPLOADS_DIR
+from .posix_reads import PosixReads
 from .posix_snapshots import PosixSnapshots
 from .posix_upkeep import TRASH_DIR, PosixUpkeep
 from .quota import ProxyQuotaModel
@@ -81,7 +80,7 @@ __all__ = [
 ]  # fmt: skip
 
 
-class BasePosixVolume(PosixSnapshots, PosixUpkeep, LocalStagingUploads, AbstractVolume):
+class BasePosixVolume(PosixSnapshots, PosixReads, PosixUpkeep, LocalStagingUploads, AbstractVolume):
     """A volume that is a directory tree on a locally mounted filesystem."""
 
     capabilities = frozenset(
@@ -149,16 +148,6 @@ class BasePosixVolume(PosixSnapshots, PosixUpkeep, LocalStagingUploads, Abstract
         quota realm, where renames cannot leave one)."""
         return self.mount_path / TRASH_DIR
 
-    async def _retry_missing(
-        self, vfid: VFolderID, rel: RelPath, op: Callable[[], Awaitable[R]]
-    ) -> R:
-        """Run a lookup that expects ``rel`` to exist; filesystems with attribute caching (NFS)
-        retry a "not found" here. The local default believes the first answer."""
-        return await op()
-
-    async def _run(self, func: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
-        return await self.run_blocking(func, *args, **kwargs)
-
     def _existing_vfolder(self, vfid: VFolderID) -> Path:
         path = self.vfolder_path(vfid)
         if not path.is_dir():
@@ -166,11 +155,11 @@ class BasePosixVolume(PosixSnapshots, PosixUpkeep, LocalStagingUploads, Abstract
         return path
 
     @contextmanager
-    def _root(self, vfid: VFolderID) -> Iterator[int]:
-        """A descriptor of the vfolder root, for the duration of one operation (blocking)."""
-        path = self._existing_vfolder(vfid)
+    def _root(self, vfid: VFolderID, path: str | None = None) -> Iterator[int]:
+        """A descriptor of the vfolder root, for the duration of one operation (blocking).
+        ``path``: its directory, already known (its absence then shows as the open failing)."""
         try:
-            fd = beneath.open_root(path)
+            fd = beneath.open_root(path if path is not None else self._existing_vfolder(vfid))
         except (FileNotFoundError, NotADirectoryError):
             raise VFolderNotFound(f"no vfolder {vfid} on volume {self.name!r}") from None
         with opened(fd), beneath.hidden_below(fd, self.hidden_names):
@@ -394,23 +383,6 @@ class BasePosixVolume(PosixSnapshots, PosixUpkeep, LocalStagingUploads, Abstract
         self.quota_model.invalidate(vfid)
 
     # -- data --------------------------------------------------------------------------------
-    async def local_file(
-        self, vfid: VFolderID, relpath: RelPath, *, read_up_to: int = 0
-    ) -> LocalFile | None:
-        def find() -> LocalFile:
-            with self._root(vfid) as root:
-                return posix_tree.local_file_at(root, relpath, read_up_to)
-
-        return await self._retry_missing(vfid, relpath, lambda: self._run(find))
-
-    async def read(
-        self, vfid: VFolderID, relpath: RelPath, options: ReadOptions = ReadOptions()
-    ) -> AsyncIterator[bytes]:
-        local = await self.local_file(vfid, relpath)
-        assert local is not None
-        async for chunk in posix_tree.read_local(local, relpath, options, self._run):
-            yield chunk
-
     def _write_target(self, root: int, rel: RelPath, overwrite: bool) -> tuple[int, str]:
         """``(parent descriptor, name)`` a write lands at; parents are created.
 

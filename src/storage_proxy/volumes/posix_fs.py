@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import FileExists, InvalidPath, IsADirectory
+from ..core.files import LocalFile
 from ..core.paths import RelPath
 from ..core.types import DirEntry, DirEntryType, Stat
 from . import beneath, filemeta, fstree
@@ -276,3 +277,42 @@ def read_record(fd: int, rel: RelPath, use_xattrs: bool) -> tuple[os.stat_result
         if filemeta.xattrs_unsupported(e):
             return st, None, True
         raise
+
+
+def open_local(root: int, rel: RelPath, read_up_to: int, *, nowait: bool) -> LocalFile:
+    """Open ``rel`` beneath the vfolder root ``root`` with its stat and, for a regular file of at
+    most ``read_up_to`` bytes, its content.
+
+    ``nowait``: the content is read only if it is in the page cache (``RWF_NOWAIT``), so this can
+    run on the event loop; ``LocalFile.body`` stays None otherwise (the caller reads it in a
+    thread).
+    """
+    fd = beneath.open_for_read(root, rel)
+    try:
+        st = os.fstat(fd)
+        body = None
+        if read_up_to and stat_mod.S_ISREG(st.st_mode) and st.st_size <= read_up_to:
+            body = read_small(fd, read_up_to + 1, st.st_size, nowait)
+        return LocalFile(fd, st, body)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_small(fd: int, want: int, size: int, nowait: bool = False) -> bytes | None:
+    """The whole small file, or None if it changed size meanwhile (sendfile copes with that) or
+    (``nowait``) is not all in the page cache."""
+    if nowait and size:
+        buf = bytearray(want)
+        try:
+            n = os.preadv(fd, [buf], 0, _RWF_NOWAIT)
+        except (BlockingIOError, OSError) as e:
+            if isinstance(e, BlockingIOError) or e.errno in (errno.EOPNOTSUPP, errno.EINVAL):
+                return None
+            raise
+        return bytes(buf[:n]) if n == size else None
+    body = os.pread(fd, want, 0)
+    return body if len(body) == size else None
+
+
+_RWF_NOWAIT = getattr(os, "RWF_NOWAIT", 0)

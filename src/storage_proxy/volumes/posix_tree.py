@@ -63,18 +63,7 @@ def stat_at(root: int, rel: RelPath) -> DirEntry:
 def local_file_at(root: int, rel: RelPath, read_up_to: int) -> LocalFile:
     """A regular file or directory opened for reading, with its bytes if small enough."""
     with errors_as(rel):
-        fd = beneath.open_for_read(root, rel)
-    try:
-        st = os.fstat(fd)
-        body = None
-        if read_up_to and stat_mod.S_ISREG(st.st_mode) and st.st_size <= read_up_to:
-            body = os.pread(fd, read_up_to + 1, 0)
-            if len(body) != st.st_size:  # changed under us: let sendfile handle it
-                body = None
-        return LocalFile(fd, st, body)
-    except BaseException:
-        os.close(fd)
-        raise
+        return fs.open_local(root, rel, read_up_to, nowait=False)
 
 
 async def read_local(

@@ -40,7 +40,7 @@ class PosixUpkeep(AbstractVolume):
     """The part of :class:`~.posix.BasePosixVolume` the jobs call."""
 
     @abstractmethod
-    def _root(self, vfid: VFolderID) -> AbstractContextManager[int]:
+    def _root(self, vfid: VFolderID, path: str | None = None) -> AbstractContextManager[int]:
         """The vfolder's root, held open for a block (blocking)."""
 
     def is_staging_name(self, name: str) -> bool:

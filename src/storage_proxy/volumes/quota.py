@@ -179,6 +179,19 @@ class ProxyQuotaModel(QuotaModel):
         limit = await self._metadata.get_quota_limit(self._volume, str(qsid))
         return QuotaUsage(used_bytes=used, limit_bytes=limit)
 
+    async def usage_after_write(self, qsid: QuotaScopeID) -> QuotaUsage | None:
+        """No limit: nothing for an alert to compare, no scan. A limit: the usage a reservation
+        is checked against -- the cached scan plus what the ledger holds since it began -- not
+        a fresh scan of the whole tree after every file. (A model that describes usage from
+        its storage's own figures answers with those.)"""
+        if type(self).describe_quota_scope is not ProxyQuotaModel.describe_quota_scope:
+            return await self.describe_quota_scope(qsid)
+        bucket = await self._bucket(qsid)
+        if bucket is None:
+            return None
+        held = await self._metadata.bucket_held(self._volume, bucket, time.time())
+        return QuotaUsage(used_bytes=bucket.used + held, limit_bytes=bucket.limit)
+
     async def update_quota_scope(self, qsid: QuotaScopeID, config: QuotaConfig) -> None:
         await self._metadata.set_quota_limit(self._volume, str(qsid), config.limit_bytes)
 

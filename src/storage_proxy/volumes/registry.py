@@ -106,7 +106,8 @@ class VolumeRegistry:
             raise VolumeNotFound(f"no volume named {name!r}") from None
 
     def backend_of(self, name: str) -> str:
-        return self._backends[name]
+        """The backend of a configured volume; "" for a name no volume has."""
+        return self._backends.get(name, "")
 
     def items(self) -> list[tuple[str, AbstractVolume]]:
         return list(self._volumes.items())

@@ -35,6 +35,8 @@ class _Partial:
     file_count: int
     used_bytes: int
     pending_dirs: list[Subtree]
+    dir_count: int = 0
+    dir_bytes: int = 0
 
 
 def _open_listed(subtree: Subtree) -> int | None:
@@ -51,10 +53,9 @@ def _open_listed(subtree: Subtree) -> int | None:
 
 
 def scan_level(subtrees: Sequence[Subtree], descend: bool) -> _Partial:
-    """Count non-directory entries under ``subtrees``; with ``descend=False`` stop one level
-    down and return the directories found there."""
-    count = 0
-    size = 0
+    """Count non-directory entries under ``subtrees`` (and, apart, the directories below
+    them); with ``descend=False`` stop one level down and return the directories found there."""
+    count = size = dirs = dir_size = 0
     stack = list(subtrees)
     pending: list[Subtree] = []
     while stack:
@@ -70,6 +71,8 @@ def scan_level(subtrees: Sequence[Subtree], descend: bool) -> _Partial:
                     except (FileNotFoundError, PermissionError):
                         continue
                     if stat_mod.S_ISDIR(st.st_mode):
+                        dirs += 1
+                        dir_size += st.st_size
                         found = (f"{subtree[0]}/{entry.name}", st.st_dev, st.st_ino)
                         (stack if descend else pending).append(found)
                     else:
@@ -79,28 +82,38 @@ def scan_level(subtrees: Sequence[Subtree], descend: bool) -> _Partial:
             pass  # vanished or unreadable while scanning: count what we can
         finally:
             os.close(fd)
-    return _Partial(count, size, pending)
+    return _Partial(count, size, pending, dirs, dir_size)
 
 
-def scan_subtrees(subtrees: Sequence[Subtree]) -> tuple[int, int]:
+def _usage(part: _Partial) -> VFolderUsage:
+    return VFolderUsage(part.file_count, part.used_bytes, part.dir_count, part.dir_bytes)
+
+
+def _add(a: VFolderUsage, b: VFolderUsage) -> VFolderUsage:
+    return VFolderUsage(
+        a.file_count + b.file_count,
+        a.used_bytes + b.used_bytes,
+        a.dir_count + b.dir_count,
+        a.dir_bytes + b.dir_bytes,
+    )
+
+
+def scan_subtrees(subtrees: Sequence[Subtree]) -> VFolderUsage:
     """Worker entry point (module level so it pickles by reference)."""
-    part = scan_level(subtrees, descend=True)
-    return part.file_count, part.used_bytes
+    return _usage(scan_level(subtrees, descend=True))
 
 
-def scan_tree(root: str, fanout: int = 0) -> tuple[int, int, list[Subtree]]:
+def scan_tree(root: str, fanout: int = 0) -> tuple[VFolderUsage, list[Subtree]]:
     """Walk ``root`` breadth-first until ``fanout`` subtrees are pending (0: walk it all)."""
     top: Subtree = (root, 0, 0)
     if fanout <= 0:
-        part = scan_level([top], descend=True)
-        return part.file_count, part.used_bytes, []
-    count, size, frontier = 0, 0, [top]
+        return _usage(scan_level([top], descend=True)), []
+    usage, frontier = VFolderUsage(0, 0), [top]
     while frontier and len(frontier) < fanout:
         part = scan_level(frontier, descend=False)
-        count += part.file_count
-        size += part.used_bytes
+        usage = _add(usage, _usage(part))
         frontier = part.pending_dirs
-    return count, size, frontier
+    return usage, frontier
 
 
 class TreeScanner:
@@ -136,10 +149,10 @@ class TreeScanner:
 
     async def scan(self, root: Path) -> VFolderUsage:
         if self.workers <= 0:
-            count, size, _ = await asyncio.to_thread(scan_tree, str(root))
-            return VFolderUsage(count, size)
+            usage, _ = await asyncio.to_thread(scan_tree, str(root))
+            return usage
         fanout = self.workers * _SUBTREES_PER_WORKER
-        count, size, frontier = await asyncio.to_thread(scan_tree, str(root), fanout)
+        usage, frontier = await asyncio.to_thread(scan_tree, str(root), fanout)
         if frontier:
             loop = asyncio.get_running_loop()
             pool = self._get_pool()
@@ -147,7 +160,6 @@ class TreeScanner:
             results = await asyncio.gather(
                 *(loop.run_in_executor(pool, scan_subtrees, chunk) for chunk in chunks)
             )
-            for c, s in results:
-                count += c
-                size += s
-        return VFolderUsage(count, size)
+            for part in results:
+                usage = _add(usage, part)
+        return usage

@@ -9,7 +9,19 @@ from ...services.facade import Services
 from .. import openapi
 from ..keys import DOOR, SERVICES
 from ..problem import problem_middleware, request_id_middleware
-from . import browse, download, files_v1, signed, snapshots, stats, tus, ui, versions
+from . import (
+    archive,
+    batch,
+    browse,
+    download,
+    files_v1,
+    signed,
+    snapshots,
+    stats,
+    tus,
+    ui,
+    versions,
+)
 
 READ_BUFSIZE = 2 << 20
 
@@ -40,8 +52,10 @@ def create_client_app(services: Services) -> web.Application:
     r.add_get("/", status)
     r.add_get("/status", status)
     r.add_get("/download", download.download)  # HEAD is answered too
+    r.add_get("/download-archive", archive.download_archive)
     tus.add_routes(r)
     files_v1.add_routes(r)
+    batch.add_routes(r)
     snapshots.add_routes(r)
     versions.add_routes(r)
     signed.add_routes(r)

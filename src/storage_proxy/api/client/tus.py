@@ -28,7 +28,7 @@ from ...core.records import UploadSession
 from ...core.types import VFolderID
 from ...services.uploads import CHECKSUM_ALGORITHMS, Checksum
 from ..keys import services
-from ..problem import Handler
+from ..problem import Handler, error_response
 from ..streams import body_chunks
 from .auth import bearer_token, require_user
 
@@ -57,9 +57,7 @@ async def tus_headers_middleware(request: web.Request, handler: Handler) -> web.
         response = await handler(request)
     except StorageProxyError as e:
         request["error_code"] = e.code
-        response = web.json_response(
-            e.to_problem(), status=e.status, content_type="application/problem+json"
-        )
+        response = error_response(e, request=request)
         if "offset" in e.extra:
             response.headers["Upload-Offset"] = str(e.extra["offset"])
     response.headers["Tus-Resumable"] = TUS_VERSION

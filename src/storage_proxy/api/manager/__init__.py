@@ -1,4 +1,5 @@
-"""The manager-facing API, compatible with Backend.AI's storage-proxy manager API (23.09).
+"""The manager-facing API, compatible with Backend.AI's storage-proxy manager API: 26.09 by
+default, 23.09 with ``[api.manager] compat = "23.09"`` (``core.dialect``).
 
 Authenticated by the shared secret in ``X-BackendAI-Storage-Auth-Token``; health routes are open.
 Where the reference answers a user error with a 500, this one answers the right 4xx.
@@ -30,10 +31,10 @@ from . import (
     versions,
     volumes,
 )
-from .health import status
+from .health import health, livez, readyz, status
 
 AUTH_HEADER = "X-BackendAI-Storage-Auth-Token"
-_OPEN_PATHS = frozenset({"/", "/status", "/health"})
+_OPEN_PATHS = frozenset({"/", "/status", "/health", "/livez", "/readyz"})
 
 
 @web.middleware
@@ -44,7 +45,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         # A header may carry any bytes (kept as surrogate escapes): compare bytes, never crash.
         given = token.encode("utf-8", "surrogateescape")
         if not hmac.compare_digest(given, expected.encode()):
-            raise AuthenticationFailed(f"missing or wrong {AUTH_HEADER} header")
+            raise AuthenticationFailed(f"{'wrong' if token else 'missing'} {AUTH_HEADER} header")
         caller.identify("manager")
     return await handler(request)
 
@@ -64,9 +65,14 @@ def create_manager_app(services: Services) -> web.Application:
     r = app.router
     r.add_get("/", status)
     r.add_get("/status", status)
-    r.add_get("/health", status)
+    r.add_get("/health", health)
+    r.add_get("/livez", livez)
+    r.add_get("/readyz", readyz)
     r.add_get("/volumes", volumes.list_volumes)
     r.add_get("/volume/hwinfo", volumes.hwinfo)
+    r.add_get("/volume/performance-metric", volumes.performance_metric)
+    r.add_get("/volume/quota", volumes.get_volume_quota)
+    r.add_patch("/volume/quota", volumes.set_volume_quota)
     r.add_post("/quota-scope", quota.create)
     r.add_get("/quota-scope", quota.describe)
     r.add_patch("/quota-scope", quota.update)
@@ -78,12 +84,17 @@ def create_manager_app(services: Services) -> web.Application:
     r.add_get("/folder/usage", folders.usage)
     r.add_get("/folder/used-bytes", folders.used_bytes)
     r.add_get("/folder/fs-usage", folders.fs_usage)
+    r.add_get("/folder/metadata", folders.get_metadata)
+    r.add_post("/folder/metadata", folders.set_metadata)
     r.add_post("/folder/file/mkdir", files.mkdir)
     r.add_post("/folder/file/list", files.list_files)
     r.add_post("/folder/file/rename", files.rename)
     r.add_post("/folder/file/move", files.move)
     r.add_post("/folder/file/delete", files.delete)
+    r.add_post("/folder/file/delete-async", files.delete_async)
+    r.add_post("/folder/file/fetch", files.fetch)
     r.add_post("/folder/file/download", transfers.download_session)
+    r.add_post("/folder/file/archive-download-token", transfers.archive_token)
     r.add_post("/folder/file/upload", transfers.upload_session)
     r.add_get("/folder/acl", acl.get_acl)
     r.add_put("/folder/acl", acl.put_acl)

@@ -1,13 +1,16 @@
-"""VFolder lifecycle and usage: ``/folder/create|delete|clone|mount|usage|used-bytes|fs-usage``."""
+"""VFolder lifecycle and usage: ``/folder/create|delete|clone|mount|usage|used-bytes|fs-usage``
+and ``/folder/metadata``."""
 
 from __future__ import annotations
 
 import trafaret as t
 from aiohttp import web
 
-from ...core.errors import InvalidParameter
+from ...core.errors import InvalidParameter, InvalidPath, VFolderNotFound
+from ...core.paths import RelPath
 from ..keys import services
-from ..params import RelPathField, VFolderIDField, read_params
+from ..params import VFolderIDField, read_params
+from .wire import legacy, plain
 
 _vfolder = {t.Key("volume"): t.String(), t.Key("vfid"): VFolderIDField()}
 # Extension: answer 202 {"bgtask_id"} at once instead of when the task has ended.
@@ -47,7 +50,7 @@ async def delete(request: web.Request) -> web.Response:
     """Runs as a background task (the vfolder is ``deleting`` meanwhile); see _task_answer."""
     params = await read_params(request, t.Dict({**_vfolder, **_background}))
     task_id = await services(request).vfolders.start_delete(params["volume"], params["vfid"])
-    return await _task_answer(request, task_id, params["background"])
+    return await _task_answer(request, task_id, params["background"], started=202)
 
 
 async def clone(request: web.Request) -> web.Response:
@@ -69,14 +72,19 @@ async def clone(request: web.Request) -> web.Response:
     task_id = await services(request).vfolders.start_clone(
         params["src_volume"], params["src_vfid"], params["dst_vfid"]
     )
-    return await _task_answer(request, task_id, params["background"])
+    return await _task_answer(request, task_id, params["background"], started=200)
 
 
-async def _task_answer(request: web.Request, task_id: str, background: bool) -> web.Response:
-    """By default as Backend.AI 23.09 expects: 204 when the task is done, or the task's own error
-    (its manager treats the answer as completion); the id is in ``X-BgTask-ID``.  With
-    ``background``: 202 ``{"bgtask_id"}`` at once, to follow ``GET /bgtask/{id}``."""
+async def _task_answer(
+    request: web.Request, task_id: str, background: bool, *, started: int
+) -> web.Response:
+    """26.09: ``{"bgtask_id"}`` at once (``started``: 26.9.6's status for this route; follow the
+    task with ``GET /bgtask/{id}``).  23.09: 204 when the task is done, or the task's own error
+    (that manager takes the answer as completion), unless ``background`` asks for 202
+    ``{"bgtask_id"}`` at once.  The id is in ``X-BgTask-ID`` either way."""
     headers = {"X-BgTask-ID": task_id}
+    if not legacy(request):
+        return web.json_response({"bgtask_id": task_id}, status=started, headers=headers)
     if background:
         return web.json_response({"bgtask_id": task_id}, status=202, headers=headers)
     await services(request).vfolders.wait(task_id)
@@ -85,17 +93,38 @@ async def _task_answer(request: web.Request, task_id: str, background: bool) -> 
 
 async def mount(request: web.Request) -> web.Response:
     params = await read_params(
-        request, t.Dict({**_vfolder, t.Key("subpath", default="."): RelPathField()})
+        request, t.Dict({**_vfolder, t.Key("subpath", default="."): t.String(allow_blank=True)})
     )
     vfolders = services(request).vfolders
-    path = await vfolders.mount(params["volume"], params["vfid"], params["subpath"])
+    vfid = str(params["vfid"])
+    try:
+        subpath = RelPath.parse(params["subpath"])
+        path = await vfolders.mount(params["volume"], params["vfid"], subpath)
+    except VFolderNotFound:  # 400 {"msg", "vfid"} in both Backend.AI releases
+        if legacy(request):
+            raise
+        raise plain(
+            {"msg": "VFolder not found", "vfid": vfid, "code": "vfolder-not-found"}
+        ) from None
+    except InvalidPath:
+        if legacy(request):
+            raise
+        raw = str(params["subpath"])
+        raise plain(
+            {"msg": "Invalid vfolder subpath", "vfid": vfid, "subpath": raw, "code": "invalid-path"}
+        ) from None
     return web.json_response({"path": str(path)})
 
 
 async def usage(request: web.Request) -> web.Response:
+    """26.09 counts every entry and every entry's bytes, directories too (as 26.9.6 does);
+    23.09 counts files and their bytes (as this daemon always did)."""
     params = await read_params(request, t.Dict(_vfolder))
     result = await services(request).vfolders.usage(params["volume"], params["vfid"])
-    return web.json_response({"file_count": result.file_count, "used_bytes": result.used_bytes})
+    count, used = result.file_count, result.used_bytes
+    if not legacy(request):
+        count, used = count + result.dir_count, used + result.dir_bytes
+    return web.json_response({"file_count": count, "used_bytes": used})
 
 
 async def used_bytes(request: web.Request) -> web.Response:
@@ -110,3 +139,20 @@ async def fs_usage(request: web.Request) -> web.Response:
     return web.json_response(
         {"capacity_bytes": result.capacity_bytes, "used_bytes": result.used_bytes}
     )
+
+
+async def get_metadata(request: web.Request) -> web.Response:
+    """Backend.AI's vfolder metadata route, which answers ``{"status": "ok"}`` and nothing more
+    (kept for managers that call it); a vfolder that does not exist is a 404 here."""
+    params = await read_params(request, t.Dict(_vfolder))
+    await services(request).vfolders.registered(params["volume"], params["vfid"])
+    return web.json_response({"status": "ok"})
+
+
+async def set_metadata(request: web.Request) -> web.Response:
+    """Backend.AI declares ``payload`` as bytes, which a JSON body cannot carry: every manager
+    request is refused there ("value is not a bytes string"), and here alike — the route is a
+    vestige, kept so that a manager calling it gets the answer it always got."""
+    params = await read_params(request, t.Dict({**_vfolder, t.Key("payload"): t.Bytes()}))
+    await services(request).vfolders.registered(params["volume"], params["vfid"])
+    return web.json_response({"status": "ok"})

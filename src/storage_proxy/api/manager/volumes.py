@@ -1,12 +1,16 @@
-"""``GET /volumes`` and ``GET /volume/hwinfo``."""
+"""``GET /volumes``, ``/volume/hwinfo``, ``/volume/performance-metric`` and ``GET|PATCH
+/volume/quota``."""
 
 from __future__ import annotations
 
 import trafaret as t
 from aiohttp import web
 
+from ...core.errors import DeprecatedAPI
 from ..keys import services
-from ..params import read_params
+from ..params import VFolderIDField, read_params
+from ..problem import PlainAnswer
+from .wire import legacy
 
 
 async def list_volumes(request: web.Request) -> web.Response:
@@ -16,3 +20,45 @@ async def list_volumes(request: web.Request) -> web.Response:
 async def hwinfo(request: web.Request) -> web.Response:
     params = await read_params(request, t.Dict({t.Key("volume"): t.String()}))
     return web.json_response(await services(request).vfolders.hwinfo(params["volume"]))
+
+
+async def performance_metric(request: web.Request) -> web.Response:
+    """``{"metric", "observed_at"}`` where a backend reports them; 400 unsupported otherwise."""
+    params = await read_params(request, t.Dict({t.Key("volume"): t.String()}))
+    return web.json_response(await services(request).vfolders.performance_metric(params["volume"]))
+
+
+_SIZE = t.ToInt(gte=0) | t.String()  # Backend.AI takes a binary size ("10g") too
+
+
+async def get_volume_quota(request: web.Request) -> web.Response:
+    """Backend.AI's per-vfolder quota of old, refused as deprecated (a vfolder's own limit is
+    ``/folder/quota``; quota scopes are ``/quota-scope``)."""
+    await read_params(
+        request,
+        t.Dict(
+            {t.Key("volume"): t.String(), t.Key("vfid", default=None): t.Null | VFolderIDField()}
+        ),
+    )
+    raise _deprecated(request, "get_quota (for individual vfolder) is a deprecated API")
+
+
+async def set_volume_quota(request: web.Request) -> web.Response:
+    await read_params(
+        request,
+        t.Dict(
+            {
+                t.Key("volume"): t.String(),
+                t.Key("vfid", default=None): t.Null | VFolderIDField(),
+                t.Key("size_bytes"): _SIZE,
+            }
+        ),
+    )
+    raise _deprecated(request, "set_quota (for individual vfolder) is a deprecated API")
+
+
+def _deprecated(request: web.Request, reason: str) -> Exception:
+    """26.09: a 400 with no body, the reason in the status line (as 26.9.6 answers)."""
+    if legacy(request):
+        return DeprecatedAPI(reason)
+    return PlainAnswer(web.Response(status=400, reason=reason))

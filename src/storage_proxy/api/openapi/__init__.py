@@ -13,8 +13,9 @@ from aiohttp import web
 
 from ...core.errors import NotFound
 from ..static import load_static, serve
+from .bai import HEALTH, health_paths
 from .client import client_description
-from .common import STATUS, document, media, ok, op, self_description
+from .common import STATUS, document, media, op, self_description
 from .manager import manager_description
 
 OPEN_PATHS = frozenset({"/openapi.json", "/docs"})
@@ -24,21 +25,17 @@ DOCS_ASSETS = frozenset({"docs.js", "docs.css"})
 
 
 def internal_description() -> dict[str, Any]:
-    health = op(
-        "Each dependency's state; 503 names the one that is down",
-        "health",
-        {200: ok("All up", {"type": "object"}), 503: ok("Degraded", {"type": "object"})},
-    )
     paths: dict[str, Any] = {
-        "/health": {"get": health},
+        **health_paths("health", {"type": "object"}),
         "/metrics": {"get": op("Prometheus metrics", "metrics", {200: media("", "text/plain")})},
         **self_description("reference"),
     }
     return document(
         "storage-proxy internal API",
-        "Health and Prometheus metrics, for operators and monitoring (no credentials).",
+        "Health, liveness, readiness and Prometheus metrics, for operators and monitoring (no "
+        "credentials).",
         paths,
-        schemas={"Status": STATUS},
+        schemas={"Status": STATUS, "Health": HEALTH},
     )
 
 

@@ -65,6 +65,28 @@ FILE_META = obj(
     }
 )
 
+PROBLEM_BRIEF = obj({"code": STR, "status": INT, "detail": STR})
+BATCH_RESULT = obj(
+    {
+        "stored": INT,
+        "failed": INT,
+        "aborted": nullable(PROBLEM_BRIEF),
+        "results": array(
+            obj(
+                {
+                    "name": STR,
+                    "path": STR,
+                    "type": STR,
+                    "size": BYTES,
+                    "sha256": STR,
+                    "error": PROBLEM_BRIEF,
+                },
+                ["name"],
+            )
+        ),
+    }
+)
+
 
 def _health() -> dict[str, Any]:
     status = {"get": op("Liveness and version", TAG_HEALTH, {200: ok("OK", STATUS)}, security=OPEN)}
@@ -81,7 +103,20 @@ def _download() -> dict[str, Any]:
                 params=[TOKEN, query("archive", "true: a directory as zip"), RANGE],
                 security=OPEN,
             )
-        }
+        },
+        "/download-archive": {
+            "get": op(
+                "Several files and directories of one vfolder as one zip (an archive token)",
+                TAG_DOWNLOAD,
+                {200: media("The archive, streamed (ZIP64)", "application/zip")},
+                description="The token comes from POST /folder/file/archive-download-token on "
+                "the manager API; each path is looked up before the answer starts (404 missing — "
+                "text/plain '404: File not found: <path>' in the 26.09 dialect — 400 malformed, "
+                "out of the vfolder or a link).",
+                params=[TOKEN],
+                security=OPEN,
+            )
+        },
     }
 
 
@@ -247,6 +282,23 @@ def _file_ops() -> dict[str, Any]:
                 {201: ok("", obj({"path": STR}))},
                 params=VF_PARAMS,
                 body=obj({"path": STR, "exist_ok": BOOL}, ["path"]),
+            )
+        },
+        PREFIX + "/batch": {
+            "post": op(
+                "Upload many files in one request (RW): a tar stream or a multipart form, each"
+                " file stored as a single upload of it would be, with a result for each",
+                TAG_FILES,
+                {200: ok("Every item's outcome, in order", BATCH_RESULT)},
+                params=[
+                    *VF_PARAMS,
+                    query("path", "the folder the files land below (default: the root)"),
+                    query("overwrite", "false: an existing file is an error for that item"),
+                ],
+                body_media={
+                    "application/x-tar": {"schema": {"type": "string"}},
+                    "multipart/form-data": {"schema": obj({"file": {"type": "string"}}, [])},
+                },
             )
         },
         PREFIX + "/move": {

@@ -1,7 +1,11 @@
-"""The manager API (Backend.AI 23.09-compatible, plus extensions), described in OpenAPI 3.1.
+"""The manager API (Backend.AI 26.09-compatible, 23.09 on request; plus extensions), described
+in OpenAPI 3.1.
 
 Parameters of these routes may come from a JSON body (as the Backend.AI manager sends them, even
-on GET) or from the query string; the request bodies below name them.
+on GET) or from the query string; the request bodies below name them.  Where the two dialects
+(``[api.manager] compat``) answer a route differently, both answers are described, each saying
+which dialect gives it.  Backend.AI's own error shapes that are not problems — 400 ``{"msg",
+"errno", "paths"}`` of a refused file operation, 409 ``{"msg"}`` — fall under ``default``.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from .audit import audit_paths as _audit
+from .bai import HEALTH, bai_paths, health_paths
 from .common import (
     ANY,
     BOOL,
@@ -58,7 +63,7 @@ def body(props: dict[str, Any], required: list[str] | None = None) -> dict[str, 
 
 def _health() -> dict[str, Any]:
     status = {"get": op("Liveness and version", TAG_HEALTH, {200: ok("OK", STATUS)}, security=[])}
-    return {"/": status, "/status": status, "/health": status}
+    return {"/": status, "/status": status, **health_paths(TAG_HEALTH, STATUS)}
 
 
 def _volumes() -> dict[str, Any]:
@@ -139,7 +144,11 @@ def _folders() -> dict[str, Any]:
         },
         ["src_volume", "src_vfid", "dst_vfid"],
     )
-    task_answer = {204: ok("Done (X-BgTask-ID names the task)"), 202: ok("Started", TASK_STARTED)}
+    task_answer = {
+        204: ok("23.09: done (X-BgTask-ID names the task)"),
+        202: ok("Started (26.09 delete; 23.09 with background)", TASK_STARTED),
+    }
+    clone_answer = {**task_answer, 200: ok("26.09: started", TASK_STARTED)}
     vf = body(VFOLDER)
     return {
         "/folder/create": {
@@ -154,7 +163,7 @@ def _folders() -> dict[str, Any]:
             )
         },
         "/folder/clone": {
-            "post": op("Clone a vfolder (a background task)", TAG_FOLDERS, task_answer, body=clone)
+            "post": op("Clone a vfolder (a background task)", TAG_FOLDERS, clone_answer, body=clone)
         },
         "/folder/mount": {
             "get": op(
@@ -267,7 +276,7 @@ def _files() -> dict[str, Any]:
                 "Create directories",
                 TAG_FILES,
                 {
-                    204: ok("Created (one path)"),
+                    204: ok("23.09: created (one path)"),
                     200: ok("All created", results),
                     207: ok("Some failed", results),
                     422: ok("All failed", results),
@@ -540,6 +549,7 @@ def manager_description() -> dict[str, Any]:
     paths: dict[str, Any] = {}
     for part in (
         _health,
+        bai_paths,
         _volumes,
         _quota,
         _folders,
@@ -556,11 +566,11 @@ def manager_description() -> dict[str, Any]:
     paths.update(self_description(TAG_DOCS))
     return document(
         "storage-proxy manager API",
-        "For the cluster manager (Backend.AI 23.09-compatible, plus extensions). Every route but "
-        "/, /status, /health, /openapi.json and /docs needs the shared secret in "
-        "X-BackendAI-Storage-Auth-Token.",
+        "For the cluster manager (Backend.AI 26.09-compatible, 23.09 with [api.manager] compat, "
+        "plus extensions). Every route but /, /status, /health, /livez, /readyz, /openapi.json "
+        "and /docs needs the shared secret in X-BackendAI-Storage-Auth-Token.",
         paths,
-        schemas={"BgTask": BGTASK},
+        schemas={"BgTask": BGTASK, "Health": HEALTH},
         security_schemes={
             "managerSecret": {
                 "type": "apiKey",

@@ -1,0 +1,268 @@
+"""Many files in one request: each is stored as a single upload of it would be.
+
+A batch is a stream of items (the parts of a multipart form, the members of a tar stream),
+read one after the other. Each item goes through :meth:`FileService.write` -- the caller's
+right, the path check beneath the vfolder root, the quota, the audit line -- so a name that is
+refused alone (``..``, an absolute path, a symbolic link on the way) is refused here too, for
+that item only: its bytes are skipped and the batch goes on. Items that are not files or
+directories (links, devices) are never created. The result lists every item in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..core.errors import InvalidParameter, StorageProxyError
+from ..core.files import WriteOptions
+from ..core.paths import RelPath
+from ..core.records import Permission
+from ..core.types import VFolderID
+from .access import Actor
+from .files import FileService
+from .gate import Gate
+from .tarstream import ReadExactly, TarStream
+
+#: Items one batch may hold (its result is one JSON document).
+MAX_BATCH_ITEMS = 100_000
+#: Files up to this size are read whole and written while the next ones are read ...
+SMALL_ITEM = 1 << 20
+#: ... this many at a time, holding at most MAX_HELD bytes (larger ones are streamed one after
+#: the other).
+MAX_IN_FLIGHT = 64
+MAX_HELD = 16 << 20
+
+
+@dataclass(slots=True)
+class BatchItem:
+    """One item of a batch: a file (``body``) or a directory (``body`` None)."""
+
+    name: str
+    body: AsyncIterator[bytes] | None
+    content_type: str | None = None
+    size: int | None = None
+    refused: StorageProxyError | None = None  # refused by the reader (a link, a device)
+
+
+@dataclass(slots=True)
+class BatchResult:
+    items: list[dict[str, Any]] = field(default_factory=list)
+    stored: int = 0
+    failed: int = 0
+    aborted: StorageProxyError | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "stored": self.stored,
+            "failed": self.failed,
+            "aborted": None if self.aborted is None else _problem(self.aborted),
+            "results": self.items,
+        }
+
+
+def _problem(e: StorageProxyError) -> dict[str, Any]:
+    return {"code": e.code, "status": e.status, "detail": str(e)}
+
+
+class BatchService:
+    def __init__(self, gate: Gate, files: FileService) -> None:
+        self._gate = gate
+        self._files = files
+
+    async def upload(
+        self,
+        actor: Actor,
+        volume: str,
+        vfid: VFolderID,
+        base: RelPath,
+        items: AsyncIterator[BatchItem],
+        *,
+        overwrite: bool = True,
+    ) -> BatchResult:
+        """Store every item below ``base``; a malformed stream ends the batch (``aborted``)
+        with what was stored before it kept."""
+        # a caller without the right is refused before a byte of the body is read
+        await self._gate.enter(actor, volume, vfid, Permission.RW, op="file.batch")
+        result = BatchResult()
+        slots: list[dict[str, Any] | None] = []
+        running: dict[asyncio.Task[dict[str, Any]], int] = {}  # a small file's write -> its slot
+        by_path: dict[str, asyncio.Task[dict[str, Any]]] = {}  # the last write of each name
+        held: dict[asyncio.Task[dict[str, Any]], int] = {}  # bytes each running write holds
+
+        async def one(item: BatchItem, before: asyncio.Task[Any] | None) -> dict[str, Any]:
+            if before is not None:  # the same name twice: the later one lands last
+                await asyncio.wait([before])
+            return await self._one(actor, volume, vfid, base, item, overwrite)
+
+        try:
+            async for item in items:
+                if len(slots) >= MAX_BATCH_ITEMS:
+                    raise InvalidParameter(f"a batch holds at most {MAX_BATCH_ITEMS} items")
+                slots.append(None)
+                small = await _buffered(item)
+                if small is None:  # streamed: written as it is read, while small ones go on
+                    await _settle(running, slots, wait_all=True)
+                    slots[-1] = await self._one(actor, volume, vfid, base, item, overwrite)
+                    continue
+                key = "/".join(p for p in small.name.split("/") if p not in ("", "."))
+                task = asyncio.create_task(one(small, by_path.get(key)))
+                running[task] = len(slots) - 1
+                by_path[key] = task
+                held[task] = small.size or 0
+                while len(running) >= MAX_IN_FLIGHT or sum(held.values()) > MAX_HELD:
+                    await _settle(running, slots)
+                    for gone in [t for t in held if t not in running]:
+                        del held[gone]
+        except StorageProxyError as e:
+            result.aborted = e
+        finally:
+            try:
+                await _settle(running, slots, wait_all=True)
+            finally:
+                for task in running:
+                    task.cancel()
+        result.items = [s for s in slots if s is not None]
+        result.failed = sum(1 for s in result.items if "error" in s)
+        result.stored = len(result.items) - result.failed
+        return result
+
+    async def _one(
+        self,
+        actor: Actor,
+        volume: str,
+        vfid: VFolderID,
+        base: RelPath,
+        item: BatchItem,
+        overwrite: bool,
+    ) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": item.name}
+        try:
+            try:
+                if item.refused is not None:
+                    raise item.refused
+                rel = RelPath.parse(f"{base}/{item.name}" if base.parts else item.name)
+                out["path"] = str(rel)
+                if item.body is None:
+                    (error,) = await self._files.mkdir(
+                        actor, volume, vfid, [rel], parents=True, exist_ok=True
+                    )
+                    if error is not None:
+                        raise error
+                    out["type"] = "directory"
+                    return out
+                options = WriteOptions(
+                    size_hint=item.size,
+                    checksums=True,
+                    content_type=item.content_type,
+                    overwrite=overwrite,
+                )
+                meta = await self._files.write(actor, volume, vfid, rel, item.body, options)
+                out.update(type="file", size=meta.size)
+                if meta.sha256:
+                    out["sha256"] = meta.sha256
+                return out
+            finally:
+                if item.body is not None:
+                    await _drain(item.body)  # what a refused item left unread
+        except StorageProxyError as e:
+            if isinstance(e, _STREAM_ERRORS):
+                raise  # the stream itself is broken: nothing after this can be read
+            out["error"] = _problem(e)
+            return out
+
+
+class BrokenStream(InvalidParameter):
+    """The batch's stream cannot be read on (a malformed form or tar, a body cut short)."""
+
+
+_STREAM_ERRORS = (BrokenStream,)
+
+
+async def _settle(
+    running: dict[asyncio.Task[dict[str, Any]], int],
+    slots: list[dict[str, Any] | None],
+    *,
+    wait_all: bool = False,
+) -> None:
+    """Collect finished writes into their slots (at least one, or all with ``wait_all``)."""
+    if not running:
+        return
+    done, _ = await asyncio.wait(
+        running, return_when=asyncio.ALL_COMPLETED if wait_all else asyncio.FIRST_COMPLETED
+    )
+    for task in done:
+        slots[running.pop(task)] = task.result()  # a write's unexpected error is raised here
+
+
+async def _buffered(item: BatchItem) -> BatchItem | None:
+    """The item with its content read whole when it is small (a directory or a refused item
+    as it is); None when it is larger than ``SMALL_ITEM`` (then only a first piece was read, and
+    ``item.body`` still yields every byte)."""
+    if item.body is None:
+        return item
+    if item.size is not None and item.size > SMALL_ITEM:
+        return None
+    pieces: list[bytes] = []
+    held = 0
+    body = item.body
+    async for chunk in body:
+        pieces.append(chunk)
+        held += len(chunk)
+        if held > SMALL_ITEM:
+            item.body = _chain(pieces, body)
+            return None
+    return BatchItem(item.name, _once(b"".join(pieces)), item.content_type, held, item.refused)
+
+
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    if data:
+        yield data
+
+
+async def _chain(pieces: list[bytes], rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    for piece in pieces:
+        yield piece
+    async for chunk in rest:
+        yield chunk
+
+
+async def _drain(body: AsyncIterator[bytes]) -> None:
+    async for _ in body:
+        pass
+
+
+async def tar_items(read_exactly: ReadExactly) -> AsyncIterator[BatchItem]:
+    """The members of a tar stream as batch items (links and devices refused, not created)."""
+    stream = TarStream(_broken_on_error(read_exactly))
+    try:
+        async for member in stream:
+            if member.kind == "file":
+                yield BatchItem(member.name, _stream_errors(stream.data()), size=member.size)
+            elif member.kind == "directory":
+                yield BatchItem(member.name, None)
+            else:
+                refused = InvalidParameter(f"a {member.kind} is not stored; send the file itself")
+                yield BatchItem(member.name, None, refused=refused)
+    except InvalidParameter as e:
+        raise BrokenStream(str(e)) from None
+
+
+def _broken_on_error(read_exactly: ReadExactly) -> ReadExactly:
+    async def read(n: int) -> bytes:
+        try:
+            return await read_exactly(n)
+        except InvalidParameter as e:
+            raise BrokenStream(str(e)) from None
+
+    return read
+
+
+async def _stream_errors(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """A member's bytes; the stream failing under them is a broken stream, not a bad item."""
+    try:
+        async for chunk in chunks:
+            yield chunk
+    except InvalidParameter as e:
+        raise BrokenStream(str(e)) from None
