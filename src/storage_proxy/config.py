@@ -92,6 +92,8 @@ _storage_proxy_section = t.Dict(
         t.Key("scan-workers", default=None): t.Null | t.ToInt(gte=0, lte=64),
         # Threads for blocking file work (opens, stats, reads, writes), per worker process.
         t.Key("io-threads", default=32): t.ToInt(gte=2, lte=1024),
+        # Costly operations (directory listings, archives) one caller may run at once.
+        t.Key("costly-per-caller", default=4): t.ToInt(gte=1, lte=1024),
         # How user paths are resolved below a vfolder: "auto" (the kernel's openat2 with
         # RESOLVE_BENEATH where it has it) or "walk" (an O_NOFOLLOW walk, one level at a time).
         t.Key("path-resolution", default="auto"): t.Enum("auto", "walk"),

@@ -34,6 +34,7 @@ from .services.books import MetadataBooks
 from .services.browse import BrowseService
 from .services.dataproxy import DataProxyService, DataProxySettings
 from .services.facade import DoorSettings, Services
+from .services.fairness import FairShares
 from .services.files import FileService
 from .services.gate import Gate
 from .services.health import HealthService
@@ -315,7 +316,7 @@ def _build_services(stack: AsyncExitStack, infra: _Infra) -> tuple[Services, Usa
     access = AccessService(metadata, vfolders, audit)
     alerts = _quota_alerts(stack, infra, audit)
     quotas = QuotaService(volumes, metadata, vfolders, usage, alerts, audit)
-    gate = Gate(volumes, access, infra.bgtasks, audit)
+    gate = Gate(volumes, access, infra.bgtasks, audit, FairShares(sp["costly-per-caller"]))
     keeping = VersionSettings(metadata)
     files = FileService(gate, audit, usage, quotas, infra.bgtasks, keeping)
 

@@ -232,17 +232,15 @@ class Tenant:
         return self.daemon.manager(method, path, payload)
 
 
-def make_tenant(daemon: Daemon, volume: str = "vol1") -> Tenant:
+def make_tenant(daemon: Daemon, volume: str = "vol1", owner: str = TENANT) -> Tenant:
     vfid = f"user:{uuid.uuid4()}/{uuid.uuid4().hex}"
     created = daemon.manager(
-        "POST", "/folder/create", {"volume": volume, "vfid": vfid, "owner": TENANT}
+        "POST", "/folder/create", {"volume": volume, "vfid": vfid, "owner": owner}
     )
     assert created.status == 204, created
     mount = daemon.manager("GET", "/folder/mount", {"volume": volume, "vfid": vfid})
     assert mount.status == 200, mount
-    return Tenant(
-        daemon, volume, vfid, Path(mount.json()["path"]), user_token(TOKEN_SECRET, TENANT)
-    )
+    return Tenant(daemon, volume, vfid, Path(mount.json()["path"]), user_token(TOKEN_SECRET, owner))
 
 
 StartHostile = Callable[..., Tenant]

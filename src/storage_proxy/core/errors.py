@@ -204,6 +204,16 @@ class BackendUnavailable(StorageProxyError):
     status, code, title = 503, "backend-unavailable", "Storage backend unavailable"
 
 
+class TooManyRequests(StorageProxyError):
+    """A caller already runs as many costly operations (listings, archives) as it may at once."""
+
+    status, code, title = 429, "too-many-requests", "Too many costly requests at once"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "1"}
+
+
 class ConfigError(Exception):
     """Invalid configuration; the CLI exits with status 2 and prints the message."""
 

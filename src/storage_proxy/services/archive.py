@@ -325,6 +325,22 @@ async def _volume_chunks(
         yield chunk, crc
 
 
+class Held:
+    """A zip source that gives something back (its caller's costly slot) once it is closed."""
+
+    def __init__(self, source: ZipSource, release: Callable[[], None]) -> None:
+        self._source, self._release = source, release
+
+    def items(self) -> AsyncIterator[ZipItem]:
+        return self._source.items()
+
+    async def close(self) -> None:
+        try:
+            await self._source.close()
+        finally:
+            self._release()
+
+
 class Selection:
     """Several entries of one vfolder, each under its path from the vfolder root (a directory
     with everything below it).

@@ -12,6 +12,7 @@ Both are read operations (RO), checked at the gate like every other.
 
 from __future__ import annotations
 
+import heapq
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -68,13 +69,22 @@ async def list_directory(
         entry = await volume.stat(vfid, relpath)
         if entry.type is not DirEntryType.DIRECTORY:
             raise NotADirectory(f"{relpath} is not a directory")
-    after = sorted(
-        [e async for e in volume.scandir(vfid, relpath, limit=None) if e.name > marker],
-        key=lambda e: e.name,
-    )
+    # the page's entries and one more, kept while the directory streams past: memory for a
+    # page, not for the directory (one of 300,000 entries held them all before)
+    keep, held = limit + 1, []
+    async for e in volume.scandir(vfid, relpath, limit=None):
+        if e.name > marker:
+            held.append(e)
+            if len(held) >= 4 * keep:
+                held = heapq.nsmallest(keep, held, key=_name)
+    after = sorted(held, key=_name)[:keep]
     page = after[:limit]
     more = len(after) > limit
     return DirectoryPage(relpath, page, page[-1].name if more else None)
+
+
+def _name(entry: DirEntry) -> str:
+    return entry.name
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +171,8 @@ class BrowseService:
         limit: int = DEFAULT_PAGE,
     ) -> DirectoryPage:
         volume = await self._gate.enter(actor, volume_name, vfid, Permission.RO, op="file.list")
-        return await list_directory(volume, vfid, relpath, marker=marker, limit=limit)
+        async with self._gate.costly(actor, vfid):
+            return await list_directory(volume, vfid, relpath, marker=marker, limit=limit)
 
     async def link(
         self,

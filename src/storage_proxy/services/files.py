@@ -29,7 +29,7 @@ from ..core.records import Permission
 from ..core.types import DirEntry, DirEntryType, FileMeta, VFolderID
 from ..volumes.abc import AbstractVolume
 from .access import Actor
-from .archive import LocalTree, Selection, VolumeTree, ZipSource
+from .archive import Held, LocalTree, Selection, VolumeTree, ZipSource
 from .audit import AuditEntry, AuditLog
 from .bgtasks import BackgroundTaskService, ProgressReporter
 from .gate import Gate
@@ -127,7 +127,8 @@ class FileService:
     ) -> list[DirEntry]:
         """One directory (at most ``scandir-limit`` entries), as the manager API lists it."""
         volume = await self._gate.enter(actor, volume_name, vfid, Permission.RO, op="file.list")
-        return [e async for e in volume.scandir(vfid, relpath)]
+        async with self._gate.costly(actor, vfid):
+            return [e async for e in volume.scandir(vfid, relpath)]
 
     async def list_files(
         self,
@@ -143,7 +144,10 @@ class FileService:
         if not 1 <= limit <= MAX_PAGE:
             raise InvalidParameter(f"limit must be between 1 and {MAX_PAGE}")
         volume = await self._gate.enter(actor, volume_name, vfid, Permission.RO, op="file.list")
-        found = await volume.list_files(vfid, prefix=prefix, start_after=marker, limit=limit + 1)
+        async with self._gate.costly(actor, vfid):
+            found = await volume.list_files(
+                vfid, prefix=prefix, start_after=marker, limit=limit + 1
+            )
         return FilePage(found[:limit], len(found) > limit)
 
     async def stat(
@@ -182,16 +186,20 @@ class FileService:
                 entry = await volume.stat(vfid, relpath)
                 if entry.type is DirEntryType.DIRECTORY:
                     _need_archive(archive, relpath)
-                    return Download(f"{name}.zip", tree=VolumeTree(volume, vfid, relpath))
+                    release = await self._gate.hold_costly(actor, vfid)
+                    tree = Held(VolumeTree(volume, vfid, relpath), release)
+                    return Download(f"{name}.zip", tree=tree)
                 e.bytes = entry.stat.size
                 return Download(name, entry=entry, volume=volume, vfid=vfid, relpath=relpath)
             if local.is_dir:
                 try:
                     _need_archive(archive, relpath)
+                    release = await self._gate.hold_costly(actor, vfid)  # a zip holds descriptors
                 except BaseException:
                     local.close()
                     raise
-                return Download(f"{name}.zip", tree=LocalTree(local.fd, volume.run_blocking))
+                tree = Held(LocalTree(local.fd, volume.run_blocking), release)
+                return Download(f"{name}.zip", tree=tree)
             e.bytes = local.stat.st_size
             return Download(name, local=local)
 
@@ -213,7 +221,7 @@ class FileService:
 
     async def open_archive(
         self, actor: Actor, volume_name: str, vfid: VFolderID, names: Sequence[str]
-    ) -> Selection:
+    ) -> ZipSource:
         """Several files and directories as one zip source: each name parsed and looked up now
         (InvalidPath, FileNotFound), each opened beneath the vfolder root when it is reached."""
         if not 1 <= len(names) <= MAX_ARCHIVE_ENTRIES:
@@ -226,7 +234,7 @@ class FileService:
             for entry in entries:
                 if entry.type not in (DirEntryType.FILE, DirEntryType.DIRECTORY):
                     raise InvalidPath(f"not a regular file or directory: {entry.path}")
-        return Selection(volume, vfid, entries)
+        return Held(Selection(volume, vfid, entries), await self._gate.hold_costly(actor, vfid))
 
     # -- writing -------------------------------------------------------------------------------
     async def write(

@@ -5,6 +5,9 @@ volume's own write path and the shared ledger hold the rest while the bytes stre
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+
 from ..core.errors import QuotaExceeded, StorageProxyError
 from ..core.paths import RelPath
 from ..core.records import Permission
@@ -14,6 +17,7 @@ from ..volumes.registry import VolumeRegistry
 from .access import AccessService, Actor
 from .audit import AuditEntry, AuditLog
 from .bgtasks import BackgroundTaskService
+from .fairness import FairShares
 
 
 class Gate:
@@ -23,8 +27,10 @@ class Gate:
         access: AccessService,
         bgtasks: BackgroundTaskService,
         audit: AuditLog | None = None,
+        fair: FairShares | None = None,
     ) -> None:
         self._volumes = volumes
+        self._fair = fair or FairShares(per_caller=4)
         self._access = access
         self._bgtasks = bgtasks
         self._audit = audit or AuditLog()
@@ -58,6 +64,15 @@ class Gate:
             raise
         return volume
 
+    def costly(self, actor: Actor, vfid: VFolderID) -> AbstractAsyncContextManager[None]:
+        """Hold one of the caller's few slots for a costly operation (a listing, an archive)."""
+        return self._fair.turn(_share_of(actor, vfid))
+
+    async def hold_costly(self, actor: Actor, vfid: VFolderID) -> Callable[[], None]:
+        """One of the caller's slots for an operation that outlives the call (a zip stream):
+        given back by calling what this returns."""
+        return await self._fair.hold(_share_of(actor, vfid))
+
     async def writable(self, volume_name: str, vfid: VFolderID) -> None:
         """409 while a clone or delete holds the vfolder."""
         await self._bgtasks.ensure_writable(volume_name, str(vfid))
@@ -71,3 +86,10 @@ async def refuse_oversize(volume: AbstractVolume, vfid: VFolderID, nbytes: int) 
             f"{nbytes} bytes do not fit the quota of {vfid}: {remaining} bytes left",
             remaining_bytes=remaining,
         )
+
+
+def _share_of(actor: Actor, vfid: VFolderID) -> str:
+    """Whose share a costly operation counts against: a user's (their token, or a link they
+    minted), else the caller's on that vfolder (the manager, a manager-minted token)."""
+    user = actor.user or actor.on_behalf
+    return f"user:{user.sub}" if user is not None else f"{actor.principal}@{vfid}"

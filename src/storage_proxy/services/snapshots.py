@@ -37,7 +37,7 @@ from ..core.types import Capability, DirEntry, DirEntryType, VFolderID
 from ..volumes.abc import AbstractVolume
 from ..volumes.snapshots import SnapshotTree
 from .access import Actor
-from .archive import SnapshotZip
+from .archive import Held, SnapshotZip
 from .audit import AuditLog
 from .bgtasks import BackgroundTaskService, ProgressReporter
 from .files import Download, _need_archive
@@ -253,7 +253,8 @@ class SnapshotService:
         limit: int | None = 10_000,
     ) -> list[DirEntry]:
         tree = await self.tree(actor, volume_name, vfid, snapshot_id)
-        return await tree.scandir(relpath, recursive=recursive, limit=limit)
+        async with self._gate.costly(actor, vfid):  # a fair share, as a vfolder's listings
+            return await tree.scandir(relpath, recursive=recursive, limit=limit)
 
     async def open_download(
         self,
@@ -276,7 +277,8 @@ class SnapshotService:
             entry = await tree.stat(relpath)
             if entry.type is DirEntryType.DIRECTORY:
                 _need_archive(archive, relpath)
-                return Download(f"{name}.zip", tree=SnapshotZip(tree, relpath))
+                release = await self._gate.hold_costly(actor, vfid)  # until the zip ends
+                return Download(f"{name}.zip", tree=Held(SnapshotZip(tree, relpath), release))
             if entry.type is not DirEntryType.FILE:
                 raise IsADirectory(f"not a regular file: {relpath}")
             local = await tree.local_file(relpath, read_up_to=read_up_to)

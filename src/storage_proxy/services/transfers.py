@@ -12,7 +12,7 @@ from ..core.paths import RelPath
 from ..core.records import Permission, UploadSession
 from ..core.types import VFolderID
 from .access import Actor
-from .archive import Selection
+from .archive import ZipSource
 from .files import FileService
 from .tokens import ArchiveClaims, SessionClaims, TokenService
 from .uploads import UploadService
@@ -87,7 +87,7 @@ class TransferService:
         name = claims.filename or DEFAULT_ARCHIVE_NAME
         return ArchiveGrant(actor, claims.volume, vfid, claims.files, name)
 
-    async def open_archive(self, grant: ArchiveGrant) -> Selection:
+    async def open_archive(self, grant: ArchiveGrant) -> ZipSource:
         return await self._files.open_archive(grant.actor, grant.volume, grant.vfid, grant.files)
 
     def redeem_download(self, token: str | None) -> DownloadGrant:

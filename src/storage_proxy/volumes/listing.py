@@ -9,6 +9,7 @@ without being opened.  Object stores list keys in this order natively and overri
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 from ..core.errors import FileNotFound, NotADirectory
@@ -17,6 +18,10 @@ from ..core.types import DirEntry, DirEntryType, VFolderID
 
 if TYPE_CHECKING:
     from .abc import AbstractVolume
+
+
+#: Entries of one directory sorted on the event loop; more are sorted in a thread.
+_SORT_ON_LOOP = 2000
 
 
 def key_of(entry: DirEntry) -> bytes:
@@ -35,7 +40,10 @@ def _relevant_dir(key: bytes, prefix: bytes, after: bytes) -> bool:
 
 async def _sorted(volume: AbstractVolume, vfid: VFolderID, rel: RelPath) -> list[DirEntry]:
     entries = [e async for e in volume.scandir(vfid, rel, limit=None)]
-    entries.sort(key=key_of, reverse=True)  # popped from the end: smallest first
+    if len(entries) > _SORT_ON_LOOP:  # a huge directory is sorted off the event loop
+        await asyncio.to_thread(entries.sort, key=key_of, reverse=True)
+    else:
+        entries.sort(key=key_of, reverse=True)  # popped from the end: smallest first
     return entries
 
 
