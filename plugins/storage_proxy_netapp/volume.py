@@ -11,12 +11,13 @@ ONTAP volume mounted at the volume path), ``verify-ssl`` (true; false only when 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import trafaret as t
 
 from storage_proxy.core.errors import PluginError
 from storage_proxy.core.types import Capability, FSUsage
+from storage_proxy.volumes.posix import POSIX_KEEPING
 from storage_proxy_nfs import NFS_OPTIONS, NfsVolume
 
 from .client import OntapClient
@@ -45,9 +46,13 @@ class NetAppVolume(NfsVolume):
             Capability.NATIVE_QUOTA,
             Capability.FAST_USAGE,
             Capability.LOCAL_PATH,
+            *POSIX_KEEPING,
         }
     )
     options_schema = t.Dict(NETAPP_OPTIONS)
+    #: ONTAP shows its snapshots as ``.snapshot`` in every directory of an NFS export (when the
+    #: volume's snapdir is visible): no user path may pass through one.
+    hidden_names: ClassVar[frozenset[str]] = frozenset({".snapshot"})
 
     quota_model: Any  # NetAppQuotaModel
 

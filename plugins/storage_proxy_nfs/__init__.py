@@ -41,7 +41,7 @@ from storage_proxy.core.errors import FileNotFound, PluginError, VFolderNotFound
 from storage_proxy.core.paths import RelPath
 from storage_proxy.core.types import Capability, VFolderID, VFolderUsage
 from storage_proxy.volumes.mounts import DEFAULT_MOUNTS_FILE, MountEntry, read_mount
-from storage_proxy.volumes.posix import BasePosixVolume
+from storage_proxy.volumes.posix import POSIX_KEEPING, BasePosixVolume
 from storage_proxy.volumes.quota import ProxyQuotaModel
 
 from .scan import threaded_scan
@@ -83,7 +83,9 @@ def _revalidate(directory: Path) -> None:
 
 class NfsVolume(BasePosixVolume):
     backend_name = "nfs"
-    capabilities = frozenset({Capability.VFOLDER, Capability.QUOTA, Capability.LOCAL_PATH})
+    capabilities = frozenset(
+        {Capability.VFOLDER, Capability.QUOTA, Capability.LOCAL_PATH, *POSIX_KEEPING}
+    )
     options_schema = t.Dict(NFS_OPTIONS)
     use_xattrs = False  # many servers (and NFSv3) have none: file metadata lives in the sidecar
 

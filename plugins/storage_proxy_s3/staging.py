@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from storage_proxy.core.errors import Conflict, UploadNotFound, UploadOffsetMismatch
+from storage_proxy.core.files import KeepVersions
 from storage_proxy.core.paths import RelPath
 from storage_proxy.core.types import VFolderID
 from storage_proxy.volumes.abc import AppendOptions, StagedFile, UploadTarget
@@ -82,6 +83,7 @@ class StagingMixin(LocalStagingUploads, DataMixin):
         overwrite: bool = True,
         checksums: bool = False,
         content_type: str | None = None,
+        keep: KeepVersions | None = None,
     ) -> None:
         assert isinstance(held, LocalStagedFile)
         session_id = held.session_id

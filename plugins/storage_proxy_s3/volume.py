@@ -27,6 +27,7 @@ from storage_proxy.core.errors import (
     VFolderExists,
     VFolderNotFound,
 )
+from storage_proxy.core.files import KeepVersions
 from storage_proxy.core.paths import RelPath
 from storage_proxy.core.types import (
     Capability,
@@ -310,7 +311,9 @@ class S3Volume(S3Upkeep, PresignMixin, StagingMixin):
                 key = self.file_key(vfid, rel) + "/"
                 await self.conn.c.put_object(Bucket=self.conn.bucket, Key=key)
 
-    async def move_file(self, vfid: VFolderID, src: RelPath, dst: RelPath) -> None:
+    async def move_file(
+        self, vfid: VFolderID, src: RelPath, dst: RelPath, *, keep: KeepVersions | None = None
+    ) -> None:
         await self._require_vfolder(vfid)
         if not src.parts or not dst.parts:
             raise InvalidPath("the vfolder root cannot be moved or replaced")
@@ -345,7 +348,12 @@ class S3Volume(S3Upkeep, PresignMixin, StagingMixin):
         self._changed(vfid)
 
     async def delete_files(
-        self, vfid: VFolderID, relpaths: Sequence[RelPath], *, recursive: bool = False
+        self,
+        vfid: VFolderID,
+        relpaths: Sequence[RelPath],
+        *,
+        recursive: bool = False,
+        keep: KeepVersions | None = None,
     ) -> None:
         await self._require_vfolder(vfid)
         targets = []

@@ -16,7 +16,7 @@ import trafaret as t
 
 from storage_proxy.core.errors import PluginError
 from storage_proxy.core.types import Capability
-from storage_proxy.volumes.posix import BasePosixVolume
+from storage_proxy.volumes.posix import POSIX_KEEPING, BasePosixVolume
 
 from .projects import ProjectRegistry
 from .quota import XfsQuotaModel
@@ -39,6 +39,7 @@ class XfsVolume(BasePosixVolume):
             Capability.NATIVE_QUOTA,
             Capability.FAST_USAGE,
             Capability.LOCAL_PATH,
+            *POSIX_KEEPING,  # reflinked snapshot copies and versions where reflink=1
         }
     )
     options_schema = t.Dict(

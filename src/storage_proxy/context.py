@@ -41,13 +41,16 @@ from .services.health import HealthService
 from .services.jobs import JobRunner
 from .services.jobs.common import JobDeps
 from .services.jobs.settings import JobSettings
+from .services.keeping import VersionSettings
 from .services.ledger import LedgerKeeper
 from .services.quotas import ALERT_EVENTS, QuotaAlerts, QuotaService
+from .services.snapshots import SnapshotService
 from .services.stats import StatsService
 from .services.tokens import TokenService, UserTokenPolicy
 from .services.transfers import TransferService
 from .services.uploads import UploadService
 from .services.usage import UsageService
+from .services.versions import VersionService
 from .services.vfolders import VFolderService
 from .volumes import beneath
 from .volumes.abc import VolumeDeps
@@ -285,6 +288,19 @@ async def _open_metadata(
     return metadata
 
 
+def _quota_alerts(stack: AsyncExitStack, infra: _Infra, audit: AuditLog) -> QuotaAlerts:
+    alerts = QuotaAlerts(
+        audit,
+        infra.config["quota"]["alert-thresholds"],
+        infra.config["quota"]["alert-webhook"],
+        gauge=infra.metrics.quota_ratio,
+        claims=infra.metadata,
+        holder=infra.deps.holder,
+    )
+    stack.push_async_callback(alerts.close)
+    return alerts
+
+
 def _build_services(stack: AsyncExitStack, infra: _Infra) -> tuple[Services, UsageService]:
     """Every service, each built whole (nothing is patched in afterwards)."""
     config, volumes, metadata = infra.config, infra.volumes, infra.metadata
@@ -298,18 +314,11 @@ def _build_services(stack: AsyncExitStack, infra: _Infra) -> tuple[Services, Usa
         volumes, metadata, infra.bgtasks, usage, audit, dict(job_settings.retention)
     )
     access = AccessService(metadata, vfolders, audit)
-    alerts = QuotaAlerts(
-        audit,
-        config["quota"]["alert-thresholds"],
-        config["quota"]["alert-webhook"],
-        gauge=infra.metrics.quota_ratio,
-        claims=metadata,
-        holder=infra.deps.holder,
-    )
-    stack.push_async_callback(alerts.close)
+    alerts = _quota_alerts(stack, infra, audit)
     quotas = QuotaService(volumes, metadata, vfolders, usage, alerts, audit)
     gate = Gate(volumes, access, infra.bgtasks, audit, FairShares(sp["costly-per-caller"]))
-    files = FileService(gate, audit, usage, quotas, infra.bgtasks)
+    keeping = VersionSettings(metadata)
+    files = FileService(gate, audit, usage, quotas, infra.bgtasks, keeping)
 
     async def published(volume: str, vfid: VFolderID) -> None:
         await usage.changed(volume, vfid)
@@ -325,6 +334,7 @@ def _build_services(stack: AsyncExitStack, infra: _Infra) -> tuple[Services, Usa
         on_received=lambda volume, n: infra.metrics.uploaded.labels(volume).inc(n),
         on_published=published,
         leases=infra.leases,
+        versions=keeping,
     )
     tokens = TokenService(
         infra.token_secret.value, sp["session-expire"], UserTokenPolicy.from_config(config)
@@ -346,6 +356,8 @@ def _build_services(stack: AsyncExitStack, infra: _Infra) -> tuple[Services, Usa
         access=access,
         quotas=quotas,
         files=files,
+        snapshots=SnapshotService(gate, infra.bgtasks, audit, usage, quotas, keeping),
+        versions=VersionService(gate, keeping, audit, usage, quotas),
         uploads=uploads,
         transfers=TransferService(tokens, files, uploads),
         tokens=tokens,

@@ -69,6 +69,9 @@ async def test_capabilities(cephfs_volume: CephFSVolume) -> None:
         Capability.FAST_USAGE,
         Capability.LOCAL_PATH,
         Capability.XATTR,
+        Capability.SNAPSHOT,
+        Capability.NATIVE_SNAPSHOT,
+        Capability.FILE_VERSIONS,
     }
 
 

@@ -7,6 +7,7 @@ error bodies); a local directory stands in for the NFS mount.
 
 from __future__ import annotations
 
+import os
 import ssl
 import subprocess
 import uuid
@@ -18,7 +19,8 @@ from aiohttp import web
 from backends.ontap_emulator import Emulator, free_port, start
 
 from contract.backend_netapp import volume_options
-from storage_proxy.core.errors import PluginError, QuotaExceeded
+from storage_proxy.core.errors import InvalidPath, PluginError, QuotaExceeded
+from storage_proxy.core.files import ReadOptions
 from storage_proxy.core.paths import RelPath
 from storage_proxy.core.types import (
     Capability,
@@ -273,3 +275,24 @@ async def test_emulator_collections_are_followed_across_pages(
     reports = await volume.quota_model.reports(fresh=True)
     assert {q.pathname for q in scopes} <= set(reports)
     assert emulator.requests.count(("GET", "/api/storage/quota/reports")) - before == 3
+
+
+@pytest.mark.hostile
+async def test_emulator_dot_snapshot_is_never_a_user_path(volume: NetAppVolume) -> None:
+    """ONTAP shows ``.snapshot`` in every directory of an export: refused as any component of a
+    user path, also behind a link (here a real directory stands in for ONTAP's)."""
+    qsid = scope()
+    await volume.quota_model.create_quota_scope(qsid, None)
+    vfid = VFolderID(qsid, uuid.uuid4())
+    await volume.create_vfolder(vfid)
+    root = volume.vfolder_path(vfid)
+    (root / ".snapshot" / "hourly").mkdir(parents=True)
+    (root / ".snapshot" / "hourly" / "f").write_bytes(b"then")
+    os.symlink(".snapshot/hourly", root / "ln")
+    for probe in (".snapshot/hourly/f", "ln/f", ".snapshot"):
+        with pytest.raises(InvalidPath):
+            rel = RelPath.parse(probe)
+            [c async for c in volume.read(vfid, rel, ReadOptions())]
+    with pytest.raises(InvalidPath):
+        await volume.delete_files(vfid, [RelPath.parse(".snapshot")], recursive=True)
+    assert (root / ".snapshot" / "hourly" / "f").exists()

@@ -132,6 +132,9 @@ def test_capabilities_exclude_xattr_and_fast_usage() -> None:
         Capability.VFOLDER,
         Capability.QUOTA,
         Capability.LOCAL_PATH,
+        Capability.SNAPSHOT,  # copies beside the vfolder, in its scope
+        Capability.SNAPSHOT_QUOTA,
+        Capability.FILE_VERSIONS,
     }
 
 

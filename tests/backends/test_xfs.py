@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -31,7 +32,7 @@ from storage_proxy.core.types import (
 )
 from storage_proxy.metadata.sqlite import SqliteMetadataStore
 from storage_proxy.services.books import MetadataBooks
-from storage_proxy.volumes.abc import VolumeDeps, WriteOptions
+from storage_proxy.volumes.abc import ReadOptions, VolumeDeps, WriteOptions
 from storage_proxy.volumes.quota import ProxyQuotaModel
 from storage_proxy.volumes.scan import TreeScanner
 from storage_proxy_xfs import XfsVolume
@@ -311,3 +312,44 @@ async def test_captured_limit_failure_rolls_the_scope_back(tmp_path: Path, deps:
     assert failed.value.status == 503  # the storage cannot answer now, as any backend's tool
     assert not volume.quota_scope_path(qsid).exists()
     assert (tmp_path / "projid").read_text() == ""
+
+
+async def test_real_xfs_snapshots_and_restores_are_reflinks(
+    xfs_mount: Path, tmp_path: Path, deps: VolumeDeps
+) -> None:
+    """On XFS with ``reflink=1`` (mkfs.xfs's default) a snapshot shares its files' blocks: the
+    filesystem's free space hardly moves for a 32 MiB file, nor when it is restored."""
+    from storage_proxy.core.snapshots import RestoreOptions
+
+    volume = XfsVolume(
+        "xfs", xfs_mount / f"snap-{uuid.uuid4().hex[:8]}", options=fallback_options(tmp_path),
+        deps=deps,
+    )  # fmt: skip
+    await volume.init()
+    try:
+        vfid = VFolderID(new_scope(), uuid.uuid4())
+        await volume.quota_model.create_quota_scope(vfid.quota_scope_id, None)
+        await volume.create_vfolder(vfid)
+        size = 32 << 20
+
+        async def body() -> AsyncIterator[bytes]:
+            for i in range(size >> 20):
+                yield bytes([i]) * (1 << 20)
+
+        await volume.write(vfid, RelPath.parse("big.bin"), body())
+
+        def free() -> int:
+            subprocess.run(["sync", "-f", str(xfs_mount)], check=False)
+            st = os.statvfs(xfs_mount)
+            return st.f_bavail * st.f_frsize
+
+        before = await asyncio.to_thread(free)
+        await volume.create_snapshot(vfid, "s1")
+        into = RestoreOptions(relpaths=(RelPath.parse("big.bin"),), into=RelPath.parse("back"))
+        await volume.restore_snapshot(vfid, "s1", into)
+        after = await asyncio.to_thread(free)
+        assert before - after < 4 << 20, (before, after)  # a copy would take 64 MiB
+        copied = await volume.read(vfid, RelPath.parse("back/big.bin"), ReadOptions()).__anext__()
+        assert copied == bytes([0]) * (1 << 20)
+    finally:
+        await volume.shutdown()

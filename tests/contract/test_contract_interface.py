@@ -61,6 +61,11 @@ EXERCISED = {
     "purge_trash": "maintenance", "staged_uploads": "maintenance", "reap_staging": "maintenance",
     "walk_files": "maintenance", "file_digest": "maintenance", "expire_files": "maintenance",
     "stored_vfolders": "maintenance", "run_blocking": "maintenance",
+    # snapshots and versions (test_contract_snapshots.py)
+    "create_snapshot": "snapshots", "list_snapshots": "snapshots",
+    "delete_snapshot": "snapshots", "snapshot_tree": "snapshots",
+    "restore_snapshot": "restore", "list_versions": "versions", "open_version": "versions",
+    "read_version": "versions", "restore_version": "versions", "delete_version": "versions",
     # the quota model
     "create_quota_scope": "quota_model", "quota_scope_exists": "quota_model",
     "describe_quota_scope": "quota_model", "update_quota_scope": "quota_model",

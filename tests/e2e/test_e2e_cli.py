@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 from e2e_support import clean_env, run_cli, write_config
 
+#: What every POSIX volume declares (snapshots and versions by copies beside the vfolder).
+POSIX_CAPS = ["file-versions", "local-path", "quota", "snapshot", "snapshot-quota", "vfolder"]
+
 pytestmark = pytest.mark.e2e
 
 
@@ -37,13 +40,13 @@ def test_volumes_list_json(tmp_path: Path) -> None:
                 "name": "alpha",
                 "backend": "vfs",
                 "path": str(tmp_path / "a"),
-                "capabilities": ["local-path", "quota", "vfolder"],
+                "capabilities": POSIX_CAPS,
             },
             {
                 "name": "beta",
                 "backend": "vfs",
                 "path": str(tmp_path / "b"),
-                "capabilities": ["local-path", "quota", "vfolder"],
+                "capabilities": POSIX_CAPS,
             },
         ]
     }
@@ -59,8 +62,8 @@ def test_volumes_list_table(tmp_path: Path) -> None:
     header, *rows = out.stdout.splitlines()
     assert header.split() == ["NAME", "BACKEND", "PATH", "CAPABILITIES"]
     assert [r.split() for r in rows] == [
-        ["alpha", "vfs", str(tmp_path / "a"), "local-path,quota,vfolder"],
-        ["beta", "vfs", str(tmp_path / "b"), "local-path,quota,vfolder"],
+        ["alpha", "vfs", str(tmp_path / "a"), ",".join(POSIX_CAPS)],
+        ["beta", "vfs", str(tmp_path / "b"), ",".join(POSIX_CAPS)],
     ]
 
 

@@ -84,7 +84,14 @@ def test_embedded_default(
             "backend": "vfs",
             "path": str(data_dir / "volumes" / "local"),
             "fsprefix": ".",
-            "capabilities": ["local-path", "quota", "vfolder"],
+            "capabilities": [
+                "file-versions",
+                "local-path",
+                "quota",
+                "snapshot",
+                "snapshot-quota",
+                "vfolder",
+            ],
         }
     ]
     assert (data_dir / "volumes" / "local").is_dir()

@@ -144,7 +144,9 @@ def test_cli_validates_and_lists_a_plugin_volume(plugin_target: Path, tmp_path: 
     assert listed.returncode == 0, listed.stderr
     (vol,) = json.loads(listed.stdout)["volumes"]
     assert vol["name"] == "notes" and vol["backend"] == "memo"
-    assert vol["capabilities"] == ["local-path", "quota", "vfolder", "xattr"]
+    assert vol["capabilities"] == [
+        "file-versions", "local-path", "quota", "snapshot", "snapshot-quota", "vfolder", "xattr"
+    ]  # fmt: skip
 
     # The plugin's own option schema is enforced by the core: a missing required option is a
     # config error (exit 2) that names the volume.

@@ -254,6 +254,19 @@ async def test_vfolder_status_and_retention(store: MetadataStore) -> None:
     assert await store.get_vfolder_retention("vol") == {}
 
 
+async def test_vfolder_versions_setting(store: MetadataStore) -> None:
+    await store.register_vfolder("vol", "u1/a", "u1")
+    assert await store.get_vfolder_versions("vol", "u1/a") == 0  # off by default
+    await store.set_vfolder_versions("vol", "u1/a", 5)
+    await store.set_vfolder_versions("vol2", "u1/a", 2)
+    assert await store.get_vfolder_versions("vol", "u1/a") == 5
+    assert await store.get_vfolder_versions("vol2", "u1/a") == 2
+    await store.set_vfolder_versions("vol2", "u1/a", 0)
+    assert await store.get_vfolder_versions("vol2", "u1/a") == 0
+    await store.unregister_vfolder("vol", "u1/a")  # the setting goes with the vfolder
+    assert await store.get_vfolder_versions("vol", "u1/a") == 0
+
+
 # -- the quota ledger: the same rules on both stores ---------------------------------------------
 def _bucket(key: str = "qs1", limit: int = 1000, used: int = 0, scanned_at: float = 0.0):
     from storage_proxy.core.records import QuotaBucket

@@ -195,9 +195,19 @@ WRITES: dict[str, Op] = {
 }
 
 
-async def race(tenant: Tenant, ops: dict[str, Op], seconds: float) -> Findings:
-    goal = MIN_REQUESTS[tenant.backend]
+async def race(
+    tenant: Tenant,
+    ops: dict[str, Op],
+    seconds: float,
+    prepare: Callable[[], None] | None = None,
+    goal: int | None = None,
+) -> Findings:
+    """``prepare`` runs once the world is built, before the swapping starts; ``goal``: the
+    requests to reach (default: this module's floor for the backend)."""
+    goal = MIN_REQUESTS[tenant.backend] if goal is None else goal
     world = RaceWorld.build(tenant.mount, tenant.mount.parent / f"outside-{os.getpid()}")
+    if prepare is not None:
+        prepare()
     findings = Findings()
     swapper = Swapper(tenant.mount / "d", tenant.mount / "s")
     names = list(ops)

@@ -131,7 +131,14 @@ async def test_volumes(client: TestClient, tmp_path: Path) -> None:
                 "backend": "vfs",
                 "path": str(tmp_path / "vol1"),
                 "fsprefix": ".",
-                "capabilities": ["local-path", "quota", "vfolder"],
+                "capabilities": [
+                    "file-versions",
+                    "local-path",
+                    "quota",
+                    "snapshot",
+                    "snapshot-quota",
+                    "vfolder",
+                ],
             }
         ]
     }

@@ -1,4 +1,5 @@
-"""The ``storage-proxy-client`` command: upload, download, ls — with progress bars."""
+"""The ``storage-proxy-client`` command: upload, download, ls — with progress bars — and the
+versions of files and snapshots of vfolders (``versions ls|get|restore``, ``snapshots ls|get``)."""
 
 from __future__ import annotations
 
@@ -176,6 +177,118 @@ def ls(ctx: click.Context, volume: str, vfid: str, prefix: str) -> None:
         return
     for f in files:
         click.echo(f"{f['size']:>14}  {f['modified'][:19]}  {f['path']}")
+
+
+def _get(
+    ctx: click.Context, target: transfer.Target, local: Path, source: str, sha: str | None
+) -> None:
+    bar = _Bar(f"↓ {local.name}", ctx.obj["quiet"])
+    try:
+        _run(
+            ctx,
+            lambda s: transfer.download(
+                s, target, local, on_start=bar.start, progress=bar.update, source=source, sha256=sha
+            ),
+        )
+    finally:
+        bar.close()
+    verified = "sha256 verified" if sha else "no checksum to verify"
+    click.echo(f"{local}: {local.stat().st_size} bytes ({verified})")
+
+
+@main.group()
+def versions() -> None:
+    """Kept versions of a file (a vfolder keeps them once its versions setting is above 0)."""
+
+
+@versions.command("ls")
+@click.argument("volume")
+@click.argument("vfid")
+@click.argument("path")
+@click.pass_context
+def versions_ls(ctx: click.Context, volume: str, vfid: str, path: str) -> None:
+    """List the versions of PATH in VOLUME/VFID, newest first."""
+    url = f"{transfer.vfolder_url(ctx.obj['url'], volume, vfid)}/versions/{path.lstrip('/')}"
+    found = _run(ctx, lambda s: transfer.call_json(s, "GET", url, "listing versions"))
+    if not found["versions"]:
+        click.echo(f"no versions of {path!r} ({volume} {vfid})")
+    for v in found["versions"]:
+        who = v["who"] or "-"
+        click.echo(f"{v['version_id']}  {v['size']:>14}  {v['kept'][:19]}  {v['reason']:<9} {who}")
+
+
+def _version_url(ctx: click.Context, volume: str, vfid: str, path: str, version: str) -> str:
+    base = transfer.vfolder_url(ctx.obj["url"], volume, vfid)
+    return f"{base}/version/{version}/{path.lstrip('/')}"
+
+
+@versions.command("get")
+@click.argument("volume")
+@click.argument("vfid")
+@click.argument("path")
+@click.argument("version")
+@click.argument("local", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_context
+def versions_get(
+    ctx: click.Context, volume: str, vfid: str, path: str, version: str, local: Path
+) -> None:
+    """Download VERSION of PATH to LOCAL (verified against its sha256)."""
+    base = transfer.vfolder_url(ctx.obj["url"], volume, vfid)
+    listing = f"{base}/versions/{path.lstrip('/')}"
+    found = _run(ctx, lambda s: transfer.call_json(s, "GET", listing, "listing versions"))
+    sha = next((v["sha256"] for v in found["versions"] if v["version_id"] == version), None)
+    target = transfer.Target(ctx.obj["url"], volume, vfid, path.lstrip("/"))
+    _get(ctx, target, local, _version_url(ctx, volume, vfid, path, version), sha)
+
+
+@versions.command("restore")
+@click.argument("volume")
+@click.argument("vfid")
+@click.argument("path")
+@click.argument("version")
+@click.pass_context
+def versions_restore(ctx: click.Context, volume: str, vfid: str, path: str, version: str) -> None:
+    """Make VERSION the current PATH (the current one is kept as a version)."""
+    url = _version_url(ctx, volume, vfid, path, version)
+    meta = _run(ctx, lambda s: transfer.call_json(s, "POST", url, "restoring the version"))
+    click.echo(f"{path}: restored, {meta['size']} bytes, sha256 {meta['sha256']}")
+
+
+@main.group()
+def snapshots() -> None:
+    """Snapshots of a vfolder (read-only)."""
+
+
+@snapshots.command("ls")
+@click.argument("volume")
+@click.argument("vfid")
+@click.pass_context
+def snapshots_ls(ctx: click.Context, volume: str, vfid: str) -> None:
+    """List the snapshots of VOLUME/VFID, oldest first."""
+    url = f"{transfer.vfolder_url(ctx.obj['url'], volume, vfid)}/snapshots"
+    found = _run(ctx, lambda s: transfer.call_json(s, "GET", url, "listing snapshots"))
+    if not found["snapshots"]:
+        click.echo(f"no snapshots ({volume} {vfid})")
+    for snap in found["snapshots"]:
+        size = "-" if snap["size"] is None else str(snap["size"])
+        click.echo(f"{snap['snapshot_id']}  {snap['created'][:19]}  {size:>14}")
+
+
+@snapshots.command("get")
+@click.argument("volume")
+@click.argument("vfid")
+@click.argument("snapshot")
+@click.argument("path")
+@click.argument("local", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_context
+def snapshots_get(
+    ctx: click.Context, volume: str, vfid: str, snapshot: str, path: str, local: Path
+) -> None:
+    """Download PATH as it is in SNAPSHOT to LOCAL."""
+    base = transfer.vfolder_url(ctx.obj["url"], volume, vfid)
+    source = f"{base}/snapshots/{snapshot}/files/{path.lstrip('/')}"
+    target = transfer.Target(ctx.obj["url"], volume, vfid, path.lstrip("/"))
+    _get(ctx, target, local, source, None)
 
 
 if __name__ == "__main__":

@@ -197,17 +197,30 @@ async def download(
     *,
     on_start: Callable[[int, int], None] = lambda offset, total: None,
     progress: Progress = lambda n: None,
+    source: str | None = None,
+    sha256: str | None = None,
 ) -> dict[str, Any]:
-    """Download (or resume) into ``local`` via ``local.part``; verified before it is renamed."""
+    """Download (or resume) into ``local`` via ``local.part``; verified before it is renamed.
+
+    ``source``: another URL than the file's (a version or a snapshot's file), verified against
+    ``sha256`` when one is given instead of the file's stored checksum."""
     part = local.with_name(local.name + ".part")
     offset = (
         (await asyncio.to_thread(part.stat)).st_size if await aiofiles.os.path.exists(part) else 0
     )
     headers = {"Range": f"bytes={offset}-"} if offset else {}
-    async with session.get(target.files_url, headers=headers) as resp:
+    async with session.get(source or target.files_url, headers=headers) as resp:
         if resp.status == 416:  # the .part is already whole (or stale): start over
             await asyncio.to_thread(part.unlink, missing_ok=True)
-            return await download(session, target, local, on_start=on_start, progress=progress)
+            return await download(
+                session,
+                target,
+                local,
+                on_start=on_start,
+                progress=progress,
+                source=source,
+                sha256=sha256,
+            )
         if resp.status not in (200, 206):
             raise TransferError(f"download failed: {await _problem(resp)}")
         if resp.status == 200:
@@ -218,8 +231,10 @@ async def download(
             async for chunk in resp.content.iter_chunked(READ_CHUNK):
                 await f.write(chunk)
                 progress(len(chunk))
-    async with session.get(target.metadata_url) as resp:
-        meta: dict[str, Any] = await resp.json() if resp.status == 200 else {}
+    meta: dict[str, Any] = {"sha256": sha256}
+    if source is None:
+        async with session.get(target.metadata_url) as resp:
+            meta = await resp.json() if resp.status == 200 else {}
     expected = meta.get("sha256")
     if expected:
         actual = await asyncio.to_thread(_sha256_of, part)
@@ -246,3 +261,17 @@ async def list_files(
         if not page["truncated"]:
             return files
         marker = page["next_marker"]
+
+
+def vfolder_url(base_url: str, volume: str, vfid: str) -> str:
+    return f"{base_url}/api/v1/vfolders/{volume}/{vfid}"
+
+
+async def call_json(
+    session: aiohttp.ClientSession, method: str, url: str, what: str, **kw: Any
+) -> Any:
+    """One JSON answer (None for 204), or a TransferError naming ``what`` failed and why."""
+    async with session.request(method, url, **kw) as resp:
+        if resp.status >= 300:
+            raise TransferError(f"{what} failed: {await _problem(resp)}")
+        return None if resp.status == 204 else await resp.json()

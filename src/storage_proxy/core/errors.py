@@ -103,6 +103,14 @@ class FileNotFound(NotFound):
     code, title = "file-not-found", "No such file or directory"
 
 
+class SnapshotNotFound(NotFound):
+    code, title = "snapshot-not-found", "No such snapshot"
+
+
+class VersionNotFound(NotFound):
+    code, title = "version-not-found", "No such version of the file"
+
+
 class AlreadyExists(StorageProxyError):
     status, code, title = 409, "already-exists", "Already exists"
 
@@ -117,6 +125,10 @@ class VFolderExists(AlreadyExists):
 
 class FileExists(AlreadyExists):
     code, title = "file-exists", "File already exists"
+
+
+class SnapshotExists(AlreadyExists):
+    code, title = "snapshot-exists", "A snapshot of that name already exists"
 
 
 class Conflict(StorageProxyError):

@@ -48,6 +48,15 @@ class ReadOptions:
 
 
 @dataclass(frozen=True, slots=True)
+class KeepVersions:
+    """Keep what an operation replaces or deletes as a version of the file (a vfolder's
+    ``versions = N``): at most ``limit`` per file, the oldest dropped first."""
+
+    limit: int
+    who: str | None = None  # whose operation made the version (the audit principal)
+
+
+@dataclass(frozen=True, slots=True)
 class WriteOptions:
     size_hint: int | None = None  # declared size: refused up front if it does not fit the quota
     overwrite: bool = True
@@ -55,3 +64,4 @@ class WriteOptions:
     checksums: bool = False  # compute sha256 and md5 while streaming; store them with the file
     content_type: str | None = None
     tags: Mapping[str, str] | None = None
+    keep: KeepVersions | None = None  # keep the file it replaces as a version

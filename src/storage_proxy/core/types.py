@@ -84,6 +84,10 @@ class Capability(enum.StrEnum):
     PRESIGN = "presign"
     XATTR = "xattr"
     LOCAL_PATH = "local-path"  # files have a local path (sendfile fast path)
+    SNAPSHOT = "snapshot"  # snapshots of vfolders (``volumes.snapshots``)
+    NATIVE_SNAPSHOT = "native-snapshot"  # taken by the storage at once, copy-on-write
+    SNAPSHOT_QUOTA = "snapshot-quota"  # what a snapshot holds counts against the scope's quota
+    FILE_VERSIONS = "file-versions"  # replaced and deleted files kept as versions
 
 
 @dataclass(frozen=True, slots=True)

@@ -152,3 +152,5 @@ class CachedMetadataStore(MetadataStore):
     get_vfolder_status = _passthrough("get_vfolder_status")
     set_vfolder_retention = _passthrough("set_vfolder_retention")
     get_vfolder_retention = _passthrough("get_vfolder_retention")
+    set_vfolder_versions = _passthrough("set_vfolder_versions")
+    get_vfolder_versions = _passthrough("get_vfolder_versions")

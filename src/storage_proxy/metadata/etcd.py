@@ -105,6 +105,7 @@ class EtcdMetadataStore(EtcdLedgerMixin, EtcdJobsMixin, MetadataStore):
                 tx.delete(c.abs(acl), range_end=c.range_end(acl)),
                 tx.delete(c.abs(files), range_end=c.range_end(files)),
                 tx.delete(c.abs(self._k("retention", volume, vfid))),
+                tx.delete(c.abs(self._k("versions", volume, vfid))),
             ],
         )
 

@@ -158,6 +158,17 @@ class EtcdJobsMixin:
         else:
             await self.client.put(key, _dump(float(days)))
 
+    async def set_vfolder_versions(self, volume: str, vfid: str, keep: int) -> None:
+        key = self._jk("versions", volume, vfid)
+        if keep <= 0:
+            await self.client.delete(key)
+        else:
+            await self.client.put(key, _dump(int(keep)))
+
+    async def get_vfolder_versions(self, volume: str, vfid: str) -> int:
+        entry = await self.client.get(self._jk("versions", volume, vfid))
+        return 0 if entry is None else int(json.loads(entry.value))
+
     async def get_vfolder_retention(self, volume: str) -> dict[str, float]:
         prefix = f"{self._jk('retention', volume)}/"
         return {

@@ -143,7 +143,14 @@ class SqliteMetadataStore(SqliteJobsMixin, MetadataStore):
 
     async def unregister_vfolder(self, volume: str, vfid: str) -> None:
         async def run(db: aiosqlite.Connection) -> None:
-            for table in ("vfolders", "vfolder_acl", "file_meta", "vfolder_retention"):
+            tables = (
+                "vfolders",
+                "vfolder_acl",
+                "file_meta",
+                "vfolder_retention",
+                "vfolder_versions",
+            )
+            for table in tables:
                 await db.execute(
                     f"DELETE FROM {table} WHERE volume = ? AND vfid = ?", (volume, vfid)
                 )

@@ -117,6 +117,12 @@ CREATE TABLE IF NOT EXISTS vfolder_retention (
     days REAL NOT NULL,
     PRIMARY KEY (volume, vfid)
 );
+CREATE TABLE IF NOT EXISTS vfolder_versions (
+    volume TEXT NOT NULL,
+    vfid TEXT NOT NULL,
+    keep INTEGER NOT NULL,
+    PRIMARY KEY (volume, vfid)
+);
 """
 
 

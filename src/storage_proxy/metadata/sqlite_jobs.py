@@ -150,3 +150,18 @@ class SqliteJobsMixin(SqliteBase):
             "SELECT vfid, days FROM vfolder_retention WHERE volume = ?", (volume,)
         )
         return {str(vfid): float(days) for vfid, days in rows}
+
+    async def set_vfolder_versions(self, volume: str, vfid: str, keep: int) -> None:
+        if keep <= 0:
+            sql = "DELETE FROM vfolder_versions WHERE volume = ? AND vfid = ?"
+            await self._write(sql, (volume, vfid))
+        else:
+            await self._write(
+                "INSERT OR REPLACE INTO vfolder_versions VALUES (?, ?, ?)", (volume, vfid, keep)
+            )
+
+    async def get_vfolder_versions(self, volume: str, vfid: str) -> int:
+        row = await self._one(
+            "SELECT keep FROM vfolder_versions WHERE volume = ? AND vfid = ?", (volume, vfid)
+        )
+        return 0 if row is None else int(row[0])

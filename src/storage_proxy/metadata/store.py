@@ -248,3 +248,10 @@ class MetadataStore(ABC):
     @abstractmethod
     async def get_vfolder_retention(self, volume: str) -> dict[str, float]:
         """vfid → retention days of the vfolders of ``volume`` that have their own setting."""
+
+    @abstractmethod
+    async def set_vfolder_versions(self, volume: str, vfid: str, keep: int) -> None:
+        """How many versions of each file the vfolder keeps (0: none, the default)."""
+
+    @abstractmethod
+    async def get_vfolder_versions(self, volume: str, vfid: str) -> int: ...

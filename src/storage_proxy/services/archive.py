@@ -27,7 +27,7 @@ import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..core.errors import FileNotFound
 from ..core.paths import RelPath
@@ -35,6 +35,9 @@ from ..core.types import DirEntry, DirEntryType, VFolderID
 from ..volumes import fstree
 from ..volumes.abc import AbstractVolume, ReadOptions
 from ..volumes.beneath import open_regular
+
+if TYPE_CHECKING:
+    from ..volumes.snapshots import SnapshotTree
 
 READ_SIZE = 1 << 20
 _BATCH = 32
@@ -272,11 +275,17 @@ class VolumeTree:
     async def close(self) -> None:
         pass
 
-    async def items(self) -> AsyncIterator[ZipItem]:
-        base = str(self._rel) + "/" if self._rel.parts else ""
-        entries = [
+    async def _entries(self) -> list[DirEntry]:
+        return [
             e async for e in self._volume.scandir(self._vfid, self._rel, recursive=True, limit=None)
         ]
+
+    def _read(self, rel: RelPath, options: ReadOptions) -> AsyncIterator[bytes]:
+        return self._volume.read(self._vfid, rel, options)
+
+    async def items(self) -> AsyncIterator[ZipItem]:
+        base = str(self._rel) + "/" if self._rel.parts else ""
+        entries = await self._entries()
         entries.sort(key=lambda e: e.path)
         for e in entries:
             name = os.fsencode(e.path[len(base) :] if e.path.startswith(base) else e.path)
@@ -284,9 +293,27 @@ class VolumeTree:
             if e.type is DirEntryType.DIRECTORY:
                 yield ZipItem(name + b"/", True, e.stat.mode or 0o755, mtime)
             elif e.type is DirEntryType.FILE:
-                rel = RelPath.parse(e.path)
-                chunks = partial(_volume_chunks, self._volume, self._vfid, rel)
+                chunks = partial(self._chunks, RelPath.parse(e.path))
                 yield ZipItem(name, False, e.stat.mode or 0o644, mtime, chunks)
+
+    async def _chunks(self, rel: RelPath) -> AsyncIterator[tuple[bytes, int]]:
+        crc = 0
+        async for chunk in self._read(rel, ReadOptions(chunk_size=READ_SIZE)):
+            crc = zlib.crc32(chunk, crc)
+            yield chunk, crc
+
+
+class SnapshotZip(VolumeTree):
+    """A directory of a snapshot (read-only, any backend), through its tree."""
+
+    def __init__(self, tree: SnapshotTree, relpath: RelPath) -> None:
+        self._tree, self._rel = tree, relpath
+
+    async def _entries(self) -> list[DirEntry]:
+        return await self._tree.scandir(self._rel, recursive=True, limit=None)
+
+    def _read(self, rel: RelPath, options: ReadOptions) -> AsyncIterator[bytes]:
+        return self._tree.read(rel, options)
 
 
 async def _volume_chunks(

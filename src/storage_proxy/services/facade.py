@@ -18,10 +18,12 @@ from .files import FileService
 from .health import HealthService
 from .jobs import JobRunner
 from .quotas import QuotaService
+from .snapshots import SnapshotService
 from .stats import StatsService
 from .tokens import TokenService
 from .transfers import TransferService
 from .uploads import UploadService
+from .versions import VersionService
 from .vfolders import VFolderService
 
 if TYPE_CHECKING:
@@ -46,6 +48,8 @@ class Services:
     access: AccessService
     quotas: QuotaService
     files: FileService
+    snapshots: SnapshotService
+    versions: VersionService
     uploads: UploadService
     transfers: TransferService
     tokens: TokenService

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+import dataclasses
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -22,7 +23,7 @@ from ..core.errors import (
     IsADirectory,
     StorageProxyError,
 )
-from ..core.files import LocalFile, ReadOptions, WriteOptions
+from ..core.files import KeepVersions, LocalFile, ReadOptions, WriteOptions
 from ..core.paths import RelPath
 from ..core.records import Permission
 from ..core.types import DirEntry, DirEntryType, FileMeta, VFolderID
@@ -32,6 +33,7 @@ from .archive import Held, LocalTree, Selection, VolumeTree, ZipSource
 from .audit import AuditEntry, AuditLog
 from .bgtasks import BackgroundTaskService, ProgressReporter
 from .gate import Gate
+from .keeping import VersionSettings
 from .quotas import QuotaService
 from .usage import UsageService
 
@@ -64,8 +66,12 @@ class Download:
     volume: AbstractVolume | None = None
     vfid: VFolderID | None = None
     relpath: RelPath | None = None
+    #: Reads a byte range where the bytes come from elsewhere than a vfolder (a snapshot).
+    reader: Callable[[int, int], AsyncIterator[bytes]] | None = None
 
     def read(self, offset: int, length: int) -> AsyncIterator[bytes]:
+        if self.reader is not None:
+            return self.reader(offset, length)
         assert self.volume is not None and self.vfid is not None and self.relpath is not None
         return self.volume.read(self.vfid, self.relpath, ReadOptions(offset=offset, length=length))
 
@@ -82,7 +88,9 @@ class FileService:
         usage: UsageService,
         quotas: QuotaService,
         bgtasks: BackgroundTaskService | None = None,
+        versions: VersionSettings | None = None,
     ) -> None:
+        self._versions = versions  # a vfolder's versions = N: what a change replaces is kept
         self._gate = gate
         self._audit = audit
         self._usage = usage
@@ -109,6 +117,9 @@ class FileService:
                 yield volume, entry
         finally:  # a failed or partial change has still changed the tree
             await self._usage.changed(volume_name, vfid)
+
+    async def _keep(self, volume_name: str, vfid: VFolderID) -> KeepVersions | None:
+        return None if self._versions is None else await self._versions.keep(volume_name, vfid)
 
     # -- reading -------------------------------------------------------------------------------
     async def list_dir(
@@ -242,6 +253,9 @@ class FileService:
             actor, "file.write", volume_name, vfid, Permission.RW, path=relpath,
             nbytes=options.size_hint,
         ) as (volume, entry):  # fmt: skip
+            if options.overwrite and options.keep is None:
+                keep = await self._keep(volume_name, vfid)
+                options = dataclasses.replace(options, keep=keep)
             meta = await volume.write(vfid, relpath, body, options)
             entry.bytes = meta.size
         await self._quotas.observe_written(volume_name, vfid)
@@ -279,7 +293,7 @@ class FileService:
             actor, "file.move", volume_name, vfid, Permission.RW, path=src
         ) as (volume, entry):
             entry.extra["destination"] = str(dst)
-            await volume.move_file(vfid, src, dst)
+            await volume.move_file(vfid, src, dst, keep=await self._keep(volume_name, vfid))
 
     async def rename(
         self, actor: Actor, volume_name: str, vfid: VFolderID, relpath: RelPath, new_name: str
@@ -304,11 +318,12 @@ class FileService:
         ) as (volume, entry):
             if path is None:
                 entry.extra["paths"] = [str(p) for p in relpaths[:100]]
+            keep = await self._keep(volume_name, vfid)
             for attempt in range(_MISSING_RETRIES):
                 present = await _present(volume, vfid, relpaths) if missing_ok else relpaths
                 try:
                     if present:
-                        await volume.delete_files(vfid, present, recursive=recursive)
+                        await volume.delete_files(vfid, present, recursive=recursive, keep=keep)
                     return
                 except FileNotFound:
                     if not missing_ok or attempt == _MISSING_RETRIES - 1:

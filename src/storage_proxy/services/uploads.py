@@ -44,6 +44,7 @@ from ..volumes.registry import VolumeRegistry
 from .access import Actor
 from .audit import AuditLog
 from .gate import Gate, refuse_oversize
+from .keeping import VersionSettings
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +121,9 @@ class UploadService:
         on_received: Callable[[str, int], None] | None = None,
         on_published: Callable[[str, VFolderID], Awaitable[None]] | None = None,
         leases: RedisLeases | None = None,
+        versions: VersionSettings | None = None,
     ) -> None:
+        self._versions = versions  # a vfolder's versions = N: what a publish replaces is kept
         self._gate = gate  # the right to write, busy vfolders, paths, a quick quota refusal
         self._audit = audit or AuditLog()
         self._on_published = on_published  # (volume, vfid): cached usage, quota alerts
@@ -362,6 +365,9 @@ class UploadService:
         )
         async with audit as entry:
             entry.extra["upload_id"] = session.id
+            keep = (
+                None if self._versions is None else await self._versions.keep(session.volume, vfid)
+            )
             await volume.upload_publish(
                 held,
                 vfid,
@@ -369,6 +375,7 @@ class UploadService:
                 overwrite=bool(meta.get("overwrite", True)),
                 checksums=bool(meta.get("checksums", False)),
                 content_type=_content_type(meta),
+                keep=keep,
             )
             # Counted as written before the session stops holding it: never uncounted between.
             await volume.quota_model.record_written(vfid, session.offset)

@@ -22,9 +22,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, ParamSpec, Self, TypeVar
 
 import trafaret as t
 
-from ..core.errors import VFolderNotFound
-from ..core.files import LocalFile, ReadOptions, WriteOptions
+from ..core.errors import NotSupported, VFolderNotFound
+from ..core.files import KeepVersions, LocalFile, ReadOptions, WriteOptions
 from ..core.paths import RelPath
+from ..core.snapshots import FileVersion, Progress, RestoreOptions, RestoreReport, SnapshotInfo
 from ..core.types import (
     Capability,
     DirEntry,
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
     from ..core.records import QuotaBucket
     from .books import VolumeBooks
     from .scan import TreeScanner
+    from .snapshots import SnapshotTree
 
 DEFAULT_VFOLDER_MODE = 0o755
 P = ParamSpec("P")
@@ -308,15 +310,26 @@ class AbstractVolume(ABC):
     ) -> None: ...
 
     @abstractmethod
-    async def move_file(self, vfid: VFolderID, src: RelPath, dst: RelPath) -> None: ...
+    async def move_file(
+        self, vfid: VFolderID, src: RelPath, dst: RelPath, *, keep: KeepVersions | None = None
+    ) -> None:
+        """Move ``src`` to ``dst``; a file moved over keeps the one it replaces with ``keep``
+        (where the volume keeps versions)."""
 
     async def rename_file(self, vfid: VFolderID, relpath: RelPath, new_name: str) -> None:
         await self.move_file(vfid, relpath, relpath.with_name(new_name))
 
     @abstractmethod
     async def delete_files(
-        self, vfid: VFolderID, relpaths: Sequence[RelPath], *, recursive: bool = False
-    ) -> None: ...
+        self,
+        vfid: VFolderID,
+        relpaths: Sequence[RelPath],
+        *,
+        recursive: bool = False,
+        keep: KeepVersions | None = None,
+    ) -> None:
+        """Delete files (and, ``recursive``, directories); with ``keep`` each deleted file is
+        kept as a version (where the volume keeps versions)."""
 
     # -- data --------------------------------------------------------------------------------
     @abstractmethod
@@ -395,10 +408,12 @@ class AbstractVolume(ABC):
         overwrite: bool = True,
         checksums: bool = False,
         content_type: str | None = None,
+        keep: KeepVersions | None = None,
     ) -> None:
         """Move the complete staged file of a held upload to ``relpath`` in one atomic step.
 
-        With ``checksums`` the staged bytes are hashed first and the result stored with the file.
+        With ``checksums`` the staged bytes are hashed first and the result stored with the file;
+        with ``keep`` the file it replaces is kept as a version.
         """
 
     @abstractmethod
@@ -435,3 +450,67 @@ class AbstractVolume(ABC):
     async def stored_vfolders(self) -> StoredLayout | None:
         """The vfolders the storage holds, for the orphan scan (None: it cannot tell)."""
         return None
+
+    # -- snapshots (Capability.SNAPSHOT; ``volumes.snapshots``) -------------------------------
+    async def create_snapshot(
+        self, vfid: VFolderID, snapshot_id: str, progress: Progress | None = None
+    ) -> SnapshotInfo:
+        """Take a snapshot of the vfolder named ``snapshot_id`` (SnapshotExists if taken).
+        Files being written appear as they were before or after the write, never in part."""
+        raise NotSupported("snapshots", self.backend_name)
+
+    async def list_snapshots(self, vfid: VFolderID) -> list[SnapshotInfo]:
+        """The vfolder's snapshots, oldest first (none where the backend takes none)."""
+        if not await self.vfolder_exists(vfid):
+            raise VFolderNotFound(f"no vfolder {vfid} on volume {self.name!r}")
+        return []
+
+    async def delete_snapshot(
+        self, vfid: VFolderID, snapshot_id: str, progress: Progress | None = None
+    ) -> None:
+        raise NotSupported("snapshots", self.backend_name)
+
+    async def snapshot_tree(self, vfid: VFolderID, snapshot_id: str) -> SnapshotTree:
+        """The snapshot's files, read-only (browsing and downloads)."""
+        raise NotSupported("snapshots", self.backend_name)
+
+    async def restore_snapshot(
+        self,
+        vfid: VFolderID,
+        snapshot_id: str,
+        options: RestoreOptions,
+        progress: Progress | None = None,
+    ) -> RestoreReport:
+        """Bring back the whole vfolder or ``options.relpaths``, into place or into a new
+        directory; derived from :meth:`snapshot_tree` and :meth:`write` unless overridden."""
+        from .snapshots import restore_by_copy
+
+        return await restore_by_copy(self, vfid, snapshot_id, options, progress)
+
+    # -- versions of files (Capability.FILE_VERSIONS; ``keep`` on writes, moves, deletes) ----
+    async def list_versions(self, vfid: VFolderID, relpath: RelPath) -> list[FileVersion]:
+        """The file's kept versions, newest first (none where the backend keeps none)."""
+        if not await self.vfolder_exists(vfid):
+            raise VFolderNotFound(f"no vfolder {vfid} on volume {self.name!r}")
+        return []
+
+    async def open_version(
+        self, vfid: VFolderID, relpath: RelPath, version_id: str, *, read_up_to: int = 0
+    ) -> tuple[FileVersion, LocalFile | None]:
+        """The version and, on volumes with local files, its bytes opened for reading (the
+        caller closes it); otherwise :meth:`read_version` streams them."""
+        raise NotSupported("file versions", self.backend_name)
+
+    def read_version(
+        self, vfid: VFolderID, relpath: RelPath, version_id: str, options: ReadOptions
+    ) -> AsyncIterator[bytes]:
+        raise NotSupported("file versions", self.backend_name)
+
+    async def restore_version(
+        self, vfid: VFolderID, relpath: RelPath, version_id: str, keep: KeepVersions
+    ) -> FileMeta:
+        """Make the version the current file again; the current one becomes a version."""
+        raise NotSupported("file versions", self.backend_name)
+
+    async def delete_version(self, vfid: VFolderID, relpath: RelPath, version_id: str) -> None:
+        raise NotSupported("file versions", self.backend_name)

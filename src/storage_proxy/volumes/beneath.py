@@ -132,6 +132,27 @@ def use_walk(force: bool) -> None:
     _force_walk = force
 
 
+#: Names no path below a held root may pass through, by the root's descriptor: the storage's
+#: own entries that exist in every directory without being listed (CephFS ``.snap``, ONTAP
+#: ``.snapshot``).  A descriptor number is unique while it is open; ``hidden_below`` registers
+#: it for exactly that time.
+_hidden: dict[int, frozenset[str]] = {}
+
+
+@contextmanager
+def hidden_below(root_fd: int, names: frozenset[str]) -> Iterator[int]:
+    """Refuse ``names`` as any component below ``root_fd`` -- also where a symlink leads --
+    while the block runs (resolution then takes the walk, which sees every component)."""
+    if not names:
+        yield root_fd
+        return
+    _hidden[root_fd] = names
+    try:
+        yield root_fd
+    finally:
+        _hidden.pop(root_fd, None)
+
+
 # -- the one resolution primitive --------------------------------------------------------------
 def open_beneath(root_fd: int, parts: Sequence[str], flags: int, mode: int = 0) -> int:
     """Open ``parts`` below the directory ``root_fd`` without ever leaving it.
@@ -143,12 +164,17 @@ def open_beneath(root_fd: int, parts: Sequence[str], flags: int, mode: int = 0) 
     flags |= os.O_CLOEXEC
     if not parts:
         return os.open(".", flags & ~os.O_NOFOLLOW, mode, dir_fd=root_fd)
+    hidden = _hidden.get(root_fd)
+    if hidden:
+        return _walk_open(root_fd, list(parts), flags, mode, hidden)
     if kernel_resolution():
         return _OPENAT2.call(root_fd, "/".join(parts), flags, mode, _RESOLVE)
     return _walk_open(root_fd, list(parts), flags, mode)
 
 
-def _walk_open(root_fd: int, parts: list[str], flags: int, mode: int) -> int:
+def _walk_open(
+    root_fd: int, parts: list[str], flags: int, mode: int, hidden: frozenset[str] = frozenset()
+) -> int:
     """The portable resolution: a descriptor per level, links read and expanded by hand."""
     follow_last = not flags & os.O_NOFOLLOW
     stack = [os.dup(root_fd)]  # descriptors of the directories walked; [0] is the root
@@ -159,6 +185,8 @@ def _walk_open(root_fd: int, parts: list[str], flags: int, mode: int) -> int:
             name = pending.pop()
             if name in ("", "."):
                 continue
+            if name in hidden:
+                raise OSError(errno.EXDEV, "a name the storage reserves", name)
             if name == "..":
                 if len(stack) == 1:
                     raise OSError(errno.EXDEV, "path leaves the tree", name)
@@ -215,6 +243,8 @@ def open_dir(root_fd: int, rel: RelPath) -> int:
 
 def open_parent(root_fd: int, rel: RelPath) -> int:
     """The directory that holds ``rel``'s last component: ``(fd, rel.name)`` is the entry."""
+    if rel.name in _hidden.get(root_fd, ()):
+        raise OSError(errno.EXDEV, "a name the storage reserves", rel.name)
     return open_dir(root_fd, rel.parent)
 
 

@@ -9,6 +9,7 @@ Blocking: call these from a worker thread.
 from __future__ import annotations
 
 import errno
+import fcntl
 import hashlib
 import os
 import stat as stat_mod
@@ -22,6 +23,9 @@ _COPY_CHUNK = 64 << 20
 _HASH_CHUNK = 4 << 20
 #: errnos meaning "the entry changed or vanished under us": skip it, the tree is live
 _GONE = (errno.ENOENT, errno.ELOOP, errno.ENOTDIR, errno.EINVAL, errno.ENXIO)
+#: <linux/fs.h> FICLONE: the destination shares the source's blocks (a reflink)
+FICLONE = 0x40049409
+_NO_CLONE = (errno.EOPNOTSUPP, errno.ENOTTY, errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EPERM)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +164,26 @@ def copy_fd(src: int, dst: int, size: int | None = None) -> int:
     return copied
 
 
+def clone_fd(src: int, dst: int) -> bool:
+    """Make ``dst`` share ``src``'s blocks in one call (XFS with reflink, btrfs); False where
+    the filesystem cannot (the caller copies)."""
+    try:
+        fcntl.ioctl(dst, FICLONE, src)
+    except OSError as e:
+        if e.errno in _NO_CLONE:
+            return False
+        raise
+    return True
+
+
+def clone_or_copy(src: int, dst: int) -> int:
+    """A whole file's bytes into an empty ``dst``: a reflink where it can be, else a copy (which
+    the kernel may still do without moving the bytes)."""
+    if clone_fd(src, dst):
+        return os.fstat(dst).st_size
+    return copy_fd(src, dst)
+
+
 def _copy_by_reads(src: int, dst: int, offset: int) -> int:
     copied = 0
     while chunk := os.pread(src, _COPY_CHUNK, offset + copied):
@@ -172,19 +196,30 @@ def _copy_by_reads(src: int, dst: int, offset: int) -> int:
 
 
 def copy_tree(
-    src_fd: int, dst_fd: int, on_copied: Callable[[int], None] | None = None
+    src_fd: int,
+    dst_fd: int,
+    on_copied: Callable[[int], None] | None = None,
+    skip: Callable[[str], bool] | None = None,
 ) -> tuple[int, int]:
     """Copy the contents of one directory into another (both held); returns (files, bytes).
 
-    Regular files, directories and symlinks (as links: never followed) are copied; anything else
-    (FIFOs, sockets, devices) is skipped.  Modes and mtimes are kept (a directory's once its
-    contents are in).  Iterative: any depth a tenant builds is copied, one descriptor per level.
+    Regular files (reflinked where the filesystem can), directories and symlinks (as links:
+    never followed) are copied; anything else (FIFOs, sockets, devices) is skipped, and so are
+    entries whose name ``skip`` refuses, with all below them.  Modes and mtimes are kept (a
+    directory's once its contents are in).  Iterative: any depth a tenant builds is copied, one
+    descriptor per level.
     """
     files = nbytes = 0
     # (depth, dst descriptor, source lstat) of the directories being filled
     dirs: list[tuple[int, int, os.stat_result | None]] = [(0, dst_fd, None)]
+    skipped: list[str] = []
     try:
         for parent, entry in walk(src_fd):
+            if skip is not None and (
+                skip(entry.name) or any(entry.path.startswith(s) for s in skipped)
+            ):
+                skipped.append(entry.path + "/")
+                continue
             depth = entry.path.count("/") + 1
             while dirs[-1][0] >= depth:
                 _finish_dir(*dirs.pop()[1:])
@@ -195,7 +230,8 @@ def copy_tree(
                 fd = os.open(entry.name, O_LIST_DIR | os.O_NOFOLLOW, dir_fd=out)
                 dirs.append((depth, fd, st))
             elif stat_mod.S_ISLNK(st.st_mode):
-                os.symlink(entry.link_target, entry.name, dir_fd=out)
+                if entry.link_target:  # "": no longer a link when it was read (a live tree)
+                    os.symlink(entry.link_target, entry.name, dir_fd=out)
             elif entry.is_file:
                 n = _copy_file(parent, entry.name, out, st)
                 if n is not None:
@@ -218,7 +254,7 @@ def _copy_file(src_dir: int, name: str, dst_dir: int, st: os.stat_result) -> int
     with opened(src):
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         with opened(os.open(name, flags, 0o600, dir_fd=dst_dir)) as dst:
-            n = copy_fd(src, dst)
+            n = clone_or_copy(src, dst)
             os.fchmod(dst, stat_mod.S_IMODE(st.st_mode))
             os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
     return n

@@ -23,6 +23,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar, ParamSpec, TypeVar
 
@@ -34,6 +35,7 @@ from ..core.errors import (
     VFolderExists,
     VFolderNotFound,
 )
+from ..core.files import KeepVersions
 from ..core.paths import RelPath
 from ..core.types import (
     Capability,
@@ -44,7 +46,7 @@ from ..core.types import (
     VFolderID,
     VFolderUsage,
 )
-from . import beneath, filemeta, fstree
+from . import beneath, filemeta, fstree, posix_tree
 from . import posix_fs as fs
 from .abc import (
     DEFAULT_VFOLDER_MODE,
@@ -57,6 +59,7 @@ from .abc import (
 from .beneath import errors_as, opened
 from .posix_fs import STAGING_MARK, STAGING_REAP_AGE, UPLOADS_DIR
 from .posix_reads import PosixReads
+from .posix_snapshots import PosixSnapshots
 from .posix_upkeep import TRASH_DIR, PosixUpkeep
 from .quota import ProxyQuotaModel
 from .staging import FileSink, LocalStagedFile, LocalStaging, LocalStagingUploads
@@ -65,6 +68,9 @@ log = logging.getLogger(__name__)
 P = ParamSpec("P")
 R = TypeVar("R")
 
+#: What every local tree can do by copies beside the vfolder (``posix_snapshots``,
+#: ``posix_versions``); backends that snapshot natively declare their own.
+POSIX_KEEPING = (Capability.SNAPSHOT, Capability.SNAPSHOT_QUOTA, Capability.FILE_VERSIONS)
 #: Kept for plugins written against the earlier name.
 translate_os_errors = errors_as
 staging_name = fs.staging_name
@@ -74,12 +80,17 @@ __all__ = [
 ]  # fmt: skip
 
 
-class BasePosixVolume(PosixReads, PosixUpkeep, LocalStagingUploads, AbstractVolume):
+class BasePosixVolume(PosixSnapshots, PosixReads, PosixUpkeep, LocalStagingUploads, AbstractVolume):
     """A volume that is a directory tree on a locally mounted filesystem."""
 
-    capabilities = frozenset({Capability.VFOLDER, Capability.QUOTA, Capability.LOCAL_PATH})
+    capabilities = frozenset(
+        {Capability.VFOLDER, Capability.QUOTA, Capability.LOCAL_PATH, *POSIX_KEEPING}
+    )
     #: Keep file metadata (checksums, tags) in an xattr on the file; False: always the sidecar.
     use_xattrs: ClassVar[bool] = True
+    #: Names the storage keeps in every directory without listing them (CephFS ``.snap``):
+    #: no path below a vfolder may pass through one, not even by a symlink.
+    hidden_names: ClassVar[frozenset[str]] = frozenset()
 
     quota_model: ProxyQuotaModel
 
@@ -151,7 +162,7 @@ class BasePosixVolume(PosixReads, PosixUpkeep, LocalStagingUploads, AbstractVolu
             fd = beneath.open_root(path if path is not None else self._existing_vfolder(vfid))
         except (FileNotFoundError, NotADirectoryError):
             raise VFolderNotFound(f"no vfolder {vfid} on volume {self.name!r}") from None
-        with opened(fd):
+        with opened(fd), beneath.hidden_below(fd, self.hidden_names):
             yield fd
 
     def _reservation(self, vfid: VFolderID) -> WriteReservation:
@@ -182,6 +193,7 @@ class BasePosixVolume(PosixReads, PosixUpkeep, LocalStagingUploads, AbstractVolu
                 trash / f"{vfid.quota_scope_id.pathname}-{vfid.folder_id.hex}-{uuid.uuid4().hex}"
             )
             os.rename(path, doomed)  # purged by the trash job after [jobs] trash-grace
+            fs.trash_beside(self._side_areas(vfid), trash, doomed.name)
             for parent in (path.parent, path.parent.parent):
                 try:
                     parent.rmdir()  # the two hash levels, once empty
@@ -281,16 +293,8 @@ class BasePosixVolume(PosixReads, PosixUpkeep, LocalStagingUploads, AbstractVolu
     ) -> list[DirEntry]:
         if limit == SCANDIR_DEFAULT:
             limit = self.deps.scandir_limit or None
-        out: list[DirEntry] = []
-        with self._root(vfid) as root, errors_as(rel):
-            fd = beneath.open_beneath(root, rel.parts, fstree.O_LIST_DIR)
-            with opened(fd):
-                prefix = str(rel) if rel.parts else ""
-                for _, entry in fstree.walk(fd, prefix, recursive=recursive):
-                    out.append(fs.dir_entry(entry.name, entry.path, entry.stat, entry.link_target))
-                    if limit is not None and len(out) >= limit:
-                        break
-        return out
+        with self._root(vfid) as root:
+            return posix_tree.scandir_at(root, rel, recursive, limit)
 
     async def scandir(
         self,
@@ -305,15 +309,8 @@ class BasePosixVolume(PosixReads, PosixUpkeep, LocalStagingUploads, AbstractVolu
 
     async def stat(self, vfid: VFolderID, relpath: RelPath) -> DirEntry:
         def do_stat() -> DirEntry:
-            with self._root(vfid) as root, errors_as(relpath):
-                if not relpath.parts:
-                    return fs.dir_entry(".", ".", os.fstat(root))
-                with opened(beneath.open_parent(root, relpath)) as parent:
-                    st = beneath.lstat_at(parent, relpath.name)
-                    target = ""
-                    if stat_mod.S_ISLNK(st.st_mode):
-                        target = os.fsdecode(os.readlink(relpath.name, dir_fd=parent))
-                    return fs.dir_entry(relpath.name, str(relpath), st, target)
+            with self._root(vfid) as root:
+                return posix_tree.stat_at(root, relpath)
 
         return await self._retry_missing(vfid, relpath, lambda: self._run(do_stat))
 
@@ -339,7 +336,9 @@ class BasePosixVolume(PosixReads, PosixUpkeep, LocalStagingUploads, AbstractVolu
 
         await self._run(do_mkdir)
 
-    async def move_file(self, vfid: VFolderID, src: RelPath, dst: RelPath) -> None:
+    async def move_file(
+        self, vfid: VFolderID, src: RelPath, dst: RelPath, *, keep: KeepVersions | None = None
+    ) -> None:
         def do_move() -> None:
             if not src.parts or not dst.parts:
                 raise InvalidPath("the vfolder root cannot be moved or replaced")
@@ -350,12 +349,18 @@ class BasePosixVolume(PosixReads, PosixUpkeep, LocalStagingUploads, AbstractVolu
                         if src.name == dst.name and os.path.samestat(os.fstat(sp), os.fstat(dp)):
                             raise InvalidPath(f"cannot move {src} onto itself")
                         # the kernel refuses a directory moved into itself (EINVAL)
-                        os.rename(src.name, dst.name, src_dir_fd=sp, dst_dir_fd=dp)
+                        move = partial(os.rename, src.name, dst.name, src_dir_fd=sp, dst_dir_fd=dp)
+                        self._replace(vfid, dst, keep, "move", (dp, dst.name), move)
 
         await self._run(do_move)
 
     async def delete_files(
-        self, vfid: VFolderID, relpaths: Sequence[RelPath], *, recursive: bool = False
+        self,
+        vfid: VFolderID,
+        relpaths: Sequence[RelPath],
+        *,
+        recursive: bool = False,
+        keep: KeepVersions | None = None,
     ) -> None:
         def do_delete() -> None:
             with self._root(vfid) as root:
@@ -369,7 +374,7 @@ class BasePosixVolume(PosixReads, PosixUpkeep, LocalStagingUploads, AbstractVolu
                             targets.append((rel, parent, os.lstat(rel.name, dir_fd=parent)))
                     for rel, parent, st in targets:
                         with errors_as(rel):
-                            fs.remove_entry(parent, rel.name, st, recursive)
+                            self._remove(vfid, rel, parent, st, recursive, keep)
                 finally:
                     for _, parent, _ in targets:
                         os.close(parent)
@@ -452,9 +457,12 @@ class BasePosixVolume(PosixReads, PosixUpkeep, LocalStagingUploads, AbstractVolu
                         tags=dict(options.tags or {}),
                         mode=options.mode,
                     )
-                    await self._run(
+                    publish = partial(
                         fs.publish_staged, area, sname, fd, parent, name, options.overwrite
                     )
+                    keep = options.keep if options.overwrite else None
+                    at = (parent, name)
+                    await self._run(self._replace, vfid, relpath, keep, "overwrite", at, publish)
                 finally:
                     await self._run(fs.leave_staged, staged)
         if record.pop("_sidecar", False) and (digests_of or options.content_type or options.tags):
@@ -523,6 +531,7 @@ class BasePosixVolume(PosixReads, PosixUpkeep, LocalStagingUploads, AbstractVolu
         overwrite: bool = True,
         checksums: bool = False,
         content_type: str | None = None,
+        keep: KeepVersions | None = None,
     ) -> None:
         assert isinstance(held, LocalStagedFile)
 
@@ -537,7 +546,11 @@ class BasePosixVolume(PosixReads, PosixUpkeep, LocalStagingUploads, AbstractVolu
             with self._root(vfid) as root, errors_as(relpath):
                 parent, name = self._write_target(root, relpath, overwrite)
                 with opened(parent):
-                    fs.publish_staged(held.dir_fd, held.path.name, fd, parent, name, overwrite)
+                    publish = partial(
+                        fs.publish_staged, held.dir_fd, held.path.name, fd, parent, name, overwrite
+                    )
+                    kept = keep if overwrite else None
+                    self._replace(vfid, relpath, kept, "overwrite", (parent, name), publish)
             return record
 
         record = await self._run(publish)

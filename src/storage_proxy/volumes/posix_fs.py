@@ -8,6 +8,7 @@ import contextlib
 import errno
 import fcntl
 import hashlib
+import json
 import os
 import shutil
 import stat as stat_mod
@@ -168,6 +169,36 @@ def publish_staged(area: int, sname: str, fd: int, parent: int, name: str, overw
             pass
         raise
     os.unlink(sname, dir_fd=area)
+
+
+def write_json(dir_fd: int, name: str, data: dict[str, Any]) -> None:
+    """A small record of the proxy's own, replaced whole (written aside, renamed into place)."""
+    tmp = f"{NEW_MARK}{uuid.uuid4().hex}"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    with opened(os.open(tmp, flags, 0o600, dir_fd=dir_fd)) as fd:
+        os.write(fd, json.dumps(data, separators=(",", ":")).encode())
+    os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+
+
+def read_json(dir_fd: int, name: str) -> dict[str, Any] | None:
+    try:
+        with opened(os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)) as fd:
+            data = json.loads(os.read(fd, 1 << 16))
+    except (FileNotFoundError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def trash_beside(areas: list[Path], trash: Path, name: str) -> None:
+    """Move what a deleted vfolder kept beside itself (versions, snapshot copies) into the trash
+    with it (``<name>.<area>``), to be purged with it; removed at once where it cannot move."""
+    for area in areas:
+        try:
+            os.rename(area, trash / f"{name}{area.parent.name}")
+        except FileNotFoundError:
+            continue
+        except OSError:
+            shutil.rmtree(area, ignore_errors=True)
 
 
 def merged_record(

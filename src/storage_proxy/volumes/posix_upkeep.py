@@ -13,7 +13,7 @@ import os
 import re
 import shutil
 from abc import abstractmethod
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 
@@ -51,7 +51,13 @@ class PosixUpkeep(AbstractVolume):
         return await self.run_blocking(reap_staging, self.mount_path / UPLOADS_DIR, older_than)
 
     async def purge_trash(self, older_than: float) -> TrashReport:
-        return await self.run_blocking(purge_trash, self.mount_path, older_than)
+        return await self.run_blocking(
+            purge_trash, self.mount_path, older_than, self.remove_trashed_tree
+        )
+
+    def remove_trashed_tree(self, path: Path) -> None:
+        """Remove one trashed directory for good (CephFS drops its snapshots first)."""
+        shutil.rmtree(path, ignore_errors=True)
 
     async def walk_files(self, vfid: VFolderID) -> AsyncIterator[StoredFile]:
         def files() -> Iterator[StoredFile]:
@@ -109,7 +115,9 @@ def trash_dirs(mount: Path) -> list[Path]:
     return [p for p in found if p.is_dir()]
 
 
-def purge_trash(mount: Path, older_than: float) -> TrashReport:
+def purge_trash(
+    mount: Path, older_than: float, remove_tree: Callable[[Path], None] | None = None
+) -> TrashReport:
     """Remove trash entries whose ctime is before ``older_than`` (blocking).  ``rmtree`` works on
     descriptors here and never follows a link a tenant left in its vfolder."""
     report = TrashReport()
@@ -119,7 +127,10 @@ def purge_trash(mount: Path, older_than: float) -> TrashReport:
                 report.kept += 1
                 continue
             if entry.is_dir(follow_symlinks=False):
-                shutil.rmtree(entry.path, ignore_errors=True)
+                if remove_tree is not None:
+                    remove_tree(Path(entry.path))
+                else:
+                    shutil.rmtree(entry.path, ignore_errors=True)
             else:
                 os.unlink(entry.path)
             report.purged.append(os.path.relpath(entry.path, mount))

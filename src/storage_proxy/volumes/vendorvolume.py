@@ -22,7 +22,7 @@ from typing import Any
 
 from ..core.errors import BackendUnavailable, PluginError
 from ..core.types import Capability, FSUsage, VFolderID
-from .posix import TRASH_DIR, BasePosixVolume
+from .posix import POSIX_KEEPING, TRASH_DIR, BasePosixVolume
 from .vendorquota import VendorQuotaModel, VendorQuotas, model_kwargs
 
 log = logging.getLogger(__name__)
@@ -34,6 +34,7 @@ VENDOR_CAPABILITIES = frozenset(
         Capability.NATIVE_QUOTA,
         Capability.FAST_USAGE,
         Capability.LOCAL_PATH,
+        *POSIX_KEEPING,  # snapshots and versions by copies inside each scope
     }
 )
 

@@ -9,7 +9,19 @@ from ...services.facade import Services
 from .. import openapi
 from ..keys import DOOR, SERVICES
 from ..problem import problem_middleware, request_id_middleware
-from . import archive, batch, browse, download, files_v1, signed, stats, tus, ui
+from . import (
+    archive,
+    batch,
+    browse,
+    download,
+    files_v1,
+    signed,
+    snapshots,
+    stats,
+    tus,
+    ui,
+    versions,
+)
 
 READ_BUFSIZE = 2 << 20
 
@@ -44,6 +56,8 @@ def create_client_app(services: Services) -> web.Application:
     tus.add_routes(r)
     files_v1.add_routes(r)
     batch.add_routes(r)
+    snapshots.add_routes(r)
+    versions.add_routes(r)
     signed.add_routes(r)
     browse.add_routes(r)
     stats.add_routes(r)

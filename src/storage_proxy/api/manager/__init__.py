@@ -17,7 +17,20 @@ from ...services.facade import Services
 from .. import openapi
 from ..keys import DOOR, SERVICES
 from ..problem import Handler, problem_middleware, request_id_middleware
-from . import acl, audit, bgtask, dataproxy, files, folders, quota, tokens, transfers, volumes
+from . import (
+    acl,
+    audit,
+    bgtask,
+    dataproxy,
+    files,
+    folders,
+    quota,
+    snapshots,
+    tokens,
+    transfers,
+    versions,
+    volumes,
+)
 from .health import health, livez, readyz, status
 
 AUTH_HEADER = "X-BackendAI-Storage-Auth-Token"
@@ -93,6 +106,8 @@ def create_manager_app(services: Services) -> web.Application:
     r.add_get("/events", audit.events)
     dataproxy.add_routes(r)
     bgtask.add_routes(r)
+    snapshots.add_routes(r)
+    versions.add_routes(r)
     tokens.add_routes(r)
     openapi.add_routes(r, openapi.manager_description)
     return app

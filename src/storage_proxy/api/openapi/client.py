@@ -27,6 +27,8 @@ from .common import (
     query,
     self_description,
 )
+from .snapshots import client_paths as snapshot_paths
+from .snapshots import client_version_paths as version_paths
 
 TAG_HEALTH, TAG_DOWNLOAD, TAG_TUS, TAG_FILES = "health", "downloads", "tus uploads", "file API"
 TAG_SIGNED, TAG_STATS, TAG_UI, TAG_DOCS = "signed locations", "statistics", "web UI", "reference"
@@ -479,9 +481,16 @@ def _ui() -> dict[str, Any]:
     }
 
 
+def _snapshots_and_versions() -> dict[str, Any]:
+    return {
+        **snapshot_paths(PREFIX, VF_PARAMS, DOWNLOAD_ANSWERS, RANGE),
+        **version_paths(PREFIX, FILE_PARAMS, DOWNLOAD_ANSWERS, RANGE),
+    }
+
+
 def client_description() -> dict[str, Any]:
     paths: dict[str, Any] = {}
-    for part in (_health, _download, _tus, _files, _signed, _stats, _ui):
+    for part in (_health, _download, _tus, _files, _snapshots_and_versions, _signed, _stats, _ui):
         paths.update(part())
     paths.update(self_description(TAG_DOCS))
     return document(

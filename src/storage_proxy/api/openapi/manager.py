@@ -34,6 +34,8 @@ from .common import (
     ref,
     self_description,
 )
+from .snapshots import manager_paths as _snapshots
+from .snapshots import manager_version_paths as _versions
 
 TAG_HEALTH, TAG_VOLUMES, TAG_QUOTA, TAG_FOLDERS = "health", "volumes", "quota scopes", "vfolders"
 TAG_FILES, TAG_ACL, TAG_TASKS, TAG_DATAPROXY = "files", "access", "background tasks", "dataproxy"
@@ -557,6 +559,8 @@ def manager_description() -> dict[str, Any]:
         _dataproxy,
         _tokens,
         _audit,
+        _snapshots,
+        _versions,
     ):
         paths.update(part())
     paths.update(self_description(TAG_DOCS))
