@@ -210,6 +210,11 @@ class SqliteBase:
                             continue
                         raise MetadataBusy("the metadata store stayed locked; retry") from None
                     raise
+                except BaseException:
+                    # cancelled while waiting: the connection's thread may still run the BEGIN,
+                    # and the next transaction would find it open ("within a transaction")
+                    await asyncio.shield(rollback(db))
+                    raise
                 try:
                     result = await work(db)
                     await db.execute("COMMIT")
