@@ -8,10 +8,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 
-from ..core.errors import QuotaExceeded, StorageProxyError
+from ..core.errors import NotSupported, QuotaExceeded, StorageProxyError
 from ..core.paths import RelPath
 from ..core.records import Permission
-from ..core.types import VFolderID
+from ..core.types import Capability, VFolderID
 from ..volumes.abc import AbstractVolume
 from ..volumes.registry import VolumeRegistry
 from .access import AccessService, Actor
@@ -62,6 +62,25 @@ class Gate:
             path = None if relpath is None else str(relpath)
             self._audit.record(AuditEntry(op, volume_name, str(vfid), path, nbytes), e.code)
             raise
+        return volume
+
+    async def enter_feature(
+        self,
+        actor: Actor,
+        volume_name: str,
+        vfid: VFolderID,
+        needed: Permission,
+        feature: tuple[Capability, str],
+        *,
+        op: str,
+        relpath: RelPath | None = None,
+    ) -> AbstractVolume:
+        """:meth:`enter`, for a feature only some backends have (``feature``: its capability
+        and its name): NotSupported, naming the backend, where the volume lacks it."""
+        volume = await self.enter(actor, volume_name, vfid, needed, relpath=relpath, op=op)
+        capability, name = feature
+        if capability not in await volume.get_capabilities():
+            raise NotSupported(name, volume.backend_name)
         return volume
 
     def costly(self, actor: Actor, vfid: VFolderID) -> AbstractAsyncContextManager[None]:

@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..core.errors import InvalidParameter, IsADirectory, NotSupported
+from ..core.errors import InvalidParameter, IsADirectory
 from ..core.files import ReadOptions
 from ..core.paths import RelPath
 from ..core.records import Permission
@@ -47,6 +47,10 @@ from .quotas import QuotaService
 from .usage import UsageService
 
 PROGRESS_POLL = 0.5
+
+
+#: The capability this service needs of a volume, and its name in a refusal.
+_SNAPSHOTS = (Capability.SNAPSHOT, "snapshots")
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,10 +87,9 @@ class SnapshotService:
         op: str,
         relpath: RelPath | None = None,
     ) -> AbstractVolume:
-        volume = await self._gate.enter(actor, volume_name, vfid, needed, relpath=relpath, op=op)
-        if Capability.SNAPSHOT not in await volume.get_capabilities():
-            raise NotSupported("snapshots", volume.backend_name)
-        return volume
+        return await self._gate.enter_feature(
+            actor, volume_name, vfid, needed, _SNAPSHOTS, op=op, relpath=relpath
+        )
 
     # -- taking, listing, deleting -------------------------------------------------------------
     async def create(

@@ -28,6 +28,9 @@ from .keeping import VersionSettings
 from .quotas import QuotaService
 from .usage import UsageService
 
+#: The capability this service needs of a volume, and its name in a refusal.
+_VERSIONS = (Capability.FILE_VERSIONS, "file versions")
+
 
 class VersionService:
     def __init__(
@@ -51,12 +54,11 @@ class VersionService:
         vfid: VFolderID,
         needed: Permission,
         op: str,
-        relpath: RelPath,
+        relpath: RelPath | None = None,
     ) -> AbstractVolume:
-        volume = await self._gate.enter(actor, volume_name, vfid, needed, relpath=relpath, op=op)
-        if Capability.FILE_VERSIONS not in await volume.get_capabilities():
-            raise NotSupported("file versions", volume.backend_name)
-        return volume
+        return await self._gate.enter_feature(
+            actor, volume_name, vfid, needed, _VERSIONS, op=op, relpath=relpath
+        )
 
     # -- the setting -----------------------------------------------------------------------------
     async def get_limit(self, actor: Actor, volume_name: str, vfid: VFolderID) -> int:
