@@ -124,10 +124,14 @@ class VersionService:
         if limit <= 0:
             limit = len(await volume.list_versions(vfid, relpath)) + 1
         keep = KeepVersions(limit, who=actor.principal)
+        size = next((v.size for v in await volume.list_versions(vfid, relpath) if v.id == vid), 0)
         try:
-            async with self._audit.operation(
-                "version.restore", volume_name, vfid, path=str(relpath)
-            ) as line:
+            async with (
+                self._audit.operation(
+                    "version.restore", volume_name, vfid, path=str(relpath)
+                ) as line,
+                self._quotas.copying(volume_name, vfid, size),
+            ):
                 line.extra["version_id"] = vid
                 meta = await volume.restore_version(vfid, relpath, vid, keep)
                 line.bytes = meta.size
