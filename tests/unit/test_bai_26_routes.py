@@ -360,4 +360,4 @@ async def test_the_23_09_dialect_keeps_its_own_problems(legacy_daemon: Daemon) -
     status, body = await legacy_daemon.call("GET", "/volume/quota", volume="vol1", vfid=VFID)
     assert (status, body["code"]) == (400, "deprecated-api")
     resp = await legacy_daemon.client.get("/download-archive", params={"token": "garbage"})
-    assert (resp.status, (await resp.json())["code"]) == (401, "invalid-token")
+    assert (resp.status, (await resp.json())["code"]) == (400, "invalid-token")

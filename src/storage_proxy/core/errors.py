@@ -15,6 +15,8 @@ class StorageProxyError(Exception):
     status: int = 500
     code: str = "internal-error"
     title: str = "Internal server error"
+    #: The path the failure is about, where the storage said (a file operation's errors).
+    subject: str | None = None
 
     def __init__(self, detail: str | None = None, **extra: Any) -> None:
         super().__init__(detail or self.title)

@@ -7,10 +7,10 @@ import trafaret as t
 from aiohttp import web
 
 from ...core.errors import DeprecatedAPI
+from ..dialect import wire
 from ..keys import services
 from ..params import VFolderIDField, read_params
 from ..problem import PlainAnswer
-from .wire import legacy
 
 
 async def list_volumes(request: web.Request) -> web.Response:
@@ -59,6 +59,6 @@ async def set_volume_quota(request: web.Request) -> web.Response:
 
 def _deprecated(request: web.Request, reason: str) -> Exception:
     """26.09: a 400 with no body, the reason in the status line (as 26.9.6 answers)."""
-    if legacy(request):
+    if not wire(request).deprecated_bare:
         return DeprecatedAPI(reason)
     return PlainAnswer(web.Response(status=400, reason=reason))
