@@ -83,6 +83,10 @@ DEPARTURES: dict[tuple[str, str], str] = {
          "usage (null); this daemon counts it"),
         (("used-bytes",), ("body",), "26.9.6 answers `du -hs` (disk blocks, rounded to a unit: "
          "28K); this daemon counts the bytes exactly"),
+        (("perf-metric vfs",), KINDS, "26.9.6's vfs reports no I/O figures (400 "
+         "unsupported-operation); this daemon reads those of the block device below a local "
+         "volume (200 {\"metric\", \"observed_at\"}, the shape 26.9.6's other backends "
+         "answer)"),
         (("list after delete-async",), ("body",), "26.9.6 stages uploads inside the vfolder "
          "(.upload appears in its listing once an upload token is issued); this daemon stages "
          "them outside every tenant path"),

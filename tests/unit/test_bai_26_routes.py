@@ -96,13 +96,50 @@ async def test_livez_and_readyz_answer_503_when_a_gating_dependency_fails(
 # -- volumes and metadata ------------------------------------------------------------------------
 
 
-async def test_performance_metric_is_unsupported_on_vfs(daemon: Daemon) -> None:
-    status, body = await daemon.call("GET", "/volume/performance-metric", volume="vol1")
-    assert (status, body["type"]) == (400, f"{PROBS}storage/unsupported-operation")
+async def test_performance_metric_of_a_vfs_volume_is_its_disk_s(daemon: Daemon) -> None:
+    """A real reading: the counters of the block device below the volume, over the sampling
+    window, while this test writes (and syncs) to that device."""
+    volume = daemon.ctx.services.vfolders.volumes.get("vol1")
+    stop = asyncio.Event()
+
+    def write_and_sync() -> None:
+        with open(volume.mount_path / "perf.bin", "wb") as f:
+            while not stop.is_set():
+                f.write(os.urandom(1 << 16))
+                f.flush()
+                os.fsync(f.fileno())
+
+    writer = asyncio.create_task(asyncio.to_thread(write_and_sync))
+    try:
+        status, body = await daemon.call("GET", "/volume/performance-metric", volume="vol1")
+    finally:
+        stop.set()
+        await writer
+    assert status == 200, body
+    metric = body["metric"]
+    assert set(metric) == {
+        "iops_read",
+        "iops_write",
+        "io_bytes_read",
+        "io_bytes_write",
+        "io_usec_read",
+        "io_usec_write",
+    }
+    assert all(v >= 0 for v in metric.values())
+    assert metric["iops_write"] > 0 and metric["io_bytes_write"] >= 1 << 16
+    assert isinstance(body["observed_at"], str)
+
+
+async def test_performance_metric_refusals(daemon: Daemon, monkeypatch: Any) -> None:
     status, body = await daemon.call("GET", "/volume/performance-metric", volume="nope")
     assert (status, body["type"]) == (400, f"{PROBS}storage/volume/invalid")
     status, body = await daemon.call("GET", "/volume/performance-metric")
     assert (status, body["data"]) == (400, {"volume": "is required"})
+    # a backend that cannot tell (a network file system, an appliance): as Backend.AI answers
+    volume = daemon.ctx.services.vfolders.volumes.get("vol1")
+    monkeypatch.setattr(type(volume), "block_device_metrics", False)
+    status, body = await daemon.call("GET", "/volume/performance-metric", volume="vol1")
+    assert (status, body["type"]) == (400, f"{PROBS}storage/unsupported-operation")
 
 
 async def test_volume_quota_is_a_deprecated_400_without_a_body(daemon: Daemon) -> None:
