@@ -393,8 +393,10 @@ async def test_download_archive_refuses_foreign_tokens(daemon: Daemon) -> None:
         assert (await resp.json())["type"] == PROBS + type_
 
 
-async def test_the_23_09_dialect_keeps_its_own_problems(legacy_daemon: Daemon) -> None:
-    status, body = await legacy_daemon.call("GET", "/volume/quota", volume="vol1", vfid=VFID)
-    assert (status, body["code"]) == (400, "deprecated-api")
+async def test_the_23_09_dialect_answers_as_23_9_10(legacy_daemon: Daemon) -> None:
+    resp = await legacy_daemon.manager.get("/volume/quota", json={"volume": "vol1", "vfid": VFID})
+    assert resp.status == 400 and await resp.read() == b""
+    assert resp.headers["Content-Type"] == "application/octet-stream"  # 23.9.10's aiohttp
+    assert "deprecated" in (resp.reason or "")
     resp = await legacy_daemon.client.get("/download-archive", params={"token": "garbage"})
     assert (resp.status, (await resp.json())["code"]) == (400, "invalid-token")

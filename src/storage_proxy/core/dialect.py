@@ -38,10 +38,11 @@ class Wire:
     #: ``/health`` answers with connectivity checks, always 200 (26.9.6); otherwise as
     #: ``/status`` on the manager listener and 503 naming what is down on the internal one.
     health_checks: bool
-    #: The deprecated ``/volume/quota`` is a 400 with no body, the reason in the status line.
-    deprecated_bare: bool
     #: A missing path in ``/download-archive`` is a text/plain 404 (26.9.6).
     archive_404_text: bool
+    #: The Content-Type of an answer with no body (the deprecated ``/volume/quota``'s 400):
+    #: 23.9.10's aiohttp names it ``application/octet-stream``, 26.9.6's none.
+    empty_body_type: str | None
 
 
 class Dialect(enum.StrEnum):
@@ -67,8 +68,8 @@ WIRE = {
         delete_missing_ok=True,
         task_ids=True,
         health_checks=True,
-        deprecated_bare=True,
         archive_404_text=True,
+        empty_body_type=None,
     ),
     Dialect.BAI_23_09: Wire(
         status_type="maanger-facing",
@@ -77,8 +78,8 @@ WIRE = {
         delete_missing_ok=False,
         task_ids=False,
         health_checks=False,
-        deprecated_bare=False,
         archive_404_text=False,
+        empty_body_type="application/octet-stream",
     ),
 }
 

@@ -196,12 +196,6 @@ class UnsupportedOperation(StorageProxyError):
     status, code, title = 400, "unsupported-operation", "Not supported by this volume's backend"
 
 
-class DeprecatedAPI(StorageProxyError):
-    """A route Backend.AI keeps only to refuse (it answers 400 naming it deprecated)."""
-
-    status, code, title = 400, "deprecated-api", "Deprecated API"
-
-
 class BackendUnavailable(StorageProxyError):
     status, code, title = 503, "backend-unavailable", "Storage backend unavailable"
 

@@ -97,16 +97,16 @@ def _volume_paths() -> dict[str, Any]:
         },
         "/volume/quota": {
             "get": op(
-                "Backend.AI's per-vfolder quota of old: always 400 (26.09: no body, the reason in "
-                "the status line; 23.09: problem deprecated-api)",
+                "Backend.AI's per-vfolder quota of old: always 400 with no body, the reason in "
+                "the status line (as both Backend.AI releases answer)",
                 TAG_VOLUMES,
                 {},
                 body=body({**VOLUME, "vfid": nullable(STR)}, ["volume"]),
                 body_required=False,
             ),
             "patch": op(
-                "Backend.AI's per-vfolder quota of old: always 400 (26.09: no body, the reason in "
-                "the status line; 23.09: problem deprecated-api)",
+                "Backend.AI's per-vfolder quota of old: always 400 with no body, the reason in "
+                "the status line (as both Backend.AI releases answer)",
                 TAG_VOLUMES,
                 {},
                 body=body({**VOLUME, "vfid": nullable(STR), "size_bytes": ANY}),
