@@ -313,6 +313,11 @@ async def test_file_operations_23_09(legacy_client: TestClient) -> None:
     assert status == 204
     _, body = await call(client, "POST", "/folder/file/list", **base, relpath="x")
     assert [i["name"] for i in body["items"]] == ["c"]
+    # a move names the path the storage refused, as 23.9.10 does: here the destination's
+    status, body = await call(
+        client, "POST", "/folder/file/move", **base, src_relpath="x/c", dst_relpath="no/c"
+    )
+    assert (status, body["errno"], body["paths"]) == (400, errno.ENOENT, ["no/c"])
     status, body = await call(client, "POST", "/folder/file/delete", **base, relpaths=["x"])
     assert status == 400 and body["code"] == "directory-not-empty"
     assert (body["errno"], body["paths"]) == (errno.ENOTEMPTY, ["x"])
