@@ -24,7 +24,7 @@ from aiohttp import web
 from ...core.files import LocalFile
 from ...services.archive import ZipSource, stream_zip
 from ...services.files import Download, etag_of
-from ..dialect import answers_as_26_09
+from ..dialect import speaks_backend_ai
 from ..keys import services
 from ..problem import safe_path
 from ..ranges import Representation, content_disposition, preconditions, requested_range
@@ -87,10 +87,10 @@ def _http_date(seconds: int) -> str:
 
 
 def _typed(request: web.Request, name: str) -> tuple[str, str]:
-    """Content-Disposition and Content-Type for this request: on ``/download`` in the 26.09
-    dialect every file is ``application/octet-stream``, as 26.9.6 sends it."""
+    """Content-Disposition and Content-Type for this request: on ``/download`` every file is
+    ``application/octet-stream``, as both Backend.AI releases send it."""
     disposition, content_type = _name_headers(name)
-    if request.path == "/download" and answers_as_26_09(request):
+    if request.path == "/download" and speaks_backend_ai(request):
         return disposition, "application/octet-stream"
     return disposition, content_type
 

@@ -276,7 +276,7 @@ def _files() -> dict[str, Any]:
                 "Create directories",
                 TAG_FILES,
                 {
-                    204: ok("23.09: created (one path)"),
+                    204: ok("23.09: created (one path; a list is a 400 there)"),
                     200: ok("All created", results),
                     207: ok("Some failed", results),
                     422: ok("All failed", results),
