@@ -7,8 +7,8 @@ any other sees it already there.  A policy's snapshot is named ``auto-<slot star
 a name (the ``auto-`` prefix is refused to callers), so the policy never prunes what a user took.
 
 What stays (the union of both rules): the ``keep_last`` newest policy snapshots, and for each of
-the ``keep_daily`` newest days (UTC) that have one, the newest policy snapshot of that day.  The
-rest of the policy's snapshots are pruned.
+the ``keep_daily`` newest days (UTC) that have one, the newest policy snapshot of that day --
+"newest" by the slot in the name.  The rest of the policy's snapshots are pruned.
 """
 
 from __future__ import annotations
@@ -76,6 +76,12 @@ def is_policy_snapshot(snapshot_id: str) -> bool:
     return _POLICY_NAME.match(snapshot_id) is not None
 
 
+def slot_of(snapshot_id: str) -> datetime | None:
+    """When the policy snapshot ``snapshot_id`` is for (its slot's start); None: not one."""
+    m = _POLICY_NAME.match(snapshot_id)
+    return None if m is None else datetime.strptime(m.group(1), _STAMP).replace(tzinfo=UTC)
+
+
 def check_manual_name(snapshot_id: str) -> str:
     """A caller's snapshot name: the policy's prefix is not theirs to take."""
     if snapshot_id.startswith(POLICY_PREFIX):
@@ -84,22 +90,20 @@ def check_manual_name(snapshot_id: str) -> str:
 
 
 def to_keep(snapshots: Iterable[SnapshotInfo], policy: SnapshotPolicy) -> set[str]:
-    """The ids of the policy snapshots the rules keep (manual ones are not considered)."""
+    """The ids of the policy snapshots the rules keep (manual ones are not considered).  A
+    policy snapshot's time is its slot's, from its name (whatever clock the storage keeps)."""
     made = sorted(
-        (s for s in snapshots if is_policy_snapshot(s.id)),
-        key=lambda s: (s.created, s.id),
-        reverse=True,
+        ((at, s.id) for s in snapshots if (at := slot_of(s.id)) is not None), reverse=True
     )
-    keep = {s.id for s in made[: policy.keep_last]}
+    keep = {sid for _, sid in made[: policy.keep_last]}
     days: set[object] = set()
-    for s in made:  # newest first: the first one seen of a day is that day's newest
-        day = s.created.astimezone(UTC).date()
-        if day in days:
+    for at, sid in made:  # newest first: the first one seen of a day is that day's newest
+        if at.date() in days:
             continue
         if len(days) >= policy.keep_daily:
             break
-        days.add(day)
-        keep.add(s.id)
+        days.add(at.date())
+        keep.add(sid)
     return keep
 
 
@@ -107,4 +111,4 @@ def to_prune(snapshots: Sequence[SnapshotInfo], policy: SnapshotPolicy) -> list[
     """The policy snapshots the rules do not keep, oldest first; never a manual one."""
     keep = to_keep(snapshots, policy)
     pruned = [s for s in snapshots if is_policy_snapshot(s.id) and s.id not in keep]
-    return sorted(pruned, key=lambda s: (s.created, s.id))
+    return sorted(pruned, key=lambda s: s.id)  # by slot: the names sort as their times
