@@ -344,6 +344,7 @@ def _build_services(stack: AsyncExitStack, infra: _Infra) -> tuple[Services, Usa
         DataProxySettings.from_config(config), volumes, infra.token_secret.value, files, vfolders
     )
     snapshots = SnapshotService(gate, infra.bgtasks, audit, usage, quotas, keeping)
+    versions = VersionService(gate, keeping, audit, usage, quotas)
     deps = JobDeps(volumes, metadata, uploads, infra.bgtasks, job_settings, usage, vfolders, quotas)
     gauges = infra.metrics.snapshot_totals
     jobs = JobRunner(replace(deps, snapshots=snapshots, on_snapshot_totals=gauges))
@@ -360,9 +361,9 @@ def _build_services(stack: AsyncExitStack, infra: _Infra) -> tuple[Services, Usa
         files=files,
         snapshots=snapshots,
         snapshot_policies=SnapshotPolicyService(gate, volumes, metadata, audit),
-        versions=VersionService(gate, keeping, audit, usage, quotas),
+        versions=versions,
         uploads=uploads,
-        transfers=TransferService(tokens, files, uploads),
+        transfers=TransferService(tokens, files, uploads, versions),
         tokens=tokens,
         dataproxy=dataproxy,
         browse=BrowseService(
