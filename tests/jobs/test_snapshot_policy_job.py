@@ -106,6 +106,12 @@ async def test_keep_daily_and_a_quota_scopes_policy(daemon: Daemon) -> None:
 
 async def test_the_job_counts_snapshots_into_the_gauges(daemon: Daemon) -> None:
     d = daemon
+    empty = await run_at(d, T0)  # a volume without vfolders is counted too (as zeros)
+    assert empty["volumes"] == {"vol1": {"policy": 0, "manual": 0, "bytes": 0}}
+    assert (
+        'storage_proxy_snapshot_bytes{volume="vol1"} 0.0'
+        in d.ctx.services.metrics.render().decode()
+    )
     a = await make_vfolder(d, {"f": b"x" * 1000})
     b = await make_vfolder(d, {"g": b"y" * 10})
     for vfid, name in ((a, "one"), (b, "two"), (b, "three")):

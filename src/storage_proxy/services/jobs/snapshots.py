@@ -63,13 +63,12 @@ async def run(
 ) -> dict[str, Any]:
     now = time.time() if now is None else now
     with caller.acting_as(JOB_CALLER):
-        plan = await _plan(deps)
+        totals, plan = await _plan(deps)
         await reporter.update(0, len(plan), "applying snapshot policies", force=True)
-        totals: dict[str, SnapshotTotals] = {}
         report: list[dict[str, Any]] = []
         for name, vfid, policy in plan:
             listed, done = await _apply(deps, name, vfid, policy, now)
-            totals.setdefault(name, SnapshotTotals()).add(listed)
+            totals[name].add(listed)
             if done:
                 report.append({"volume": name, "vfid": str(vfid), **done})
             await reporter.advance()
@@ -82,16 +81,21 @@ async def run(
     }
 
 
-async def _plan(deps: JobDeps) -> list[tuple[str, VFolderID, SnapshotPolicy | None]]:
-    """Every vfolder of every volume that takes snapshots, with its policy (None: only counted)."""
+async def _plan(
+    deps: JobDeps,
+) -> tuple[dict[str, SnapshotTotals], list[tuple[str, VFolderID, SnapshotPolicy | None]]]:
+    """Every volume that takes snapshots (its totals, none counted yet), and every vfolder of
+    theirs with its policy (None: only counted)."""
+    totals: dict[str, SnapshotTotals] = {}
     plan: list[tuple[str, VFolderID, SnapshotPolicy | None]] = []
     for name, volume in deps.volumes.items():
         if Capability.SNAPSHOT not in await volume.get_capabilities():
             continue
+        totals[name] = SnapshotTotals()
         policies = await deps.metadata.get_snapshot_policies(name)
         for vfid in await registered_vfolders(deps, name):
             plan.append((name, vfid, effective_policy(policies, vfid)))
-    return plan
+    return totals, plan
 
 
 async def _apply(
