@@ -26,6 +26,7 @@ from ..core.errors import FileNotFound, InvalidParameter, IsADirectory
 from ..core.files import ReadOptions
 from ..core.paths import RelPath
 from ..core.records import Permission
+from ..core.snapshot_policy import check_manual_name
 from ..core.snapshots import (
     Progress,
     RestoreOptions,
@@ -95,8 +96,17 @@ class SnapshotService:
     async def create(
         self, actor: Actor, volume_name: str, vfid: VFolderID, name: str | None = None
     ) -> SnapshotInfo | Started:
-        """A native snapshot is taken at once (its info); one made by copies is a task."""
-        snapshot_id = new_snapshot_id() if name is None else check_snapshot_id(name)
+        """A native snapshot is taken at once (its info); one made by copies is a task.  The
+        ``auto-`` names are the snapshot policies' (which prune only theirs)."""
+        if name is None:
+            return await self.take(actor, volume_name, vfid, new_snapshot_id())
+        return await self.take(actor, volume_name, vfid, check_manual_name(check_snapshot_id(name)))
+
+    async def take(
+        self, actor: Actor, volume_name: str, vfid: VFolderID, snapshot_id: str
+    ) -> SnapshotInfo | Started:
+        """:meth:`create` under any valid name (a policy's included)."""
+        check_snapshot_id(snapshot_id)
         volume = await self._enter(actor, volume_name, vfid, Permission.RW, "snapshot.create")
         caps = await volume.get_capabilities()
         if Capability.NATIVE_SNAPSHOT in caps:

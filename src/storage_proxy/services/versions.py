@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from ..core.errors import NotSupported
+from ..core.errors import NotSupported, VersionNotFound
 from ..core.files import KeepVersions, ReadOptions
 from ..core.paths import RelPath
 from ..core.records import Permission
@@ -82,6 +82,16 @@ class VersionService:
             actor, volume_name, vfid, Permission.RO, relpath=relpath, op="version.list"
         )
         return await volume.list_versions(vfid, relpath)
+
+    async def find(
+        self, actor: Actor, volume_name: str, vfid: VFolderID, relpath: RelPath, version_id: str
+    ) -> FileVersion:
+        """One kept version of the file (RO), or VersionNotFound."""
+        vid = check_version_id(version_id)
+        for version in await self.list_versions(actor, volume_name, vfid, relpath):
+            if version.id == vid:
+                return version
+        raise VersionNotFound(f"{relpath} has no version {vid!r}")
 
     async def open_download(
         self,

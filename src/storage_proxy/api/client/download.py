@@ -49,10 +49,9 @@ async def download(request: web.Request) -> web.StreamResponse:
     grant = services(request).transfers.redeem_download(request.query.get("token"))
     actor = as_grant(request, grant.actor)
     archive = grant.archive or request.query.get("archive", "").lower() in _TRUE
-    opened = await services(request).files.open_download(
-        actor, grant.volume, grant.vfid, grant.relpath, archive=archive,
-        read_up_to=small_read(request),
-    )  # fmt: skip
+    opened = await services(request).transfers.open_download(
+        actor, grant, archive=archive, read_up_to=small_read(request)
+    )
     return await send(request, opened)
 
 

@@ -340,6 +340,14 @@ def _file_transfers() -> dict[str, Any]:
                         "relpath": RELPATH,
                         "archive": BOOL,
                         "unmanaged_path": nullable(STR),
+                        "version_id": nullable(
+                            {
+                                **STR,
+                                "description": "a kept version of the file (POST "
+                                "/folder/file/versions lists them): the token downloads that "
+                                "version; not with archive",
+                            }
+                        ),
                     },
                     ["volume", "vfid", "relpath"],
                 ),
