@@ -62,3 +62,14 @@ async def cli(
     out, err = await proc.communicate()
     assert proc.returncode is not None
     return CliResult(proc.returncode, out.decode(), err.decode())
+
+
+#: The vfolder the CLI tests use (owned by alice, on vol1).
+VFID = "user:11111111-2222-3333-4444-555555555555/aabbccdd000040008000000000000001"
+
+
+async def alice_folder(daemon: Daemon) -> Path:
+    """Create alice's vfolder ``VFID`` on vol1; its directory on disk."""
+    await daemon.call("POST", "/folder/create", volume="vol1", vfid=VFID, owner="alice")
+    _, mount = await daemon.call("GET", "/folder/mount", volume="vol1", vfid=VFID)
+    return Path(mount["path"])
