@@ -31,6 +31,7 @@ def source(tmp_path: Path) -> Path:
         (src / "small" / f"d{i % 3}" / f"f{i}.txt").write_bytes(os.urandom(4096 + i))
     (src / "big.bin").write_bytes(os.urandom(3 << 20))  # above the batch limit: tus
     (src / "name with spaces.txt").write_text("spaces")
+    (src / "odd #1 ?x=50%.txt").write_text("a name that is not a URL")
     outside = tmp_path / "outside"
     (outside / "dir").mkdir(parents=True)
     (outside / "secret.txt").write_text("never uploaded")
@@ -46,17 +47,17 @@ async def test_sync_up_only_what_differs(daemon: Daemon, tmp_path: Path, source:
     run = await cli(daemon, tmp_path, "sync", "--dry-run", str(source), remote)
     assert run.code == 0, run.both
     assert "big.bin  (new, 3145728 bytes)" in run.out and "small/d0/f0.txt" in run.out
-    assert "62 to do" in run.out and not (vf / "data").exists()
+    assert "63 to do" in run.out and not (vf / "data").exists()
     assert "skipped link-to-file: symbolic link, not followed" in run.err
     run = await cli(daemon, tmp_path, "sync", "-j", "4", str(source), remote)
     assert run.code == 0, run.both
-    assert "62 uploaded" in run.out and "2 skipped" in run.out
+    assert "63 uploaded" in run.out and "2 skipped" in run.out
     assert tree_of(vf / "data") == tree_of(source)
     assert not (vf / "data" / "link-to-file").exists()
     assert not (vf / "data" / "small" / "link-to-dir").exists()
 
     again = await cli(daemon, tmp_path, "sync", str(source), remote)
-    assert again.code == 0 and again.out.strip() == "sync: 62 unchanged, 2 skipped", again.both
+    assert again.code == 0 and again.out.strip() == "sync: 63 unchanged, 2 skipped", again.both
 
     f1 = source / "small" / "d1" / "f1.txt"
     f1.write_bytes(os.urandom(f1.stat().st_size))  # same size, other content
@@ -71,7 +72,7 @@ async def test_sync_up_only_what_differs(daemon: Daemon, tmp_path: Path, source:
     assert "4 to do" in run.out and (vf / "data" / "big.bin").exists()
     run = await cli(daemon, tmp_path, "sync", "--delete", str(source), remote)
     assert run.code == 0, run.both
-    assert "3 uploaded" in run.out and "1 deleted" in run.out and "59 unchanged" in run.out
+    assert "3 uploaded" in run.out and "1 deleted" in run.out and "60 unchanged" in run.out
     assert tree_of(vf / "data") == tree_of(source)
 
 
