@@ -15,16 +15,12 @@ from pathlib import Path
 
 import pytest
 from api_fixtures import Daemon
-from client_cli import cli, cli_env
-
-VFID = "user:11111111-2222-3333-4444-555555555555/aabbccdd000040008000000000000001"
+from client_cli import VFID, alice_folder, cli, cli_env
 
 
 @pytest.fixture
 async def alice_vfolder(daemon: Daemon) -> Path:
-    await daemon.call("POST", "/folder/create", volume="vol1", vfid=VFID, owner="alice")
-    _, mount = await daemon.call("GET", "/folder/mount", volume="vol1", vfid=VFID)
-    return Path(mount["path"])
+    return await alice_folder(daemon)
 
 
 def make_file(path: Path, size: int) -> str:

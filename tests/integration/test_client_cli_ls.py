@@ -6,9 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from api_fixtures import Daemon
-from client_cli import cli
-
-VFID = "user:11111111-2222-3333-4444-555555555555/aabbccdd000040008000000000000001"
+from client_cli import VFID, cli
 
 
 async def ls(daemon: Daemon, tmp_path: Path, *args: str) -> tuple[int, str]:
