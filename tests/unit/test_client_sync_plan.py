@@ -32,19 +32,22 @@ def test_names_refused(bad: str) -> None:
 async def test_plan_by_size_then_content() -> None:
     source = {"same": 3, "other": 3, "grown": 4, "new": 1, "unreadable": 2}
     dest = {"same": 3, "other": 3, "grown": 3, "unreadable": 2, "extra": 9, "link": 1}
+    dest |= {"dirlink/a": 1, "dirlink/b/c": 1, "dirlinked": 1}
 
     async def same(rel: str) -> bool:
         if rel == "unreadable":
             raise OSError("permission denied")
         return rel == "same"
 
-    plan = await make_plan(Sides(source, dest), "upload", same, jobs=2, delete=True, keep=["link"])
+    keep = ["link", "dirlink"]
+    plan = await make_plan(Sides(source, dest), "upload", same, jobs=2, delete=True, keep=keep)
     got = {(a.kind, a.rel, a.reason) for a in plan.actions}
     assert got == {
         ("upload", "other", "content differs"),
         ("upload", "grown", "size 3 → 4"),
         ("upload", "new", "new"),
         ("delete", "extra", "not in source"),
+        ("delete", "dirlinked", "not in source"),
     }
     assert plan.unchanged == 1 and list(plan.failed) == ["unreadable"]
     plan = await make_plan(Sides(source, dest), "upload", same, jobs=2, delete=False)

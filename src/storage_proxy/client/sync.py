@@ -189,7 +189,8 @@ async def make_plan(
     keep: Iterable[str] = (),
 ) -> Plan:
     """Compare by size, then (same size) by ``same_content``; extraneous destination files are
-    deleted with ``delete`` unless they are in ``keep`` (skipped names of the source)."""
+    deleted with ``delete`` unless they are in ``keep`` or below it (names the source skipped,
+    such as a link to a directory: what is there is left alone)."""
     plan = Plan()
     candidates: list[str] = []
     for rel, size in sorted(sides.source.items()):
@@ -208,10 +209,11 @@ async def make_plan(
             plan.unchanged += 1
         else:
             plan.actions.append(Action(kind, rel, sides.source[rel], "content differs"))
-    kept = set(keep)
+    kept = tuple(keep)
     if delete:
-        for rel in sorted(set(sides.destination) - set(sides.source) - kept):
-            plan.actions.append(Action("delete", rel, sides.destination[rel], "not in source"))
+        for rel in sorted(set(sides.destination) - set(sides.source)):
+            if not any(rel == k or rel.startswith(k + "/") for k in kept):
+                plan.actions.append(Action("delete", rel, sides.destination[rel], "not in source"))
     return plan
 
 
