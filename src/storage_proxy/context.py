@@ -375,7 +375,7 @@ def _build_services(stack: AsyncExitStack, infra: _Infra) -> tuple[Services, Usa
         audit=audit,
         health=HealthService(metadata, volumes, infra.leases),
         metrics=infra.metrics,
-        batch=BatchService(gate, files),
+        batch=BatchService(gate, files, infra.bgtasks),
     )
     return services, usage
 

@@ -14,6 +14,7 @@ import click
 from tqdm import tqdm
 
 from . import transfer
+from .sync_cmd import sync_command
 
 T = TypeVar("T")
 
@@ -290,6 +291,8 @@ def snapshots_get(
     target = transfer.Target(ctx.obj["url"], volume, vfid, path.lstrip("/"))
     _get(ctx, target, local, source, None)
 
+
+main.add_command(sync_command(_run))
 
 if __name__ == "__main__":
     main()

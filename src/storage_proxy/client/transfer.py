@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aiofiles
 import aiofiles.os
@@ -47,11 +48,16 @@ class Target:
 
     @property
     def files_url(self) -> str:
-        return f"{self.base_url}/api/v1/vfolders/{self.volume}/{self.vfid}/files/{self.path}"
+        return f"{self.base_url}/api/v1/vfolders/{self.volume}/{self.vfid}/files/{self._quoted}"
 
     @property
     def metadata_url(self) -> str:
-        return f"{self.base_url}/api/v1/vfolders/{self.volume}/{self.vfid}/metadata/{self.path}"
+        return f"{self.base_url}/api/v1/vfolders/{self.volume}/{self.vfid}/metadata/{self._quoted}"
+
+    @property
+    def _quoted(self) -> str:
+        """The path as a URL path: a name with ``#``, ``?`` or ``%`` in it names that file."""
+        return quote(self.path, safe="/")
 
 
 async def _problem(resp: aiohttp.ClientResponse) -> str:

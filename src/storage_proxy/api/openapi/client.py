@@ -84,7 +84,9 @@ BATCH_RESULT = obj(
                 ["name"],
             )
         ),
-    }
+        "bgtask_id": {"type": "string", "description": "with progress=true: its task's id"},
+    },
+    ["stored", "failed", "aborted", "results"],
 )
 
 
@@ -289,11 +291,27 @@ def _file_ops() -> dict[str, Any]:
                 "Upload many files in one request (RW): a tar stream or a multipart form, each"
                 " file stored as a single upload of it would be, with a result for each",
                 TAG_FILES,
-                {200: ok("Every item's outcome, in order", BATCH_RESULT)},
+                {
+                    200: ok(
+                        "Every item's outcome, in order",
+                        BATCH_RESULT,
+                        X_BgTask_Id={
+                            "type": "string",
+                            "description": "with progress=true, sent before the body is read",
+                        },
+                    )
+                },
                 params=[
                     *VF_PARAMS,
                     query("path", "the folder the files land below (default: the root)"),
                     query("overwrite", "false: an existing file is an error for that item"),
+                    query(
+                        "progress",
+                        "true: run as a background task (batch-upload) whose progress events"
+                        " (files done, bytes stored) the manager API's /bgtask/{id}/events"
+                        " streams; its id is in the X-BgTask-Id header, sent at once",
+                    ),
+                    query("files", "with progress: how many items the body holds (the total)"),
                 ],
                 body_media={
                     "application/x-tar": {"schema": {"type": "string"}},
