@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ...core.errors import Conflict, NotFound
+from ...core.errors import BackendUnavailable, Conflict, NotFound
 from ...core.records import BgTaskRecord
 from ..bgtasks import BgTaskStatus, ProgressReporter
 from . import orphans, retention, scrub, snapshots, trash, usage
@@ -84,6 +84,8 @@ class JobRunner:
                     await self.deps.bgtasks.wait(task_id)
             except asyncio.CancelledError:
                 raise
+            except BackendUnavailable as e:  # the store busy or away: expected, one line
+                log.warning("job %s failed (%s); next try in %.0fs", job.name, e, job.interval)
             except Exception:
                 log.exception("job %s failed; next try in %.0fs", job.name, job.interval)
 
