@@ -82,6 +82,8 @@ class UploadTarget:
     vfid: VFolderID
     relpath: RelPath
     content_type: str | None = None
+    #: A partial upload (tus concatenation): never published itself, only joined into another.
+    partial: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -415,6 +417,11 @@ class AbstractVolume(ABC):
         With ``checksums`` the staged bytes are hashed first and the result stored with the file;
         with ``keep`` the file it replaces is kept as a version.
         """
+
+    async def upload_concat(self, held: StagedFile, parts: Sequence[StagedFile]) -> int:
+        """Append the complete staged bytes of the held ``parts`` to the held upload, in order,
+        without copying them where the storage allows (tus concatenation); the new size."""
+        raise NotSupported("joining uploads (tus concatenation)", self.backend_name)
 
     @abstractmethod
     async def upload_discard(self, session_id: str) -> None:

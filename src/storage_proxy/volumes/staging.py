@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import logging
 import os
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -32,10 +33,13 @@ from ..core.errors import (
     UploadOffsetMismatch,
 )
 from .abc import AppendOptions, StagedFile, UploadTarget
+from .fstree import join_files
 
 _WRITE_BUFFER = 4 << 20
 _MAX_IOV = 512  # below IOV_MAX (1024)
 _SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
+
+log = logging.getLogger(__name__)
 
 Runner = Callable[..., Awaitable[Any]]
 
@@ -70,6 +74,9 @@ class LocalStagingUploads:
         options: AppendOptions = AppendOptions(),
     ) -> int:
         return await self.staging.append(held, offset, stream, options)
+
+    async def upload_concat(self, held: StagedFile, parts: Sequence[StagedFile]) -> int:
+        return await self.staging.concat(held, parts)
 
     async def upload_discard(self, session_id: str) -> None:
         await self.staging.discard(session_id)
@@ -181,6 +188,17 @@ class LocalStaging:
                 await sink.abandon()
             raise
         return offset + sink.written
+
+    async def concat(self, held: StagedFile, parts: Sequence[StagedFile]) -> int:
+        """Append the staged bytes of ``parts`` (held, complete) to ``held``, in order, sharing
+        their blocks where the filesystem can (``fstree.join_files``); returns the new size."""
+        assert isinstance(held, LocalStagedFile)
+        sources = [p.fd for p in parts if isinstance(p, LocalStagedFile)]
+        if len(sources) != len(parts):
+            raise TypeError("only locally staged parts can be joined here")
+        report = await self._run(join_files, held.fd, sources)
+        log.info("joined %d staged parts into %s: %s", len(parts), held.session_id, report)
+        return report.size
 
     async def discard(self, session_id: str) -> None:
         """Remove the staged file, unless a writer holds it (Conflict); a missing one is fine."""
@@ -330,4 +348,10 @@ def _write_all(fd: int, chunks: list[bytes], hashers: Sequence[Any], offset: int
             views[0] = views[0][n:]
 
 
-__all__ = ["FileSink", "LocalStagedFile", "LocalStaging", "LocalStagingUploads", "is_abandoned_at"]
+__all__ = [
+    "FileSink",
+    "LocalStagedFile",
+    "LocalStaging",
+    "LocalStagingUploads",
+    "is_abandoned_at",
+]
