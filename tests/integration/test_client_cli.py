@@ -12,6 +12,7 @@ import os
 import sys
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from api_fixtures import Daemon
@@ -19,26 +20,29 @@ from api_fixtures import Daemon
 VFID = "user:11111111-2222-3333-4444-555555555555/aabbccdd000040008000000000000001"
 
 
-async def run_cli(
-    daemon: Daemon, tmp_path: Path, *args: str, token: str | None = None
-) -> tuple[int, str, str]:
-    env = {
+def cli_env(daemon: Daemon, tmp_path: Path, token: str | None = None) -> dict[str, str]:
+    """The CLI's environment: the daemon's URL, alice's token, a state dir under tmp_path."""
+    return {
         **os.environ,
         "STORAGE_PROXY_URL": str(daemon.client.make_url("")).rstrip("/"),
         "STORAGE_PROXY_TOKEN": token
         or daemon.ctx.tokens.issue_user("alice", [], timedelta(hours=1)),
         "XDG_STATE_HOME": str(tmp_path / "state"),
     }
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "storage_proxy.client.cli",
-        "-q",
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+
+
+async def start_cli(env: dict[str, str], *args: str, **kw: Any) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "storage_proxy.client.cli", "-q", *args, env=env, **kw
     )
+
+
+async def run_cli(
+    daemon: Daemon, tmp_path: Path, *args: str, token: str | None = None
+) -> tuple[int, str, str]:
+    env = cli_env(daemon, tmp_path, token)
+    pipes = {"stdout": asyncio.subprocess.PIPE, "stderr": asyncio.subprocess.PIPE}
+    proc = await start_cli(env, *args, **pipes)
     out, err = await proc.communicate()
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
@@ -71,26 +75,9 @@ async def test_upload_killed_midway_resumes(
 ) -> None:
     src = tmp_path / "big.bin"
     sha = make_file(src, 48 << 20)
-    env = {
-        **os.environ,
-        "STORAGE_PROXY_URL": str(daemon.client.make_url("")).rstrip("/"),
-        "STORAGE_PROXY_TOKEN": daemon.ctx.tokens.issue_user("alice", [], timedelta(hours=1)),
-        "XDG_STATE_HOME": str(tmp_path / "state"),
-    }
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "storage_proxy.client.cli",
-        "-q",
-        "upload",
-        "--chunk-size",
-        str(1 << 20),
-        str(src),
-        "vol1",
-        VFID,
-        "data/big.bin",
-        env=env,
-    )
+    env = cli_env(daemon, tmp_path)
+    args = ["upload", "--chunk-size", str(1 << 20), str(src), "vol1", VFID, "data/big.bin"]
+    proc = await start_cli(env, *args)
     staged_dir = daemon.ctx.volumes.get("vol1").mount_path / ".uploads"
     for _ in range(400):  # wait until a few MiB have arrived, then kill the client
         staged = list(staged_dir.glob("*")) if staged_dir.exists() else []
