@@ -11,7 +11,7 @@ about 1.0 when the final upload shares the parts' blocks (XFS with reflink, on a
 image made here when run as root with mkfs.xfs), about 2.0 where the filesystem must copy them
 (``--fs plain``: the scratch directory's own filesystem, e.g. ext4 or tmpfs).
 
-    python bench/parallel_chunks.py                     # 1 GiB, 3 rounds, 4 parts, XFS
+    python bench/parallel_chunks.py                     # 1 GiB, 3 rounds, 4 parts, XFS, num-proc 2
     python bench/parallel_chunks.py --fs plain --size-mib 256 --rounds 2
 """
 
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size-mib", type=int, default=1024)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--parallel", type=int, default=4)
-    p.add_argument("--num-proc", type=int, default=1)
+    p.add_argument("--num-proc", type=int, default=2)
     p.add_argument("--fs", choices=["xfs", "plain"], default="xfs")
     p.add_argument("--strict", action="store_true")
     args = p.parse_args(argv)

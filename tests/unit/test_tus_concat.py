@@ -225,3 +225,19 @@ def test_join_files_falls_back(
     assert report.cloned + report.kernel_copied + report.copied == report.size
     if refused == "kernel":
         assert report.copied == report.size
+
+
+def test_digests_of_a_large_file_in_threads_match(tmp_path: Path) -> None:
+    """A joined file is hashed when published: sha256 and md5 each in a thread of its own."""
+    import hashlib
+
+    data = os.urandom(fstree._PARALLEL_HASH + 12345)
+    (tmp_path / "big").write_bytes(data)
+    fd = os.open(tmp_path / "big", os.O_RDONLY)
+    try:
+        assert fstree.hash_fd(fd, "sha256", "md5") == [
+            hashlib.sha256(data).hexdigest(),
+            hashlib.md5(data).hexdigest(),
+        ]
+    finally:
+        os.close(fd)

@@ -62,6 +62,10 @@ async def problem(resp: aiohttp.ClientResponse) -> str:
         return f"{resp.status} {resp.reason}"
 
 
+def _sha256_digest(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -149,12 +153,12 @@ async def send_range(
             chunk = await f.read(min(chunk_size, length - offset))
             if not chunk:
                 raise TransferError(f"{local} shrank while it was being uploaded")
+            digest = await asyncio.to_thread(_sha256_digest, chunk)  # parts hash at once
             headers = {
                 **TUS,
                 "Content-Type": "application/offset+octet-stream",
                 "Upload-Offset": str(offset),
-                "Upload-Checksum": "sha256 "
-                + base64.b64encode(hashlib.sha256(chunk).digest()).decode(),
+                "Upload-Checksum": "sha256 " + base64.b64encode(digest).decode(),
             }
             async with session.patch(url, data=chunk, headers=headers) as resp:
                 if resp.status == 409 and conflicts < MAX_CONFLICTS:

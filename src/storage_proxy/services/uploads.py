@@ -361,9 +361,7 @@ class UploadService:
                     )
                 if session.length is None:
                     await reservation.consume(len(chunk))
-                if hasher is not None:
-                    hasher.update(chunk)
-                yield chunk
+                yield chunk  # hashed (``options.hashers``) as it is written, off the loop
 
         def verify() -> None:
             if hasher is not None and checksum is not None and hasher.digest() != checksum.digest:
@@ -376,7 +374,10 @@ class UploadService:
                 )
 
         options = AppendOptions(
-            replace=replace, keep_partial=checksum is None and not replace, verify=verify
+            replace=replace,
+            keep_partial=checksum is None and not replace,
+            verify=verify,
+            hashers=() if hasher is None else (hasher,),
         )
         try:
             async with reservation:

@@ -96,6 +96,8 @@ class AppendOptions:
     keep_partial: bool = True
     #: Called after the last byte, under the writer's lock; raising discards the whole chunk.
     verify: Callable[[], None] | None = None
+    #: Fed every byte as it is written, off the event loop (``verify`` then checks a digest).
+    hashers: Sequence[Any] = ()
 
 
 class WriteReservation(ABC):

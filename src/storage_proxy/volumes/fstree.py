@@ -15,12 +15,14 @@ import os
 import stat as stat_mod
 import struct
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from .beneath import O_PATH_DIR, lstat_at, open_regular, opened
 
 O_LIST_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 _COPY_CHUNK = 64 << 20
+_PARALLEL_HASH = 32 << 20  # from this size on, each digest in a thread of its own
 _HASH_CHUNK = 4 << 20
 #: errnos meaning "the entry changed or vanished under us": skip it, the tree is live
 _GONE = (errno.ENOENT, errno.ELOOP, errno.ENOTDIR, errno.EINVAL, errno.ENXIO)
@@ -326,7 +328,16 @@ def _finish_dir(fd: int, st: os.stat_result | None) -> None:
 
 
 def hash_fd(fd: int, *algorithms: str) -> list[str]:
-    """Hex digests of a whole file read from its descriptor (from offset 0)."""
+    """Hex digests of a whole file read from its descriptor (from offset 0); several at once,
+    one thread each (hashlib releases the GIL: sha256 and md5 of a large file take the time of
+    the slower one, not of both)."""
+    if len(algorithms) < 2 or os.fstat(fd).st_size < _PARALLEL_HASH:
+        return _hash_all(fd, algorithms)
+    with ThreadPoolExecutor(len(algorithms), thread_name_prefix="hash") as pool:
+        return list(pool.map(lambda a: _hash_all(fd, (a,))[0], algorithms))
+
+
+def _hash_all(fd: int, algorithms: Sequence[str]) -> list[str]:
     hashers = [hashlib.new(a) for a in algorithms]
     offset = 0
     while chunk := os.pread(fd, _HASH_CHUNK, offset):

@@ -171,7 +171,7 @@ class LocalStaging:
             raise UploadOffsetMismatch(
                 f"Upload-Offset {offset} does not match the stored offset {staged}", offset=staged
             )
-        sink = FileSink(fd, (), self._run, offset=offset)
+        sink = FileSink(fd, options.hashers, self._run, offset=offset)
         try:
             async for chunk in stream:
                 await sink.write(chunk)
