@@ -38,7 +38,7 @@ async def test_parallel_upload_killed_midway_resumes_each_part(
     args = ["upload", "--parallel", "3", "--chunk-size", str(1 << 20)]
     proc = await start_cli(cli_env(daemon, tmp_path), *args, str(src), "vol1", VFID, "data/big.bin")
     staged_dir = daemon.ctx.volumes.get("vol1").mount_path / ".uploads"
-    for _ in range(1000):  # wait until every part has a few MiB, then kill the client
+    for _ in range(6000):  # wait until every part has a few MiB, then kill the client
         staged = list(staged_dir.glob("*")) if staged_dir.exists() else []
         if len(staged) == 3 and all(p.stat().st_size >= 3 << 20 for p in staged):
             break

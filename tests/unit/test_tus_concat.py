@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import errno
+import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,8 @@ from typing import Any
 import pytest
 from api_fixtures import Daemon
 
+from storage_proxy.core.paths import RelPath
+from storage_proxy.core.types import VFolderID
 from storage_proxy.volumes import fstree
 from storage_proxy.volumes.fstree import join_files
 
@@ -89,6 +92,11 @@ async def test_partials_in_parallel_joined_by_the_final(daemon: Daemon) -> None:
     total = sum(map(len, pieces))
     assert resp.headers["Upload-Length"] == str(total)
     assert (root / "joined" / "out.bin").read_bytes() == b"".join(pieces)
+    stored = await daemon.ctx.volumes.get("vol1").get_file_meta(
+        VFolderID.parse(VFID), RelPath.parse("joined/out.bin")
+    )
+    assert stored.sha256 == hashlib.sha256(b"".join(pieces)).hexdigest()
+    assert stored.md5 == hashlib.md5(b"".join(pieces)).hexdigest()
     head = await daemon.client.head(resp.headers["Location"], headers=auth)
     assert head.status == 200
     assert head.headers["Upload-Concat"] == "final;" + " ".join(urls)
@@ -229,8 +237,6 @@ def test_join_files_falls_back(
 
 def test_digests_of_a_large_file_in_threads_match(tmp_path: Path) -> None:
     """A joined file is hashed when published: sha256 and md5 each in a thread of its own."""
-    import hashlib
-
     data = os.urandom(fstree._PARALLEL_HASH + 12345)
     (tmp_path / "big").write_bytes(data)
     fd = os.open(tmp_path / "big", os.O_RDONLY)

@@ -422,7 +422,9 @@ class AbstractVolume(ABC):
 
     async def upload_concat(self, held: StagedFile, parts: Sequence[StagedFile]) -> int:
         """Append the complete staged bytes of the held ``parts`` to the held upload, in order,
-        without copying them where the storage allows (tus concatenation); the new size."""
+        without copying them where the storage allows (tus concatenation); the new size.  The
+        parts stay held until the joined upload is published (its digests may be read from
+        them)."""
         raise NotSupported("joining uploads (tus concatenation)", self.backend_name)
 
     @abstractmethod

@@ -328,22 +328,29 @@ def _finish_dir(fd: int, st: os.stat_result | None) -> None:
 
 
 def hash_fd(fd: int, *algorithms: str) -> list[str]:
-    """Hex digests of a whole file read from its descriptor (from offset 0); several at once,
-    one thread each (hashlib releases the GIL: sha256 and md5 of a large file take the time of
-    the slower one, not of both)."""
-    if len(algorithms) < 2 or os.fstat(fd).st_size < _PARALLEL_HASH:
-        return _hash_all(fd, algorithms)
+    """Hex digests of a whole file read from its descriptor (from offset 0)."""
+    return hash_fds((fd,), *algorithms)
+
+
+def hash_fds(fds: Sequence[int], *algorithms: str) -> list[str]:
+    """Hex digests of the files behind ``fds`` one after the other (a joined upload hashed from
+    its parts, whose pages are still cached where the joined file shares their blocks); several
+    at once, one thread each above a size (hashlib releases the GIL: sha256 and md5 of a large
+    file take the time of the slower one, not of both)."""
+    if len(algorithms) < 2 or sum(os.fstat(fd).st_size for fd in fds) < _PARALLEL_HASH:
+        return _hash_all(fds, algorithms)
     with ThreadPoolExecutor(len(algorithms), thread_name_prefix="hash") as pool:
-        return list(pool.map(lambda a: _hash_all(fd, (a,))[0], algorithms))
+        return list(pool.map(lambda a: _hash_all(fds, (a,))[0], algorithms))
 
 
-def _hash_all(fd: int, algorithms: Sequence[str]) -> list[str]:
+def _hash_all(fds: Sequence[int], algorithms: Sequence[str]) -> list[str]:
     hashers = [hashlib.new(a) for a in algorithms]
-    offset = 0
-    while chunk := os.pread(fd, _HASH_CHUNK, offset):
-        offset += len(chunk)
-        for h in hashers:
-            h.update(chunk)
+    for fd in fds:
+        offset = 0
+        while chunk := os.pread(fd, _HASH_CHUNK, offset):
+            offset += len(chunk)
+            for h in hashers:
+                h.update(chunk)
     return [h.hexdigest() for h in hashers]
 
 

@@ -92,6 +92,13 @@ class LocalStagedFile(StagedFile):
     path: Path
     fd: int
     dir_fd: int
+    #: After a join (``concat``): the held parts' descriptors, in order — the same bytes, to
+    #: hash from the parts' cached pages (a file sharing their blocks has none of its own yet).
+    parts: tuple[int, ...] = ()
+
+    def content_fds(self) -> tuple[int, ...]:
+        """Descriptors whose bytes, one after the other, are this file's."""
+        return self.parts or (self.fd,)
 
     def size(self) -> int:
         return os.fstat(self.fd).st_size
@@ -196,7 +203,9 @@ class LocalStaging:
         sources = [p.fd for p in parts if isinstance(p, LocalStagedFile)]
         if len(sources) != len(parts):
             raise TypeError("only locally staged parts can be joined here")
+        empty = await self._run(held.size) == 0
         report = await self._run(join_files, held.fd, sources)
+        held.parts = tuple(sources) if empty else ()  # else: hashed from the file itself
         log.info("joined %d staged parts into %s: %s", len(parts), held.session_id, report)
         return report.size
 
