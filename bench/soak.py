@@ -458,6 +458,17 @@ def audit(tenants: list[Tenant], shared: Path) -> list[str]:
     return problems
 
 
+def traceback_excerpts(logs: str, limit: int = 3) -> list[str]:
+    """The first lines of each traceback in the nodes' logs (with the line before it), so a
+    failing run says what went wrong rather than only how often."""
+    lines = logs.splitlines()
+    out = []
+    for i, line in enumerate(lines):
+        if line.startswith("Traceback") and len(out) < limit:
+            out.append("\n".join(lines[max(0, i - 1) : i + 40]))
+    return out
+
+
 def percentile(values: list[float], q: int) -> float:
     if len(values) < 2:
         return values[0] if values else 0.0
@@ -509,6 +520,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         server_errors = list(stats.errors)
         logs = "".join(n.log.read_text(errors="replace") for n in nodes)
         tracebacks = logs.count("Traceback")
+        excerpts = traceback_excerpts(logs)
         return {
             "seconds": round(elapsed, 1),
             "tenants": args.tenants,
@@ -527,6 +539,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "server_errors": server_errors[:20],
             "server_error_count": len(server_errors),
             "tracebacks_in_logs": tracebacks,
+            "traceback_excerpts": excerpts,
             "peak_rss_mib": round(peak[0] / 1024, 1),
             "faults": fault_log,
             "audit_problems": problems[:50],

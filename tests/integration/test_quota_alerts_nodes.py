@@ -5,39 +5,20 @@ of both."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 from redis_fixtures import RedisServer, node_config
+from webhook_fixtures import Webhook
 
 from helpers import new_vfid
 from storage_proxy.context import build_root_context
 
 
-@pytest.fixture
-async def hook() -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:
-    received: list[dict[str, Any]] = []
-
-    async def post(request: web.Request) -> web.Response:
-        received.append(await request.json())
-        return web.Response(status=204)
-
-    app = web.Application()
-    app.router.add_post("/hook", post)
-    server = TestServer(app)
-    await server.start_server()
-    yield str(server.make_url("/hook")), received
-    await server.close()
-
-
 async def test_a_crossing_seen_by_two_nodes_is_announced_once(
-    tmp_path: Path, redis_server: RedisServer, hook: tuple[str, list[dict[str, Any]]]
+    tmp_path: Path, redis_server: RedisServer, webhook: Webhook
 ) -> None:
-    url, posted = hook
+    url, posted = webhook
     quota = {"alert-thresholds": [0.5], "alert-webhook": url}
     a = await build_root_context(node_config(tmp_path, redis_server.port, "node-a", quota=quota))
     b = await build_root_context(node_config(tmp_path, redis_server.port, "node-b", quota=quota))

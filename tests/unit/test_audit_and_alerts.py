@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 from api_fixtures import MANAGER_SECRET, Daemon, make_config
+from webhook_fixtures import Webhook
 
 from helpers import new_vfid
 from storage_proxy.api.client import create_client_app
@@ -169,24 +168,8 @@ async def alert_daemon(tmp_path: Path, aiohttp_client: Any, webhook: str) -> Asy
         await ctx.close()
 
 
-@pytest.fixture
-async def webhook() -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:
-    received: list[dict[str, Any]] = []
-
-    async def hook(request: web.Request) -> web.Response:
-        received.append(await request.json())
-        return web.Response(status=204)
-
-    app = web.Application()
-    app.router.add_post("/hook", hook)
-    server = TestServer(app)
-    await server.start_server()
-    yield str(server.make_url("/hook")), received
-    await server.close()
-
-
 async def test_quota_alerts_once_per_crossing(
-    tmp_path: Path, aiohttp_client: Any, webhook: tuple[str, list[dict[str, Any]]]
+    tmp_path: Path, aiohttp_client: Any, webhook: Webhook
 ) -> None:
     url, posted = webhook
     async with alert_daemon(tmp_path, aiohttp_client, url) as daemon:

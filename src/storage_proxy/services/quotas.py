@@ -295,6 +295,18 @@ class QuotaService:
             if usage is not None:
                 self.alerts.observe(volume, "scope", str(qsid), usage.used_bytes, usage.limit_bytes)
 
+    @contextlib.asynccontextmanager
+    async def copying(self, volume: str, vfid: VFolderID, nbytes: int) -> AsyncIterator[None]:
+        """Hold ``nbytes`` of the vfolder's limits while the proxy copies them in (a restore of a
+        snapshot or of a version): ``QuotaExceeded`` before anything is copied if they cannot
+        fit, and counted as written once the copy is done.  ``nbytes`` is what the sources say
+        (their apparent size): a sparse file is filled in by a copy, so it costs its length."""
+        model = self._volumes.get(volume).quota_model
+        async with model.reservation(vfid) as reservation:
+            await reservation.reserve(nbytes)
+            yield
+            await reservation.consume(nbytes)
+
     async def observe_written(self, volume: str, vfid: VFolderID) -> None:
         """After a write: usage of the vfolder's scope against its limit (for the alerts)."""
         model = self._volumes.get(volume).quota_model

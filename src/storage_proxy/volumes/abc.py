@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, ParamSpec, Self, TypeVar
 
 import trafaret as t
 
-from ..core.errors import NotSupported, VFolderNotFound
+from ..core.errors import NotSupported, UnsupportedOperation, VFolderNotFound
 from ..core.files import KeepVersions, LocalFile, ReadOptions, WriteOptions
 from ..core.paths import RelPath
 from ..core.snapshots import FileVersion, Progress, RestoreOptions, RestoreReport, SnapshotInfo
@@ -42,6 +42,7 @@ from .upkeep import Expired, StoredFile, StoredLayout, TrashReport
 
 if TYPE_CHECKING:
     from ..core.records import QuotaBucket
+    from .blockstats import PerfMetric
     from .books import VolumeBooks
     from .scan import TreeScanner
     from .snapshots import SnapshotTree
@@ -457,6 +458,13 @@ class AbstractVolume(ABC):
         """Remove the files last modified before ``older_than`` — each only if it is still the
         file that was looked at — or, with ``dry_run``, only name them."""
         return await upkeep.expire_files(self, vfid, older_than, dry_run)
+
+    async def performance_metric(self) -> PerfMetric:
+        """The volume's live I/O figures (Backend.AI's ``FSPerfMetric``), where the backend can
+        read them; as Backend.AI answers a backend that cannot, UnsupportedOperation (400)."""
+        raise UnsupportedOperation(
+            f"the {self.backend_name!r} backend reports no performance metrics"
+        )
 
     async def stored_vfolders(self) -> StoredLayout | None:
         """The vfolders the storage holds, for the orphan scan (None: it cannot tell)."""

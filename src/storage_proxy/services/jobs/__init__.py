@@ -20,7 +20,7 @@ from typing import Any
 from ...core.errors import Conflict, NotFound
 from ...core.records import BgTaskRecord
 from ..bgtasks import BgTaskStatus, ProgressReporter
-from . import orphans, retention, scrub, trash, usage
+from . import orphans, retention, scrub, snapshots, trash, usage
 from .common import JobDeps
 from .lock import JobLock, MetadataJobLock
 from .settings import JobSettings
@@ -49,6 +49,7 @@ def default_jobs(settings: JobSettings) -> list[JobSpec]:
         JobSpec(trash.NAME, settings.trash_purge_interval, trash.run),
         JobSpec(retention.NAME, settings.retention_interval, retention.run),
         JobSpec(scrub.NAME, settings.scrub_interval, scrub.run),
+        JobSpec(snapshots.NAME, settings.snapshot_policy_interval, snapshots.run),
     ]
 
 
