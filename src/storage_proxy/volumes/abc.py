@@ -83,6 +83,8 @@ class UploadTarget:
     vfid: VFolderID
     relpath: RelPath
     content_type: str | None = None
+    #: A partial upload (tus concatenation): never published itself, only joined into another.
+    partial: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +97,8 @@ class AppendOptions:
     keep_partial: bool = True
     #: Called after the last byte, under the writer's lock; raising discards the whole chunk.
     verify: Callable[[], None] | None = None
+    #: Fed every byte as it is written, off the event loop (``verify`` then checks a digest).
+    hashers: Sequence[Any] = ()
 
 
 class WriteReservation(ABC):
@@ -416,6 +420,13 @@ class AbstractVolume(ABC):
         With ``checksums`` the staged bytes are hashed first and the result stored with the file;
         with ``keep`` the file it replaces is kept as a version.
         """
+
+    async def upload_concat(self, held: StagedFile, parts: Sequence[StagedFile]) -> int:
+        """Append the complete staged bytes of the held ``parts`` to the held upload, in order,
+        without copying them where the storage allows (tus concatenation); the new size.  The
+        parts stay held until the joined upload is published (its digests may be read from
+        them)."""
+        raise NotSupported("joining uploads (tus concatenation)", self.backend_name)
 
     @abstractmethod
     async def upload_discard(self, session_id: str) -> None:

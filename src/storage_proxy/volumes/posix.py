@@ -553,7 +553,7 @@ class BasePosixVolume(PosixSnapshots, PosixReads, PosixUpkeep, LocalStagingUploa
             fd = held.fd
             sha256 = md5 = None
             if checksums:
-                sha256, md5 = fstree.hash_fd(fd, "sha256", "md5")
+                sha256, md5 = fstree.hash_fds(held.content_fds(), "sha256", "md5")
             record = self._stamp(
                 fd, sha256=sha256, md5=md5, content_type=content_type, tags={}, mode=0o644
             )
