@@ -184,6 +184,12 @@ class S3Connection:
             await self.c.create_bucket(**kw)
         log.info("created bucket %s", self.bucket)
 
+    async def versioning_enabled(self) -> bool:
+        """The bucket keeps versions (``Enabled``; not when never set or ``Suspended``)."""
+        with translate(f"bucket {self.bucket}"):
+            r = await self.c.get_bucket_versioning(Bucket=self.bucket)
+        return r.get("Status") == "Enabled"
+
     # -- object helpers ----------------------------------------------------------------------
     async def head(self, key: str) -> dict[str, Any] | None:
         """The object's headers, or None when there is no such key."""
@@ -248,6 +254,32 @@ class S3Connection:
                 total, batch = total + len(batch), []
         await self.delete_keys(batch)
         return total + len(batch)
+
+    async def versions(self, prefix: str) -> list[dict[str, Any]]:
+        """Every version below ``prefix`` (``Key``, ``VersionId``, ``IsLatest``, ``Size``; a
+        key's newest first, as S3 lists them), then the delete markers (``DeleteMarker: True``)."""
+        kw: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix}
+        found: list[dict[str, Any]] = []
+        while True:
+            with translate(prefix or "/"):
+                r = await self.c.list_object_versions(**kw)
+            found.extend(r.get("Versions", []))
+            found.extend({**m, "DeleteMarker": True} for m in r.get("DeleteMarkers", []))
+            if not r.get("IsTruncated"):
+                return found
+            kw["KeyMarker"] = r["NextKeyMarker"]
+            kw["VersionIdMarker"] = r["NextVersionIdMarker"]
+
+    async def delete_versions(self, items: list[dict[str, Any]]) -> None:
+        """Delete these versions (and markers) for good."""
+        for i in range(0, len(items), DELETE_BATCH):
+            batch = [
+                {"Key": v["Key"], "VersionId": v["VersionId"]} for v in items[i : i + DELETE_BATCH]
+            ]
+            with translate("delete"):
+                await self.c.delete_objects(
+                    Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True}
+                )
 
     async def copy(self, src: str, dst: str, size: int) -> None:
         """Server-side copy; multipart (UploadPartCopy) above ``multipart-copy-threshold``."""
