@@ -281,16 +281,19 @@ class S3Connection:
                     Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True}
                 )
 
-    async def copy(self, src: str, dst: str, size: int) -> None:
-        """Server-side copy; multipart (UploadPartCopy) above ``multipart-copy-threshold``."""
+    async def copy(self, src: str, dst: str, size: int, version: str | None = None) -> None:
+        """Server-side copy (of one ``version`` of ``src`` if given); multipart (UploadPartCopy)
+        above ``multipart-copy-threshold``."""
         source = {"Bucket": self.bucket, "Key": src}
+        if version is not None:
+            source["VersionId"] = version
         if size <= self.options["multipart-copy-threshold"]:
             with translate(src):
                 await self.c.copy_object(Bucket=self.bucket, Key=dst, CopySource=source)
             return
         part = max(self.options["part-size"], -(-size // MAX_PARTS))
         with translate(src):
-            head = await self.c.head_object(Bucket=self.bucket, Key=src)
+            head = await self.c.head_object(**source)
             mp = await self.c.create_multipart_upload(
                 Bucket=self.bucket,
                 Key=dst,

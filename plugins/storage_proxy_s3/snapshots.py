@@ -24,7 +24,7 @@ import secrets
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -34,11 +34,18 @@ from storage_proxy.core.errors import (
     SnapshotExists,
     SnapshotNotFound,
 )
-from storage_proxy.core.snapshots import Progress, SnapshotInfo, check_snapshot_id
-from storage_proxy.core.types import Capability, VFolderID
+from storage_proxy.core.paths import RelPath
+from storage_proxy.core.snapshots import (
+    Progress,
+    RestoreOptions,
+    RestoreReport,
+    SnapshotInfo,
+    check_snapshot_id,
+)
+from storage_proxy.core.types import Capability, DirEntryType, VFolderID
 from storage_proxy.volumes.abc import AbstractVolume
 from storage_proxy.volumes.quota import ProxyQuotaModel
-from storage_proxy.volumes.snapshots import SnapshotTree
+from storage_proxy.volumes.snapshots import SnapshotTree, by_write, restore_by_copy
 
 from .client import S3Connection, error_code, modified, translate
 from .manifest import COPIES, VERSIONS, Manifest, ManifestTree, Stored
@@ -59,6 +66,15 @@ class S3Snapshots(AbstractVolume):
     # provided by S3Volume
     def key(self, *parts: str) -> str:
         raise NotImplementedError
+
+    def file_key(self, vfid: VFolderID, rel: RelPath) -> str:
+        raise NotImplementedError
+
+    if TYPE_CHECKING:  # the data part's (a stub here would shadow it: this class comes first)
+
+        async def _writable_target(
+            self, vfid: VFolderID, relpath: RelPath, overwrite: bool
+        ) -> DirEntryType | None: ...
 
     async def _require_vfolder(self, vfid: VFolderID) -> str:
         raise NotImplementedError
@@ -214,6 +230,33 @@ class S3Snapshots(AbstractVolume):
 
     async def snapshot_tree(self, vfid: VFolderID, snapshot_id: str) -> SnapshotTree:
         return ManifestTree(self.conn, await self._manifest(vfid, snapshot_id))
+
+    async def restore_snapshot(
+        self,
+        vfid: VFolderID,
+        snapshot_id: str,
+        options: RestoreOptions,
+        progress: Progress | None = None,
+    ) -> RestoreReport:
+        """The manifest's files copied back server-side (versions or copies), no byte through
+        the proxy; in place, what a file replaces is not kept (s3 keeps no file versions)."""
+        written = by_write(self, vfid)
+
+        async def put(tree: SnapshotTree, rel: RelPath, dest: RelPath, o: RestoreOptions) -> int:
+            if not isinstance(tree, ManifestTree):
+                return await written(tree, rel, dest, o)
+            stored = tree.manifest.files[str(rel)]
+            target = self.file_key(vfid, dest)
+            await self._writable_target(vfid, dest, True)
+            async with self.quota_model.reservation(vfid) as res:
+                await res.reserve(stored.size)
+                await self.conn.copy(stored.key, target, stored.size, stored.version)
+                res.used = stored.size
+            await self.deps.books.delete_file_meta(self.name, str(vfid), str(dest))
+            self._changed(vfid)
+            return stored.size
+
+        return await restore_by_copy(self, vfid, snapshot_id, options, progress, put=put)
 
     async def delete_snapshot(
         self, vfid: VFolderID, snapshot_id: str, progress: Progress | None = None

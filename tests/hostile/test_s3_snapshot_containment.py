@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from s3_server import s3_endpoint
 
-from contract import backend_s3, backend_s3_versioned
+from contract.backend_s3_versioned import s3_volume_in_mode
 from contract.test_contract import body, new_vfolder, read, rp
 from storage_proxy.core.errors import (
     FileNotFound,
@@ -26,10 +26,6 @@ from storage_proxy.core.errors import (
     SnapshotNotFound,
 )
 from storage_proxy.core.types import Capability, DirEntryType
-from storage_proxy.metadata.sqlite import SqliteMetadataStore
-from storage_proxy.services.books import MetadataBooks
-from storage_proxy.volumes.abc import VolumeDeps
-from storage_proxy.volumes.scan import TreeScanner
 from storage_proxy_s3 import S3Volume
 
 SECRET = b"B-SECRET"
@@ -37,17 +33,8 @@ SECRET = b"B-SECRET"
 
 @pytest.fixture(params=["copies", "versions"])
 async def s3vol(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[S3Volume]:
-    store = SqliteMetadataStore(tmp_path / "meta.sqlite3")
-    await store.open()
-    deps = VolumeDeps(books=MetadataBooks(store), scanner=TreeScanner(0), scandir_limit=1000)
-    backend = backend_s3 if request.param == "copies" else backend_s3_versioned
-    try:
-        async with backend.make(tmp_path, deps) as volume:
-            assert isinstance(volume, S3Volume)
-            assert volume.versioned is (request.param == "versions")
-            yield volume
-    finally:
-        await store.close()
+    async with s3_volume_in_mode(request.param, tmp_path) as volume:
+        yield volume
 
 
 def _raw_keys(volume: S3Volume, prefix: str) -> list[str]:
