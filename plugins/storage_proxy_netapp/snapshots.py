@@ -14,6 +14,10 @@ Restoring reads the snapshot's files over NFS and writes them through the vfolde
 descriptors (the POSIX restore): it touches nothing outside the vfolder.  ONTAP's whole-volume
 restore (``PATCH ... restore_to``) would roll back every vfolder of the volume and is never used.
 
+ONTAP keeps at most 1023 snapshots per volume, shared by every vfolder on it (and by the
+filer's own schedules): past that, taking one fails (503 from the filer's refusal) until older
+ones are deleted -- keep per-vfolder policies short on a volume with many vfolders.
+
 Snapshot blocks are not counted by ONTAP tree quotas (they live in the volume's snapshot
 reserve), so ``snapshot-quota`` is not declared.  Deleting a vfolder deletes its snapshots:
 they would otherwise keep the vfolder's blocks (and a view of nothing) until someone noticed.
@@ -21,11 +25,13 @@ they would otherwise keep the vfolder's blocks (and a view of nothing) until som
 
 from __future__ import annotations
 
+import logging
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from storage_proxy.core.errors import SnapshotExists, SnapshotNotFound
+from storage_proxy.core.errors import NotSupported, SnapshotExists, SnapshotNotFound
 from storage_proxy.core.snapshots import (
     Progress,
     RestoreOptions,
@@ -33,14 +39,18 @@ from storage_proxy.core.snapshots import (
     SnapshotInfo,
     check_snapshot_id,
 )
-from storage_proxy.core.types import VFolderID
+from storage_proxy.core.types import Capability, VFolderID
 from storage_proxy.volumes.posix_snapshots import PosixSnapshots
 from storage_proxy.volumes.snapshots import SnapshotTree
 
 from .client import Json, OntapClient
 from .errors import OntapError
 
+log = logging.getLogger(__name__)
+
 SNAPSHOT_DIR = ".snapshot"
+#: What a volume whose ``.snapshot`` the mount does not show cannot do.
+_NEEDS_SNAPDIR = frozenset({Capability.SNAPSHOT, Capability.NATIVE_SNAPSHOT})
 NAME_PREFIX = "sp_"
 
 
@@ -68,11 +78,36 @@ class OntapSnapshots(PosixSnapshots):
     client: OntapClient
     quota_model: Any  # NetAppQuotaModel: knows the ONTAP volume's uuid
     mount_path: Path
+    #: The mount shows ``.snapshot`` (the volume's snapshot directory access is on); checked
+    #: at start-up: without it snapshots could be taken but never read, so none are offered.
+    snapdir_visible = False
+
+    async def check_snapdir(self) -> None:
+        self.snapdir_visible = await self.run_blocking(os.path.isdir, self.snapdir)
+        if not self.snapdir_visible:
+            log.warning(
+                "volume %s: %s is not visible on the mount (ONTAP's snapshot directory access "
+                "is off for the volume?): snapshots are not offered",
+                getattr(self, "name", "?"),
+                self.snapdir,
+            )
+
+    @property
+    def snapdir(self) -> Path:
+        return self.mount_path / SNAPSHOT_DIR
+
+    async def get_capabilities(self) -> frozenset[Capability]:
+        caps = await super().get_capabilities()
+        return caps if self.snapdir_visible else caps - _NEEDS_SNAPDIR
+
+    def _snapshots_supported(self) -> None:
+        if not self.snapdir_visible:
+            raise NotSupported("snapshots", self.backend_name)
 
     def snapshot_path(self, vfid: VFolderID, snapshot_id: str) -> Path:
         """The vfolder's own directory inside the volume snapshot."""
         inside = self.vfolder_path(vfid).relative_to(self.mount_path)
-        return self.mount_path / SNAPSHOT_DIR / ontap_name(vfid, snapshot_id) / inside
+        return self.snapdir / ontap_name(vfid, snapshot_id) / inside
 
     def _side_areas(self, vfid: VFolderID) -> list[Path]:
         """Snapshots are the filer's: only versions go to the trash with the vfolder."""
@@ -95,6 +130,7 @@ class OntapSnapshots(PosixSnapshots):
     async def create_snapshot(
         self, vfid: VFolderID, snapshot_id: str, progress: Progress | None = None
     ) -> SnapshotInfo:
+        self._snapshots_supported()
         check_snapshot_id(snapshot_id)
         await self.run_blocking(self._existing_vfolder, vfid)
         if await self._one(vfid, snapshot_id) is not None:
@@ -113,6 +149,8 @@ class OntapSnapshots(PosixSnapshots):
 
     async def list_snapshots(self, vfid: VFolderID) -> list[SnapshotInfo]:
         await self.run_blocking(self._existing_vfolder, vfid)
+        if not self.snapdir_visible:
+            return []
         prefix = ontap_name(vfid, "")
         found = [
             SnapshotInfo(r["name"][len(prefix) :], _created(r))
@@ -123,6 +161,7 @@ class OntapSnapshots(PosixSnapshots):
     async def delete_snapshot(
         self, vfid: VFolderID, snapshot_id: str, progress: Progress | None = None
     ) -> None:
+        self._snapshots_supported()
         check_snapshot_id(snapshot_id)
         await self.run_blocking(self._existing_vfolder, vfid)
         record = await self._one(vfid, snapshot_id)
@@ -132,6 +171,7 @@ class OntapSnapshots(PosixSnapshots):
 
     async def _require(self, vfid: VFolderID, snapshot_id: str) -> None:
         """ONTAP says the snapshot is this vfolder's (not only that a directory is there)."""
+        self._snapshots_supported()
         check_snapshot_id(snapshot_id)
         if await self._one(vfid, snapshot_id) is None:
             raise SnapshotNotFound(f"vfolder {vfid} has no snapshot {snapshot_id!r}")

@@ -98,6 +98,7 @@ class NetAppVolume(OntapSnapshots, NfsVolume):
                     f"{name!r} on SVM {svm!r}"
                 )
             self.quota_model.volume_uuid = volume["uuid"]
+            await self.check_snapdir()
             if volume.get("quota", {}).get("state") != "on":
                 await self.client.enable_quota(volume["uuid"])
         except OntapError as e:

@@ -71,6 +71,10 @@ class Emulator:
     _hang_jobs: int = 0
     _fail_requests: list[int] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        """ONTAP's ``.snapshot`` is there from the start (snapshot directory access on)."""
+        self.snapdir.mkdir(exist_ok=True)
+
     # -- switches ----------------------------------------------------------------------------
     def fail_next_job(self, message: str = "simulated job failure", *, after: int = 0) -> None:
         """Fail a coming job: the next one, or the one after ``after`` more jobs."""
