@@ -281,16 +281,18 @@ class S3Connection:
                     Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True}
                 )
 
-    async def copy(self, src: str, dst: str, size: int, version: str | None = None) -> None:
+    async def copy(self, src: str, dst: str, size: int, version: str | None = None) -> str | None:
         """Server-side copy (of one ``version`` of ``src`` if given); multipart (UploadPartCopy)
-        above ``multipart-copy-threshold``."""
+        above ``multipart-copy-threshold``.  The copy's ETag where it is the source's (a single
+        CopyObject), else None."""
         source = {"Bucket": self.bucket, "Key": src}
         if version is not None:
             source["VersionId"] = version
         if size <= self.options["multipart-copy-threshold"]:
             with translate(src):
-                await self.c.copy_object(Bucket=self.bucket, Key=dst, CopySource=source)
-            return
+                r = await self.c.copy_object(Bucket=self.bucket, Key=dst, CopySource=source)
+            etag = r.get("CopyObjectResult", {}).get("ETag")
+            return str(etag) if etag else None
         part = max(self.options["part-size"], -(-size // MAX_PARTS))
         with translate(src):
             head = await self.c.head_object(**source)
@@ -325,6 +327,7 @@ class S3Connection:
         except BaseException:
             await self.abort(dst, upload_id)
             raise
+        return None
 
     async def abort(self, key: str, upload_id: str) -> None:
         """Abort a multipart upload so no parts stay billed; best effort, never raises."""

@@ -173,11 +173,13 @@ class S3Snapshots(AbstractVolume):
                 manifest.dirs.add(rel.rstrip("/"))
                 return
             try:
-                await self.conn.copy(item["Key"], base + rel, item["Size"])
+                etag = await self.conn.copy(item["Key"], base + rel, item["Size"])
             except FileNotFound:
                 return  # deleted since the listing: not in the snapshot
-            head = await self.conn.head(base + rel)  # what was copied: one whole version
-            size = int(head["ContentLength"]) if head else item["Size"]
+            size = item["Size"]
+            if etag is None or etag != item.get("ETag"):  # replaced since the listing
+                head = await self.conn.head(base + rel)  # what was copied: one whole version
+                size = int(head["ContentLength"]) if head else size
             manifest.files[rel] = Stored(size, modified(item).timestamp(), base + rel)
             if progress is not None:
                 progress.add(size)
