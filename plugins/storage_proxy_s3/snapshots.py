@@ -177,7 +177,8 @@ class S3Snapshots(AbstractVolume):
             except FileNotFound:
                 return  # deleted since the listing: not in the snapshot
             size = item["Size"]
-            if etag is None or etag != item.get("ETag"):  # replaced since the listing
+            listed = str(item.get("ETag", "")).strip('"')
+            if etag is None or etag.strip('"') != listed:  # replaced since the listing
                 head = await self.conn.head(base + rel)  # what was copied: one whole version
                 size = int(head["ContentLength"]) if head else size
             manifest.files[rel] = Stored(size, modified(item).timestamp(), base + rel)
