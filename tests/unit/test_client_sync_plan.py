@@ -69,3 +69,22 @@ def test_walk_never_follows_links(tmp_path: Path) -> None:
         "fl": "symbolic link, not followed",
         "fifo": "not a regular file",
     }
+
+
+def test_parents_made_by_many_transfers_at_once(tmp_path: Path) -> None:
+    """Files of one new directory arrive in parallel: each makes or finds its parents, none
+    fails because another made them first (a download of 60 files once failed 3 that way)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from storage_proxy.client.sync import make_parents
+
+    for round_ in range(30):
+        root = tmp_path / f"r{round_}"
+        root.mkdir()
+        with ThreadPoolExecutor(8) as pool:
+            names = [f"a/b/c/f{i}" for i in range(16)]
+            made = list(pool.map(make_parents, [root] * 16, names))
+        assert len(made) == 16 and (root / "a" / "b" / "c").is_dir()
+    (tmp_path / "link").symlink_to(tmp_path)
+    with pytest.raises(TransferError):
+        make_parents(tmp_path, "link/f")

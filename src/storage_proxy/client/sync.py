@@ -237,10 +237,10 @@ def make_parents(root: Path, rel: str) -> Path:
     for part in safe_rel(rel).split("/")[:-1]:
         current = current / part
         try:
-            st = os.lstat(current)
-        except FileNotFoundError:
             os.mkdir(current)
             continue
+        except FileExistsError:  # there already, or made meanwhile by another file's transfer
+            st = os.lstat(current)
         if stat.S_ISLNK(st.st_mode):
             raise transfer.TransferError(f"{current} is a symbolic link; not followed")
         if not stat.S_ISDIR(st.st_mode):
