@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import json
+import os
 import uuid
+import zipfile
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -153,6 +157,40 @@ async def test_multipart_without_boundary_or_with_nul_names_is_400(
     resp = await daemon.client.post(url, data=form, headers=headers)
     assert_clean(resp.status, await resp.read(), "NUL filename")
     assert resp.status == 400
+
+
+async def _mount(daemon: Daemon, vfid: str) -> Path:
+    _, mount = await daemon.call("GET", "/folder/mount", volume="vol1", vfid=vfid)
+    return Path(mount["path"])
+
+
+async def test_a_fifo_is_refused_before_any_answer_starts(world: tuple[Daemon, str]) -> None:
+    """A FIFO named in an archive token once passed the look-up as a file: the zip started, then
+    broke off with a second HTTP answer inside it.  It is a 400 now, and never opened."""
+    daemon, vfid = world
+    mount = await _mount(daemon, vfid)
+    (mount / "dir").mkdir()
+    (mount / "dir" / "a.txt").write_bytes(b"a")
+    os.mkfifo(mount / "dir" / "pipe")
+    os.mkfifo(mount / "pipe")
+    for files in (["pipe"], ["dir", "pipe"]):
+        body = {"volume": "vol1", "virtual_folder_id": vfid, "files": files}
+        status, answer = await daemon.call("POST", "/folder/file/archive-download-token", **body)
+        assert status == 200, answer
+        resp = await daemon.client.get("/download-archive", params={"token": answer["token"]})
+        assert resp.status == 400, files
+        assert (await resp.json())["code"] == "not-a-regular-file"
+    resp = await daemon.client.get(_files_url(vfid) + "/files/pipe", headers=_bearer())
+    assert (resp.status, (await resp.json())["code"]) == (400, "not-a-regular-file")
+    # inside a directory it is left out of the zip, and listed as what it is
+    body = {"volume": "vol1", "virtual_folder_id": vfid, "files": ["dir"]}
+    _, answer = await daemon.call("POST", "/folder/file/archive-download-token", **body)
+    resp = await daemon.client.get("/download-archive", params={"token": answer["token"]})
+    assert resp.status == 200
+    assert zipfile.ZipFile(io.BytesIO(await resp.read())).namelist() == ["dir/", "dir/a.txt"]
+    resp = await daemon.client.get(_files_url(vfid) + "/files", headers=_bearer())
+    kinds = {f["path"]: f["type"] for f in (await resp.json())["files"]}
+    assert kinds["pipe"] == kinds["dir/pipe"] == "SPECIAL"
 
 
 async def test_non_ascii_upload_metadata_is_400(world: tuple[Daemon, str]) -> None:

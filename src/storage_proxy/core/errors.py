@@ -52,6 +52,12 @@ class InvalidPath(StorageProxyError):
     status, code, title = 400, "invalid-path", "Path escapes its vfolder or is malformed"
 
 
+class NotARegularFile(InvalidPath):
+    """A FIFO, socket or device where a file's bytes are asked for: never opened to be read."""
+
+    code, title = "not-a-regular-file", "Not a regular file or directory"
+
+
 class NotADirectory(StorageProxyError):
     status, code, title = 400, "not-a-directory", "Not a directory"
 

@@ -92,6 +92,7 @@ _TYPE_BITS = {
     DirEntryType.FILE: stat.S_IFREG,
     DirEntryType.DIRECTORY: stat.S_IFDIR,
     DirEntryType.SYMLINK: stat.S_IFLNK,
+    DirEntryType.SPECIAL: 0,  # a FIFO, socket or device: which of them is not kept
 }
 
 

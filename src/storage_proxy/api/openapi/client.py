@@ -11,6 +11,7 @@ from typing import Any
 from .common import (
     BOOL,
     BYTES,
+    ENTRY_TYPE,
     INT,
     STATUS,
     STR,
@@ -112,7 +113,10 @@ def _download() -> dict[str, Any]:
                 description="The token comes from POST /folder/file/archive-download-token on "
                 "the manager API; each path is looked up before the answer starts (404 missing — "
                 "text/plain '404: File not found: <path>' in the 26.09 dialect — 400 malformed, "
-                "out of the vfolder or a link).",
+                "out of the vfolder or a link, 400 not-a-regular-file for a FIFO, socket or "
+                "device, which is never opened). Inside a named directory such entries are left "
+                "out of the zip, as in every directory archive. An error after the answer has "
+                "started cuts the connection: the zip ends short (no closing chunk).",
                 params=[TOKEN],
                 security=OPEN,
             )
@@ -318,7 +322,7 @@ def _browse() -> dict[str, Any]:
         {
             "name": STR,
             "path": STR,
-            "type": {"enum": ["FILE", "DIRECTORY", "SYMLINK"]},
+            "type": ENTRY_TYPE,
             "size": BYTES,
             "modified": TIME,
         }
@@ -498,7 +502,8 @@ def client_description() -> dict[str, Any]:
         "For people and programs: downloads with a session token, tus uploads, the /api/v1 file "
         "API with a user token (Authorization: Bearer; mint one with POST /token on the manager "
         "API or `storage-proxy token issue`), signed locations, statistics, and the web UI at "
-        "/ui/.",
+        "/ui/. An error after a streamed answer has started (a zip, a download) cannot be "
+        "answered any more: the connection is cut, so the body ends short (no closing chunk).",
         paths,
         schemas={"FileMeta": FILE_META},
         security_schemes={"userToken": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
