@@ -193,6 +193,54 @@ async def test_a_fifo_is_refused_before_any_answer_starts(world: tuple[Daemon, s
     assert kinds["pipe"] == kinds["dir/pipe"] == "SPECIAL"
 
 
+def _cut_form(n: int, disposition: bytes = b'name="file"; filename="model.bin"') -> bytes:
+    """A form whose only part the body ends inside of: no closing boundary."""
+    return b"--x\r\nContent-Disposition: form-data; " + disposition + b"\r\n\r\n" + b"C" * n
+
+
+@pytest.mark.parametrize("size", [1000, 100_000, 2_500_000])
+async def test_a_part_cut_short_is_never_stored(world: tuple[Daemon, str], size: int) -> None:
+    """A part the body ended inside of was stored as a whole file (a 2.5 MB one was a 500)."""
+    daemon, vfid = world
+    mount = await _mount(daemon, vfid)
+    good = b"G" * 3_000_000
+    resp = await daemon.client.put(
+        _files_url(vfid) + "/files/model.bin", data=good, headers=_bearer()
+    )
+    assert resp.status == 201
+    headers = {**_bearer(), "Content-Type": "multipart/form-data; boundary=x"}
+    resp = await daemon.client.post(
+        _files_url(vfid) + "/files/", data=_cut_form(size), headers=headers
+    )
+    assert (resp.status, (await resp.json())["code"]) == (400, "incomplete-body")
+    resp = await daemon.client.post(
+        _files_url(vfid) + "/batch", data=_cut_form(size), headers=headers
+    )
+    out = await resp.json()
+    assert resp.status == 200 and out["stored"] == 0 and out["results"] == [], out
+    assert out["aborted"]["code"] == "incomplete-body" and out["aborted"]["status"] == 400
+    assert (mount / "model.bin").read_bytes() == good  # nothing replaced
+    assert sorted(p.name for p in mount.iterdir()) == ["model.bin"]  # no partial file
+
+
+@pytest.mark.parametrize("subtype", ["form-data", "mixed"])
+@pytest.mark.parametrize("disposition", [b"", b'name="nofile"', b'name="file"; filename="a"'])
+async def test_a_cut_body_is_a_400_on_every_form_door(
+    world: tuple[Daemon, str], subtype: str, disposition: bytes
+) -> None:
+    """Skipping a part (no filename) the body ended inside of raised from aiohttp: a 500."""
+    daemon, vfid = world
+    headers = {**_bearer(), "Content-Type": f"multipart/{subtype}; boundary=x"}
+    body = _cut_form(3, disposition) if disposition else b"--x\r\n\r\n"
+    resp = await daemon.client.post(_files_url(vfid) + "/batch", data=body, headers=headers)
+    out = await resp.json()
+    assert resp.status == 200 and out["stored"] == 0, out
+    assert out["aborted"]["status"] == 400, out
+    resp = await daemon.client.post(_files_url(vfid) + "/files/dir/", data=body, headers=headers)
+    assert_clean(resp.status, await resp.read(), (subtype, disposition))
+    assert resp.status == 400
+
+
 async def test_non_ascii_upload_metadata_is_400(world: tuple[Daemon, str]) -> None:
     daemon, vfid = world
     head = _head(

@@ -48,6 +48,13 @@ class MalformedBody(InvalidParameter):
     code = "malformed-body"
 
 
+class IncompleteBody(InvalidParameter):
+    """A body that ended before its own framing said it would (a multipart part without its
+    closing boundary): what came is never stored as if it were whole."""
+
+    code, title = "incomplete-body", "The request body ended early"
+
+
 class InvalidPath(StorageProxyError):
     status, code, title = 400, "invalid-path", "Path escapes its vfolder or is malformed"
 

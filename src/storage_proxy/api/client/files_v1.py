@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from ...core.errors import InvalidParameter
+from ...core.errors import IncompleteBody, InvalidParameter
 from ...core.files import WriteOptions
 from ...core.paths import RelPath
 from ...core.types import VFolderID
@@ -168,12 +168,11 @@ async def upload_form(request: web.Request) -> web.Response:
                 request,
                 actor,
                 target,
-                _part_chunks(request, part, idle_timeout(request)),
+                part_chunks(request, part, idle_timeout(request)),
                 part.headers.get("Content-Type"),
                 None,
             )
-        if isinstance(part, BodyPartReader):
-            await part.release()
+        await skip_part(request, part)
     raise InvalidParameter("the form has no 'file' part")
 
 
@@ -189,11 +188,37 @@ async def _parts(reader: MultipartReader) -> AsyncIterator[Any]:
         yield part
 
 
-async def _part_chunks(
+async def part_chunks(
     request: web.Request, part: BodyPartReader, idle: float
 ) -> AsyncIterator[bytes]:
-    while chunk := await bounded(request.transport, part.read_chunk(_BODY_CHUNK), idle, "sent"):
+    """A part's bytes up to its closing boundary.  A body that ends before that boundary (cut
+    short) ends it with :class:`IncompleteBody`, so the part is never stored as a whole file:
+    aiohttp's reader answers the end of the body as it answers the end of a part (an empty
+    chunk), or fails reading on after it; only ``at_eof`` tells the boundary was seen."""
+    while True:
+        try:
+            chunk = await bounded(request.transport, part.read_chunk(_BODY_CHUNK), idle, "sent")
+        except (ValueError, AssertionError, HttpProcessingError) as e:
+            raise _unreadable(request, e) from None
+        if not chunk:
+            break
         yield chunk
+    if not part.at_eof():
+        raise IncompleteBody("the body ended inside a multipart part (no closing boundary)")
+
+
+async def skip_part(request: web.Request, part: BodyPartReader | MultipartReader) -> None:
+    """Read past a part that is not wanted (a 400, never a crash, where the body is bad)."""
+    try:
+        await part.release()
+    except (ValueError, AssertionError, HttpProcessingError) as e:
+        raise _unreadable(request, e) from None
+
+
+def _unreadable(request: web.Request, e: Exception) -> InvalidParameter:
+    if request.content.at_eof():
+        return IncompleteBody(f"the body ended inside a multipart part ({e})")
+    return InvalidParameter(f"the multipart body is malformed: {e}")
 
 
 async def delete(request: web.Request) -> web.Response:

@@ -66,6 +66,19 @@ FILE_META = obj(
     }
 )
 
+UPLOAD_FORM = {
+    "multipart/form-data": {
+        "schema": obj(
+            {
+                "file": {
+                    "type": "string",
+                    "description": "the file; a part the body ends inside of (no closing "
+                    "boundary) is never stored, nothing is replaced: 400 incomplete-body",
+                }
+            }
+        )
+    }
+}
 PROBLEM_BRIEF = obj({"code": STR, "status": INT, "detail": STR})
 BATCH_RESULT = obj(
     {
@@ -196,7 +209,7 @@ def _files() -> dict[str, Any]:
         }
     )
     tags = header("X-Tags", "a JSON object of strings stored with the file")
-    form = {"multipart/form-data": {"schema": obj({"file": {"type": "string"}})}}
+    form = UPLOAD_FORM
     upload_answer = {201: ok("Stored", FILE_META)}
     return {
         "/api/v1/vfolders": {
@@ -294,6 +307,9 @@ def _file_ops() -> dict[str, Any]:
                 " file stored as a single upload of it would be, with a result for each",
                 TAG_FILES,
                 {200: ok("Every item's outcome, in order", BATCH_RESULT)},
+                description="A stream that cannot be read on ends the batch: what was stored "
+                "before stays, `aborted` tells why (a 400 problem). A part the body ends inside "
+                "of (no closing boundary) is not stored: aborted with incomplete-body.",
                 params=[
                     *VF_PARAMS,
                     query("path", "the folder the files land below (default: the root)"),
