@@ -241,6 +241,34 @@ async def test_a_cut_body_is_a_400_on_every_form_door(
     assert resp.status == 400
 
 
+async def test_metadata_too_large_for_its_xattr_is_400(world: tuple[Daemon, str]) -> None:
+    """Tags over 64 kB were a 500 (E2BIG), 5-64 kB a 507 'volume out of space' (the file's
+    xattr was full, not the volume): a limit checked up front, and a 400 whatever gets past it."""
+    daemon, vfid = world
+    url = _files_url(vfid)
+    resp = await daemon.client.put(url + "/files/tagme.txt", data=b"x", headers=_bearer())
+    assert resp.status == 201
+    for n in (1000, 5_000, 60_000, 70_000, 200_000):
+        patch = {"tags": {"k": "v" * n}}
+        resp = await daemon.client.patch(url + "/metadata/tagme.txt", json=patch, headers=_bearer())
+        answer = await resp.read()
+        assert_clean(resp.status, answer, n)
+        assert resp.status == (200 if n < 3000 else 400), (n, answer)
+        if n > 3000:
+            assert json.loads(answer)["code"] == "metadata-too-large"
+    tags = json.dumps({"k": "v" * 4000}).encode()
+    resp = await daemon.client.put(
+        url + "/files/big-tags.txt", data=b"x", headers={**_bearer(), "X-Tags": tags.decode()}
+    )
+    assert (resp.status, (await resp.json())["code"]) == (400, "metadata-too-large")
+    # a session filled the file's xattr space: the record no longer fits, which is no full volume
+    path = await _mount(daemon, vfid) / "tagme.txt"
+    os.setxattr(path, "user.pad", b"p" * 2500)
+    patch = {"tags": {"k": "v" * 2000}}
+    resp = await daemon.client.patch(url + "/metadata/tagme.txt", json=patch, headers=_bearer())
+    assert (resp.status, (await resp.json())["code"]) == (400, "metadata-too-large")
+
+
 async def test_non_ascii_upload_metadata_is_400(world: tuple[Daemon, str]) -> None:
     daemon, vfid = world
     head = _head(

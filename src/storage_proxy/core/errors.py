@@ -55,6 +55,13 @@ class IncompleteBody(InvalidParameter):
     code, title = "incomplete-body", "The request body ended early"
 
 
+class MetadataTooLarge(InvalidParameter):
+    """A file's tags and content type beyond what is kept with it (``MAX_FILE_META_BYTES``), or
+    more than the filesystem holds in the file's extended attributes."""
+
+    code, title = "metadata-too-large", "The file's metadata is too large"
+
+
 class InvalidPath(StorageProxyError):
     status, code, title = 400, "invalid-path", "Path escapes its vfolder or is malformed"
 

@@ -14,8 +14,8 @@ from typing import Any
 from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from ...core.errors import IncompleteBody, InvalidParameter
-from ...core.files import WriteOptions
+from ...core.errors import IncompleteBody, InvalidParameter, MetadataTooLarge
+from ...core.files import MAX_FILE_META_BYTES, WriteOptions
 from ...core.paths import RelPath
 from ...core.types import VFolderID
 from ...services.access import Actor
@@ -118,15 +118,29 @@ async def _store(
     size_hint: int | None,
 ) -> web.Response:
     volume, vfid, _ = url_target(request)
+    tags = _tags_from(request.headers.get("X-Tags"))
+    _check_meta_size(content_type, tags)
     options = WriteOptions(
         size_hint=size_hint,
         checksums=True,
         content_type=content_type,
-        tags=_tags_from(request.headers.get("X-Tags")),
+        tags=tags,
         overwrite=request.query.get("overwrite", "true").lower() != "false",
     )
     meta = await services(request).files.write(actor, volume, vfid, relpath, body, options)
     return web.json_response(meta.to_json(str(relpath)), status=201)
+
+
+def _check_meta_size(content_type: str | None, tags: dict[str, str] | None) -> None:
+    """Tags and content type beyond ``MAX_FILE_META_BYTES`` (as JSON) are refused up front."""
+    if content_type is None and not tags:
+        return
+    meta = {"content_type": content_type, "tags": tags or {}}
+    size = len(json.dumps(meta, separators=(",", ":")))
+    if size > MAX_FILE_META_BYTES:
+        raise MetadataTooLarge(
+            f"tags and content type take {size} bytes as JSON, at most {MAX_FILE_META_BYTES}"
+        )
 
 
 def _tags_from(header: str | None) -> dict[str, str] | None:
@@ -246,6 +260,7 @@ async def update_metadata(request: web.Request) -> web.Response:
     if content_type is not None and not isinstance(content_type, str):
         raise InvalidParameter("content_type must be a string")
     tags = _tags_from(json.dumps(body["tags"])) if "tags" in body else None
+    _check_meta_size(content_type, tags)
     meta = await services(request).files.update_file_meta(
         actor, volume, vfid, relpath, content_type=content_type, tags=tags
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...core.files import MAX_FILE_META_BYTES
 from .common import (
     BOOL,
     BYTES,
@@ -66,6 +67,10 @@ FILE_META = obj(
     }
 )
 
+META_LIMIT = (
+    f"tags and content type together at most {MAX_FILE_META_BYTES} bytes as JSON "
+    '({"content_type":…,"tags":{…}}, no spaces), else 400 metadata-too-large'
+)
 UPLOAD_FORM = {
     "multipart/form-data": {
         "schema": obj(
@@ -208,7 +213,7 @@ def _files() -> dict[str, Any]:
             "next_marker": nullable(STR),
         }
     )
-    tags = header("X-Tags", "a JSON object of strings stored with the file")
+    tags = header("X-Tags", f"a JSON object of strings stored with the file; {META_LIMIT}")
     form = UPLOAD_FORM
     upload_answer = {201: ok("Stored", FILE_META)}
     return {
@@ -285,6 +290,8 @@ def _file_ops() -> dict[str, Any]:
                 "Change the content type and/or replace the tags (RW)",
                 TAG_FILES,
                 {200: ok("", FILE_META)},
+                description=f"Limit: {META_LIMIT}. More than the file's "
+                "extended attributes hold is a 400 metadata-too-large as well.",
                 params=FILE_PARAMS,
                 body=obj(
                     {"content_type": STR, "tags": {"type": "object", "additionalProperties": STR}},
