@@ -7,6 +7,8 @@ import logging
 import sys
 from typing import Any
 
+from aiohttp.http_exceptions import HttpProcessingError
+
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
@@ -19,6 +21,25 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False)
+
+
+class OneLineBadRequests(logging.Filter):
+    """aiohttp logs a malformed request head (a ``\\x7f`` in a header, say) with a traceback,
+    though it answers a plain 400: a client's mistake, not ours.  One INFO line instead, naming
+    what was wrong."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            what = " ".join(str(exc).split())
+            record.msg, record.args = f"{record.getMessage()}: {type(exc).__name__}: {what}", None
+            record.exc_info = record.exc_text = None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            return logging.getLogger(record.name).isEnabledFor(logging.INFO)
+        return True
+
+
+BAD_REQUESTS = OneLineBadRequests()
 
 
 def setup_logging(config: dict[str, Any], level_override: str | None = None) -> None:
@@ -50,3 +71,4 @@ def setup_logging(config: dict[str, Any], level_override: str | None = None) -> 
         root.addHandler(h)
     root.setLevel(level)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    logging.getLogger("aiohttp.server").addFilter(BAD_REQUESTS)  # added once: the same object

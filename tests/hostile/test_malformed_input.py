@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import json
+import os
 import uuid
+import zipfile
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -153,6 +157,116 @@ async def test_multipart_without_boundary_or_with_nul_names_is_400(
     resp = await daemon.client.post(url, data=form, headers=headers)
     assert_clean(resp.status, await resp.read(), "NUL filename")
     assert resp.status == 400
+
+
+async def _mount(daemon: Daemon, vfid: str) -> Path:
+    _, mount = await daemon.call("GET", "/folder/mount", volume="vol1", vfid=vfid)
+    return Path(mount["path"])
+
+
+async def test_a_fifo_is_refused_before_any_answer_starts(world: tuple[Daemon, str]) -> None:
+    """A FIFO named in an archive token once passed the look-up as a file: the zip started, then
+    broke off with a second HTTP answer inside it.  It is a 400 now, and never opened."""
+    daemon, vfid = world
+    mount = await _mount(daemon, vfid)
+    (mount / "dir").mkdir()
+    (mount / "dir" / "a.txt").write_bytes(b"a")
+    os.mkfifo(mount / "dir" / "pipe")
+    os.mkfifo(mount / "pipe")
+    for files in (["pipe"], ["dir", "pipe"]):
+        body = {"volume": "vol1", "virtual_folder_id": vfid, "files": files}
+        status, answer = await daemon.call("POST", "/folder/file/archive-download-token", **body)
+        assert status == 200, answer
+        resp = await daemon.client.get("/download-archive", params={"token": answer["token"]})
+        assert resp.status == 400, files
+        assert (await resp.json())["code"] == "not-a-regular-file"
+    resp = await daemon.client.get(_files_url(vfid) + "/files/pipe", headers=_bearer())
+    assert (resp.status, (await resp.json())["code"]) == (400, "not-a-regular-file")
+    # inside a directory it is left out of the zip, and listed as what it is
+    body = {"volume": "vol1", "virtual_folder_id": vfid, "files": ["dir"]}
+    _, answer = await daemon.call("POST", "/folder/file/archive-download-token", **body)
+    resp = await daemon.client.get("/download-archive", params={"token": answer["token"]})
+    assert resp.status == 200
+    assert zipfile.ZipFile(io.BytesIO(await resp.read())).namelist() == ["dir/", "dir/a.txt"]
+    resp = await daemon.client.get(_files_url(vfid) + "/files", headers=_bearer())
+    kinds = {f["path"]: f["type"] for f in (await resp.json())["files"]}
+    assert kinds["pipe"] == kinds["dir/pipe"] == "SPECIAL"
+
+
+def _cut_form(n: int, disposition: bytes = b'name="file"; filename="model.bin"') -> bytes:
+    """A form whose only part the body ends inside of: no closing boundary."""
+    return b"--x\r\nContent-Disposition: form-data; " + disposition + b"\r\n\r\n" + b"C" * n
+
+
+@pytest.mark.parametrize("size", [1000, 100_000, 2_500_000])
+async def test_a_part_cut_short_is_never_stored(world: tuple[Daemon, str], size: int) -> None:
+    """A part the body ended inside of was stored as a whole file (a 2.5 MB one was a 500)."""
+    daemon, vfid = world
+    mount = await _mount(daemon, vfid)
+    good = b"G" * 3_000_000
+    resp = await daemon.client.put(
+        _files_url(vfid) + "/files/model.bin", data=good, headers=_bearer()
+    )
+    assert resp.status == 201
+    headers = {**_bearer(), "Content-Type": "multipart/form-data; boundary=x"}
+    resp = await daemon.client.post(
+        _files_url(vfid) + "/files/", data=_cut_form(size), headers=headers
+    )
+    assert (resp.status, (await resp.json())["code"]) == (400, "incomplete-body")
+    resp = await daemon.client.post(
+        _files_url(vfid) + "/batch", data=_cut_form(size), headers=headers
+    )
+    out = await resp.json()
+    assert resp.status == 200 and out["stored"] == 0 and out["results"] == [], out
+    assert out["aborted"]["code"] == "incomplete-body" and out["aborted"]["status"] == 400
+    assert (mount / "model.bin").read_bytes() == good  # nothing replaced
+    assert sorted(p.name for p in mount.iterdir()) == ["model.bin"]  # no partial file
+
+
+@pytest.mark.parametrize("subtype", ["form-data", "mixed"])
+@pytest.mark.parametrize("disposition", [b"", b'name="nofile"', b'name="file"; filename="a"'])
+async def test_a_cut_body_is_a_400_on_every_form_door(
+    world: tuple[Daemon, str], subtype: str, disposition: bytes
+) -> None:
+    """Skipping a part (no filename) the body ended inside of raised from aiohttp: a 500."""
+    daemon, vfid = world
+    headers = {**_bearer(), "Content-Type": f"multipart/{subtype}; boundary=x"}
+    body = _cut_form(3, disposition) if disposition else b"--x\r\n\r\n"
+    resp = await daemon.client.post(_files_url(vfid) + "/batch", data=body, headers=headers)
+    out = await resp.json()
+    assert resp.status == 200 and out["stored"] == 0, out
+    assert out["aborted"]["status"] == 400, out
+    resp = await daemon.client.post(_files_url(vfid) + "/files/dir/", data=body, headers=headers)
+    assert_clean(resp.status, await resp.read(), (subtype, disposition))
+    assert resp.status == 400
+
+
+async def test_metadata_too_large_for_its_xattr_is_400(world: tuple[Daemon, str]) -> None:
+    """Tags over 64 kB were a 500 (E2BIG), 5-64 kB a 507 'volume out of space' (the file's
+    xattr was full, not the volume): a limit checked up front, and a 400 whatever gets past it."""
+    daemon, vfid = world
+    url = _files_url(vfid)
+    resp = await daemon.client.put(url + "/files/tagme.txt", data=b"x", headers=_bearer())
+    assert resp.status == 201
+    for n in (1000, 5_000, 60_000, 70_000, 200_000):
+        patch = {"tags": {"k": "v" * n}}
+        resp = await daemon.client.patch(url + "/metadata/tagme.txt", json=patch, headers=_bearer())
+        answer = await resp.read()
+        assert_clean(resp.status, answer, n)
+        assert resp.status == (200 if n < 3000 else 400), (n, answer)
+        if n > 3000:
+            assert json.loads(answer)["code"] == "metadata-too-large"
+    tags = json.dumps({"k": "v" * 4000}).encode()
+    resp = await daemon.client.put(
+        url + "/files/big-tags.txt", data=b"x", headers={**_bearer(), "X-Tags": tags.decode()}
+    )
+    assert (resp.status, (await resp.json())["code"]) == (400, "metadata-too-large")
+    # a session filled the file's xattr space: the record no longer fits, which is no full volume
+    path = await _mount(daemon, vfid) / "tagme.txt"
+    os.setxattr(path, "user.pad", b"p" * 2500)
+    patch = {"tags": {"k": "v" * 2000}}
+    resp = await daemon.client.patch(url + "/metadata/tagme.txt", json=patch, headers=_bearer())
+    assert (resp.status, (await resp.json())["code"]) == (400, "metadata-too-large")
 
 
 async def test_non_ascii_upload_metadata_is_400(world: tuple[Daemon, str]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import os
 import stat
 import uuid
 from collections.abc import AsyncIterator
@@ -509,3 +510,17 @@ async def test_symlink_escape_rejected(client: TestClient, tmp_path: Path) -> No
         client, "GET", "/folder/mount", volume="vol1", vfid=VFID, subpath="evil"
     )
     assert (status, body["msg"]) == (400, "Invalid vfolder subpath")
+
+
+async def test_a_fifo_a_session_made_is_listed_as_a_file_on_the_manager_door(
+    client: TestClient,
+) -> None:
+    """Backend.AI knows three entry types; a FIFO (SPECIAL on the file API) is a FILE here."""
+    await make_folder(client)
+    base = {"volume": "vol1", "vfid": VFID}
+    _, mount = await call(client, "GET", "/folder/mount", **base)
+    os.mkfifo(Path(mount["path"]) / "pipe")
+    status, body = await call(client, "POST", "/folder/file/list", **base, relpath=".")
+    assert status == 200
+    [item] = [i for i in body["items"] if i["name"] == "pipe"]
+    assert item["type"] == "FILE"

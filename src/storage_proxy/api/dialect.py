@@ -174,6 +174,10 @@ _PYDANTIC_ROUTES: dict[str, dict[str, WireProblem]] = {
 _PYDANTIC_ROUTES["/folder/file/fetch"] = {
     "invalid-path": _storage("invalid-api-params", title="Invalid API parameters", data="relpath")
 }
+#: A FIFO or device where a file is asked for is a bad path there, as it once was here.
+BAI_26_09["not-a-regular-file"] = BAI_26_09["invalid-path"]
+for _words in _PYDANTIC_ROUTES.values():
+    _words["not-a-regular-file"] = _words["invalid-path"]
 
 #: Client-listener routes a Backend.AI client uses (the rest of that listener is our own API).
 _BAI_CLIENT_PATHS = frozenset({"/", "/status", "/download", "/download-archive"})

@@ -73,6 +73,12 @@ class DaemonMetrics:
         self.downloaded = Counter(
             "storage_proxy_download_bytes", "Bytes sent by downloads", ["api"], registry=r
         )
+        self.broken_off = Counter(
+            "storage_proxy_responses_broken_off",
+            "Answers cut short by an error after their headers were sent, by error code",
+            ["code"],
+            registry=r,
+        )
         self.cache_lookups = Counter(
             "storage_proxy_cache_lookups",
             "Cache reads by outcome: local, redis (hits), miss, bypass (cache unavailable)",

@@ -17,7 +17,8 @@ from aiohttp.abc import AbstractAccessLogger
 from ..core import caller
 from ..core.errors import StorageProxyError
 from . import dialect
-from .keys import DOOR
+from .keys import DOOR, SERVICES
+from .streams import cut
 
 log = logging.getLogger("storage_proxy.api")
 access_log = logging.getLogger("storage_proxy.access")
@@ -103,25 +104,38 @@ async def request_id_middleware(request: web.Request, handler: Handler) -> web.S
 
 @web.middleware
 async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    rid = request.get(REQUEST_ID)
     try:
         return await handler(request)
-    except StorageProxyError as e:
+    except Exception as e:
+        started = request.get(STARTED)
+        if started is not None:
+            # The status line and headers are out: a second answer would land in the body.
+            return _break_off(request, started, e)
+        answer = _answer(request, e)
+        if answer is None:
+            raise
+        return answer
+
+
+def _answer(request: web.Request, e: Exception) -> web.StreamResponse | None:
+    """The problem answering ``e`` (None: not ours to answer, raised on)."""
+    rid = request.get(REQUEST_ID)
+    if isinstance(e, StorageProxyError):
         request["error_code"] = e.code  # for the request metrics
         return error_response(e, rid, request)
-    except PlainAnswer as e:
+    if isinstance(e, PlainAnswer):
         return e.response
-    except web.HTTPException as e:
+    if isinstance(e, web.HTTPException):
         if e.status < 400 or e.content_type == PROBLEM_JSON:
-            raise
+            return None
         code = {404: "no-such-route", 405: "method-not-allowed"}.get(e.status, f"http-{e.status}")
         request["error_code"] = code
         resp = problem_response(e.status, code, e.reason, e.text or e.reason, rid)
         resp.headers.extend((k, v) for k, v in e.headers.items() if k.lower() == "allow")
         return resp
-    except (ConnectionError, ClientPayloadError, asyncio.IncompleteReadError) as e:
+    if isinstance(e, _CLIENT_ERRORS):
         if not _client_gone(request):
-            raise
+            return None
         # The client hung up (mid-body, or before the answer): nothing to answer, not our error.
         request["error_code"] = "client-gone"
         request["client_gone"] = True
@@ -130,17 +144,51 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
             "%s %s: the client went away (%s), id %s", request.method, safe_path(request), gone, rid
         )
         return problem_response(499, "client-gone", "Client went away", "connection lost", rid)
-    except Exception:
-        log.exception(
-            "unhandled error (request %s %s, id %s)", request.method, safe_path(request), rid
-        )
-        return problem_response(
-            500,
-            "internal-error",
-            "Internal server error",
-            "see the daemon log for this request id",
-            rid,
-        )
+    log.exception("unhandled error (request %s %s, id %s)", request.method, safe_path(request), rid)
+    return problem_response(
+        500,
+        "internal-error",
+        "Internal server error",
+        "see the daemon log for this request id",
+        rid,
+    )
+
+
+_CLIENT_ERRORS = (ConnectionError, ClientPayloadError, asyncio.IncompleteReadError)
+#: Where the response a handler has prepared (status and headers sent) is kept.
+STARTED = "started_response"
+
+
+async def note_started(request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: from now on an error cannot be answered, only broken off."""
+    request[STARTED] = response
+
+
+def _break_off(
+    request: web.Request, started: web.StreamResponse, e: Exception
+) -> web.StreamResponse:
+    """End a response that failed after it started: the connection is cut, so the client sees
+    a short body (no closing chunk) — never a second status line inside the first body.  One
+    log line for what a client or the storage may cause, a traceback only for a bug; counted."""
+    gone = isinstance(e, _CLIENT_ERRORS) and _client_gone(request)
+    code = e.code if isinstance(e, StorageProxyError) else "client-gone" if gone else "broken-off"
+    request["error_code"] = code
+    transport = request.transport
+    cut(transport)
+    if transport is not None:
+        transport.abort()
+    found = request.app.get(SERVICES)
+    if found is not None:
+        found.metrics.broken_off.labels(code).inc()
+    what = (request.method, safe_path(request), started.status)
+    rid = request.get(REQUEST_ID)
+    if gone:
+        log.info("%s %s: %d answer cut, the client went away, id %s", *what, rid)
+    elif isinstance(e, (StorageProxyError, OSError, *_CLIENT_ERRORS)):  # the storage, a client
+        log.warning("%s %s: %d answer broken off (%s: %s), id %s", *what, code, e, rid)
+    else:
+        log.exception("%s %s: %d answer broken off by an error, id %s", *what, rid)
+    return started
 
 
 def _client_gone(request: web.Request) -> bool:

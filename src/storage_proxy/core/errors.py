@@ -50,8 +50,28 @@ class MalformedBody(InvalidParameter):
     code = "malformed-body"
 
 
+class IncompleteBody(InvalidParameter):
+    """A body that ended before its own framing said it would (a multipart part without its
+    closing boundary): what came is never stored as if it were whole."""
+
+    code, title = "incomplete-body", "The request body ended early"
+
+
+class MetadataTooLarge(InvalidParameter):
+    """A file's tags and content type beyond what is kept with it (``MAX_FILE_META_BYTES``), or
+    more than the filesystem holds in the file's extended attributes."""
+
+    code, title = "metadata-too-large", "The file's metadata is too large"
+
+
 class InvalidPath(StorageProxyError):
     status, code, title = 400, "invalid-path", "Path escapes its vfolder or is malformed"
+
+
+class NotARegularFile(InvalidPath):
+    """A FIFO, socket or device where a file's bytes are asked for: never opened to be read."""
+
+    code, title = "not-a-regular-file", "Not a regular file or directory"
 
 
 class NotADirectory(StorageProxyError):

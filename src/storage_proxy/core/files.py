@@ -40,6 +40,12 @@ class LocalFile:
         self.close()
 
 
+#: A file's tags and content type, as JSON (``{"content_type": …, "tags": {…}}``, no spaces),
+#: at most this many bytes: they are kept in one extended attribute with the checksums, and a
+#: filesystem holds only a few kB of those per file (ext4: one block, shared with all others).
+MAX_FILE_META_BYTES = 3 << 10
+
+
 @dataclass(frozen=True, slots=True)
 class ReadOptions:
     offset: int = 0

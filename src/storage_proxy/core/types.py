@@ -122,6 +122,8 @@ class DirEntryType(enum.StrEnum):
     FILE = "FILE"
     DIRECTORY = "DIRECTORY"
     SYMLINK = "SYMLINK"
+    #: A FIFO, socket or device: listed, never read (downloads refuse it, archives leave it out).
+    SPECIAL = "SPECIAL"
 
 
 @dataclass(frozen=True, slots=True)

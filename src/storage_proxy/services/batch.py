@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..core.errors import InvalidParameter, StorageProxyError
+from ..core.errors import IncompleteBody, InvalidParameter, StorageProxyError
 from ..core.files import WriteOptions
 from ..core.paths import RelPath
 from ..core.records import Permission
@@ -263,7 +263,7 @@ class BrokenStream(InvalidParameter):
     """The batch's stream cannot be read on (a malformed form or tar, a body cut short)."""
 
 
-_STREAM_ERRORS = (BrokenStream,)
+_STREAM_ERRORS = (BrokenStream, IncompleteBody)
 
 
 async def _settle(

@@ -21,6 +21,7 @@ from ..core.errors import (
     InvalidParameter,
     InvalidPath,
     IsADirectory,
+    NotARegularFile,
     StorageProxyError,
 )
 from ..core.files import KeepVersions, LocalFile, ReadOptions, WriteOptions
@@ -233,7 +234,7 @@ class FileService:
             entries = [await _look_up(volume, vfid, rel) for rel in relpaths]
             for entry in entries:
                 if entry.type not in (DirEntryType.FILE, DirEntryType.DIRECTORY):
-                    raise InvalidPath(f"not a regular file or directory: {entry.path}")
+                    raise NotARegularFile(f"not a regular file or directory: {entry.path}")
         return Held(Selection(volume, vfid, entries), await self._gate.hold_costly(actor, vfid))
 
     # -- writing -------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from ..core.errors import (
     InvalidPath,
     IsADirectory,
     NotADirectory,
+    NotARegularFile,
     PermissionDenied,
     QuotaExceeded,
     StorageProxyError,
@@ -295,7 +296,7 @@ def open_for_read(root_fd: int, rel: RelPath) -> int:
     try:
         mode = os.fstat(fd).st_mode
         if not (stat_mod.S_ISREG(mode) or stat_mod.S_ISDIR(mode)):
-            raise InvalidPath(f"not a regular file or directory: {rel}")
+            raise NotARegularFile(f"not a regular file or directory: {rel}")
         os.set_blocking(fd, True)
     except BaseException:
         os.close(fd)

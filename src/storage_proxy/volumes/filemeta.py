@@ -13,6 +13,7 @@ import os
 from datetime import UTC, datetime
 from typing import Any
 
+from ..core.errors import MetadataTooLarge
 from ..core.types import FileMeta
 
 XATTR_NAME = "user.storage-proxy.meta"
@@ -36,12 +37,20 @@ def read_xattr(path: str | int) -> dict[str, Any] | None:
 
 
 def write_xattr(path: str | int, record: dict[str, Any]) -> bool:
-    """Store the record on the file; False when the filesystem has no user xattrs."""
+    """Store the record on the file; False when the filesystem has no user xattrs.
+
+    E2BIG (larger than one attribute may be) and ENOSPC (the file's attributes are full) are
+    about the record, not the volume: :class:`MetadataTooLarge`."""
+    raw = json.dumps(record, separators=(",", ":")).encode()
     try:
-        os.setxattr(path, XATTR_NAME, json.dumps(record, separators=(",", ":")).encode())
+        os.setxattr(path, XATTR_NAME, raw)
     except OSError as e:
         if e.errno in _NO_XATTR:
             return False
+        if e.errno in (errno.E2BIG, errno.ENOSPC, errno.ERANGE):
+            raise MetadataTooLarge(
+                f"the file's metadata ({len(raw)} bytes) does not fit in its extended attributes"
+            ) from None
         raise
     return True
 

@@ -40,7 +40,9 @@ def entry_type(mode: int) -> DirEntryType:
         return DirEntryType.SYMLINK
     if stat_mod.S_ISDIR(mode):
         return DirEntryType.DIRECTORY
-    return DirEntryType.FILE
+    if stat_mod.S_ISREG(mode):
+        return DirEntryType.FILE
+    return DirEntryType.SPECIAL
 
 
 def dir_entry(name: str, rel: str, st: os.stat_result, target: str = "") -> DirEntry:

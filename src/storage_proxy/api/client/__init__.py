@@ -8,7 +8,7 @@ from ... import __version__
 from ...services.facade import Services
 from .. import openapi
 from ..keys import DOOR, SERVICES
-from ..problem import problem_middleware, request_id_middleware
+from ..problem import note_started, problem_middleware, request_id_middleware
 from . import (
     archive,
     batch,
@@ -48,6 +48,7 @@ def create_client_app(services: Services) -> web.Application:
     app[SERVICES] = services
     app[DOOR] = "client"
     app.on_response_prepare.append(services.metrics.count_download)
+    app.on_response_prepare.append(note_started)
     r = app.router
     r.add_get("/", status)
     r.add_get("/status", status)

@@ -17,16 +17,15 @@ import json
 from collections.abc import AsyncIterator
 
 from aiohttp import BodyPartReader, web
-from aiohttp.http_exceptions import HttpProcessingError
 
-from ...core.errors import InvalidParameter, UnsupportedMediaType
+from ...core.errors import IncompleteBody, InvalidParameter, UnsupportedMediaType
 from ...core.paths import RelPath
 from ...services.batch import BatchItem, BrokenStream, Track, tar_items
 from ...services.tarstream import ReadExactly
 from ..keys import services
 from ..streams import bounded, idle_timeout
 from .auth import require_user
-from .files_v1 import PREFIX, _part_chunks, _parts, url_target
+from .files_v1 import PREFIX, _parts, part_chunks, skip_part, url_target
 
 TAR_TYPES = frozenset({"application/x-tar", "application/tar"})
 
@@ -101,11 +100,8 @@ async def _form_items(request: web.Request) -> AsyncIterator[BatchItem]:
     idle = idle_timeout(request)
     try:
         async for part in _parts(reader):
-            if not isinstance(part, BodyPartReader):
-                await part.release()  # a nested multipart: not a file
-                continue
-            if not part.filename:
-                await part.release()
+            if not isinstance(part, BodyPartReader) or not part.filename:
+                await skip_part(request, part)  # a nested multipart, a field: not a file
                 continue
             yield BatchItem(
                 part.filename,
@@ -113,7 +109,7 @@ async def _form_items(request: web.Request) -> AsyncIterator[BatchItem]:
                 content_type=part.headers.get("Content-Type"),
             )
     except InvalidParameter as e:
-        if isinstance(e, BrokenStream):
+        if isinstance(e, BrokenStream | IncompleteBody):
             raise
         raise BrokenStream(str(e)) from None
 
@@ -122,7 +118,9 @@ async def _form_chunks(
     request: web.Request, part: BodyPartReader, idle: float
 ) -> AsyncIterator[bytes]:
     try:
-        async for chunk in _part_chunks(request, part, idle):
+        async for chunk in part_chunks(request, part, idle):
             yield chunk
-    except (ValueError, AssertionError, HttpProcessingError) as e:
-        raise BrokenStream(f"the multipart body is malformed: {e}") from None
+    except IncompleteBody:
+        raise  # the batch ends there, the part not stored
+    except InvalidParameter as e:
+        raise BrokenStream(str(e)) from None

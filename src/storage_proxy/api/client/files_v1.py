@@ -14,8 +14,8 @@ from typing import Any
 from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from ...core.errors import InvalidParameter
-from ...core.files import WriteOptions
+from ...core.errors import IncompleteBody, InvalidParameter, MetadataTooLarge
+from ...core.files import MAX_FILE_META_BYTES, WriteOptions
 from ...core.paths import RelPath
 from ...core.types import VFolderID
 from ...services.access import Actor
@@ -118,15 +118,29 @@ async def _store(
     size_hint: int | None,
 ) -> web.Response:
     volume, vfid, _ = url_target(request)
+    tags = _tags_from(request.headers.get("X-Tags"))
+    _check_meta_size(content_type, tags)
     options = WriteOptions(
         size_hint=size_hint,
         checksums=True,
         content_type=content_type,
-        tags=_tags_from(request.headers.get("X-Tags")),
+        tags=tags,
         overwrite=request.query.get("overwrite", "true").lower() != "false",
     )
     meta = await services(request).files.write(actor, volume, vfid, relpath, body, options)
     return web.json_response(meta.to_json(str(relpath)), status=201)
+
+
+def _check_meta_size(content_type: str | None, tags: dict[str, str] | None) -> None:
+    """Tags and content type beyond ``MAX_FILE_META_BYTES`` (as JSON) are refused up front."""
+    if content_type is None and not tags:
+        return
+    meta = {"content_type": content_type, "tags": tags or {}}
+    size = len(json.dumps(meta, separators=(",", ":")))
+    if size > MAX_FILE_META_BYTES:
+        raise MetadataTooLarge(
+            f"tags and content type take {size} bytes as JSON, at most {MAX_FILE_META_BYTES}"
+        )
 
 
 def _tags_from(header: str | None) -> dict[str, str] | None:
@@ -168,12 +182,11 @@ async def upload_form(request: web.Request) -> web.Response:
                 request,
                 actor,
                 target,
-                _part_chunks(request, part, idle_timeout(request)),
+                part_chunks(request, part, idle_timeout(request)),
                 part.headers.get("Content-Type"),
                 None,
             )
-        if isinstance(part, BodyPartReader):
-            await part.release()
+        await skip_part(request, part)
     raise InvalidParameter("the form has no 'file' part")
 
 
@@ -189,11 +202,37 @@ async def _parts(reader: MultipartReader) -> AsyncIterator[Any]:
         yield part
 
 
-async def _part_chunks(
+async def part_chunks(
     request: web.Request, part: BodyPartReader, idle: float
 ) -> AsyncIterator[bytes]:
-    while chunk := await bounded(request.transport, part.read_chunk(_BODY_CHUNK), idle, "sent"):
+    """A part's bytes up to its closing boundary.  A body that ends before that boundary (cut
+    short) ends it with :class:`IncompleteBody`, so the part is never stored as a whole file:
+    aiohttp's reader answers the end of the body as it answers the end of a part (an empty
+    chunk), or fails reading on after it; only ``at_eof`` tells the boundary was seen."""
+    while True:
+        try:
+            chunk = await bounded(request.transport, part.read_chunk(_BODY_CHUNK), idle, "sent")
+        except (ValueError, AssertionError, HttpProcessingError) as e:
+            raise _unreadable(request, e) from None
+        if not chunk:
+            break
         yield chunk
+    if not part.at_eof():
+        raise IncompleteBody("the body ended inside a multipart part (no closing boundary)")
+
+
+async def skip_part(request: web.Request, part: BodyPartReader | MultipartReader) -> None:
+    """Read past a part that is not wanted (a 400, never a crash, where the body is bad)."""
+    try:
+        await part.release()
+    except (ValueError, AssertionError, HttpProcessingError) as e:
+        raise _unreadable(request, e) from None
+
+
+def _unreadable(request: web.Request, e: Exception) -> InvalidParameter:
+    if request.content.at_eof():
+        return IncompleteBody(f"the body ended inside a multipart part ({e})")
+    return InvalidParameter(f"the multipart body is malformed: {e}")
 
 
 async def delete(request: web.Request) -> web.Response:
@@ -221,6 +260,7 @@ async def update_metadata(request: web.Request) -> web.Response:
     if content_type is not None and not isinstance(content_type, str):
         raise InvalidParameter("content_type must be a string")
     tags = _tags_from(json.dumps(body["tags"])) if "tags" in body else None
+    _check_meta_size(content_type, tags)
     meta = await services(request).files.update_file_meta(
         actor, volume, vfid, relpath, content_type=content_type, tags=tags
     )

@@ -16,7 +16,7 @@ from ...core.errors import AuthenticationFailed
 from ...services.facade import Services
 from .. import openapi
 from ..keys import DOOR, SERVICES
-from ..problem import Handler, problem_middleware, request_id_middleware
+from ..problem import Handler, note_started, problem_middleware, request_id_middleware
 from . import (
     acl,
     audit,
@@ -62,6 +62,7 @@ def create_manager_app(services: Services) -> web.Application:
     )
     app[SERVICES] = services
     app[DOOR] = "manager"
+    app.on_response_prepare.append(note_started)
     r = app.router
     r.add_get("/", status)
     r.add_get("/status", status)

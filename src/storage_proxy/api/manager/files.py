@@ -92,6 +92,8 @@ async def list_files(request: web.Request) -> web.Response:
     # Backend.AI sends the whole st_mode, the file type's bits too
     for entry, item in zip(entries, items, strict=True):
         item["stat"]["mode"] = entry.stat.mode | _TYPE_BITS[entry.type]  # type: ignore[index]
+        if entry.type is DirEntryType.SPECIAL:  # Backend.AI's types are these three
+            item["type"] = DirEntryType.FILE.value
     return web.json_response({"items": items})
 
 
@@ -99,6 +101,7 @@ _TYPE_BITS = {
     DirEntryType.FILE: stat.S_IFREG,
     DirEntryType.DIRECTORY: stat.S_IFDIR,
     DirEntryType.SYMLINK: stat.S_IFLNK,
+    DirEntryType.SPECIAL: 0,  # a FIFO, socket or device: which of them is not kept
 }
 
 

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...core.files import MAX_FILE_META_BYTES
 from .common import (
     BOOL,
     BYTES,
+    ENTRY_TYPE,
     INT,
     STATUS,
     STR,
@@ -65,6 +67,23 @@ FILE_META = obj(
     }
 )
 
+META_LIMIT = (
+    f"tags and content type together at most {MAX_FILE_META_BYTES} bytes as JSON "
+    '({"content_type":…,"tags":{…}}, no spaces), else 400 metadata-too-large'
+)
+UPLOAD_FORM = {
+    "multipart/form-data": {
+        "schema": obj(
+            {
+                "file": {
+                    "type": "string",
+                    "description": "the file; a part the body ends inside of (no closing "
+                    "boundary) is never stored, nothing is replaced: 400 incomplete-body",
+                }
+            }
+        )
+    }
+}
 PROBLEM_BRIEF = obj({"code": STR, "status": INT, "detail": STR})
 BATCH_RESULT = obj(
     {
@@ -114,7 +133,10 @@ def _download() -> dict[str, Any]:
                 description="The token comes from POST /folder/file/archive-download-token on "
                 "the manager API; each path is looked up before the answer starts (404 missing — "
                 "text/plain '404: File not found: <path>' in the 26.09 dialect — 400 malformed, "
-                "out of the vfolder or a link).",
+                "out of the vfolder or a link, 400 not-a-regular-file for a FIFO, socket or "
+                "device, which is never opened). Inside a named directory such entries are left "
+                "out of the zip, as in every directory archive. An error after the answer has "
+                "started cuts the connection: the zip ends short (no closing chunk).",
                 params=[TOKEN],
                 security=OPEN,
             )
@@ -228,8 +250,8 @@ def _files() -> dict[str, Any]:
             "next_marker": nullable(STR),
         }
     )
-    tags = header("X-Tags", "a JSON object of strings stored with the file")
-    form = {"multipart/form-data": {"schema": obj({"file": {"type": "string"}})}}
+    tags = header("X-Tags", f"a JSON object of strings stored with the file; {META_LIMIT}")
+    form = UPLOAD_FORM
     upload_answer = {201: ok("Stored", FILE_META)}
     return {
         "/api/v1/vfolders": {
@@ -305,6 +327,8 @@ def _file_ops() -> dict[str, Any]:
                 "Change the content type and/or replace the tags (RW)",
                 TAG_FILES,
                 {200: ok("", FILE_META)},
+                description=f"Limit: {META_LIMIT}. More than the file's "
+                "extended attributes hold is a 400 metadata-too-large as well.",
                 params=FILE_PARAMS,
                 body=obj(
                     {"content_type": STR, "tags": {"type": "object", "additionalProperties": STR}},
@@ -336,6 +360,9 @@ def _file_ops() -> dict[str, Any]:
                         },
                     )
                 },
+                description="A stream that cannot be read on ends the batch: what was stored "
+                "before stays, `aborted` tells why (a 400 problem). A part the body ends inside "
+                "of (no closing boundary) is not stored: aborted with incomplete-body.",
                 params=[
                     *VF_PARAMS,
                     query("path", "the folder the files land below (default: the root)"),
@@ -371,7 +398,7 @@ def _browse() -> dict[str, Any]:
         {
             "name": STR,
             "path": STR,
-            "type": {"enum": ["FILE", "DIRECTORY", "SYMLINK"]},
+            "type": ENTRY_TYPE,
             "size": BYTES,
             "modified": TIME,
         }
@@ -551,7 +578,8 @@ def client_description() -> dict[str, Any]:
         "For people and programs: downloads with a session token, tus uploads, the /api/v1 file "
         "API with a user token (Authorization: Bearer; mint one with POST /token on the manager "
         "API or `storage-proxy token issue`), signed locations, statistics, and the web UI at "
-        "/ui/.",
+        "/ui/. An error after a streamed answer has started (a zip, a download) cannot be "
+        "answered any more: the connection is cut, so the body ends short (no closing chunk).",
         paths,
         schemas={"FileMeta": FILE_META},
         security_schemes={"userToken": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ... import __version__
+from ...core.types import DirEntryType
 
 Schema = dict[str, Any]
 OPENAPI_VERSION = "3.1.0"
@@ -22,6 +23,11 @@ BYTES: Schema = {"type": "integer", "minimum": 0, "description": "bytes"}
 TIME: Schema = {"type": "string", "format": "date-time"}
 ANY: Schema = {}
 BINARY: Schema = {"type": "string", "contentMediaType": "application/octet-stream"}
+ENTRY_TYPE: Schema = {
+    "enum": [t.value for t in DirEntryType],
+    "description": "SPECIAL: a FIFO, socket or device — listed, never read: a download of one is "
+    "a 400 not-a-regular-file, and an archive leaves it out",
+}
 
 
 def nullable(schema: Schema) -> Schema:

@@ -18,6 +18,7 @@ from .common import (
     ANY,
     BOOL,
     BYTES,
+    ENTRY_TYPE,
     INT,
     NUM,
     STATUS,
@@ -246,7 +247,7 @@ def _files() -> dict[str, Any]:
     item = obj(
         {
             "name": STR,
-            "type": {"enum": ["FILE", "DIRECTORY", "SYMLINK"]},
+            "type": ENTRY_TYPE,
             "stat": stat,
             "symlink_target": STR,
         }

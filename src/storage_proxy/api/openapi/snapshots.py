@@ -5,7 +5,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from .common import BOOL, BYTES, INT, STR, TIME, array, nullable, obj, ok, op, path, query
+from .common import (
+    BOOL,
+    BYTES,
+    ENTRY_TYPE,
+    INT,
+    STR,
+    TIME,
+    array,
+    nullable,
+    obj,
+    ok,
+    op,
+    path,
+    query,
+)
 
 TAG, TAG_VERSIONS = "snapshots", "versions"
 SNAPSHOT = obj(
@@ -45,7 +59,7 @@ _ITEM = obj(
     {
         "name": STR,
         "path": STR,
-        "type": {"enum": ["FILE", "DIRECTORY", "SYMLINK"]},
+        "type": ENTRY_TYPE,
         "stat": _STAT,
         "symlink_target": STR,
     }
