@@ -162,3 +162,42 @@ def test_trash_purge_goes_on_past_an_entry_it_cannot_remove(tmp_path: Path) -> N
     report = posix_upkeep.purge_trash(tmp_path, float("inf"), remove)
     assert sorted(os.listdir(trash)) == ["b-bad"]
     assert len(report.purged) == 2 and report.kept == 1
+
+
+def test_walk_climbs_back_where_it_was_when_a_tenant_moves_directories(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Below the held levels the walk climbs through "..": a directory moved meanwhile is
+    noticed (its ".." is elsewhere), the levels are reopened by name, the part that moved is
+    given up, and nothing outside the walked tree is ever listed."""
+    monkeypatch.setattr(fstree, "HELD_LEVELS", 2)
+    tree, outside = tmp_path / "tree", tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret").write_text("s")
+    (tree / "a" / "b" / "c" / "d" / "e").mkdir(parents=True)
+    (tree / "a" / "b" / "c" / "d" / "e" / "f1").write_text("x")
+    (tree / "a" / "b" / "c" / "zz").write_text("x")
+    (tree / "a" / "b" / "c" / "zz2").write_text("x")
+    seen = []
+    with fstree_fd(tree) as top:
+        for _, entry in fstree.walk(top, sort=True):
+            seen.append(entry.path)
+            if entry.name == "f1":  # the tenant moves "d" away (out of the walk's sight)
+                os.rename(tree / "a" / "b" / "c" / "d", outside / "d")
+                os.rename(tree / "a" / "b" / "c", tree / "c-moved")
+        assert open_fds() < 64
+    assert all("secret" not in p for p in seen)
+    assert seen[:6] == ["a", "a/b", "a/b/c", "a/b/c/d", "a/b/c/d/e", "a/b/c/d/e/f1"]
+    assert "a/b/c/zz" not in seen  # "c" moved: the rest of it is given up, not guessed at
+
+
+def test_walk_below_the_held_levels_lists_everything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fstree, "HELD_LEVELS", 2)
+    for leaf in ("a/b/c/d/e", "a/b/c/x", "a/b/y", "a/z"):
+        (tmp_path / "t" / leaf).mkdir(parents=True)
+        (tmp_path / "t" / leaf / "f").write_text("x")
+    expected = sorted(str(p.relative_to(tmp_path / "t")) for p in (tmp_path / "t").glob("**/*"))
+    with fstree_fd(tmp_path / "t") as top:
+        assert sorted(e.path for _, e in fstree.walk(top)) == expected
