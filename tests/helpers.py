@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 
 from storage_proxy.core.types import QuotaScopeID, QuotaScopeType, VFolderID
+from storage_proxy.volumes import fsremove
 
 
 def new_qsid(kind: QuotaScopeType = QuotaScopeType.USER) -> QuotaScopeID:
@@ -39,3 +40,12 @@ def nested_dirs(root: Path, depth: int, name: str = "d", payload: bytes = b"") -
         os.close(f)
     finally:
         os.close(fd)
+
+
+def remove_deep_trees(root: Path) -> None:
+    """Remove what a test left below ``root``, whatever its depth (best effort)."""
+    for entry in list(root.iterdir()) if root.is_dir() else []:
+        try:
+            fsremove.remove_path(entry) if entry.is_dir() else entry.unlink()
+        except OSError:
+            pass

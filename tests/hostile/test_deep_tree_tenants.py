@@ -8,14 +8,25 @@ from __future__ import annotations
 import os
 import time
 import urllib.request
+import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
-from e2e_support import Response, http
-from harness import Tenant, make_tenant
+import pytest
+from e2e_support import Daemon, Response, http
+from harness import TENANT, TOKEN_SECRET, StartHostile, Tenant, make_tenant, user_token
 
-from helpers import nested_dirs
+from helpers import nested_dirs, remove_deep_trees
 
 DEPTH = 3000
+
+
+@pytest.fixture(autouse=True)
+def _remove_deep_trees(tmp_path: Path) -> Iterator[None]:
+    """pytest removes old temporary directories recursively: deep trees go here, at any depth."""
+    yield
+    remove_deep_trees(tmp_path)
 
 
 def put(t: Tenant, name: str, data: bytes) -> int:
@@ -74,3 +85,40 @@ def test_a_deep_tree_breaks_nothing_of_another_tenant(plain_tenant: Tenant) -> N
     assert not (mallory.mount / "top").exists()
     assert client(other, "DELETE", "/files/kept.txt").status in (200, 204)
     assert "Traceback" not in mallory.daemon.log_text()
+
+
+def tenant_sorted(daemon: Daemon, first: str) -> Tenant:
+    """A vfolder whose trash entry sorts where ``first`` (a hex digit) puts it."""
+    scope = uuid.UUID(first + uuid.uuid4().hex[1:])
+    vfid = f"user:{scope}/{uuid.uuid4().hex}"
+    body = {"volume": "vol1", "vfid": vfid, "owner": TENANT}
+    assert daemon.manager("POST", "/folder/create", body).status == 204
+    mount = daemon.manager("GET", "/folder/mount", {"volume": "vol1", "vfid": vfid})
+    return Tenant(
+        daemon, "vol1", vfid, Path(mount.json()["path"]), user_token(TOKEN_SECRET, TENANT)
+    )
+
+
+def test_a_deep_tree_in_the_trash_does_not_keep_others_from_being_purged(
+    start_hostile: StartHostile, tmp_path: Path
+) -> None:
+    jobs = '[jobs]\ntrash-grace = "1s"\ntrash-purge-interval = "1h"\n'
+    evil = start_hostile(extra_config=jobs)
+    evil = tenant_sorted(evil.daemon, "0")  # purged first
+    victim = tenant_sorted(evil.daemon, "f")
+    nested_dirs(evil.mount, DEPTH)
+    (victim.mount / "private.txt").write_text("to be erased")
+    for t in (evil, victim):
+        deleted = t.manager("POST", "/folder/delete")
+        assert deleted.status == 202, deleted
+        assert wait_task(t, deleted.json()["bgtask_id"])["status"] == "done"
+    time.sleep(1.5)  # past the grace time
+    started = evil.daemon.manager("POST", "/jobs/trash-purge")
+    assert started.status == 202, started
+    assert wait_task(evil, started.json()["bgtask_id"])["status"] == "done"
+    result = evil.daemon.manager("GET", "/jobs/trash-purge").json()["result"]
+    assert len(result["purged"]["vol1"]) == 2, result  # the deep one first, then the victim's
+    vol = tmp_path / "vol1"
+    trashes = [vol / ".trash", *(d / ".trash" for d in vol.iterdir() if d.is_dir())]
+    assert [os.listdir(t) for t in trashes if t.is_dir()] in ([], [[]])
+    assert "Traceback" not in evil.daemon.log_text()

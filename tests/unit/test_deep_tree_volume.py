@@ -4,17 +4,25 @@ leave nothing behind, and another clone's progress never walks it."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from helpers import nested_dirs as chain
-from helpers import new_vfid
+from helpers import new_vfid, remove_deep_trees
 from storage_proxy.core.errors import TreeTooDeep
 from storage_proxy.core.types import VFolderID
 from storage_proxy.volumes import fstree
 from storage_proxy.volumes.posix_fs import STAGING_MARK, UPLOADS_DIR
 from storage_proxy_vfs import VfsVolume
+
+
+@pytest.fixture(autouse=True)
+def _remove_deep_trees(tmp_path: Path) -> Iterator[None]:
+    """pytest removes old temporary directories recursively: deep trees go here, at any depth."""
+    yield
+    remove_deep_trees(tmp_path)
 
 
 @pytest.fixture

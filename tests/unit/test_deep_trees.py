@@ -11,12 +11,20 @@ from pathlib import Path
 import pytest
 
 from helpers import nested_dirs as chain
+from helpers import remove_deep_trees
 from storage_proxy.core.errors import TreeTooDeep
 from storage_proxy.volumes import fsremove, fstree, posix_fs, posix_upkeep
 from storage_proxy.volumes.scan import scan_level, scan_tree
 
 LONG = "n" * 255
 _DIR = os.O_RDONLY | os.O_DIRECTORY
+
+
+@pytest.fixture(autouse=True)
+def _remove_deep_trees(tmp_path: Path) -> Iterator[None]:
+    """pytest removes old temporary directories recursively: deep trees go here, at any depth."""
+    yield
+    remove_deep_trees(tmp_path)
 
 
 def open_fds() -> int:
