@@ -74,7 +74,7 @@ def node_config(
 ) -> dict[str, Any]:
     """A node on ``tmp_path`` (volume, SQLite store) with Redis; a test's nodes share them, each
     under its own node id."""
-    jobs = ("usage-scan", "orphan-scan", "trash-purge", "retention", "scrub")
+    jobs = ("usage-scan", "orphan-scan", "trash-purge", "retention", "scrub", "snapshot-policies")
     raw = raw_config(tmp_path)
     raw["storage-proxy"]["node-id"] = node_id
     return validate(

@@ -204,3 +204,18 @@ class OntapClient:
             {"svm.name": svm, "volume.name": volume, "type": "tree", "fields": "qtree,space,files"},
         )
         return {r["qtree"]["name"]: r for r in found if r.get("qtree", {}).get("name")}
+
+    # -- volume snapshots ----------------------------------------------------------------------
+    async def snapshots(self, volume_uuid: str, name: str) -> list[Json]:
+        """Snapshots of the volume whose name matches ``name`` (ONTAP's query: ``*`` wildcards)."""
+        return await self.records(
+            f"/storage/volumes/{volume_uuid}/snapshots",
+            {"name": name, "fields": "uuid,name,create_time,comment"},
+        )
+
+    async def create_snapshot(self, volume_uuid: str, name: str, comment: str) -> None:
+        body = {"name": name, "comment": comment}
+        await self.call("POST", f"/storage/volumes/{volume_uuid}/snapshots", body=body)
+
+    async def delete_snapshot(self, volume_uuid: str, snapshot_uuid: str) -> None:
+        await self.call("DELETE", f"/storage/volumes/{volume_uuid}/snapshots/{snapshot_uuid}")

@@ -1,7 +1,8 @@
 """The ``netapp`` backend: data over the NFS mount of an ONTAP volume, quotas through ONTAP REST.
 
 Everything that touches files is the NFS backend's (this class only adds to it); the quota model
-is swapped for qtrees + tree quota rules + quota reports, and capacity comes from the filer.
+is swapped for qtrees + tree quota rules + quota reports, capacity comes from the filer, and
+snapshots are ONTAP volume snapshots seen through ``.snapshot`` (:mod:`.snapshots`).
 
 Options: the NFS ones (``check-mount``, ``expected-fstypes``, ``attr-retry-timeout``, …) plus
 ``endpoint`` (``https://cluster-mgmt``), ``user``, ``password``, ``svm``, ``volume-name`` (the
@@ -16,13 +17,13 @@ from typing import Any, ClassVar
 import trafaret as t
 
 from storage_proxy.core.errors import PluginError
-from storage_proxy.core.types import Capability, FSUsage
-from storage_proxy.volumes.posix import POSIX_KEEPING
+from storage_proxy.core.types import Capability, FSUsage, VFolderID
 from storage_proxy_nfs import NFS_OPTIONS, NfsVolume
 
 from .client import OntapClient
 from .errors import OntapError
 from .quota import NetAppQuotaModel
+from .snapshots import SNAPSHOT_DIR, OntapSnapshots
 
 NETAPP_OPTIONS: dict[t.Key, t.Trafaret] = {
     **NFS_OPTIONS,
@@ -37,7 +38,7 @@ NETAPP_OPTIONS: dict[t.Key, t.Trafaret] = {
 }
 
 
-class NetAppVolume(NfsVolume):
+class NetAppVolume(OntapSnapshots, NfsVolume):
     backend_name = "netapp"
     capabilities = frozenset(
         {
@@ -46,13 +47,15 @@ class NetAppVolume(NfsVolume):
             Capability.NATIVE_QUOTA,
             Capability.FAST_USAGE,
             Capability.LOCAL_PATH,
-            *POSIX_KEEPING,
+            Capability.SNAPSHOT,
+            Capability.NATIVE_SNAPSHOT,  # ONTAP volume snapshots, outside the tree quotas
+            Capability.FILE_VERSIONS,
         }
     )
     options_schema = t.Dict(NETAPP_OPTIONS)
     #: ONTAP shows its snapshots as ``.snapshot`` in every directory of an NFS export (when the
     #: volume's snapdir is visible): no user path may pass through one.
-    hidden_names: ClassVar[frozenset[str]] = frozenset({".snapshot"})
+    hidden_names: ClassVar[frozenset[str]] = frozenset({SNAPSHOT_DIR})
 
     quota_model: Any  # NetAppQuotaModel
 
@@ -95,6 +98,7 @@ class NetAppVolume(NfsVolume):
                     f"{name!r} on SVM {svm!r}"
                 )
             self.quota_model.volume_uuid = volume["uuid"]
+            await self.check_snapdir()
             if volume.get("quota", {}).get("state") != "on":
                 await self.client.enable_quota(volume["uuid"])
         except OntapError as e:
@@ -103,6 +107,12 @@ class NetAppVolume(NfsVolume):
         except BaseException:
             await self.client.close()
             raise
+
+    async def delete_vfolder(self, vfid: VFolderID) -> None:
+        """Its ONTAP snapshots go first (they would keep its blocks with no way to reach them)."""
+        if await self.vfolder_exists(vfid):
+            await self.drop_snapshots(vfid)
+        await super().delete_vfolder(vfid)
 
     async def shutdown(self) -> None:
         await self.client.close()

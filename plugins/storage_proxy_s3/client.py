@@ -184,6 +184,12 @@ class S3Connection:
             await self.c.create_bucket(**kw)
         log.info("created bucket %s", self.bucket)
 
+    async def versioning_enabled(self) -> bool:
+        """The bucket keeps versions (``Enabled``; not when never set or ``Suspended``)."""
+        with translate(f"bucket {self.bucket}"):
+            r = await self.c.get_bucket_versioning(Bucket=self.bucket)
+        return r.get("Status") == "Enabled"
+
     # -- object helpers ----------------------------------------------------------------------
     async def head(self, key: str) -> dict[str, Any] | None:
         """The object's headers, or None when there is no such key."""
@@ -249,16 +255,47 @@ class S3Connection:
         await self.delete_keys(batch)
         return total + len(batch)
 
-    async def copy(self, src: str, dst: str, size: int) -> None:
-        """Server-side copy; multipart (UploadPartCopy) above ``multipart-copy-threshold``."""
+    async def versions(self, prefix: str) -> list[dict[str, Any]]:
+        """Every version below ``prefix`` (``Key``, ``VersionId``, ``IsLatest``, ``Size``; a
+        key's newest first, as S3 lists them), then the delete markers (``DeleteMarker: True``)."""
+        kw: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix}
+        found: list[dict[str, Any]] = []
+        while True:
+            with translate(prefix or "/"):
+                r = await self.c.list_object_versions(**kw)
+            found.extend(r.get("Versions", []))
+            found.extend({**m, "DeleteMarker": True} for m in r.get("DeleteMarkers", []))
+            if not r.get("IsTruncated"):
+                return found
+            kw["KeyMarker"] = r["NextKeyMarker"]
+            kw["VersionIdMarker"] = r["NextVersionIdMarker"]
+
+    async def delete_versions(self, items: list[dict[str, Any]]) -> None:
+        """Delete these versions (and markers) for good."""
+        for i in range(0, len(items), DELETE_BATCH):
+            batch = [
+                {"Key": v["Key"], "VersionId": v["VersionId"]} for v in items[i : i + DELETE_BATCH]
+            ]
+            with translate("delete"):
+                await self.c.delete_objects(
+                    Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True}
+                )
+
+    async def copy(self, src: str, dst: str, size: int, version: str | None = None) -> str | None:
+        """Server-side copy (of one ``version`` of ``src`` if given); multipart (UploadPartCopy)
+        above ``multipart-copy-threshold``.  The copy's ETag where it is the source's (a single
+        CopyObject), else None."""
         source = {"Bucket": self.bucket, "Key": src}
+        if version is not None:
+            source["VersionId"] = version
         if size <= self.options["multipart-copy-threshold"]:
             with translate(src):
-                await self.c.copy_object(Bucket=self.bucket, Key=dst, CopySource=source)
-            return
+                r = await self.c.copy_object(Bucket=self.bucket, Key=dst, CopySource=source)
+            etag = r.get("CopyObjectResult", {}).get("ETag")
+            return str(etag) if etag else None
         part = max(self.options["part-size"], -(-size // MAX_PARTS))
         with translate(src):
-            head = await self.c.head_object(Bucket=self.bucket, Key=src)
+            head = await self.c.head_object(**source)
             mp = await self.c.create_multipart_upload(
                 Bucket=self.bucket,
                 Key=dst,
@@ -290,6 +327,7 @@ class S3Connection:
         except BaseException:
             await self.abort(dst, upload_id)
             raise
+        return None
 
     async def abort(self, key: str, upload_id: str) -> None:
         """Abort a multipart upload so no parts stay billed; best effort, never raises."""

@@ -31,6 +31,23 @@ def read_ahead(content: Any, size: int = READ_AHEAD) -> None:
         content._low_water = max(content._low_water, size // 2)
 
 
+async def stream_body(response: Any, chunk_size: int, what: object) -> AsyncIterator[bytes]:
+    """A GET's body in chunks, read ahead; the connection released however the reader stops."""
+    body = response["Body"]
+    content = getattr(getattr(body, "raw_stream", None), "content", None)
+    try:
+        with translate(what):
+            if content is not None:
+                read_ahead(content)
+                async for chunk in prefetched(content.iter_any(), chunk_size):
+                    yield chunk
+            else:
+                async for chunk in body.iter_chunks(chunk_size):
+                    yield chunk
+    finally:
+        body.close()
+
+
 class DataMixin(AbstractVolume):
     conn: S3Connection
     part_size: int
@@ -69,19 +86,8 @@ class DataMixin(AbstractVolume):
                 r = await self.conn.c.get_object(**kw)
         except FileNotFound:
             await self._missing(vfid, relpath)
-        body = r["Body"]
-        content = getattr(getattr(body, "raw_stream", None), "content", None)
-        try:
-            with translate(relpath):
-                if content is not None:
-                    read_ahead(content)
-                    async for chunk in prefetched(content.iter_any(), options.chunk_size):
-                        yield chunk
-                else:
-                    async for chunk in body.iter_chunks(options.chunk_size):
-                        yield chunk
-        finally:
-            body.close()
+        async for chunk in stream_body(r, options.chunk_size, relpath):
+            yield chunk
 
     async def _missing(self, vfid: VFolderID, relpath: RelPath) -> NoReturn:
         """Why there is no object at ``relpath``: no vfolder, a directory, or nothing."""

@@ -37,10 +37,14 @@ class StagingMixin(LocalStagingUploads, DataMixin):
 
     async def upload_prepare(self, session_id: str, target: UploadTarget) -> None:
         """Stage as usual, and remember where the upload goes: any worker or node sharing the
-        staging directory may send its parts early (``early.py``)."""
+        staging directory may send its parts early (``early.py``).  A partial upload is not: it
+        is only ever joined into a final upload, which is sent whole when it is published (S3's
+        UploadPartCopy would need each partial stored as an object first)."""
         key = self.file_key(target.vfid, target.relpath)
         record = json.dumps({"key": key, "content_type": target.content_type}).encode()
         await self.staging.prepare(session_id)
+        if target.partial:
+            return
         await asyncio.to_thread(self._target_file(session_id).write_bytes, record)
 
     async def _upload_target(self, session_id: str) -> tuple[str, str | None] | None:

@@ -89,8 +89,8 @@ class S3Upkeep(AbstractVolume):
                     continue
                 name = item["Prefix"][len(prefix) :].rstrip("/")
                 here = (*parts, name)
-                if depth == 0 and name.startswith("."):
-                    continue  # the proxy's own (trash)
+                if depth <= 1 and name.startswith("."):
+                    continue  # the proxy's own (trash; a scope's snapshots)
                 if not _LEVELS[depth].match(name):
                     strays.append("/".join(here))
                 elif depth + 1 < len(_LEVELS):

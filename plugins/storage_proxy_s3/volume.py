@@ -4,6 +4,7 @@ Vfolders are key prefixes in the Backend.AI layout (``<prefix>/<scope-hex>/<h0:2
 with a zero-byte marker key ending in ``/`` for each quota scope, vfolder and explicit directory;
 directories are otherwise implied by the keys below them (listing with ``Delimiter='/'``).
 Quotas are the proxy's (S3 has none): :class:`ProxyQuotaModel` over prefix listings.
+Snapshots are manifests of object versions or of server-side copies (:mod:`.snapshots`).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from .client import OPTIONS, S3Connection, check_options, translate
 from .early import EarlyParts
 from .entries import dir_entry, file_entry
 from .presign import PresignMixin
+from .snapshots import S3Snapshots
 from .staging import StagingMixin
 from .upkeep import S3Upkeep
 from .window import for_each
@@ -60,9 +62,17 @@ _COPY_CONCURRENCY = 16
 _NO_CAPACITY = 1 << 60  # S3 has no capacity; report 1 EiB
 
 
-class S3Volume(S3Upkeep, PresignMixin, StagingMixin):
+class S3Volume(S3Snapshots, S3Upkeep, PresignMixin, StagingMixin):
     backend_name = "s3"
-    capabilities = frozenset({Capability.VFOLDER, Capability.QUOTA, Capability.PRESIGN})
+    capabilities = frozenset(
+        {
+            Capability.VFOLDER,
+            Capability.QUOTA,
+            Capability.PRESIGN,
+            Capability.SNAPSHOT,  # manifests of versions, or of server-side copies
+            Capability.SNAPSHOT_QUOTA,  # the copies (dropped on a versioned bucket)
+        }
+    )
     options_schema = OPTIONS
 
     quota_model: ProxyQuotaModel
@@ -95,6 +105,7 @@ class S3Volume(S3Upkeep, PresignMixin, StagingMixin):
         await self.conn.open()
         try:
             await self.conn.ensure_bucket(self.options["create-bucket"])
+            self.versioned = await self.conn.versioning_enabled()
             await asyncio.to_thread(self.staging.directory.mkdir, parents=True, exist_ok=True)
             setting = self.options["checksum-sha256"]
             if setting == "auto":
@@ -175,6 +186,7 @@ class S3Volume(S3Upkeep, PresignMixin, StagingMixin):
         prefix = await self._require_vfolder(vfid)
         await self.conn.delete_keys([prefix])
         await self.move_to_trash(vfid, prefix)
+        await self.drop_snapshots(vfid)
         self._changed(vfid)
 
     async def clone_vfolder(self, src: VFolderID, dst: VFolderID) -> None:

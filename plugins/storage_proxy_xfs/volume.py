@@ -32,6 +32,7 @@ _NATIVE_ONLY = frozenset({Capability.NATIVE_QUOTA, Capability.FAST_USAGE})
 
 class XfsVolume(BasePosixVolume):
     backend_name = "xfs"
+    block_device_metrics = True  # a local file system: the counters of its block device
     capabilities = frozenset(
         {
             Capability.VFOLDER,

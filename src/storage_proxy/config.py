@@ -217,6 +217,8 @@ _jobs = t.Dict(
         # Report what retention would delete, delete nothing.
         t.Key("retention-dry-run", default=False): t.ToBool,
         t.Key("scrub-interval", default="7d"): Duration(),
+        # How often snapshot policies are looked at (a policy's "every" is kept to this grain).
+        t.Key("snapshot-policies-interval", default="1m"): Duration(),
         # A job's lease in the metadata store lasts this long unless its runner renews it.
         t.Key("lease-ttl", default="1m"): Duration(),
         # Running tasks touch their row this often; one silent for bgtask-stale-after is dead.

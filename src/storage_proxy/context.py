@@ -7,7 +7,7 @@ import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,7 @@ from .services.jobs.settings import JobSettings
 from .services.keeping import VersionSettings
 from .services.ledger import LedgerKeeper
 from .services.quotas import ALERT_EVENTS, QuotaAlerts, QuotaService
+from .services.snapshot_policies import SnapshotPolicyService
 from .services.snapshots import SnapshotService
 from .services.stats import StatsService
 from .services.tokens import TokenService, UserTokenPolicy
@@ -343,9 +344,11 @@ def _build_services(stack: AsyncExitStack, infra: _Infra) -> tuple[Services, Usa
     dataproxy = DataProxyService(
         DataProxySettings.from_config(config), volumes, infra.token_secret.value, files, vfolders
     )
-    jobs = JobRunner(
-        JobDeps(volumes, metadata, uploads, infra.bgtasks, job_settings, usage, vfolders, quotas)
-    )
+    snapshots = SnapshotService(gate, infra.bgtasks, audit, usage, quotas, keeping)
+    versions = VersionService(gate, keeping, audit, usage, quotas)
+    deps = JobDeps(volumes, metadata, uploads, infra.bgtasks, job_settings, usage, vfolders, quotas)
+    gauges = infra.metrics.snapshot_totals
+    jobs = JobRunner(replace(deps, snapshots=snapshots, on_snapshot_totals=gauges))
     services = Services(
         settings=DoorSettings(
             manager_secret=infra.manager_secret.value,
@@ -357,10 +360,11 @@ def _build_services(stack: AsyncExitStack, infra: _Infra) -> tuple[Services, Usa
         access=access,
         quotas=quotas,
         files=files,
-        snapshots=SnapshotService(gate, infra.bgtasks, audit, usage, quotas, keeping),
-        versions=VersionService(gate, keeping, audit, usage, quotas),
+        snapshots=snapshots,
+        snapshot_policies=SnapshotPolicyService(gate, volumes, metadata, audit),
+        versions=versions,
         uploads=uploads,
-        transfers=TransferService(tokens, files, uploads),
+        transfers=TransferService(tokens, files, uploads, versions),
         tokens=tokens,
         dataproxy=dataproxy,
         browse=BrowseService(
@@ -372,7 +376,7 @@ def _build_services(stack: AsyncExitStack, infra: _Infra) -> tuple[Services, Usa
         audit=audit,
         health=HealthService(metadata, volumes, infra.leases),
         metrics=infra.metrics,
-        batch=BatchService(gate, files),
+        batch=BatchService(gate, files, infra.bgtasks),
     )
     return services, usage
 

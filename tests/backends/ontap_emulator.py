@@ -7,8 +7,11 @@ DELETE on qtrees, quota rules and volumes answer ``202 {"job": {"uuid", "_links"
 effect when the job succeeds (queued -> running -> success/failure over a few polls of
 ``/api/cluster/jobs/{uuid}``); errors are ``{"error": {"message", "code", "target"}}``; basic
 auth is checked.  Qtrees are directories under ``nfs_root`` (the "NFS mount" of the volume) and
-tree quota reports count the bytes really there.  Error codes are placeholders in ONTAP's shape;
-the client relies on HTTP status and job state, never on code numbers.
+tree quota reports count the bytes really there.  Volume snapshots are real copies of the tree
+(hard to tell from ONTAP's through the mount): ``nfs_root/.snapshot/<name>/``, taken when the
+job runs, files copied one by one as they are at that moment (a file renamed over meanwhile is
+either the old one or the new one, as a rename is atomic).  Error codes are placeholders in
+ONTAP's shape; the client relies on HTTP status and job state, never on code numbers.
 
 Failure switches: :meth:`fail_next_job`, :meth:`hang_next_job`, :meth:`fail_next_requests`.
 """
@@ -16,12 +19,14 @@ Failure switches: :meth:`fail_next_job`, :meth:`hang_next_job`, :meth:`fail_next
 from __future__ import annotations
 
 import base64
+import fnmatch
 import os
 import shutil
 import socket
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +62,7 @@ class Emulator:
     quota_on: bool = False
     qtrees: dict[int, Json] = field(default_factory=dict)
     rules: dict[str, Json] = field(default_factory=dict)
+    snapshots: dict[str, Json] = field(default_factory=dict)  # uuid -> record
     jobs: dict[str, Job] = field(default_factory=dict)
     requests: list[tuple[str, str]] = field(default_factory=list)
     usage_override: dict[str, int] = field(default_factory=dict)  # qtree name -> bytes
@@ -64,6 +70,10 @@ class Emulator:
     _fail_jobs: list[tuple[int, str]] = field(default_factory=list)
     _hang_jobs: int = 0
     _fail_requests: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        """ONTAP's ``.snapshot`` is there from the start (snapshot directory access on)."""
+        self.snapdir.mkdir(exist_ok=True)
 
     # -- switches ----------------------------------------------------------------------------
     def fail_next_job(self, message: str = "simulated job failure", *, after: int = 0) -> None:
@@ -83,6 +93,9 @@ class Emulator:
         r.add_get("/api/storage/volumes", self.get_volumes)
         r.add_get("/api/storage/volumes/{uuid}", self.get_volume)
         r.add_patch("/api/storage/volumes/{uuid}", self.patch_volume)
+        r.add_get("/api/storage/volumes/{uuid}/snapshots", self.get_snapshots)
+        r.add_post("/api/storage/volumes/{uuid}/snapshots", self.post_snapshot)
+        r.add_delete("/api/storage/volumes/{uuid}/snapshots/{snap}", self.delete_snapshot)
         r.add_get("/api/storage/qtrees", self.get_qtrees)
         r.add_post("/api/storage/qtrees", self.post_qtree)
         r.add_delete("/api/storage/qtrees/{vol}/{id}", self.delete_qtree)
@@ -134,6 +147,52 @@ class Emulator:
                 self.quota_on = bool(enabled)
 
         return self._job("PATCH /api/storage/volumes", apply)
+
+    # -- volume snapshots --------------------------------------------------------------------
+    @property
+    def snapdir(self) -> Path:
+        return self.nfs_root / ".snapshot"
+
+    async def get_snapshots(self, request: web.Request) -> web.Response:
+        if request.match_info["uuid"] != self.volume_uuid:
+            return error(404, "entry doesn't exist", "4", "volume.uuid")
+        return collection(request, list(self.snapshots.values()))
+
+    async def post_snapshot(self, request: web.Request) -> web.Response:
+        if request.match_info["uuid"] != self.volume_uuid:
+            return error(404, "entry doesn't exist", "4", "volume.uuid")
+        body = await request.json()
+        name = body.get("name")
+        if not isinstance(name, str) or not name or "/" in name or len(name) > 255:
+            return error(400, "Invalid snapshot name", "1638477", "name")
+
+        def apply() -> str | None:
+            if any(s["name"] == name for s in self.snapshots.values()):
+                return f'Snapshot copy "{name}" already exists'
+            copy_tree(self.nfs_root, self.snapdir / name, skip={".snapshot"})
+            snap_uuid = str(uuid.uuid4())
+            self.snapshots[snap_uuid] = {
+                "uuid": snap_uuid,
+                "name": name,
+                "comment": body.get("comment", ""),
+                "create_time": datetime.now(UTC).isoformat(timespec="seconds"),
+                "volume": {"name": self.volume, "uuid": self.volume_uuid},
+                "size": _tree_bytes(self.snapdir / name),
+            }
+            return None
+
+        return self._job("POST /api/storage/volumes/snapshots", apply)
+
+    async def delete_snapshot(self, request: web.Request) -> web.Response:
+        snap_uuid = request.match_info["snap"]
+        if request.match_info["uuid"] != self.volume_uuid or snap_uuid not in self.snapshots:
+            return error(404, "entry doesn't exist", "4", "uuid")
+
+        def apply() -> None:
+            record = self.snapshots.pop(snap_uuid)
+            shutil.rmtree(self.snapdir / record["name"], ignore_errors=True)
+
+        return self._job("DELETE /api/storage/volumes/snapshots", apply)
 
     # -- qtrees ------------------------------------------------------------------------------
     async def get_qtrees(self, request: web.Request) -> web.Response:
@@ -315,7 +374,7 @@ def collection(request: web.Request, records: list[Json]) -> web.Response:
     out = [
         trim(r, request)
         for r in records
-        if all(str(_lookup(r, k)) == v for k, v in filters.items())
+        if all(fnmatch.fnmatchcase(str(_lookup(r, k)), v) for k, v in filters.items())
     ]
     start = int(request.query.get("start.index", 0))
     size = int(request.query.get("max_records", len(out) or 1))
@@ -327,6 +386,28 @@ def collection(request: web.Request, records: list[Json]) -> web.Response:
         links["next"] = {"href": str(request.rel_url.with_query(query))}
     body["_links"] = links
     return web.json_response(body)
+
+
+def copy_tree(src: Path, dst: Path, skip: set[str]) -> None:
+    """A copy of a live tree (modes and file times kept, symlinks as symlinks): entries that
+    vanish while it is copied are left out, as a staged write renamed into place would be."""
+    dst.mkdir(parents=True)
+    for dirpath, dirs, files in os.walk(src):
+        rel = Path(dirpath).relative_to(src)
+        if rel == Path("."):
+            dirs[:] = [d for d in dirs if d not in skip]
+        for name in dirs + files:
+            here, there = Path(dirpath) / name, dst / rel / name
+            try:
+                if here.is_symlink():
+                    os.symlink(os.readlink(here), there)
+                elif name in dirs:
+                    there.mkdir()
+                    shutil.copymode(here, there)
+                else:
+                    shutil.copy2(here, there)
+            except FileNotFoundError:
+                continue
 
 
 def _tree_bytes(root: Path) -> int:

@@ -19,7 +19,7 @@ from aiohttp import web
 from backends.ontap_emulator import Emulator, free_port, start
 
 from contract.backend_netapp import volume_options
-from storage_proxy.core.errors import InvalidPath, PluginError, QuotaExceeded
+from storage_proxy.core.errors import InvalidPath, NotSupported, PluginError, QuotaExceeded
 from storage_proxy.core.files import ReadOptions
 from storage_proxy.core.paths import RelPath
 from storage_proxy.core.types import (
@@ -296,3 +296,30 @@ async def test_emulator_dot_snapshot_is_never_a_user_path(volume: NetAppVolume) 
     with pytest.raises(InvalidPath):
         await volume.delete_files(vfid, [RelPath.parse(".snapshot")], recursive=True)
     assert (root / ".snapshot" / "hourly" / "f").exists()
+
+
+async def test_without_a_visible_snapshot_directory_no_snapshots_are_offered(
+    emulated: tuple[Emulator, str], deps: VolumeDeps
+) -> None:
+    """Snapshot directory access off: ONTAP would take snapshots nobody could read."""
+    emulator, endpoint = emulated
+    emulator.snapdir.rmdir()
+    vol = NetAppVolume(
+        "na", emulator.nfs_root, options=volume_options(emulator, endpoint), deps=deps
+    )
+    await vol.init()
+    try:
+        caps = await vol.get_capabilities()
+        assert Capability.SNAPSHOT not in caps and Capability.NATIVE_SNAPSHOT not in caps
+        assert Capability.QUOTA in caps and Capability.FILE_VERSIONS in caps
+        qsid = scope()
+        await vol.quota_model.create_quota_scope(qsid, None)
+        vfid = VFolderID(qsid, uuid.uuid4())
+        await vol.create_vfolder(vfid)
+        assert await vol.list_snapshots(vfid) == []
+        for call in (vol.create_snapshot, vol.snapshot_tree, vol.delete_snapshot):
+            with pytest.raises(NotSupported):
+                await call(vfid, "s")
+        assert emulator.snapshots == {}
+    finally:
+        await vol.shutdown()

@@ -353,3 +353,27 @@ async def test_real_xfs_snapshots_and_restores_are_reflinks(
         assert copied == bytes([0]) * (1 << 20)
     finally:
         await volume.shutdown()
+
+
+def test_real_xfs_joins_staged_parts_by_sharing_blocks(xfs_mount: Path) -> None:
+    """tus concatenation on XFS (reflink=1, mkfs's default): the parts' blocks are shared with
+    the joined file, not copied; an unaligned part is copied by the kernel instead."""
+    from storage_proxy.volumes.fstree import join_files
+
+    work = xfs_mount / f"join-{uuid.uuid4().hex}"
+    work.mkdir()
+    datas = [os.urandom(4 << 20), os.urandom(1 << 20), os.urandom(12345)]
+    fds = []
+    for i, data in enumerate(datas):
+        (work / f"p{i}").write_bytes(data)
+        fds.append(os.open(work / f"p{i}", os.O_RDONLY))
+    dst = os.open(work / "joined", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        report = join_files(dst, fds)
+        again = join_files(dst, fds[:1])  # now at an unaligned offset: not shareable
+    finally:
+        for fd in (*fds, dst):
+            os.close(fd)
+    assert report.cloned == sum(map(len, datas)) and report.copied == 0
+    assert again.cloned == 0 and again.kernel_copied + again.copied == len(datas[0])
+    assert (work / "joined").read_bytes() == b"".join(datas) + datas[0]

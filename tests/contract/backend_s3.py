@@ -38,14 +38,22 @@ def s3_options(endpoint: S3Endpoint, bucket: str | None = None, **extra: Any) ->
 
 
 @asynccontextmanager
-async def make(tmp_path: Path, deps: VolumeDeps) -> AsyncIterator[AbstractVolume]:
-    endpoint = await asyncio.to_thread(s3_endpoint)  # the first call starts RGW: off the loop
-    volume = S3Volume("s3", tmp_path / "s3", options=s3_options(endpoint), deps=deps)
+async def started(
+    name: str, tmp_path: Path, deps: VolumeDeps, options: dict[str, Any]
+) -> AsyncIterator[S3Volume]:
+    volume = S3Volume(name, tmp_path / "s3", options=options, deps=deps)
     await volume.init()
     try:
         yield volume
     finally:
         await volume.shutdown()
+
+
+@asynccontextmanager
+async def make(tmp_path: Path, deps: VolumeDeps) -> AsyncIterator[AbstractVolume]:
+    endpoint = await asyncio.to_thread(s3_endpoint)  # the first call starts RGW: off the loop
+    async with started("s3", tmp_path, deps, s3_options(endpoint)) as volume:
+        yield volume
 
 
 SPEC = BackendSpec(name="s3", make_volume=make)

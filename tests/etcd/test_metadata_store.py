@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from storage_proxy.core.records import AclEntry, Permission, UploadSession
+from storage_proxy.core.snapshot_policy import SnapshotPolicy
 from storage_proxy.infra.etcd import EtcdClient
 from storage_proxy.metadata.etcd import EtcdMetadataStore
 from storage_proxy.metadata.sqlite import SqliteMetadataStore
@@ -265,6 +266,23 @@ async def test_vfolder_versions_setting(store: MetadataStore) -> None:
     assert await store.get_vfolder_versions("vol2", "u1/a") == 0
     await store.unregister_vfolder("vol", "u1/a")  # the setting goes with the vfolder
     assert await store.get_vfolder_versions("vol", "u1/a") == 0
+
+
+async def test_snapshot_policies(store: MetadataStore) -> None:
+    hourly, daily = SnapshotPolicy(3600, keep_last=24), SnapshotPolicy(86400, 2, keep_daily=7)
+    await store.register_vfolder("vol", "user:u1/a", "user:u1")
+    assert await store.get_snapshot_policies("vol") == {}
+    await store.set_snapshot_policy("vol", "user:u1/a", hourly)  # a vfolder's
+    await store.set_snapshot_policy("vol", "user:u1", daily)  # its quota scope's
+    await store.set_snapshot_policy("vol2", "user:u1", hourly)
+    assert await store.get_snapshot_policies("vol") == {"user:u1/a": hourly, "user:u1": daily}
+    await store.set_snapshot_policy("vol", "user:u1/a", daily)  # replaced
+    assert (await store.get_snapshot_policies("vol"))["user:u1/a"] == daily
+    await store.unregister_vfolder("vol", "user:u1/a")  # the vfolder's goes with it
+    assert await store.get_snapshot_policies("vol") == {"user:u1": daily}
+    await store.set_snapshot_policy("vol", "user:u1", None)
+    assert await store.get_snapshot_policies("vol") == {}
+    assert await store.get_snapshot_policies("vol2") == {"user:u1": hourly}
 
 
 # -- the quota ledger: the same rules on both stores ---------------------------------------------

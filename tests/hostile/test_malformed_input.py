@@ -325,6 +325,7 @@ header_values = st.binary(max_size=40).filter(lambda b: b"\r" not in b and b"\n"
                 "Upload-Metadata",
                 "Upload-Checksum",
                 "Upload-Defer-Length",
+                "Upload-Concat",
                 "Range",
                 "Content-Type",
                 "Authorization",
@@ -343,6 +344,57 @@ async def test_upload_door_never_500(
     head = _head(method, path, base, 3 if sends else 0)
     status, body = await raw_request(daemon.client.port, head, b"abc" if sends else b"")
     assert status < 500, (method, headers, status, body[:300])
+
+
+_concat_values = st.one_of(
+    header_values,
+    st.builds(
+        lambda kind, urls: kind + b";" + b" ".join(urls),
+        st.sampled_from([b"final", b"FINAL", b"partial", b"final ", b""]),
+        st.lists(
+            st.one_of(
+                header_values,
+                st.builds(
+                    lambda h: b"/upload/" + h.encode(), st.text("0123456789abcdefg", max_size=34)
+                ),
+                st.just(b"http://evil.example/upload/" + b"0" * 32),
+            ),
+            max_size=4,
+        ),
+    ),
+)
+
+
+@SETTINGS
+@given(concat=_concat_values, length=st.sampled_from([None, b"3", b"-1"]), body=st.booleans())
+async def test_upload_concat_garbage_never_500(
+    world: tuple[Daemon, str], concat: bytes, length: bytes | None, body: bool
+) -> None:
+    """Upload-Concat values past a valid user token and Upload-Metadata: a 4xx problem."""
+    daemon, vfid = world
+    meta = ",".join(
+        f"{k} {base64.b64encode(v.encode()).decode()}"
+        for k, v in (("volume", "vol1"), ("vfid", vfid), ("path", "c.bin"))
+    )
+    headers = {
+        "Tus-Resumable": b"1.0.0",
+        "Upload-Concat": concat,
+        "Upload-Metadata": meta.encode(),
+        **_bearer_bytes(),
+    }
+    if length is not None:
+        headers["Upload-Length"] = length
+    if body:
+        headers["Content-Type"] = b"application/offset+octet-stream"
+    head = _head("POST", "/upload", headers, 3 if body else 0)
+    status, answer = await raw_request(daemon.client.port, head, b"abc" if body else b"")
+    assert status < 500, (concat, length, body, status, answer[:300])
+    if all(0x20 <= c < 0x7F for c in concat):  # what the HTTP parser lets through reaches us
+        assert_clean(status, answer, (concat, length, body))
+
+
+def _bearer_bytes() -> dict[str, bytes]:
+    return {k: v.encode() for k, v in _bearer().items()}
 
 
 @SETTINGS

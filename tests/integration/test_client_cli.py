@@ -15,40 +15,12 @@ from pathlib import Path
 
 import pytest
 from api_fixtures import Daemon
-
-VFID = "user:11111111-2222-3333-4444-555555555555/aabbccdd000040008000000000000001"
-
-
-async def run_cli(
-    daemon: Daemon, tmp_path: Path, *args: str, token: str | None = None
-) -> tuple[int, str, str]:
-    env = {
-        **os.environ,
-        "STORAGE_PROXY_URL": str(daemon.client.make_url("")).rstrip("/"),
-        "STORAGE_PROXY_TOKEN": token
-        or daemon.ctx.tokens.issue_user("alice", [], timedelta(hours=1)),
-        "XDG_STATE_HOME": str(tmp_path / "state"),
-    }
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "storage_proxy.client.cli",
-        "-q",
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await proc.communicate()
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+from client_cli import VFID, alice_folder, cli, cli_env
 
 
 @pytest.fixture
 async def alice_vfolder(daemon: Daemon) -> Path:
-    await daemon.call("POST", "/folder/create", volume="vol1", vfid=VFID, owner="alice")
-    _, mount = await daemon.call("GET", "/folder/mount", volume="vol1", vfid=VFID)
-    return Path(mount["path"])
+    return await alice_folder(daemon)
 
 
 def make_file(path: Path, size: int) -> str:
@@ -71,12 +43,6 @@ async def test_upload_killed_midway_resumes(
 ) -> None:
     src = tmp_path / "big.bin"
     sha = make_file(src, 48 << 20)
-    env = {
-        **os.environ,
-        "STORAGE_PROXY_URL": str(daemon.client.make_url("")).rstrip("/"),
-        "STORAGE_PROXY_TOKEN": daemon.ctx.tokens.issue_user("alice", [], timedelta(hours=1)),
-        "XDG_STATE_HOME": str(tmp_path / "state"),
-    }
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -89,7 +55,7 @@ async def test_upload_killed_midway_resumes(
         "vol1",
         VFID,
         "data/big.bin",
-        env=env,
+        env=cli_env(daemon, tmp_path),
     )
     staged_dir = daemon.ctx.volumes.get("vol1").mount_path / ".uploads"
     for _ in range(400):  # wait until a few MiB have arrived, then kill the client
@@ -100,9 +66,7 @@ async def test_upload_killed_midway_resumes(
     proc.kill()
     await proc.wait()
     assert not (alice_vfolder / "data" / "big.bin").exists()
-    code, out, err = await run_cli(
-        daemon, tmp_path, "upload", str(src), "vol1", VFID, "data/big.bin"
-    )
+    code, out, err = await cli(daemon, tmp_path, "upload", str(src), "vol1", VFID, "data/big.bin")
     assert code == 0, err
     assert "resuming at byte" in err
     assert f"sha256 {sha} (verified)" in out
@@ -112,11 +76,11 @@ async def test_upload_killed_midway_resumes(
 async def test_one_gib_round_trip(daemon: Daemon, alice_vfolder: Path, tmp_path: Path) -> None:
     src = tmp_path / "gib.bin"
     sha = await asyncio.to_thread(make_file, src, 1 << 30)
-    code, out, err = await run_cli(daemon, tmp_path, "upload", str(src), "vol1", VFID, "gib.bin")
+    code, out, err = await cli(daemon, tmp_path, "upload", str(src), "vol1", VFID, "gib.bin")
     assert code == 0, err
     src.unlink()
     dst = tmp_path / "back.bin"
-    code, out, err = await run_cli(daemon, tmp_path, "download", "vol1", VFID, "gib.bin", str(dst))
+    code, out, err = await cli(daemon, tmp_path, "download", "vol1", VFID, "gib.bin", str(dst))
     assert code == 0, err
     assert "sha256 verified" in out
     digest = await asyncio.to_thread(lambda: hashlib.sha256(dst.read_bytes()).hexdigest())
@@ -128,11 +92,11 @@ async def test_download_resumes_a_part_file(
 ) -> None:
     src = tmp_path / "f.bin"
     make_file(src, 3 << 20)
-    code, _, err = await run_cli(daemon, tmp_path, "upload", str(src), "vol1", VFID, "f.bin")
+    code, _, err = await cli(daemon, tmp_path, "upload", str(src), "vol1", VFID, "f.bin")
     assert code == 0, err
     dst = tmp_path / "out.bin"
     (tmp_path / "out.bin.part").write_bytes(src.read_bytes()[: 1 << 20])
-    code, out, err = await run_cli(daemon, tmp_path, "download", "vol1", VFID, "f.bin", str(dst))
+    code, out, err = await cli(daemon, tmp_path, "download", "vol1", VFID, "f.bin", str(dst))
     assert code == 0, err
     assert "resuming at byte 1048576" in err
     assert dst.read_bytes() == src.read_bytes()
@@ -142,16 +106,16 @@ async def test_download_resumes_a_part_file(
 async def test_ls_and_failures(daemon: Daemon, alice_vfolder: Path, tmp_path: Path) -> None:
     src = tmp_path / "x.txt"
     src.write_text("x")
-    code, _, _ = await run_cli(daemon, tmp_path, "upload", str(src), "vol1", VFID, "dir/x.txt")
+    code, _, _ = await cli(daemon, tmp_path, "upload", str(src), "vol1", VFID, "dir/x.txt")
     assert code == 0
-    code, out, _ = await run_cli(daemon, tmp_path, "ls", "vol1", VFID, "dir/")
+    code, out, _ = await cli(daemon, tmp_path, "ls", "vol1", VFID, "dir/")
     assert code == 0 and out.strip().endswith("dir/x.txt")
-    code, _, err = await run_cli(
+    code, _, err = await cli(
         daemon, tmp_path, "upload", str(src), "vol1", VFID, "y.txt", token="not-a-token"
     )
     assert code == 1 and "invalid-token" in err
     mallory = daemon.ctx.tokens.issue_user("mallory", [], timedelta(hours=1))
-    code, _, err = await run_cli(
+    code, _, err = await cli(
         daemon, tmp_path, "download", "vol1", VFID, "dir/x.txt", str(tmp_path / "z"), token=mallory
     )
     assert code == 1 and "404" in err and not (tmp_path / "z").exists()

@@ -2,39 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
 from datetime import timedelta
 from pathlib import Path
 
 from api_fixtures import Daemon
-
-VFID = "user:11111111-2222-3333-4444-555555555555/aabbccdd000040008000000000000001"
+from client_cli import VFID, cli
 
 
 async def ls(daemon: Daemon, tmp_path: Path, *args: str) -> tuple[int, str]:
-    env = {
-        **os.environ,
-        "STORAGE_PROXY_URL": str(daemon.client.make_url("")).rstrip("/"),
-        "STORAGE_PROXY_TOKEN": daemon.ctx.tokens.issue_user("alice", [], timedelta(hours=1)),
-        "XDG_STATE_HOME": str(tmp_path / "state"),
-    }
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "storage_proxy.client.cli",
-        "ls",
-        "vol1",
-        VFID,
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    out, _ = await proc.communicate()
-    assert proc.returncode is not None
-    return proc.returncode, out.decode()
+    run = await cli(daemon, tmp_path, "ls", "vol1", VFID, *args, quiet=False)
+    return run.code, run.both
 
 
 async def test_ls_of_empty_and_root(daemon: Daemon, tmp_path: Path) -> None:

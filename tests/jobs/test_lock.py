@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from storage_proxy.config import validate
 from storage_proxy.metadata.sqlite import SqliteMetadataStore
+from storage_proxy.metadata.sqlite_base import MetadataBusy
 from storage_proxy.services.bgtasks import BackgroundTaskService, ProgressReporter
 from storage_proxy.services.jobs import JobRunner, JobSpec
 from storage_proxy.services.jobs.common import JobDeps
@@ -67,4 +71,40 @@ async def test_an_expired_lease_can_be_taken_over(tmp_path: Path) -> None:
     assert await lock.acquire("job:x", "b", ttl=10)
     await lock.release("job:x", "b")
     assert await lock.acquire("job:x", "a", ttl=10)
+    await store.close()
+
+
+async def test_a_busy_store_is_one_warning_line_per_try(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The metadata store busy or away when a periodic job's lease is taken: the next try
+    comes as scheduled and the log has one line for it, no traceback."""
+    raw = validate({"volume": {"v": {"backend": "vfs", "path": str(tmp_path)}}})["jobs"]
+    store = SqliteMetadataStore(tmp_path / "m.sqlite3")
+    await store.open()
+    tries = 0
+
+    class Busy:
+        async def acquire(self, *args: Any) -> bool:
+            nonlocal tries
+            tries += 1
+            raise MetadataBusy("the metadata store is busy")
+
+        async def release(self, *args: Any) -> None:
+            pass
+
+    async def job(deps: JobDeps, reporter: ProgressReporter) -> str:
+        return "ran"
+
+    bgtasks = BackgroundTaskService(store, "node", heartbeat=0)
+    deps = JobDeps(None, store, None, bgtasks, JobSettings.from_config(raw), None)  # type: ignore[arg-type]
+    runner = JobRunner(deps, [JobSpec("demo", 0.02, job)], lock=Busy())  # type: ignore[arg-type]
+    with caplog.at_level("WARNING", logger="storage_proxy.services.jobs"):
+        runner.start()
+        async with asyncio.timeout(5):
+            while tries < 3:  # noqa: ASYNC110 - the runner's loop tries on its own schedule
+                await asyncio.sleep(0.01)
+        await runner.stop()
+    failed = [r for r in caplog.records if "job demo failed" in r.getMessage()]
+    assert len(failed) >= 2 and all(r.exc_info is None for r in failed)
     await store.close()

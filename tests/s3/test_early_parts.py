@@ -186,3 +186,36 @@ async def test_changed_content_type_publishes_the_staged_file_anew(
     head = raw_s3.head_object(Bucket=s3_volume.conn.bucket, Key=key)
     assert head["ContentType"] == "text/csv"
     assert pending(raw_s3, s3_volume) == [] and sidecars(s3_volume) == []
+
+
+async def test_partial_uploads_stay_staged_and_are_joined_before_publishing(
+    s3_volume: S3Volume, deps: VolumeDeps, raw_s3: Any
+) -> None:
+    """tus concatenation on S3: a partial upload's parts are not sent early (it is never
+    published itself); the joined file goes up as one upload when the final one is published."""
+    vfid = await new_vfolder(s3_volume)
+    datas = [os.urandom(12 * MiB), os.urandom(7 * MiB + 5)]
+    parts = []
+    for data in datas:
+        sid = uuid.uuid4().hex
+        await s3_volume.upload_prepare(sid, UploadTarget(vfid, rp("joined.bin"), partial=True))
+        await append_all(s3_volume, sid, data, 4 * MiB)
+        await s3_volume.early._settle(sid)
+        parts.append(sid)
+    assert pending(raw_s3, s3_volume) == []
+    final = await new_session(s3_volume, deps, vfid, "joined.bin")
+    async with (
+        s3_volume.upload_hold(parts[0]) as first,
+        s3_volume.upload_hold(parts[1]) as second,
+        s3_volume.upload_hold(final) as held,
+    ):
+        assert await s3_volume.upload_concat(held, [first, second]) == sum(map(len, datas))
+        await s3_volume.upload_publish(held, vfid, rp("joined.bin"), checksums=True)
+    for sid in parts:
+        await s3_volume.upload_discard(sid)
+    joined = b"".join(datas)
+    assert await read(s3_volume, vfid, "joined.bin") == joined
+    meta = await s3_volume.get_file_meta(vfid, rp("joined.bin"))
+    assert meta.sha256 == hashlib.sha256(joined).hexdigest()
+    assert pending(raw_s3, s3_volume) == [] and sidecars(s3_volume) == []
+    assert list(s3_volume.staging.directory.iterdir()) == []

@@ -21,6 +21,7 @@ from storage_proxy.api.client import create_client_app
 from storage_proxy.api.manager import AUTH_HEADER, create_manager_app
 from storage_proxy.context import build_root_context
 from storage_proxy.core.types import VFolderID
+from storage_proxy.services.quotas import QuotaAlerts
 
 FIELDS = {
     "time", "request_id", "principal", "door", "volume", "vfid", "path", "operation", "bytes",
@@ -223,3 +224,41 @@ async def test_quota_alerts_once_per_crossing(
         with contextlib.suppress(asyncio.CancelledError):
             await reader
         events.close()
+
+
+async def test_alerts_with_the_store_and_redis_away_log_one_line_each(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A crossing while the claims store and Redis are away is still announced here, and each
+    failure is one warning line: no traceback (the soak's Redis outage once left one in a log)."""
+
+    class Away:
+        async def acquire_lease(self, *args: Any) -> bool:
+            raise ConnectionError("the store is away")
+
+        async def release_lease(self, *args: Any) -> None:
+            raise ConnectionError("the store is away")
+
+    class Audit:
+        def __init__(self) -> None:
+            self.entries: list[Any] = []
+
+        def record(self, entry: Any, result: str) -> None:
+            self.entries.append(entry)
+
+    async def publish(message: str) -> None:
+        raise ConnectionError("Error 111 connecting to 127.0.0.1:6379")
+
+    audit = Audit()
+    alerts = QuotaAlerts(audit, [0.5], claims=Away(), holder="test")  # type: ignore[arg-type]
+    alerts.publish = publish
+    async with alerts.subscribe() as queue:
+        with caplog.at_level("INFO", logger="storage_proxy.services.quotas"):
+            alerts.observe("vol1", "scope", "user:1", 60, 100)
+            alert = await asyncio.wait_for(queue.get(), 5)
+    await alerts.close()
+    assert alert.threshold == 0.5 and len(audit.entries) == 1
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 2, [r.getMessage() for r in warnings]
+    assert all(r.exc_info is None for r in warnings)
+    assert "ConnectionError" in warnings[1].getMessage()

@@ -96,13 +96,50 @@ async def test_livez_and_readyz_answer_503_when_a_gating_dependency_fails(
 # -- volumes and metadata ------------------------------------------------------------------------
 
 
-async def test_performance_metric_is_unsupported_on_vfs(daemon: Daemon) -> None:
-    status, body = await daemon.call("GET", "/volume/performance-metric", volume="vol1")
-    assert (status, body["type"]) == (400, f"{PROBS}storage/unsupported-operation")
+async def test_performance_metric_of_a_vfs_volume_is_its_disk_s(daemon: Daemon) -> None:
+    """A real reading: the counters of the block device below the volume, over the sampling
+    window, while this test writes (and syncs) to that device."""
+    volume = daemon.ctx.services.vfolders.volumes.get("vol1")
+    stop = asyncio.Event()
+
+    def write_and_sync() -> None:
+        with open(volume.mount_path / "perf.bin", "wb") as f:
+            while not stop.is_set():
+                f.write(os.urandom(1 << 16))
+                f.flush()
+                os.fsync(f.fileno())
+
+    writer = asyncio.create_task(asyncio.to_thread(write_and_sync))
+    try:
+        status, body = await daemon.call("GET", "/volume/performance-metric", volume="vol1")
+    finally:
+        stop.set()
+        await writer
+    assert status == 200, body
+    metric = body["metric"]
+    assert set(metric) == {
+        "iops_read",
+        "iops_write",
+        "io_bytes_read",
+        "io_bytes_write",
+        "io_usec_read",
+        "io_usec_write",
+    }
+    assert all(v >= 0 for v in metric.values())
+    assert metric["iops_write"] > 0 and metric["io_bytes_write"] >= 1 << 16
+    assert isinstance(body["observed_at"], str)
+
+
+async def test_performance_metric_refusals(daemon: Daemon, monkeypatch: Any) -> None:
     status, body = await daemon.call("GET", "/volume/performance-metric", volume="nope")
     assert (status, body["type"]) == (400, f"{PROBS}storage/volume/invalid")
     status, body = await daemon.call("GET", "/volume/performance-metric")
     assert (status, body["data"]) == (400, {"volume": "is required"})
+    # a backend that cannot tell (a network file system, an appliance): as Backend.AI answers
+    volume = daemon.ctx.services.vfolders.volumes.get("vol1")
+    monkeypatch.setattr(type(volume), "block_device_metrics", False)
+    status, body = await daemon.call("GET", "/volume/performance-metric", volume="vol1")
+    assert (status, body["type"]) == (400, f"{PROBS}storage/unsupported-operation")
 
 
 async def test_volume_quota_is_a_deprecated_400_without_a_body(daemon: Daemon) -> None:
@@ -356,8 +393,10 @@ async def test_download_archive_refuses_foreign_tokens(daemon: Daemon) -> None:
         assert (await resp.json())["type"] == PROBS + type_
 
 
-async def test_the_23_09_dialect_keeps_its_own_problems(legacy_daemon: Daemon) -> None:
-    status, body = await legacy_daemon.call("GET", "/volume/quota", volume="vol1", vfid=VFID)
-    assert (status, body["code"]) == (400, "deprecated-api")
+async def test_the_23_09_dialect_answers_as_23_9_10(legacy_daemon: Daemon) -> None:
+    resp = await legacy_daemon.manager.get("/volume/quota", json={"volume": "vol1", "vfid": VFID})
+    assert resp.status == 400 and await resp.read() == b""
+    assert resp.headers["Content-Type"] == "application/octet-stream"  # 23.9.10's aiohttp
+    assert "deprecated" in (resp.reason or "")
     resp = await legacy_daemon.client.get("/download-archive", params={"token": "garbage"})
-    assert (resp.status, (await resp.json())["code"]) == (401, "invalid-token")
+    assert (resp.status, (await resp.json())["code"]) == (400, "invalid-token")

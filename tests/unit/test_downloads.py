@@ -126,13 +126,16 @@ async def test_bad_tokens_are_400_as_in_backend_ai(daemon: Daemon, token: str | 
 
 
 @pytest.mark.parametrize("token", ["", "garbage", None])
-async def test_bad_tokens_are_401_in_the_23_09_dialect(
+async def test_bad_tokens_are_400_in_the_23_09_dialect_too(
     legacy_daemon: Daemon, token: str | None
 ) -> None:
+    """storage-proxy 23.9.10 answers them alike (400 invalid-api-params naming the token)."""
     params = {"token": token} if token is not None else {}
     resp = await legacy_daemon.client.get("/download", params=params)
-    assert resp.status == 401
-    assert (await resp.json())["code"] == "invalid-token"
+    assert resp.status == 400
+    body = await resp.json()
+    assert body["code"] == "invalid-token" and set(body["data"]) == {"token"}
+    assert body["type"] == "https://api.backend.ai/probs/storage/invalid-api-params"
 
 
 async def test_expired_and_wrong_op_tokens(daemon: Daemon) -> None:

@@ -4,6 +4,8 @@ the default dialect (26.09) and, where they differ, the 23.09 one."""
 from __future__ import annotations
 
 import asyncio
+import errno
+import stat
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,6 +15,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from helpers import new_qsid, new_vfid
+from storage_proxy.api.dialect import PROBS
 from storage_proxy.api.manager import AUTH_HEADER, create_manager_app
 from storage_proxy.config import validate
 from storage_proxy.context import RootContext, build_root_context
@@ -106,7 +109,19 @@ async def test_health_lists_connectivity_as_26_9_6(client: TestClient) -> None:
 
 async def test_health_is_the_status_in_the_23_09_dialect(legacy_client: TestClient) -> None:
     body = await (await legacy_client.get("/health")).json()
-    assert body["type"] == "manager-facing" and "connectivity" not in body
+    # storage-proxy 23.9.10 spells it so
+    assert body["type"] == "maanger-facing" and "connectivity" not in body
+
+
+@pytest.mark.parametrize("token", [None, "wrong-secret"])
+async def test_a_refused_token_is_403_text_in_the_23_09_dialect(
+    legacy_client: TestClient, token: str | None
+) -> None:
+    legacy_client.session.headers.pop(AUTH_HEADER)
+    headers = {AUTH_HEADER: token} if token is not None else {}
+    resp = await legacy_client.get("/volumes", headers=headers)
+    assert (resp.status, resp.content_type) == (403, "text/plain")
+    assert await resp.text() == "403: Forbidden"
 
 
 @pytest.mark.parametrize("token", [None, "", "wrong-secret"])
@@ -272,12 +287,14 @@ async def test_file_operations_23_09(legacy_client: TestClient) -> None:
     base = {"volume": "vol1", "vfid": VFID}
     status, _ = await call(client, "POST", "/folder/file/mkdir", **base, relpath="a/b")
     assert status == 204
-    status, body = await call(
-        client, "POST", "/folder/file/mkdir", **base, relpath=["x", "a/b"], exist_ok=False
-    )
-    assert status == 207
-    assert body["results"]["success"] == [{"item": "x", "msg": None}]
-    assert body["results"]["failed"][0]["item"] == "a/b"
+    # one path, as 23.9.10 takes it: a list is a parameter error
+    status, body = await call(client, "POST", "/folder/file/mkdir", **base, relpath=["x", "y"])
+    assert (status, body["type"]) == (400, f"{PROBS}storage/invalid-api-params")
+    assert set(body["data"]) == {"relpath"}
+    status, body = await call(client, "POST", "/folder/file/mkdir", **base, relpath="a/b")
+    assert (status, body["msg"], body["errno"], body["paths"]) == (400, "File exists", 17, ["a/b"])
+    status, _ = await call(client, "POST", "/folder/file/mkdir", **base, relpath="x")
+    assert status == 204
     status, body = await call(client, "POST", "/folder/file/list", **base, relpath=".")
     assert status == 200
     items = {i["name"]: i for i in body["items"]}
@@ -285,6 +302,7 @@ async def test_file_operations_23_09(legacy_client: TestClient) -> None:
     item = items["a"]
     assert item["type"] == "DIRECTORY" and item["symlink_target"] == ""
     assert set(item["stat"]) == {"mode", "size", "created", "modified"}
+    assert stat.S_ISDIR(item["stat"]["mode"])  # the whole st_mode, as 23.9.10 sends it
     status, _ = await call(
         client, "POST", "/folder/file/rename", **base, relpath="a/b", new_name="c"
     )
@@ -295,8 +313,16 @@ async def test_file_operations_23_09(legacy_client: TestClient) -> None:
     assert status == 204
     _, body = await call(client, "POST", "/folder/file/list", **base, relpath="x")
     assert [i["name"] for i in body["items"]] == ["c"]
+    # a move names the path the storage refused, as 23.9.10 does: here the destination's
+    status, body = await call(
+        client, "POST", "/folder/file/move", **base, src_relpath="x/c", dst_relpath="no/c"
+    )
+    assert (status, body["errno"], body["paths"]) == (400, errno.ENOENT, ["no/c"])
     status, body = await call(client, "POST", "/folder/file/delete", **base, relpaths=["x"])
     assert status == 400 and body["code"] == "directory-not-empty"
+    assert (body["errno"], body["paths"]) == (errno.ENOTEMPTY, ["x"])
+    status, body = await call(client, "POST", "/folder/file/delete", **base, relpaths=["gone"])
+    assert (status, body["errno"], body["paths"]) == (400, errno.ENOENT, ["gone"])
     status, body = await call(
         client, "POST", "/folder/file/delete", **base, relpaths=["x"], recursive=True
     )
@@ -387,8 +413,8 @@ async def test_quota_enforced_on_clone_through_api(legacy_client: TestClient) ->
         client, "POST", "/folder/clone", src_volume="vol1", src_vfid=VFID, dst_vfid=dst
     )
     assert status == 413 and body["code"] == "quota-exceeded"
-    status, _ = await call(client, "GET", "/folder/mount", volume="vol1", vfid=dst)
-    assert status == 404
+    status, body = await call(client, "GET", "/folder/mount", volume="vol1", vfid=dst)
+    assert (status, body["msg"]) == (400, "VFolder not found")
 
 
 @pytest.mark.parametrize(
@@ -419,13 +445,19 @@ async def test_user_errors_are_4xx_problems(
 
 
 async def test_missing_volume_and_vfolder_in_the_23_09_dialect(legacy_client: TestClient) -> None:
+    """23.9.10 answers these with a 500: ours are the daemon's own problems."""
     for path, body, status, code in (
         ("/folder/create", {"volume": "nope", "vfid": VFID}, 404, "volume-not-found"),
-        ("/folder/mount", {"volume": "vol1", "vfid": VFID}, 404, "vfolder-not-found"),
+        ("/folder/usage", {"volume": "vol1", "vfid": VFID}, 404, "vfolder-not-found"),
     ):
         resp = await legacy_client.request("POST" if "create" in path else "GET", path, json=body)
         assert resp.content_type == "application/problem+json"
-        assert (resp.status, (await resp.json())["code"]) == (status, code)
+        problem = await resp.json()
+        assert (resp.status, problem["code"]) == (status, code)
+        assert problem["type"] == f"urn:storage-proxy:problem:{code}"
+    # /folder/mount answers 400 {"msg", "vfid"} in both releases
+    status, body = await call(legacy_client, "GET", "/folder/mount", volume="vol1", vfid=VFID)
+    assert (status, body["msg"], body["vfid"]) == (400, "VFolder not found", VFID)
 
 
 async def test_missing_vfolder_mount_is_400_msg_as_in_backend_ai(client: TestClient) -> None:

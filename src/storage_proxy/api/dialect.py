@@ -1,7 +1,11 @@
 """How an error looks on the wire in each dialect (``core.dialect``): the one table per release.
 
-The daemon's own errors carry a stable ``code`` (``core.errors``).  In the 23.09 dialect they go
-out as they always did (``urn:storage-proxy:problem:<code>``).  In the 26.09 dialect the doors a
+The daemon's own errors carry a stable ``code`` (``core.errors``).  In the 23.09 dialect the
+doors a Backend.AI manager and its clients use answer parameter errors (a refused path, token
+or body) as storage-proxy 23.9.10 does (``…/probs/storage/invalid-api-params`` with ``data``)
+and a refused auth token as a text/plain 403; where 23.9.10 answers a user error with a 500
+(an unknown volume, a missing vfolder, a duplicate) the daemon's own problem goes out
+(``urn:storage-proxy:problem:<code>``).  In the 26.09 dialect the doors a
 Backend.AI manager and its clients use — the whole manager listener, and ``/download``,
 ``/download-archive`` and a token-addressed ``/upload`` on the client listener — answer with
 storage-proxy 26.9.6's problem ``type`` URIs, its status where it differs (an unknown volume is a
@@ -21,7 +25,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ..core.dialect import Dialect
+from ..core.dialect import Dialect, Wire
 from .keys import DOOR, SERVICES
 
 PROBS = "https://api.backend.ai/probs/"
@@ -43,6 +47,8 @@ class WireProblem:
     #: 26.9.6 adds ``data``: ``"errors"`` the refused parameters by name (as our ``errors``),
     #: ``"detail"`` the failure in words, any other word ``{word: detail}``.
     data: str | None = None
+    #: The answer is this text (text/plain), not a problem.
+    text: str | None = None
 
 
 def _storage(
@@ -120,6 +126,17 @@ BAI_26_09: dict[str, WireProblem] = {
     ),
 }
 
+#: Our code -> 23.9.10's answer; codes it answers with a 500 are not here (ours go out).
+BAI_23_09: dict[str, WireProblem] = {
+    "invalid-parameter": _INVALID_API_PARAMS,
+    "malformed-body": _INVALID_API_PARAMS,
+    "invalid-token": BAI_26_09["invalid-token"],
+    "invalid-token-claims": BAI_26_09["invalid-token-claims"],
+    "invalid-auth-token": WireProblem(403, "", text="403: Forbidden"),
+    # its path parameters refuse an absolute path (a '..' one is a 500 there)
+    "invalid-path": _storage("invalid-api-params", title="Invalid API parameters", data="relpath"),
+}
+
 #: Routes 26.9.6 parses with its pydantic handlers: other words for the same mistakes.
 _PYDANTIC_ROUTES: dict[str, dict[str, WireProblem]] = {
     route: {
@@ -179,26 +196,37 @@ def speaks_backend_ai(request: web.Request) -> bool:
     )
 
 
-def answers_as_26_09(request: web.Request) -> bool:
-    """Whether this request is answered as storage-proxy 26.9.6 would answer it."""
-    return dialect_of(request) is Dialect.BAI_26_09 and speaks_backend_ai(request)
+def wire(request: web.Request) -> Wire:
+    """Where this request's dialect answers otherwise than the other (``core.dialect.Wire``)."""
+    return dialect_of(request).wire
+
+
+_TABLES = {
+    Dialect.BAI_26_09: (BAI_26_09, _PYDANTIC_ROUTES),
+    Dialect.BAI_23_09: (BAI_23_09, {}),
+}
 
 
 def wire_problem(request: web.Request, code: str) -> WireProblem | None:
-    """26.9.6's answer for ``code`` on this request, or None to answer as ourselves."""
-    if not answers_as_26_09(request):
+    """The reference release's answer for ``code`` on this request, or None to answer as
+    ourselves."""
+    if not speaks_backend_ai(request):
         return None
-    override = _PYDANTIC_ROUTES.get(request.path, {}).get(code)
-    return override or BAI_26_09.get(code)
+    table, routes = _TABLES[dialect_of(request)]
+    override = routes.get(request.path, {}).get(code)
+    return override or table.get(code)
 
 
 def shape(
     request: web.Request, body: dict[str, Any], status: int
-) -> tuple[int, dict[str, Any], str]:
-    """A problem body as this request's dialect words it: (status, body, media type)."""
+) -> tuple[int, dict[str, Any] | str, str]:
+    """A problem body as this request's dialect words it: (status, body, media type); the body
+    is text where the release answers text/plain."""
     found = wire_problem(request, str(body.get("code", "")))
     if found is None:
         return status, body, "application/problem+json"
+    if found.text is not None:
+        return found.status, found.text, "text/plain"
     if found.plain_msg:
         return (
             found.status,

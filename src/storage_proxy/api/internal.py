@@ -16,9 +16,9 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from ..services.facade import Services
 from ..services.health import Gating
 from . import openapi
+from .dialect import wire
 from .keys import DOOR, SERVICES, services
 from .manager.health import connectivity_answer, livez, readyz
-from .manager.wire import legacy
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -29,7 +29,7 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 async def health(request: web.Request) -> web.Response:
-    if not legacy(request):
+    if wire(request).health_checks:
         return await connectivity_answer(request, Gating.READINESS, gate=False)
     checks = await services(request).health.checks()
     down = sorted(k for k, v in checks.items() if v["status"] != "ok")

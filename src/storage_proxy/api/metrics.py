@@ -55,6 +55,18 @@ class DaemonMetrics:
             ["volume", "scope"],
             registry=r,
         )
+        self.snapshots = Gauge(
+            "storage_proxy_snapshots",
+            "Snapshots of the volume's vfolders, by origin (policy, manual), as last counted",
+            ["volume", "origin"],
+            registry=r,
+        )
+        self.snapshot_bytes = Gauge(
+            "storage_proxy_snapshot_bytes",
+            "Bytes the volume's snapshots hold where the storage knows, as last counted",
+            ["volume"],
+            registry=r,
+        )
         self.uploaded = Counter(
             "storage_proxy_upload_bytes", "Bytes received by uploads", ["volume"], registry=r
         )
@@ -169,6 +181,12 @@ class DaemonMetrics:
 
     def quota_ratio(self, volume: str, scope: str, ratio: float) -> None:
         self.quota_usage.labels(volume, scope).set(ratio)
+
+    def snapshot_totals(self, volume: str, totals: Any) -> None:
+        """A volume's snapshots as the snapshot-policies job counted them."""
+        self.snapshots.labels(volume, "policy").set(totals.policy)
+        self.snapshots.labels(volume, "manual").set(totals.manual)
+        self.snapshot_bytes.labels(volume).set(totals.bytes)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -15,7 +15,9 @@ from aiohttp import web
 
 from ..core.errors import InvalidParameter, MalformedBody, StorageProxyError
 from ..core.paths import RelPath
+from ..core.snapshot_policy import SnapshotPolicy
 from ..core.types import QuotaScopeID, VFolderID
+from ..core.units import Duration
 
 
 class _Parse(t.Trafaret):  # type: ignore[misc]
@@ -49,6 +51,20 @@ def RelPathField(*, allow_root: bool = True) -> t.Trafaret:  # noqa: N802
     return t.String(allow_blank=True) & _Parse(
         lambda v: RelPath.parse(v, allow_root=allow_root), "a relative path"
     )
+
+
+#: A snapshot policy's fields (``every``: a duration such as "1h"), as both doors take them.
+SNAPSHOT_POLICY_KEYS = {
+    t.Key("every"): Duration(),
+    t.Key("keep_last", default=0): t.ToInt(gte=0),
+    t.Key("keep_daily", default=0): t.ToInt(gte=0),
+}
+
+
+def snapshot_policy(params: dict[str, Any]) -> SnapshotPolicy:
+    """The policy of parameters read with :data:`SNAPSHOT_POLICY_KEYS` (its rules checked)."""
+    every = params["every"].total_seconds()
+    return SnapshotPolicy.from_seconds(every, params["keep_last"], params["keep_daily"])
 
 
 QuotaConfigField = t.Dict({t.Key("limit_bytes"): t.ToInt(gte=0)}).allow_extra("*")

@@ -69,9 +69,13 @@ def error_response(
     if request_id:
         body["request_id"] = request_id
     status, media = err.status, PROBLEM_JSON
+    worded: dict[str, Any] | str = body
     if request is not None:
-        status, body, media = dialect.shape(request, body, status)
-    response = web.json_response(body, status=status, content_type=media)
+        status, worded, media = dialect.shape(request, body, status)
+    if isinstance(worded, str):  # a release that answers this one as text/plain
+        response = web.Response(text=worded, status=status, content_type=media)
+    else:
+        response = web.json_response(worded, status=status, content_type=media)
     response.headers.update(err.headers)
     return response
 

@@ -13,7 +13,8 @@ import aiohttp
 import click
 from tqdm import tqdm
 
-from . import transfer
+from . import parallel, transfer
+from .sync_cmd import sync_command
 
 T = TypeVar("T")
 
@@ -76,6 +77,16 @@ class _Bar:
             self.bar.close()
 
 
+PARALLEL = click.option(
+    "--parallel",
+    "parallel_parts",
+    type=click.IntRange(1, 64),
+    default=None,
+    help=f"Parts moved at once, each resumed on its own (default: 1 below "
+    f"{parallel.PARALLEL_THRESHOLD >> 20} MiB, up to {parallel.MAX_AUTO_PARALLEL} above).",
+)
+
+
 @click.group()
 @click.option(
     "--url",
@@ -109,6 +120,7 @@ def main(ctx: click.Context, url: str, token: str | None, quiet: bool) -> None:
     default=None,
     help="Where interrupted uploads are remembered.",
 )
+@PARALLEL
 @click.pass_context
 def upload(
     ctx: click.Context,
@@ -118,6 +130,7 @@ def upload(
     remote: str,
     chunk_size: int,
     state_file: Path | None,
+    parallel_parts: int | None,
 ) -> None:
     """Upload LOCAL to REMOTE in VOLUME/VFID; re-running an interrupted upload resumes it."""
     target = transfer.Target(ctx.obj["url"], volume, vfid, remote.lstrip("/"))
@@ -126,11 +139,12 @@ def upload(
     try:
         meta = _run(
             ctx,
-            lambda s: transfer.upload(
+            lambda s: parallel.upload(
                 s,
                 local,
                 target,
                 state=state,
+                parallel=parallel_parts,
                 chunk_size=chunk_size,
                 on_start=bar.start,
                 progress=bar.update,
@@ -146,15 +160,30 @@ def upload(
 @click.argument("vfid")
 @click.argument("remote")
 @click.argument("local", type=click.Path(dir_okay=False, path_type=Path))
+@PARALLEL
 @click.pass_context
-def download(ctx: click.Context, volume: str, vfid: str, remote: str, local: Path) -> None:
+def download(
+    ctx: click.Context,
+    volume: str,
+    vfid: str,
+    remote: str,
+    local: Path,
+    parallel_parts: int | None,
+) -> None:
     """Download REMOTE from VOLUME/VFID to LOCAL; re-running resumes from LOCAL.part."""
     target = transfer.Target(ctx.obj["url"], volume, vfid, remote.lstrip("/"))
     bar = _Bar(f"↓ {local.name}", ctx.obj["quiet"])
     try:
         meta = _run(
             ctx,
-            lambda s: transfer.download(s, target, local, on_start=bar.start, progress=bar.update),
+            lambda s: parallel.download(
+                s,
+                target,
+                local,
+                parallel=parallel_parts,
+                on_start=bar.start,
+                progress=bar.update,
+            ),
         )
     finally:
         bar.close()
@@ -290,6 +319,8 @@ def snapshots_get(
     target = transfer.Target(ctx.obj["url"], volume, vfid, path.lstrip("/"))
     _get(ctx, target, local, source, None)
 
+
+main.add_command(sync_command(_run))
 
 if __name__ == "__main__":
     main()

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aiofiles
 import aiofiles.os
@@ -47,14 +48,19 @@ class Target:
 
     @property
     def files_url(self) -> str:
-        return f"{self.base_url}/api/v1/vfolders/{self.volume}/{self.vfid}/files/{self.path}"
+        return f"{self.base_url}/api/v1/vfolders/{self.volume}/{self.vfid}/files/{self._quoted}"
 
     @property
     def metadata_url(self) -> str:
-        return f"{self.base_url}/api/v1/vfolders/{self.volume}/{self.vfid}/metadata/{self.path}"
+        return f"{self.base_url}/api/v1/vfolders/{self.volume}/{self.vfid}/metadata/{self._quoted}"
+
+    @property
+    def _quoted(self) -> str:
+        """The path as a URL path: a name with ``#``, ``?`` or ``%`` in it names that file."""
+        return quote(self.path, safe="/")
 
 
-async def _problem(resp: aiohttp.ClientResponse) -> str:
+async def problem(resp: aiohttp.ClientResponse) -> str:
     try:
         body = await resp.json(content_type=None)
         return f"{resp.status} {body.get('code', '')}: {body.get('detail', '')}"
@@ -62,7 +68,11 @@ async def _problem(resp: aiohttp.ClientResponse) -> str:
         return f"{resp.status} {resp.reason}"
 
 
-def _sha256_of(path: Path) -> str:
+def _sha256_digest(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(8 << 20):
@@ -71,12 +81,13 @@ def _sha256_of(path: Path) -> str:
 
 
 class UploadState:
-    """Local file + target → tus URL, so a re-run of the same upload resumes it."""
+    """Local file + target → tus URL (or, for an upload in parallel parts, the parts and their
+    URLs), so a re-run of the same upload resumes it."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def _load(self) -> dict[str, str]:
+    def _load(self) -> dict[str, Any]:
         try:
             return dict(json.loads(self.path.read_text()))
         except (FileNotFoundError, ValueError):
@@ -88,10 +99,10 @@ class UploadState:
             [str(local.resolve()), st.st_size, st.st_mtime_ns, target.files_url], sort_keys=True
         )
 
-    def get(self, key: str) -> str | None:
+    def get(self, key: str) -> Any:
         return self._load().get(key)
 
-    def put(self, key: str, url: str | None) -> None:
+    def put(self, key: str, url: Any) -> None:
         data = self._load()
         if url is None:
             data.pop(key, None)
@@ -116,26 +127,44 @@ async def upload(
     """Upload (or resume) ``local`` to ``target``; return the server's file metadata."""
     size = (await asyncio.to_thread(local.stat)).st_size
     key = await asyncio.to_thread(state.key, local, target)
-    url = await asyncio.to_thread(state.get, key)
-    offset = await _resume_offset(session, url) if url else None
+    saved = await asyncio.to_thread(state.get, key)
+    url = saved if isinstance(saved, str) else None
+    offset = await resume_offset(session, url) if url else None
     if url is None or offset is None:
-        url = await _create(session, target, size)
+        url = await create_upload(session, target, size)
         offset = 0
         await asyncio.to_thread(state.put, key, url)
     on_start(offset, size)
+    await send_range(session, local, url, 0, offset, size, chunk_size, progress)
+    await asyncio.to_thread(state.put, key, None)
+    return await verify_remote(session, target, local)
+
+
+async def send_range(
+    session: aiohttp.ClientSession,
+    local: Path,
+    url: str,
+    base: int,
+    offset: int,
+    length: int,
+    chunk_size: int,
+    progress: Progress,
+) -> None:
+    """PATCH bytes ``base + offset`` to ``base + length`` of ``local`` to the tus upload at
+    ``url`` (whose own offsets start at 0), from the upload's ``offset`` on."""
     conflicts = 0
     async with aiofiles.open(local, "rb") as f:
-        while offset < size:
-            await f.seek(offset)
-            chunk = await f.read(chunk_size)
+        while offset < length:
+            await f.seek(base + offset)
+            chunk = await f.read(min(chunk_size, length - offset))
             if not chunk:
                 raise TransferError(f"{local} shrank while it was being uploaded")
+            digest = await asyncio.to_thread(_sha256_digest, chunk)  # parts hash at once
             headers = {
                 **TUS,
                 "Content-Type": "application/offset+octet-stream",
                 "Upload-Offset": str(offset),
-                "Upload-Checksum": "sha256 "
-                + base64.b64encode(hashlib.sha256(chunk).digest()).decode(),
+                "Upload-Checksum": "sha256 " + base64.b64encode(digest).decode(),
             }
             async with session.patch(url, data=chunk, headers=headers) as resp:
                 if resp.status == 409 and conflicts < MAX_CONFLICTS:
@@ -143,34 +172,42 @@ async def upload(
                     # another offset): wait for it, then continue from what it has.
                     conflicts += 1
                     await asyncio.sleep(min(0.1 * conflicts, 2.0))
-                    offset = await _resume_offset(session, url) or 0
+                    offset = await resume_offset(session, url) or 0
                     continue
                 if resp.status != 204:
-                    raise TransferError(f"upload failed at byte {offset}: {await _problem(resp)}")
+                    raise TransferError(
+                        f"upload failed at byte {base + offset}: {await problem(resp)}"
+                    )
                 new_offset = int(resp.headers["Upload-Offset"])
             progress(new_offset - offset)
             offset = new_offset
             conflicts = 0
-    await asyncio.to_thread(state.put, key, None)
-    return await verify_remote(session, target, local)
 
 
-async def _resume_offset(session: aiohttp.ClientSession, url: str) -> int | None:
+async def resume_offset(session: aiohttp.ClientSession, url: str) -> int | None:
     async with session.head(url, headers=TUS) as resp:
         if resp.status == 200:
             return int(resp.headers["Upload-Offset"])
         return None  # gone, expired or finished: start a new upload
 
 
-async def _create(session: aiohttp.ClientSession, target: Target, size: int) -> str:
+def upload_metadata(target: Target) -> str:
     def b64(s: str) -> str:
         return base64.b64encode(s.encode()).decode()
 
-    meta = f"volume {b64(target.volume)},vfid {b64(target.vfid)},path {b64(target.path)}"
-    headers = {**TUS, "Upload-Length": str(size), "Upload-Metadata": meta}
+    return f"volume {b64(target.volume)},vfid {b64(target.vfid)},path {b64(target.path)}"
+
+
+async def create_upload(
+    session: aiohttp.ClientSession, target: Target, size: int | None, **extra: str
+) -> str:
+    """A new tus upload for ``target`` (``extra``: more headers, e.g. Upload-Concat); its URL."""
+    headers = {**TUS, "Upload-Metadata": upload_metadata(target), **extra}
+    if size is not None:
+        headers["Upload-Length"] = str(size)
     async with session.post(f"{target.base_url}/upload", headers=headers) as resp:
         if resp.status != 201:
-            raise TransferError(f"cannot start the upload: {await _problem(resp)}")
+            raise TransferError(f"cannot start the upload: {await problem(resp)}")
         location = resp.headers["Location"]
     return location if location.startswith("http") else f"{target.base_url}{location}"
 
@@ -180,9 +217,9 @@ async def verify_remote(
 ) -> dict[str, Any]:
     async with session.get(target.metadata_url) as resp:
         if resp.status != 200:
-            raise TransferError(f"cannot read the stored file's metadata: {await _problem(resp)}")
+            raise TransferError(f"cannot read the stored file's metadata: {await problem(resp)}")
         meta: dict[str, Any] = await resp.json()
-    local_sha = await asyncio.to_thread(_sha256_of, local)
+    local_sha = await asyncio.to_thread(sha256_of, local)
     if meta.get("sha256") != local_sha:
         raise TransferError(
             f"checksum mismatch: local sha256 {local_sha}, stored {meta.get('sha256')}"
@@ -222,7 +259,7 @@ async def download(
                 sha256=sha256,
             )
         if resp.status not in (200, 206):
-            raise TransferError(f"download failed: {await _problem(resp)}")
+            raise TransferError(f"download failed: {await problem(resp)}")
         if resp.status == 200:
             offset = 0
         total = offset + int(resp.headers.get("Content-Length", 0))
@@ -237,7 +274,7 @@ async def download(
             meta = await resp.json() if resp.status == 200 else {}
     expected = meta.get("sha256")
     if expected:
-        actual = await asyncio.to_thread(_sha256_of, part)
+        actual = await asyncio.to_thread(sha256_of, part)
         if actual != expected:
             await asyncio.to_thread(part.unlink, missing_ok=True)
             raise TransferError(f"checksum mismatch: got {actual}, the server has {expected}")
@@ -255,7 +292,7 @@ async def list_files(
         params = {"prefix": prefix, "marker": marker, "limit": "1000"}
         async with session.get(url, params=params) as resp:
             if resp.status != 200:
-                raise TransferError(f"listing failed: {await _problem(resp)}")
+                raise TransferError(f"listing failed: {await problem(resp)}")
             page = await resp.json()
         files.extend(page["files"])
         if not page["truncated"]:
@@ -273,5 +310,5 @@ async def call_json(
     """One JSON answer (None for 204), or a TransferError naming ``what`` failed and why."""
     async with session.request(method, url, **kw) as resp:
         if resp.status >= 300:
-            raise TransferError(f"{what} failed: {await _problem(resp)}")
+            raise TransferError(f"{what} failed: {await problem(resp)}")
         return None if resp.status == 204 else await resp.json()

@@ -15,6 +15,8 @@ class StorageProxyError(Exception):
     status: int = 500
     code: str = "internal-error"
     title: str = "Internal server error"
+    #: The path the failure is about, where the storage said (a file operation's errors).
+    subject: str | None = None
 
     def __init__(self, detail: str | None = None, **extra: Any) -> None:
         super().__init__(detail or self.title)
@@ -198,12 +200,6 @@ class UnsupportedOperation(StorageProxyError):
     named the wrong volume for it), unlike :class:`NotSupported` for an operation of ours."""
 
     status, code, title = 400, "unsupported-operation", "Not supported by this volume's backend"
-
-
-class DeprecatedAPI(StorageProxyError):
-    """A route Backend.AI keeps only to refuse (it answers 400 naming it deprecated)."""
-
-    status, code, title = 400, "deprecated-api", "Deprecated API"
 
 
 class BackendUnavailable(StorageProxyError):

@@ -154,3 +154,5 @@ class CachedMetadataStore(MetadataStore):
     get_vfolder_retention = _passthrough("get_vfolder_retention")
     set_vfolder_versions = _passthrough("set_vfolder_versions")
     get_vfolder_versions = _passthrough("get_vfolder_versions")
+    set_snapshot_policy = _passthrough("set_snapshot_policy")
+    get_snapshot_policies = _passthrough("get_snapshot_policies")

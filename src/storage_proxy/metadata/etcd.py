@@ -106,6 +106,7 @@ class EtcdMetadataStore(EtcdLedgerMixin, EtcdJobsMixin, MetadataStore):
                 tx.delete(c.abs(files), range_end=c.range_end(files)),
                 tx.delete(c.abs(self._k("retention", volume, vfid))),
                 tx.delete(c.abs(self._k("versions", volume, vfid))),
+                tx.delete(c.abs(self._k("snappolicy", volume, vfid))),
             ],
         )
 

@@ -5,7 +5,7 @@ unless someone else holds it" and "mark busy unless a live task holds it" must b
 is a read followed by a transaction guarded by the key's create/mod revision, retried on a race.
 
 Keys (under ``meta/``): ``bgtask/<id>``, ``joblease/<name>``, ``vfstatus/<vol>/<vfid>``,
-``retention/<vol>/<vfid>``.
+``retention/<vol>/<vfid>``, ``versions/<vol>/<vfid>``, ``snappolicy/<vol>/<vfid or qsid>``.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 
 from ..core.errors import AlreadyExists
 from ..core.records import BgTaskRecord
+from ..core.snapshot_policy import SnapshotPolicy
 from ..infra.etcd import Entry, EtcdClient, join, unquote_part
 
 _LIVE = ("pending", "running")
@@ -174,5 +175,22 @@ class EtcdJobsMixin:
         return {
             # the last component is the percent-quoted vfid
             unquote_part(e.key[len(prefix) :]): float(json.loads(e.value))
+            for e in await self.client.get_prefix(prefix)
+        }
+
+    # -- snapshot policies ---------------------------------------------------------------------
+    async def set_snapshot_policy(
+        self, volume: str, target: str, policy: SnapshotPolicy | None
+    ) -> None:
+        key = self._jk("snappolicy", volume, target)
+        if policy is None:
+            await self.client.delete(key)
+        else:
+            await self.client.put(key, _dump(policy.to_json()))
+
+    async def get_snapshot_policies(self, volume: str) -> dict[str, SnapshotPolicy]:
+        prefix = f"{self._jk('snappolicy', volume)}/"
+        return {
+            unquote_part(e.key[len(prefix) :]): SnapshotPolicy.from_json(json.loads(e.value))
             for e in await self.client.get_prefix(prefix)
         }

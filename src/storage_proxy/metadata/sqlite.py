@@ -150,6 +150,9 @@ class SqliteMetadataStore(SqliteJobsMixin, MetadataStore):
                 "vfolder_retention",
                 "vfolder_versions",
             )
+            await db.execute(
+                "DELETE FROM snapshot_policies WHERE volume = ? AND target = ?", (volume, vfid)
+            )
             for table in tables:
                 await db.execute(
                     f"DELETE FROM {table} WHERE volume = ? AND vfid = ?", (volume, vfid)

@@ -123,6 +123,14 @@ CREATE TABLE IF NOT EXISTS vfolder_versions (
     keep INTEGER NOT NULL,
     PRIMARY KEY (volume, vfid)
 );
+CREATE TABLE IF NOT EXISTS snapshot_policies (
+    volume TEXT NOT NULL,
+    target TEXT NOT NULL,
+    every INTEGER NOT NULL,
+    keep_last INTEGER NOT NULL,
+    keep_daily INTEGER NOT NULL,
+    PRIMARY KEY (volume, target)
+);
 """
 
 

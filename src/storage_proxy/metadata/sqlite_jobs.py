@@ -1,4 +1,5 @@
-"""Background tasks, job leases, busy vfolders and retention periods in the embedded store."""
+"""Background tasks, job leases, busy vfolders, retention periods, versions and snapshot
+policies in the embedded store."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 import aiosqlite
 
 from ..core.records import BgTaskRecord
+from ..core.snapshot_policy import SnapshotPolicy
 from .sqlite_base import SqliteBase, fetch_rows, scalar
 
 _BGTASK_COLUMNS = (
@@ -165,3 +167,25 @@ class SqliteJobsMixin(SqliteBase):
             "SELECT keep FROM vfolder_versions WHERE volume = ? AND vfid = ?", (volume, vfid)
         )
         return 0 if row is None else int(row[0])
+
+    async def set_snapshot_policy(
+        self, volume: str, target: str, policy: SnapshotPolicy | None
+    ) -> None:
+        if policy is None:
+            sql = "DELETE FROM snapshot_policies WHERE volume = ? AND target = ?"
+            await self._write(sql, (volume, target))
+        else:
+            await self._write(
+                "INSERT OR REPLACE INTO snapshot_policies VALUES (?, ?, ?, ?, ?)",
+                (volume, target, policy.every, policy.keep_last, policy.keep_daily),
+            )
+
+    async def get_snapshot_policies(self, volume: str) -> dict[str, SnapshotPolicy]:
+        rows = await self._all(
+            "SELECT target, every, keep_last, keep_daily FROM snapshot_policies WHERE volume = ?",
+            (volume,),
+        )
+        return {
+            str(target): SnapshotPolicy(int(every), int(last), int(daily))
+            for target, every, last, daily in rows
+        }

@@ -21,6 +21,7 @@ from ..core.records import (
     UploadSession,
     VFolderRecord,
 )
+from ..core.snapshot_policy import SnapshotPolicy
 
 
 class MetadataStore(ABC):
@@ -255,3 +256,15 @@ class MetadataStore(ABC):
 
     @abstractmethod
     async def get_vfolder_versions(self, volume: str, vfid: str) -> int: ...
+
+    @abstractmethod
+    async def set_snapshot_policy(
+        self, volume: str, target: str, policy: SnapshotPolicy | None
+    ) -> None:
+        """A vfolder's (``target``: its vfid) or a quota scope's (its qsid) snapshot policy;
+        None clears it."""
+
+    @abstractmethod
+    async def get_snapshot_policies(self, volume: str) -> dict[str, SnapshotPolicy]:
+        """target (vfid or qsid) → policy, for the vfolders and scopes of ``volume`` that have
+        one."""

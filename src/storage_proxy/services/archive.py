@@ -40,6 +40,10 @@ if TYPE_CHECKING:
     from ..volumes.snapshots import SnapshotTree
 
 READ_SIZE = 1 << 20
+#: Pieces of the archive smaller than this are gathered before they are written.
+COALESCE = 256 << 10
+#: Files up to this size are read whole in the walker's thread, with their directory entry.
+INLINE_READ = 64 << 10
 _BATCH = 32
 _UTF8 = 0x800
 _DESCRIPTOR = 0x08
@@ -177,18 +181,34 @@ class ZipEncoder:
 
 
 async def stream_zip(source: ZipSource) -> AsyncIterator[bytes]:
-    """The archive's bytes, in chunks of at most ``READ_SIZE`` (plus small headers)."""
+    """The archive's bytes, in chunks of at most ``READ_SIZE`` (plus small headers); headers
+    and small files are gathered into pieces of about ``COALESCE`` bytes, so that a tree of
+    small files costs a write per many files, not three per file."""
     zip_ = ZipEncoder()
+    held: list[bytes] = []
+    held_size = 0
     async for item in source.items():
-        yield zip_.begin(item)
+        held.append(zip_.begin(item))
         crc = size = 0
         if item.chunks is not None:
             async for chunk, running_crc in item.chunks():
                 size += len(chunk)
                 crc = running_crc
-                yield chunk
-        yield zip_.end(item, crc, size)
-    yield zip_.finish()
+                if len(chunk) >= COALESCE:
+                    if held:
+                        yield b"".join(held)
+                        held, held_size = [], 0
+                    yield chunk
+                else:
+                    held.append(chunk)
+                    held_size += len(chunk)
+        held.append(zip_.end(item, crc, size))
+        held_size += 128
+        if held_size >= COALESCE:
+            yield b"".join(held)
+            held, held_size = [], 0
+    held.append(zip_.finish())
+    yield b"".join(held)
 
 
 class LocalTree:
@@ -249,10 +269,27 @@ def _next_batch(walker: Iterator[tuple[int, fstree.Entry]]) -> list[tuple[ZipIte
                 fd = open_regular(parent, entry.name)
             except OSError:
                 continue  # gone, or no longer a regular file
-            out.append((ZipItem(name, False, st.st_mode, st.st_mtime), fd))
+            item = ZipItem(name, False, st.st_mode, st.st_mtime)
+            if st.st_size <= INLINE_READ:
+                try:
+                    data = os.pread(fd, INLINE_READ + 1, 0)
+                except OSError:
+                    os.close(fd)
+                    continue
+                if len(data) <= INLINE_READ:  # whole: no thread hop per read later
+                    os.close(fd)
+                    item.chunks = partial(_in_memory, data, zlib.crc32(data))
+                    out.append((item, None))
+                    continue
+            out.append((item, fd))
         if len(out) >= _BATCH:
             break
     return out
+
+
+async def _in_memory(data: bytes, crc: int) -> AsyncIterator[tuple[bytes, int]]:
+    if data:
+        yield data, crc
 
 
 def _close_walk(walker: Iterator[Any] | None, fd: int) -> None:

@@ -11,7 +11,7 @@ directories (links, devices) are never created. The result lists every item in o
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +21,7 @@ from ..core.paths import RelPath
 from ..core.records import Permission
 from ..core.types import VFolderID
 from .access import Actor
+from .bgtasks import BackgroundTaskService, BgTaskEnded, ProgressReporter, TaskFunc
 from .files import FileService
 from .gate import Gate
 from .tarstream import ReadExactly, TarStream
@@ -66,10 +67,72 @@ def _problem(e: StorageProxyError) -> dict[str, Any]:
     return {"code": e.code, "status": e.status, "detail": str(e)}
 
 
+#: Told each item's outcome as soon as it is known (in the order the writes finish).
+Tally = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class Progress:
+    """A batch's progress as a background task's: files done (of those the client announced),
+    and in the message files failed and bytes stored."""
+
+    def __init__(self, reporter: ProgressReporter, expected_files: int | None) -> None:
+        self._reporter, self._expected = reporter, expected_files
+        self.files = self.failed = self.bytes = 0
+
+    async def tally(self, out: dict[str, Any]) -> None:
+        self.files += 1
+        self.failed += "error" in out
+        self.bytes += int(out.get("size") or 0)
+        await self._reporter.update(self.files, self._expected, self.message())
+
+    def message(self) -> str:
+        return f"{self.files} files done ({self.failed} failed), {self.bytes} bytes stored"
+
+    def summary(self, result: BatchResult) -> dict[str, Any]:
+        aborted = None if result.aborted is None else _problem(result.aborted)
+        return {
+            "stored": result.stored,
+            "failed": result.failed,
+            "bytes": self.bytes,
+            "aborted": aborted,
+        }
+
+
+@dataclass(slots=True)
+class Track:
+    """Run a batch as a background task: ``started`` hears its id before the body is read."""
+
+    started: Callable[[str], Awaitable[None]]
+    expected_files: int | None = None
+    results: dict[str, BatchResult] = field(default_factory=dict)
+
+
 class BatchService:
-    def __init__(self, gate: Gate, files: FileService) -> None:
+    def __init__(
+        self, gate: Gate, files: FileService, bgtasks: BackgroundTaskService | None = None
+    ) -> None:
         self._gate = gate
         self._files = files
+        self._bgtasks = bgtasks
+
+    async def _tracked(
+        self, target: tuple[str, VFolderID, RelPath], track: Track, work: TaskFunc
+    ) -> BatchResult:
+        """``work`` (the batch) as a background task (kind ``batch-upload``); ``track.started``
+        is told its id before the first item is read."""
+        if self._bgtasks is None:
+            raise RuntimeError("batch progress needs the background task service")
+        volume, vfid, base = target
+        params = {"volume": volume, "vfid": str(vfid), "path": str(base)}
+        task_id = await self._bgtasks.spawn("batch-upload", work, params=params)
+        # A client that goes away fails the task's next read (what was stored is kept); a task
+        # cancelled while it reads cuts the connection, as any upload cut short does.
+        try:
+            await track.started(task_id)
+            record = await self._bgtasks.wait(task_id)
+        except BgTaskEnded as e:  # cancelled between reads, or its runner stopped
+            return BatchResult(aborted=e)
+        return track.results.pop(record.id)
 
     async def upload(
         self,
@@ -80,11 +143,29 @@ class BatchService:
         items: AsyncIterator[BatchItem],
         *,
         overwrite: bool = True,
+        tally: Tally | None = None,
+        track: Track | None = None,
     ) -> BatchResult:
         """Store every item below ``base``; a malformed stream ends the batch (``aborted``)
-        with what was stored before it kept."""
+        with what was stored before it kept. ``tally`` hears of each item once it is done.
+
+        With ``track`` the batch runs as a background task whose progress — files done (of
+        ``track.expected_files``), failed, bytes stored — its events carry."""
         # a caller without the right is refused before a byte of the body is read
         await self._gate.enter(actor, volume, vfid, Permission.RW, op="file.batch")
+        if track is not None:
+
+            async def work(reporter: ProgressReporter) -> dict[str, Any]:
+                progress = Progress(reporter, track.expected_files)
+                await reporter.update(0, track.expected_files, progress.message(), force=True)
+                result = await self.upload(
+                    actor, volume, vfid, base, items, overwrite=overwrite, tally=progress.tally
+                )
+                track.results[reporter.task_id] = result
+                await reporter.update(message=progress.message(), force=True)
+                return progress.summary(result)
+
+            return await self._tracked((volume, vfid, base), track, work)
         result = BatchResult()
         slots: list[dict[str, Any] | None] = []
         running: dict[asyncio.Task[dict[str, Any]], int] = {}  # a small file's write -> its slot
@@ -94,7 +175,10 @@ class BatchService:
         async def one(item: BatchItem, before: asyncio.Task[Any] | None) -> dict[str, Any]:
             if before is not None:  # the same name twice: the later one lands last
                 await asyncio.wait([before])
-            return await self._one(actor, volume, vfid, base, item, overwrite)
+            out = await self._one(actor, volume, vfid, base, item, overwrite)
+            if tally is not None:
+                await tally(out)
+            return out
 
         try:
             async for item in items:
@@ -104,7 +188,9 @@ class BatchService:
                 small = await _buffered(item)
                 if small is None:  # streamed: written as it is read, while small ones go on
                     await _settle(running, slots, wait_all=True)
-                    slots[-1] = await self._one(actor, volume, vfid, base, item, overwrite)
+                    slots[-1] = out = await self._one(actor, volume, vfid, base, item, overwrite)
+                    if tally is not None:
+                        await tally(out)
                     continue
                 key = "/".join(p for p in small.name.split("/") if p not in ("", "."))
                 task = asyncio.create_task(one(small, by_path.get(key)))

@@ -19,7 +19,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
-from ..core.errors import Conflict, NotFound, StorageProxyError
+from ..core.errors import BackendUnavailable, Conflict, NotFound, StorageProxyError
 from ..core.records import BgTaskRecord
 from ..metadata.store import MetadataStore
 
@@ -161,6 +161,8 @@ class BackgroundTaskService:
                             task_id, {"updated_at": time.time()}, only_if_live=True
                         )
                 await self.reap()
+            except BackendUnavailable as e:  # the store busy or away: expected, one line
+                log.warning("bgtask heartbeat failed (%s)", e)
             except Exception:
                 log.exception("bgtask heartbeat failed")
 

@@ -18,6 +18,7 @@ from .files import FileService
 from .health import HealthService
 from .jobs import JobRunner
 from .quotas import QuotaService
+from .snapshot_policies import SnapshotPolicyService
 from .snapshots import SnapshotService
 from .stats import StatsService
 from .tokens import TokenService
@@ -49,6 +50,7 @@ class Services:
     quotas: QuotaService
     files: FileService
     snapshots: SnapshotService
+    snapshot_policies: SnapshotPolicyService
     versions: VersionService
     uploads: UploadService
     transfers: TransferService

@@ -83,6 +83,12 @@ class Claims(Protocol):
     async def release_lease(self, name: str, holder: str, keep_until: float | None) -> None: ...
 
 
+def _why(e: BaseException) -> str:
+    """One line for a dependency that failed an alert's side work (the store or Redis away is
+    expected there, and a traceback per crossing would drown the log)."""
+    return f"{type(e).__name__}: {e}"
+
+
 class QuotaAlerts:
     """Threshold crossings: once per crossing, to listeners, a webhook and the audit log.
 
@@ -150,8 +156,8 @@ class QuotaAlerts:
             try:
                 if not await self._claims.acquire_lease(name, self._holder, CLAIM_TTL, time.time()):
                     return  # another worker or node announced this crossing
-            except Exception:  # alerts never fail a request; announce rather than lose it
-                log.warning("quota alert claim failed; announcing anyway", exc_info=True)
+            except Exception as e:  # alerts never fail a request; announce rather than lose it
+                log.warning("quota alert claim failed (%s); announcing anyway", _why(e))
         log.info(
             "quota: %s %s on %s crossed %d%% (%d of %d bytes)",
             alert.subject, alert.id, alert.volume, alert.threshold * 100, alert.used_bytes,
@@ -166,8 +172,8 @@ class QuotaAlerts:
             try:
                 await self.publish(json.dumps(alert.to_json()))
                 return
-            except Exception:
-                log.warning("quota alert not published to other workers", exc_info=True)
+            except Exception as e:  # Redis away: this worker's listeners still hear it
+                log.warning("quota alert not published to other workers (%s)", _why(e))
         self._deliver(alert)
 
     async def _rearm(self, name: str) -> None:
@@ -294,6 +300,18 @@ class QuotaService:
                 continue
             if usage is not None:
                 self.alerts.observe(volume, "scope", str(qsid), usage.used_bytes, usage.limit_bytes)
+
+    @contextlib.asynccontextmanager
+    async def copying(self, volume: str, vfid: VFolderID, nbytes: int) -> AsyncIterator[None]:
+        """Hold ``nbytes`` of the vfolder's limits while the proxy copies them in (a restore of a
+        snapshot or of a version): ``QuotaExceeded`` before anything is copied if they cannot
+        fit, and counted as written once the copy is done.  ``nbytes`` is what the sources say
+        (their apparent size): a sparse file is filled in by a copy, so it costs its length."""
+        model = self._volumes.get(volume).quota_model
+        async with model.reservation(vfid) as reservation:
+            await reservation.reserve(nbytes)
+            yield
+            await reservation.consume(nbytes)
 
     async def observe_written(self, volume: str, vfid: VFolderID) -> None:
         """After a write: usage of the vfolder's scope against its limit (for the alerts)."""

@@ -22,10 +22,11 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..core.errors import InvalidParameter, IsADirectory
+from ..core.errors import FileNotFound, InvalidParameter, IsADirectory
 from ..core.files import ReadOptions
 from ..core.paths import RelPath
 from ..core.records import Permission
+from ..core.snapshot_policy import check_manual_name
 from ..core.snapshots import (
     Progress,
     RestoreOptions,
@@ -95,8 +96,17 @@ class SnapshotService:
     async def create(
         self, actor: Actor, volume_name: str, vfid: VFolderID, name: str | None = None
     ) -> SnapshotInfo | Started:
-        """A native snapshot is taken at once (its info); one made by copies is a task."""
-        snapshot_id = new_snapshot_id() if name is None else check_snapshot_id(name)
+        """A native snapshot is taken at once (its info); one made by copies is a task.  The
+        ``auto-`` names are the snapshot policies' (which prune only theirs)."""
+        if name is None:
+            return await self.take(actor, volume_name, vfid, new_snapshot_id())
+        return await self.take(actor, volume_name, vfid, check_manual_name(check_snapshot_id(name)))
+
+    async def take(
+        self, actor: Actor, volume_name: str, vfid: VFolderID, snapshot_id: str
+    ) -> SnapshotInfo | Started:
+        """:meth:`create` under any valid name (a policy's included)."""
+        check_snapshot_id(snapshot_id)
         volume = await self._enter(actor, volume_name, vfid, Permission.RW, "snapshot.create")
         caps = await volume.get_capabilities()
         if Capability.NATIVE_SNAPSHOT in caps:
@@ -210,12 +220,16 @@ class SnapshotService:
         async def task(reporter: ProgressReporter) -> dict[str, Any]:
             await reporter.update(0, None, "measuring the snapshot", force=True)
             progress = Progress(total=await _size_of(tree, relpaths))
+            adds = progress.total or 0
+            if into is None and keep is None:  # what it replaces is dropped, not kept
+                adds -= await _current_size(volume, vfid, relpaths)
             await reporter.update(0, progress.total, "restoring", force=True)
             try:
                 async with (
                     self._audit.operation(
                         "snapshot.restore", volume_name, vfid, path=into_name
                     ) as line,
+                    self._quotas.copying(volume_name, vfid, max(0, adds)),
                     _watched(progress, reporter),
                 ):
                     line.extra.update(snapshot_id=snapshot_id, relpaths=names[:100])
@@ -309,6 +323,27 @@ async def _size_of(tree: SnapshotTree, relpaths: tuple[RelPath, ...]) -> int | N
             continue
         entries = await tree.scandir(rel, recursive=True, limit=1_000_000)
         total += sum(e.stat.size for e in entries if e.type is DirEntryType.FILE)
+    return total
+
+
+async def _current_size(
+    volume: AbstractVolume, vfid: VFolderID, relpaths: tuple[RelPath, ...]
+) -> int:
+    """Bytes of the vfolder a restore in place replaces (what is not there counts 0)."""
+    if not relpaths:
+        return (await volume.get_usage(vfid)).used_bytes
+    total = 0
+    for rel in relpaths:
+        try:
+            entry = await volume.stat(vfid, rel)
+        except FileNotFound:
+            continue
+        if entry.type is not DirEntryType.DIRECTORY:
+            total += entry.stat.size
+            continue
+        async for e in volume.scandir(vfid, rel, recursive=True, limit=None):
+            if e.type is DirEntryType.FILE:
+                total += e.stat.size
     return total
 
 

@@ -36,6 +36,8 @@ class SessionClaims:
     vfid: str
     relpath: str
     archive: bool = False
+    #: A kept version of the file (a download of that version, never an archive).
+    version: str | None = None
     size: int | None = None
     session: str | None = None
     #: The user a link was minted for (``by``): redeeming it checks they still hold the right.
@@ -127,6 +129,8 @@ class TokenService:
         }
         if claims.archive:
             payload["archive"] = True
+        if claims.version is not None:
+            payload["version"] = claims.version
         if claims.size is not None:
             payload["size"] = claims.size
         if claims.session is not None:
@@ -232,6 +236,7 @@ class TokenService:
                 vfid=str(data["vfid"]),
                 relpath=str(data["relpath"]),
                 archive=bool(data.get("archive", False)),
+                version=str(data["version"]) if data.get("version") is not None else None,
                 size=int(data["size"]) if data.get("size") is not None else None,
                 session=str(data["session"]) if data.get("session") else None,
                 by=_minter(data.get("by")),

@@ -1,21 +1,24 @@
 """Session tokens: the manager asks for a download or an upload on a client's behalf, the client
 comes back with the token alone (Backend.AI's shape).  A token is a grant — one vfolder, one
-right — and redeeming it gives the :class:`Actor` the file and upload services check."""
+right — and redeeming it gives the :class:`Actor` the file and upload services check.  A
+download token may name a kept version of the file (``version``): the client then gets that
+version, checked as any download is (RO, inside the vfolder)."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
 
-from ..core.errors import InvalidParameter, InvalidTokenClaims, UploadNotFound
+from ..core.errors import InvalidParameter, InvalidTokenClaims, NotSupported, UploadNotFound
 from ..core.paths import RelPath
 from ..core.records import Permission, UploadSession
 from ..core.types import VFolderID
 from .access import Actor
 from .archive import ZipSource
-from .files import FileService
+from .files import Download, FileService
 from .tokens import ArchiveClaims, SessionClaims, TokenService
 from .uploads import UploadService
+from .versions import VersionService
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +28,7 @@ class DownloadGrant:
     vfid: VFolderID
     relpath: RelPath
     archive: bool
+    version: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,20 +49,66 @@ GRANT_CACHE_ENTRIES = 50_000
 
 
 class TransferService:
-    def __init__(self, tokens: TokenService, files: FileService, uploads: UploadService) -> None:
+    def __init__(
+        self,
+        tokens: TokenService,
+        files: FileService,
+        uploads: UploadService,
+        versions: VersionService | None = None,
+    ) -> None:
         self.tokens = tokens
         self._files = files
+        self._versions = versions
         self._uploads = uploads
         self._grants: dict[str, tuple[float, DownloadGrant]] = {}  # token -> (exp, grant)
 
     async def download_token(
-        self, actor: Actor, volume: str, vfid: VFolderID, relpath: RelPath, *, archive: bool
+        self,
+        actor: Actor,
+        volume: str,
+        vfid: VFolderID,
+        relpath: RelPath,
+        *,
+        archive: bool,
+        version: str | None = None,
     ) -> str:
-        await self._files.stat(actor, volume, vfid, relpath)  # 404 now, not when the client comes
+        """404 now, not when the client comes: for the file, or for its ``version``."""
+        if version is None:
+            await self._files.stat(actor, volume, vfid, relpath)
+        else:
+            _one_file(archive)
+            await self._version_service().find(actor, volume, vfid, relpath, version)
         claims = SessionClaims(
-            "download", volume, str(vfid), str(relpath), archive=archive, by=actor.user
+            "download",
+            volume,
+            str(vfid),
+            str(relpath),
+            archive=archive,
+            version=version,
+            by=actor.user,
         )
         return self.tokens.issue_session(claims)
+
+    async def open_download(
+        self, actor: Actor, grant: DownloadGrant, *, archive: bool, read_up_to: int = 0
+    ) -> Download:
+        """What a redeemed download token gives: the file (a directory as a zip, ``archive``),
+        or the version of the file it names."""
+        if grant.version is None:
+            return await self._files.open_download(
+                actor, grant.volume, grant.vfid, grant.relpath, archive=archive,
+                read_up_to=read_up_to,
+            )  # fmt: skip
+        _one_file(archive)
+        _, opened = await self._version_service().open_download(
+            actor, grant.volume, grant.vfid, grant.relpath, grant.version, read_up_to=read_up_to
+        )
+        return opened
+
+    def _version_service(self) -> VersionService:
+        if self._versions is None:
+            raise NotSupported("file versions", "this daemon")
+        return self._versions
 
     async def upload_token(
         self, actor: Actor, volume: str, vfid: VFolderID, relpath: RelPath, size: int
@@ -107,6 +157,7 @@ class TransferService:
             VFolderID.parse(claims.vfid),
             RelPath.parse(claims.relpath),
             claims.archive,
+            claims.version,
         )
         if token is not None and claims.exp is not None:
             if len(self._grants) >= GRANT_CACHE_ENTRIES:
@@ -121,3 +172,8 @@ class TransferService:
             raise UploadNotFound("this token is not for that upload")
         actor = Actor.for_grant("upload", claims.volume, claims.vfid, Permission.RW)
         return await self._uploads.open(actor, claims.session)
+
+
+def _one_file(archive: bool) -> None:
+    if archive:
+        raise InvalidParameter("a version of a file is one file: it cannot be an archive")

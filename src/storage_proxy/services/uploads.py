@@ -21,8 +21,8 @@ import hashlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -31,6 +31,7 @@ from ..core.errors import (
     ChecksumMismatch,
     Gone,
     InvalidParameter,
+    PermissionDenied,
     QuotaExceeded,
     UploadNotFound,
 )
@@ -67,6 +68,41 @@ class UploadIncomplete(InvalidParameter):
     code, title = "upload-incomplete", "The body ended before the declared length"
 
 
+class ConcatInvalid(InvalidParameter):
+    code, title = "upload-concat-invalid", "These uploads cannot be concatenated"
+
+
+class PartialIncomplete(InvalidParameter):
+    code, title = "upload-partial-incomplete", "A partial upload has not received all its bytes"
+
+
+class FinalUploadImmutable(PermissionDenied):
+    code, title = "upload-final-immutable", "A final (concatenated) upload takes no more bytes"
+
+
+#: At most this many partial uploads in one final upload.
+MAX_CONCAT_PARTS = 256
+
+
+def concat_role(session: UploadSession) -> str | None:
+    """``partial``, ``final`` or None (a plain upload) — tus concatenation."""
+    role = session.metadata.get("concat")
+    return role if role in ("partial", "final") else None
+
+
+def concat_parts(session: UploadSession) -> list[str]:
+    """The ids of the partial uploads a final upload joined, in order."""
+    return [str(p) for p in session.metadata.get("parts", ())]
+
+
+def concat_length(session: UploadSession) -> int | None:
+    """The declared length, the one of a final upload included (its row holds no quota: its
+    partials do, until it is published)."""
+    if concat_role(session) == "final":
+        return int(session.metadata.get("concat_length", 0))
+    return session.length
+
+
 @dataclass(frozen=True, slots=True)
 class Checksum:
     algorithm: str
@@ -98,6 +134,11 @@ class AppendResult:
 def _content_type(meta: Mapping[str, Any]) -> str | None:
     """The content type a session's file is published with (tus clients send ``filetype``)."""
     return meta.get("content_type") or meta.get("filetype") or None
+
+
+def _refuse_final(session: UploadSession) -> None:
+    if concat_role(session) == "final":
+        raise FinalUploadImmutable("a final upload is made of its partial uploads: no PATCH")
 
 
 def _quota_error(vfid: VFolderID, short: Shortfall, nbytes: int) -> QuotaExceeded:
@@ -177,7 +218,9 @@ class UploadService:
             raise _quota_error(vfid, short, length or 0)
         content_type = _content_type(session.metadata)
         try:
-            await volume.upload_prepare(session.id, UploadTarget(vfid, relpath, content_type))
+            partial = concat_role(session) == "partial"
+            target = UploadTarget(vfid, relpath, content_type, partial=partial)
+            await volume.upload_prepare(session.id, target)
         except BaseException:
             await self._metadata.delete_upload(session.id)  # no session without its staging
             raise
@@ -213,6 +256,8 @@ class UploadService:
         return session
 
     async def current_offset(self, session: UploadSession) -> int:
+        if concat_role(session) == "final":
+            return session.offset  # joined and published when it was created
         return await self._volumes.get(session.volume).upload_size(session.id)
 
     # -- receiving bytes -----------------------------------------------------------------------
@@ -227,6 +272,7 @@ class UploadService:
     ) -> AppendResult:
         """A tus PATCH: bytes at ``client_offset`` (and, with ``declare_length``, the length of
         an upload created with a deferred one), under the upload's single writer."""
+        _refuse_final(session)
         async with self._writer(session) as (volume, held):
             if declare_length is not None:
                 await self._declare_length(volume, session, held, declare_length)
@@ -236,6 +282,7 @@ class UploadService:
         self, session: UploadSession, stream: AsyncIterator[bytes], declared: int | None
     ) -> AppendResult:
         """A whole-body PUT: replaces whatever is staged, all or nothing."""
+        _refuse_final(session)
         if declared is not None and session.length is not None and declared != session.length:
             raise InvalidParameter(
                 f"the body has {declared} bytes but the upload was declared as {session.length}"
@@ -314,9 +361,7 @@ class UploadService:
                     )
                 if session.length is None:
                     await reservation.consume(len(chunk))
-                if hasher is not None:
-                    hasher.update(chunk)
-                yield chunk
+                yield chunk  # hashed (``options.hashers``) as it is written, off the loop
 
         def verify() -> None:
             if hasher is not None and checksum is not None and hasher.digest() != checksum.digest:
@@ -329,7 +374,10 @@ class UploadService:
                 )
 
         options = AppendOptions(
-            replace=replace, keep_partial=checksum is None and not replace, verify=verify
+            replace=replace,
+            keep_partial=checksum is None and not replace,
+            verify=verify,
+            hashers=() if hasher is None else (hasher,),
         )
         try:
             async with reservation:
@@ -341,11 +389,12 @@ class UploadService:
         session.offset = new_offset
         if self._on_received is not None:
             self._on_received(session.volume, new_offset - start)
-        if session.length is not None and new_offset >= session.length:
+        complete = session.length is not None and new_offset >= session.length
+        if complete and concat_role(session) != "partial":  # a partial stays until joined
             await self._complete(volume, session, held)
             return AppendResult(new_offset, True)
         await self._metadata.update_upload(session.id, offset=new_offset, length=session.length)
-        return AppendResult(new_offset, False)
+        return AppendResult(new_offset, complete)
 
     async def _record_offset(self, session: UploadSession) -> None:
         try:
@@ -379,10 +428,95 @@ class UploadService:
             )
             # Counted as written before the session stops holding it: never uncounted between.
             await volume.quota_model.record_written(vfid, session.offset)
-            await self._metadata.delete_upload(session.id)
+            if concat_role(session) == "final":  # answers HEAD until it expires; holds nothing
+                await self._metadata.update_upload(session.id, offset=session.offset, length=0)
+            else:
+                await self._metadata.delete_upload(session.id)
         if self._on_published is not None:
             await self._on_published(session.volume, vfid)
         log.info("upload %s complete: %d bytes at %s", session.id, session.offset, session.relpath)
+
+    # -- tus concatenation: partial uploads joined into a final one ---------------------------
+    async def concat(
+        self,
+        actor: Actor,
+        volume_name: str,
+        vfid: VFolderID,
+        relpath: RelPath,
+        part_ids: Sequence[str],
+        *,
+        metadata: dict[str, Any] | None = None,
+    ) -> UploadSession:
+        """The final upload: the complete partial uploads ``part_ids`` (the actor's own, into
+        this vfolder) joined in order and published at ``relpath``, then released."""
+        if not part_ids or len(part_ids) > MAX_CONCAT_PARTS:
+            raise ConcatInvalid(f"a final upload joins 1 to {MAX_CONCAT_PARTS} partial uploads")
+        if len(set(part_ids)) != len(part_ids):
+            raise ConcatInvalid("a partial upload is named twice")
+        if not relpath.parts:
+            raise InvalidParameter("an upload needs a file path below the vfolder root")
+        volume = await self._gate.enter(
+            actor, volume_name, vfid, Permission.RW, relpath=relpath, op="file.upload"
+        )
+        parts = [await self._partial(actor, volume_name, vfid, pid) for pid in part_ids]
+        total = sum(p.length or 0 for p in parts)
+        self._check_size(total)
+        now = time.time()
+        expires = now + self.default_expiry.total_seconds()
+        meta = {**(metadata or {}), "concat": "final", "parts": list(part_ids)}
+        session = UploadSession(
+            id=uuid.uuid4().hex, volume=volume_name, vfid=str(vfid), relpath=str(relpath),
+            length=0, offset=0, created_at=now, expires_at=expires,
+            owner=actor.user.sub if actor.user is not None else None,
+            metadata={**meta, "concat_length": total},
+        )  # fmt: skip
+        await self._metadata.create_upload(session, (), now)  # its partials hold the quota
+        try:
+            await volume.upload_prepare(session.id, UploadTarget(vfid, relpath))
+            await self._join(volume, session, parts)
+        except BaseException:
+            await self.terminate(session)  # the partials are as they were
+            raise
+        for part in parts:  # no session refers to them any more: nobody holds them
+            await volume.upload_discard(part.id)
+        return session
+
+    async def _partial(
+        self, actor: Actor, volume_name: str, vfid: VFolderID, part_id: str
+    ) -> UploadSession:
+        """A partial upload the actor may join here: their own (someone else's does not exist),
+        into the same vfolder."""
+        part = await self.get(part_id)
+        if actor.user is None or part.owner != actor.user.sub:
+            raise UploadNotFound(f"no upload {part_id}")
+        if (part.volume, part.vfid) != (volume_name, str(vfid)):
+            raise ConcatInvalid(f"upload {part_id} belongs to another vfolder")
+        if concat_role(part) != "partial":
+            raise ConcatInvalid(f"upload {part_id} is not a partial upload")
+        return part
+
+    async def _join(
+        self, volume: AbstractVolume, session: UploadSession, parts: list[UploadSession]
+    ) -> None:
+        """Under every partial's single writer and the final's: join, publish, release."""
+        async with AsyncExitStack() as stack:
+            held_parts: list[StagedFile] = []
+            for part in parts:
+                _, held = await stack.enter_async_context(self._writer(part))
+                if await self._metadata.get_upload(part.id) is None:  # joined meanwhile
+                    raise UploadNotFound(f"no upload {part.id}")
+                staged = await volume.upload_size(part.id)
+                if part.length is None or staged != part.length:
+                    raise PartialIncomplete(
+                        f"upload {part.id} has {staged} of {part.length} bytes", upload=part.id
+                    )
+                held_parts.append(held)
+            _, final = await stack.enter_async_context(self._writer(session))
+            session.offset = await volume.upload_concat(final, held_parts)
+            session.length = session.offset
+            await self._complete(volume, session, final)
+            for part in parts:  # written bytes are counted: the partials' holdings go
+                await self._metadata.delete_upload(part.id)
 
     # -- ending sessions -------------------------------------------------------------------------
     async def terminate(self, session: UploadSession) -> None:

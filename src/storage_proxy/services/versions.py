@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from ..core.errors import NotSupported
+from ..core.errors import NotSupported, VersionNotFound
 from ..core.files import KeepVersions, ReadOptions
 from ..core.paths import RelPath
 from ..core.records import Permission
@@ -83,6 +83,16 @@ class VersionService:
         )
         return await volume.list_versions(vfid, relpath)
 
+    async def find(
+        self, actor: Actor, volume_name: str, vfid: VFolderID, relpath: RelPath, version_id: str
+    ) -> FileVersion:
+        """One kept version of the file (RO), or VersionNotFound."""
+        vid = check_version_id(version_id)
+        for version in await self.list_versions(actor, volume_name, vfid, relpath):
+            if version.id == vid:
+                return version
+        raise VersionNotFound(f"{relpath} has no version {vid!r}")
+
     async def open_download(
         self,
         actor: Actor,
@@ -124,10 +134,14 @@ class VersionService:
         if limit <= 0:
             limit = len(await volume.list_versions(vfid, relpath)) + 1
         keep = KeepVersions(limit, who=actor.principal)
+        size = next((v.size for v in await volume.list_versions(vfid, relpath) if v.id == vid), 0)
         try:
-            async with self._audit.operation(
-                "version.restore", volume_name, vfid, path=str(relpath)
-            ) as line:
+            async with (
+                self._audit.operation(
+                    "version.restore", volume_name, vfid, path=str(relpath)
+                ) as line,
+                self._quotas.copying(volume_name, vfid, size),
+            ):
                 line.extra["version_id"] = vid
                 meta = await volume.restore_version(vfid, relpath, vid, keep)
                 line.bytes = meta.size

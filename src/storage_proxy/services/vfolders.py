@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ..core.errors import (
     QuotaScopeNotFound,
-    UnsupportedOperation,
     VFolderExists,
     VFolderNotFound,
 )
@@ -204,11 +205,11 @@ class VFolderService:
         return {"status": "healthy", "status_info": None, "metadata": {}}
 
     async def performance_metric(self, volume_name: str) -> dict[str, Any]:
-        """Backend.AI's live I/O figures of a volume (IOPS, throughput, latency), which only
-        vendor appliances report; no backend of this daemon reads them yet."""
-        self.volumes.get(volume_name)  # VolumeNotFound first
-        backend = self.volumes.backend_of(volume_name)
-        raise UnsupportedOperation(f"the {backend!r} backend reports no performance metrics")
+        """Backend.AI's live I/O figures of a volume (IOPS, throughput, latency over a short
+        window) where its backend reads them — local file systems from their block device;
+        UnsupportedOperation (400) where it cannot, as Backend.AI answers."""
+        metric = await self.volumes.get(volume_name).performance_metric()
+        return {"metric": dataclasses.asdict(metric), "observed_at": datetime.now(UTC).isoformat()}
 
     async def audit_entries(
         self, volume_name: str, vfid: VFolderID, limit: int = 100

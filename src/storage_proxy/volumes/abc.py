@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, ParamSpec, Self, TypeVar
 
 import trafaret as t
 
-from ..core.errors import NotSupported, VFolderNotFound
+from ..core.errors import NotSupported, UnsupportedOperation, VFolderNotFound
 from ..core.files import KeepVersions, LocalFile, ReadOptions, WriteOptions
 from ..core.paths import RelPath
 from ..core.snapshots import FileVersion, Progress, RestoreOptions, RestoreReport, SnapshotInfo
@@ -42,6 +42,7 @@ from .upkeep import Expired, StoredFile, StoredLayout, TrashReport
 
 if TYPE_CHECKING:
     from ..core.records import QuotaBucket
+    from .blockstats import PerfMetric
     from .books import VolumeBooks
     from .scan import TreeScanner
     from .snapshots import SnapshotTree
@@ -82,6 +83,8 @@ class UploadTarget:
     vfid: VFolderID
     relpath: RelPath
     content_type: str | None = None
+    #: A partial upload (tus concatenation): never published itself, only joined into another.
+    partial: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +97,8 @@ class AppendOptions:
     keep_partial: bool = True
     #: Called after the last byte, under the writer's lock; raising discards the whole chunk.
     verify: Callable[[], None] | None = None
+    #: Fed every byte as it is written, off the event loop (``verify`` then checks a digest).
+    hashers: Sequence[Any] = ()
 
 
 class WriteReservation(ABC):
@@ -416,6 +421,13 @@ class AbstractVolume(ABC):
         with ``keep`` the file it replaces is kept as a version.
         """
 
+    async def upload_concat(self, held: StagedFile, parts: Sequence[StagedFile]) -> int:
+        """Append the complete staged bytes of the held ``parts`` to the held upload, in order,
+        without copying them where the storage allows (tus concatenation); the new size.  The
+        parts stay held until the joined upload is published (its digests may be read from
+        them)."""
+        raise NotSupported("joining uploads (tus concatenation)", self.backend_name)
+
     @abstractmethod
     async def upload_discard(self, session_id: str) -> None:
         """Remove the staged bytes (termination, expiry); a missing session is not an error."""
@@ -446,6 +458,13 @@ class AbstractVolume(ABC):
         """Remove the files last modified before ``older_than`` — each only if it is still the
         file that was looked at — or, with ``dry_run``, only name them."""
         return await upkeep.expire_files(self, vfid, older_than, dry_run)
+
+    async def performance_metric(self) -> PerfMetric:
+        """The volume's live I/O figures (Backend.AI's ``FSPerfMetric``), where the backend can
+        read them; as Backend.AI answers a backend that cannot, UnsupportedOperation (400)."""
+        raise UnsupportedOperation(
+            f"the {self.backend_name!r} backend reports no performance metrics"
+        )
 
     async def stored_vfolders(self) -> StoredLayout | None:
         """The vfolders the storage holds, for the orphan scan (None: it cannot tell)."""

@@ -319,7 +319,10 @@ def errors_as(what: object = "") -> Iterator[None]:
     except StorageProxyError:
         raise
     except OSError as e:
-        raise _domain_error(e, what) from None
+        error = _domain_error(e, what)
+        if isinstance(error, StorageProxyError):
+            error.subject = str(what)
+        raise error from None
 
 
 def _domain_error(e: OSError, what: object) -> Exception:

@@ -13,7 +13,9 @@ import fcntl
 import hashlib
 import os
 import stat as stat_mod
-from collections.abc import Callable, Iterator
+import struct
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,11 +24,14 @@ from .beneath import O_PATH_DIR, lstat_at, open_regular, opened
 
 O_LIST_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 _COPY_CHUNK = 64 << 20
+_PARALLEL_HASH = 32 << 20  # from this size on, each digest in a thread of its own
 _HASH_CHUNK = 4 << 20
 #: errnos meaning "the entry changed or vanished under us": skip it, the tree is live
 _GONE = (errno.ENOENT, errno.ELOOP, errno.ENOTDIR, errno.EINVAL, errno.ENXIO)
 #: <linux/fs.h> FICLONE: the destination shares the source's blocks (a reflink)
 FICLONE = 0x40049409
+#: <linux/fs.h> FICLONERANGE: the same for a range (struct file_clone_range)
+FICLONERANGE = 0x4020940D
 _NO_CLONE = (errno.EOPNOTSUPP, errno.ENOTTY, errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EPERM)
 
 
@@ -319,35 +324,33 @@ def unlink_if_same(dir_fd: int, name: str, expected: os.stat_result) -> bool:
 
 def copy_fd(src: int, dst: int, size: int | None = None) -> int:
     """Copy a whole regular file between descriptors in the kernel where it can."""
-    copied = 0
-    offset = 0
-    while True:
-        want = _COPY_CHUNK if size is None else min(_COPY_CHUNK, max(size - copied, 0))
-        if size is not None and want == 0:
-            break
-        try:
-            n = os.copy_file_range(src, dst, want or _COPY_CHUNK, offset, offset)
-        except OSError as e:
-            if e.errno not in (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
-                raise
-            return copied + _copy_by_reads(src, dst, offset)
-        if n == 0:
-            break
-        copied += n
-        offset += n
+    copied, refused = _kernel_copy(src, dst, 0, size, 0)
+    if refused:
+        copied += _copy_by_reads(src, dst, copied, size, 0)
     return copied
 
 
-def clone_fd(src: int, dst: int) -> bool:
-    """Make ``dst`` share ``src``'s blocks in one call (XFS with reflink, btrfs); False where
-    the filesystem cannot (the caller copies)."""
+def _try_clone(dst: int, request: int, arg: int | bytes) -> bool:
     try:
-        fcntl.ioctl(dst, FICLONE, src)
+        fcntl.ioctl(dst, request, arg)
     except OSError as e:
         if e.errno in _NO_CLONE:
             return False
         raise
     return True
+
+
+def clone_fd(src: int, dst: int) -> bool:
+    """Make ``dst`` share ``src``'s blocks in one call (XFS with reflink, btrfs); False where
+    the filesystem cannot (the caller copies)."""
+    return _try_clone(dst, FICLONE, src)
+
+
+def clone_range(src: int, dst: int, length: int, dst_offset: int) -> bool:
+    """Make ``dst`` from ``dst_offset`` share the first ``length`` bytes of ``src``'s blocks;
+    False where the filesystem cannot (no reflink, or offsets not block-aligned)."""
+    request = struct.pack("=qQQQ", src, 0, length, dst_offset)  # struct file_clone_range
+    return _try_clone(dst, FICLONERANGE, request)
 
 
 def clone_or_copy(src: int, dst: int) -> int:
@@ -358,12 +361,67 @@ def clone_or_copy(src: int, dst: int) -> int:
     return copy_fd(src, dst)
 
 
-def _copy_by_reads(src: int, dst: int, offset: int) -> int:
+@dataclass(slots=True)
+class JoinReport:
+    """How ``join_files`` moved the bytes: shared blocks (reflink), an in-kernel copy, or a
+    copy through this process."""
+
+    size: int = 0
+    cloned: int = 0
+    kernel_copied: int = 0
+    copied: int = 0
+
+
+def join_files(dst: int, sources: Sequence[int]) -> JoinReport:
+    """Append each source file (whole) to ``dst``, in order, without copying where possible:
+    a block-aligned one's blocks are shared (``clone_range``), otherwise the kernel copies
+    (``copy_file_range``, which may still share blocks, or copy server-side on NFS), and only
+    if that is refused too, this process does."""
+    report = JoinReport(size=os.fstat(dst).st_size)
+    for src in sources:
+        length = os.fstat(src).st_size
+        if length and clone_range(src, dst, length, report.size):
+            report.cloned += length
+        elif length:
+            done, refused = _kernel_copy(src, dst, 0, length, report.size)
+            report.kernel_copied += done
+            if refused:
+                report.copied += _copy_by_reads(src, dst, done, length, report.size)
+        report.size += length
+    return report
+
+
+def _kernel_copy(src: int, dst: int, start: int, end: int | None, shift: int) -> tuple[int, bool]:
+    """``copy_file_range`` of ``src`` from ``start`` to ``end`` (None: its end) to the same
+    offsets plus ``shift`` in ``dst``: where it stopped, and whether the kernel refused."""
+    pos = start
+    while end is None or pos < end:
+        want = _COPY_CHUNK if end is None else min(_COPY_CHUNK, end - pos)
+        try:
+            n = os.copy_file_range(src, dst, want, pos, pos + shift)
+        except OSError as e:
+            if e.errno not in (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+                raise
+            return pos, True
+        if n == 0:  # the end of src, or a filesystem that copies nothing: reads will tell
+            return pos, end is not None
+        pos += n
+    return pos, False
+
+
+def _copy_by_reads(src: int, dst: int, start: int, end: int | None, shift: int) -> int:
+    """The same through this process; a source that ends before ``end`` is an error."""
     copied = 0
-    while chunk := os.pread(src, _COPY_CHUNK, offset + copied):
+    while end is None or start + copied < end:
+        want = _COPY_CHUNK if end is None else min(_COPY_CHUNK, end - start - copied)
+        chunk = os.pread(src, want, start + copied)
+        if not chunk:
+            if end is not None:
+                raise OSError(errno.EIO, "the source shrank while it was being copied")
+            break
         view = memoryview(chunk)
         while view:
-            n = os.pwrite(dst, view, offset + copied)
+            n = os.pwrite(dst, view, start + copied + shift)
             view = view[n:]
             copied += n
     return copied
@@ -511,12 +569,28 @@ def _copy_file(src_dir: int, name: str, dst_dir: int, st: os.stat_result) -> int
 
 def hash_fd(fd: int, *algorithms: str) -> list[str]:
     """Hex digests of a whole file read from its descriptor (from offset 0)."""
+    return hash_fds((fd,), *algorithms)
+
+
+def hash_fds(fds: Sequence[int], *algorithms: str) -> list[str]:
+    """Hex digests of the files behind ``fds`` one after the other (a joined upload hashed from
+    its parts, whose pages are still cached where the joined file shares their blocks); several
+    at once, one thread each above a size (hashlib releases the GIL: sha256 and md5 of a large
+    file take the time of the slower one, not of both)."""
+    if len(algorithms) < 2 or sum(os.fstat(fd).st_size for fd in fds) < _PARALLEL_HASH:
+        return _hash_all(fds, algorithms)
+    with ThreadPoolExecutor(len(algorithms), thread_name_prefix="hash") as pool:
+        return list(pool.map(lambda a: _hash_all(fds, (a,))[0], algorithms))
+
+
+def _hash_all(fds: Sequence[int], algorithms: Sequence[str]) -> list[str]:
     hashers = [hashlib.new(a) for a in algorithms]
-    offset = 0
-    while chunk := os.pread(fd, _HASH_CHUNK, offset):
-        offset += len(chunk)
-        for h in hashers:
-            h.update(chunk)
+    for fd in fds:
+        offset = 0
+        while chunk := os.pread(fd, _HASH_CHUNK, offset):
+            offset += len(chunk)
+            for h in hashers:
+                h.update(chunk)
     return [h.hexdigest() for h in hashers]
 
 

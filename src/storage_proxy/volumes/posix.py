@@ -32,6 +32,7 @@ from ..core.errors import (
     InvalidPath,
     IsADirectory,
     QuotaScopeNotFound,
+    UnsupportedOperation,
     VFolderExists,
     VFolderNotFound,
 )
@@ -46,7 +47,7 @@ from ..core.types import (
     VFolderID,
     VFolderUsage,
 )
-from . import beneath, filemeta, fsremove, fstree, posix_tree
+from . import beneath, blockstats, filemeta, fsremove, fstree, posix_tree
 from . import posix_fs as fs
 from .abc import (
     DEFAULT_VFOLDER_MODE,
@@ -57,6 +58,7 @@ from .abc import (
     WriteReservation,
 )
 from .beneath import errors_as, opened
+from .blockstats import PerfMetric
 from .posix_fs import STAGING_MARK, STAGING_REAP_AGE, UPLOADS_DIR
 from .posix_reads import PosixReads
 from .posix_snapshots import PosixSnapshots
@@ -91,6 +93,9 @@ class BasePosixVolume(PosixSnapshots, PosixReads, PosixUpkeep, LocalStagingUploa
     #: Names the storage keeps in every directory without listing them (CephFS ``.snap``):
     #: no path below a vfolder may pass through one, not even by a symlink.
     hidden_names: ClassVar[frozenset[str]] = frozenset()
+    #: The file system is on a local block device whose counters are the volume's I/O
+    #: (``blockstats``); network and cluster file systems (NFS, CephFS, appliances) are not.
+    block_device_metrics: ClassVar[bool] = False
 
     quota_model: ProxyQuotaModel
 
@@ -123,6 +128,15 @@ class BasePosixVolume(PosixSnapshots, PosixReads, PosixUpkeep, LocalStagingUploa
         """Stage writes beside their target instead of in ``.uploads``: for storage that counts
         usage itself and refuses renames out of a quota realm (CephFS, XFS projects, qtrees)."""
         return False
+
+    async def performance_metric(self) -> PerfMetric:
+        if not self.block_device_metrics:
+            return await super().performance_metric()
+        try:
+            read = await self._run(blockstats.device_counters, self.mount_path)
+            return await blockstats.sample(read)
+        except (blockstats.NoBlockDevice, OSError, ValueError) as e:
+            raise UnsupportedOperation(f"no I/O counters for volume {self.name!r}: {e}") from None
 
     async def init(self) -> None:
         def check() -> None:
@@ -550,7 +564,7 @@ class BasePosixVolume(PosixSnapshots, PosixReads, PosixUpkeep, LocalStagingUploa
             fd = held.fd
             sha256 = md5 = None
             if checksums:
-                sha256, md5 = fstree.hash_fd(fd, "sha256", "md5")
+                sha256, md5 = fstree.hash_fds(held.content_fds(), "sha256", "md5")
             record = self._stamp(
                 fd, sha256=sha256, md5=md5, content_type=content_type, tags={}, mode=0o644
             )

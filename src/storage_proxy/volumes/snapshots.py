@@ -16,7 +16,7 @@ POSIX volumes do the same on descriptors with reflinks (``posix_snapshots``).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from ..core.errors import FileExists, FileNotFound
@@ -64,14 +64,32 @@ async def _files_below(
     return {e.path: e for e in entries}
 
 
+#: Puts one file of the tree (``rel``) at ``dest`` in the vfolder; the bytes it stored.
+PutFile = Callable[["SnapshotTree", RelPath, RelPath, RestoreOptions], Awaitable[int]]
+
+
+def by_write(volume: AbstractVolume, vfid: VFolderID) -> PutFile:
+    """The tree's bytes through the volume's own write (quota, checksums, versions kept)."""
+
+    async def put(tree: SnapshotTree, rel: RelPath, dest: RelPath, options: RestoreOptions) -> int:
+        write = WriteOptions(checksums=True, keep=options.keep)
+        return (await volume.write(vfid, dest, tree.read(rel), write)).size
+
+    return put
+
+
 async def restore_by_copy(
     volume: AbstractVolume,
     vfid: VFolderID,
     snapshot_id: str,
     options: RestoreOptions,
     progress: Progress | None = None,
+    *,
+    put: PutFile | None = None,
 ) -> RestoreReport:
-    """Restore through the tree's reads and the volume's own writes (any backend)."""
+    """Restore through the tree's reads and the volume's own writes (any backend); ``put``
+    puts a file another way (a storage-side copy)."""
+    put = put or by_write(volume, vfid)
     tree = await volume.snapshot_tree(vfid, snapshot_id)
     targets = options.relpaths or (RelPath(()),)
     found = [(rel, await tree.stat(rel)) for rel in targets]  # 404 before anything changes
@@ -81,9 +99,9 @@ async def restore_by_copy(
     for rel, entry in found:
         dest = RelPath(options.into.parts + rel.parts) if options.into else rel
         if entry.type is DirEntryType.DIRECTORY:
-            await _restore_dir(volume, vfid, tree, rel, dest, options, report, progress)
+            await _restore_dir(volume, vfid, tree, rel, dest, options, report, progress, put)
         else:
-            await _restore_file(volume, vfid, tree, rel, dest, options, report, progress)
+            await _restore_file(tree, rel, dest, options, report, progress, put)
     return report
 
 
@@ -96,21 +114,18 @@ async def _must_be_new(volume: AbstractVolume, vfid: VFolderID, into: RelPath) -
 
 
 async def _restore_file(
-    volume: AbstractVolume,
-    vfid: VFolderID,
     tree: SnapshotTree,
     rel: RelPath,
     dest: RelPath,
     options: RestoreOptions,
     report: RestoreReport,
     progress: Progress | None,
+    put: PutFile,
 ) -> None:
     entry = await tree.stat(rel)
-    meta = await volume.write(
-        vfid, dest, tree.read(rel), WriteOptions(checksums=True, keep=options.keep)
-    )
+    size = await put(tree, rel, dest, options)
     report.files += 1
-    report.bytes += meta.size
+    report.bytes += size
     if progress is not None:
         progress.add(entry.stat.size)
 
@@ -124,6 +139,7 @@ async def _restore_dir(
     options: RestoreOptions,
     report: RestoreReport,
     progress: Progress | None,
+    put: PutFile,
 ) -> None:
     wanted = await tree.scandir(rel, recursive=True, limit=None)
     base = len(rel.parts)
@@ -146,7 +162,7 @@ async def _restore_dir(
                 continue
             if now is not None and now.type is DirEntryType.DIRECTORY:
                 await volume.delete_files(vfid, [target], recursive=True, keep=options.keep)
-            await _restore_file(volume, vfid, tree, sub, target, options, report, progress)
+            await _restore_file(tree, sub, target, options, report, progress, put)
     extra = {path for path in current if path not in keep_paths}
     for path in sorted(extra):
         gone = RelPath.parse(path)

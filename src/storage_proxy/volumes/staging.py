@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import logging
 import os
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -32,10 +33,13 @@ from ..core.errors import (
     UploadOffsetMismatch,
 )
 from .abc import AppendOptions, StagedFile, UploadTarget
+from .fstree import join_files
 
 _WRITE_BUFFER = 4 << 20
 _MAX_IOV = 512  # below IOV_MAX (1024)
 _SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
+
+log = logging.getLogger(__name__)
 
 Runner = Callable[..., Awaitable[Any]]
 
@@ -71,6 +75,9 @@ class LocalStagingUploads:
     ) -> int:
         return await self.staging.append(held, offset, stream, options)
 
+    async def upload_concat(self, held: StagedFile, parts: Sequence[StagedFile]) -> int:
+        return await self.staging.concat(held, parts)
+
     async def upload_discard(self, session_id: str) -> None:
         await self.staging.discard(session_id)
 
@@ -85,6 +92,13 @@ class LocalStagedFile(StagedFile):
     path: Path
     fd: int
     dir_fd: int
+    #: After a join (``concat``): the held parts' descriptors, in order — the same bytes, to
+    #: hash from the parts' cached pages (a file sharing their blocks has none of its own yet).
+    parts: tuple[int, ...] = ()
+
+    def content_fds(self) -> tuple[int, ...]:
+        """Descriptors whose bytes, one after the other, are this file's."""
+        return self.parts or (self.fd,)
 
     def size(self) -> int:
         return os.fstat(self.fd).st_size
@@ -164,7 +178,7 @@ class LocalStaging:
             raise UploadOffsetMismatch(
                 f"Upload-Offset {offset} does not match the stored offset {staged}", offset=staged
             )
-        sink = FileSink(fd, (), self._run, offset=offset)
+        sink = FileSink(fd, options.hashers, self._run, offset=offset)
         try:
             async for chunk in stream:
                 await sink.write(chunk)
@@ -181,6 +195,19 @@ class LocalStaging:
                 await sink.abandon()
             raise
         return offset + sink.written
+
+    async def concat(self, held: StagedFile, parts: Sequence[StagedFile]) -> int:
+        """Append the staged bytes of ``parts`` (held, complete) to ``held``, in order, sharing
+        their blocks where the filesystem can (``fstree.join_files``); returns the new size."""
+        assert isinstance(held, LocalStagedFile)
+        sources = [p.fd for p in parts if isinstance(p, LocalStagedFile)]
+        if len(sources) != len(parts):
+            raise TypeError("only locally staged parts can be joined here")
+        empty = await self._run(held.size) == 0
+        report = await self._run(join_files, held.fd, sources)
+        held.parts = tuple(sources) if empty else ()  # else: hashed from the file itself
+        log.info("joined %d staged parts into %s: %s", len(parts), held.session_id, report)
+        return report.size
 
     async def discard(self, session_id: str) -> None:
         """Remove the staged file, unless a writer holds it (Conflict); a missing one is fine."""
@@ -330,4 +357,10 @@ def _write_all(fd: int, chunks: list[bytes], hashers: Sequence[Any], offset: int
             views[0] = views[0][n:]
 
 
-__all__ = ["FileSink", "LocalStagedFile", "LocalStaging", "LocalStagingUploads", "is_abandoned_at"]
+__all__ = [
+    "FileSink",
+    "LocalStagedFile",
+    "LocalStaging",
+    "LocalStagingUploads",
+    "is_abandoned_at",
+]

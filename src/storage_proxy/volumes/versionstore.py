@@ -165,15 +165,22 @@ def remove(vdir: int, vid: str) -> None:
             os.unlink(name, dir_fd=vdir)
 
 
+#: Versions kept without a sha256 are hashed when listed only up to this size.
+HASH_UP_TO = 64 << 20
+
+
 def describe(vdir: int, vid: str) -> FileVersion:
-    """One version, its sha256 computed (and recorded) the first time it is asked for."""
+    """One version, with the sha256 it was kept with; one kept without (its file had none
+    recorded) is hashed and recorded the first time it is asked for, if it is at most
+    ``HASH_UP_TO`` bytes -- else it stays None: a listing must not read whole files, which a
+    compute session can make arbitrarily large (and sparse) to stall the I/O pool."""
     try:
         st = beneath.lstat_at(vdir, vid)
     except FileNotFoundError:
         raise VersionNotFound(f"no version {vid}") from None
     record = fs.read_json(vdir, f"{vid}.json") or {}
-    sha256 = record.get("sha256")
-    if not sha256:
+    sha256 = record.get("sha256") or None
+    if sha256 is None and st.st_size <= HASH_UP_TO:
         with opened(beneath.open_regular(vdir, vid)) as fd:
             (sha256,) = fstree.hash_fd(fd, "sha256")
         fs.write_json(vdir, f"{vid}.json", {**record, "sha256": sha256})

@@ -11,7 +11,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from ...core.errors import FileNotFound, InvalidParameter
-from ..dialect import dialect_of
+from ..dialect import wire
 from ..keys import services
 from .auth import as_grant
 from .download import send_zip
@@ -29,7 +29,7 @@ async def download_archive(request: web.Request) -> web.StreamResponse:
     try:
         selection = await transfers.open_archive(grant)
     except FileNotFound as e:
-        if dialect_of(request).is_legacy:
+        if not wire(request).archive_404_text:
             raise
         request["error_code"] = e.code
         return web.Response(status=404, text=f"404: {e.detail}")

@@ -24,7 +24,7 @@ from aiohttp import web
 from ...core.files import LocalFile
 from ...services.archive import ZipSource, stream_zip
 from ...services.files import Download, etag_of
-from ..dialect import answers_as_26_09
+from ..dialect import speaks_backend_ai
 from ..keys import services
 from ..problem import safe_path
 from ..ranges import Representation, content_disposition, preconditions, requested_range
@@ -49,10 +49,9 @@ async def download(request: web.Request) -> web.StreamResponse:
     grant = services(request).transfers.redeem_download(request.query.get("token"))
     actor = as_grant(request, grant.actor)
     archive = grant.archive or request.query.get("archive", "").lower() in _TRUE
-    opened = await services(request).files.open_download(
-        actor, grant.volume, grant.vfid, grant.relpath, archive=archive,
-        read_up_to=small_read(request),
-    )  # fmt: skip
+    opened = await services(request).transfers.open_download(
+        actor, grant, archive=archive, read_up_to=small_read(request)
+    )
     return await send(request, opened)
 
 
@@ -87,10 +86,10 @@ def _http_date(seconds: int) -> str:
 
 
 def _typed(request: web.Request, name: str) -> tuple[str, str]:
-    """Content-Disposition and Content-Type for this request: on ``/download`` in the 26.09
-    dialect every file is ``application/octet-stream``, as 26.9.6 sends it."""
+    """Content-Disposition and Content-Type for this request: on ``/download`` every file is
+    ``application/octet-stream``, as both Backend.AI releases send it."""
     disposition, content_type = _name_headers(name)
-    if request.path == "/download" and answers_as_26_09(request):
+    if request.path == "/download" and speaks_backend_ai(request):
         return disposition, "application/octet-stream"
     return disposition, content_type
 

@@ -1,12 +1,14 @@
 """Snapshots of a vfolder on the file API (``/api/v1/vfolders/…/snapshots``), with a user token.
 
 RO on the vfolder lists snapshots and browses and downloads their files (read-only: a snapshot
-has no way to be written); RW also takes, deletes and restores them.  The answers wait for what
+has no way to be written) and reads its snapshot policy; RW also takes, deletes and restores
+them and sets or clears the policy (``…/snapshot-policy``).  The answers wait for what
 runs as a background task (there is no task API for users) and carry its result.
 """
 
 from __future__ import annotations
 
+import trafaret as t
 from aiohttp import web
 
 from ...core.errors import InvalidParameter
@@ -14,13 +16,14 @@ from ...core.paths import RelPath
 from ...core.snapshots import SnapshotInfo
 from ...core.types import DirEntry
 from ..keys import services
-from ..params import json_object
+from ..params import SNAPSHOT_POLICY_KEYS, json_object, read_params, snapshot_policy
 from .auth import require_user
 from .download import send, small_read
 from .files_v1 import PREFIX, url_target
 
 SNAPSHOTS = PREFIX + "/snapshots"
 SNAPSHOT = SNAPSHOTS + "/{snapshot}"
+POLICY = PREFIX + "/snapshot-policy"
 MAX_RESTORE_PATHS = 1000
 _TRUE = {"1", "true", "yes"}
 
@@ -32,6 +35,9 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_post(SNAPSHOT + "/restore", restore)
     router.add_get(SNAPSHOT + "/list", list_dir)
     router.add_get(SNAPSHOT + "/files/{path:.+}", download)
+    router.add_get(POLICY, get_policy)
+    router.add_put(POLICY, set_policy)
+    router.add_delete(POLICY, clear_policy)
 
 
 async def list_snapshots(request: web.Request) -> web.Response:
@@ -128,3 +134,26 @@ async def download(request: web.Request) -> web.StreamResponse:
         read_up_to=small_read(request),
     )
     return await send(request, opened)
+
+
+async def get_policy(request: web.Request) -> web.Response:
+    actor = require_user(request)
+    volume, vfid, _ = url_target(request)
+    view = await services(request).snapshot_policies.get(actor, volume, vfid)
+    return web.json_response(view.to_json())
+
+
+async def set_policy(request: web.Request) -> web.Response:
+    """``{"every": "1h", "keep_last": 24, "keep_daily": 7}``"""
+    actor = require_user(request)
+    volume, vfid, _ = url_target(request)
+    params = await read_params(request, t.Dict(SNAPSHOT_POLICY_KEYS), body_required=True)
+    await services(request).snapshot_policies.set(actor, volume, vfid, snapshot_policy(params))
+    return web.Response(status=204)
+
+
+async def clear_policy(request: web.Request) -> web.Response:
+    actor = require_user(request)
+    volume, vfid, _ = url_target(request)
+    await services(request).snapshot_policies.set(actor, volume, vfid, None)
+    return web.Response(status=204)

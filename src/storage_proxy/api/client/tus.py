@@ -1,9 +1,10 @@
 """Resumable uploads speaking tus 1.0.0, plus a plain whole-file PUT.
 
 Extensions: creation, creation-with-upload, creation-defer-length, termination, checksum
-(sha1/sha256/md5, 460 on mismatch, chunk discarded) and expiration.  A session is addressed either
-by a manager-issued upload token (``/upload?token=…``, Backend.AI style) or by id
-(``/upload/<id>``) with the user token that created it.
+(sha1/sha256/md5, 460 on mismatch, chunk discarded), expiration and concatenation (partial
+uploads of one user into one vfolder, joined by a final upload without copying where the volume
+can).  A session is addressed either by a manager-issued upload token (``/upload?token=…``,
+Backend.AI style) or by id (``/upload/<id>``) with the user token that created it.
 """
 
 from __future__ import annotations
@@ -26,14 +27,23 @@ from ...core.errors import (
 from ...core.paths import RelPath
 from ...core.records import UploadSession
 from ...core.types import VFolderID
-from ...services.uploads import CHECKSUM_ALGORITHMS, Checksum
+from ...services.uploads import (
+    CHECKSUM_ALGORITHMS,
+    Checksum,
+    concat_length,
+    concat_parts,
+    concat_role,
+)
 from ..keys import services
 from ..problem import Handler, error_response
 from ..streams import body_chunks
 from .auth import bearer_token, require_user
 
 TUS_VERSION = "1.0.0"
-EXTENSIONS = "creation,creation-with-upload,creation-defer-length,termination,checksum,expiration"
+EXTENSIONS = (
+    "creation,creation-with-upload,creation-defer-length,termination,checksum,expiration,"
+    "concatenation"
+)
 OFFSET_CONTENT_TYPE = "application/offset+octet-stream"
 _BODY_CHUNK = 1 << 20
 
@@ -147,10 +157,17 @@ async def head(request: web.Request) -> web.Response:
     session = await _session(request)
     offset = await services(request).uploads.current_offset(session)
     headers = {**_progress_headers(session, offset), "Cache-Control": "no-store"}
-    if session.length is None:
+    length = concat_length(session)
+    if length is None:
         headers["Upload-Defer-Length"] = "1"
     else:
-        headers["Upload-Length"] = str(session.length)
+        headers["Upload-Length"] = str(length)
+    role = concat_role(session)
+    if role == "partial":
+        headers["Upload-Concat"] = "partial"
+    elif role == "final":
+        parts = " ".join(f"/upload/{p}" for p in concat_parts(session))
+        headers["Upload-Concat"] = f"final;{parts}"
     return web.Response(status=200, headers=headers)
 
 
@@ -175,39 +192,101 @@ async def patch(request: web.Request) -> web.Response:
     return web.Response(status=204, headers=_progress_headers(session, new_offset))
 
 
+class InvalidConcat(InvalidParameter):
+    code, title = "invalid-upload-concat", "Malformed Upload-Concat header"
+
+
+_UPLOAD_URL = re.compile(
+    r"(?:[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s]+)?(?:/[^\s?#]*)?/upload/([0-9a-f]{32})"
+)
+
+
+def _parse_concat(header: str | None) -> str | list[str] | None:
+    """``Upload-Concat``: None, ``"partial"``, or the upload ids a final upload joins (from
+    ``final;<url> <url> ...``, absolute or relative URLs ending in ``/upload/<id>``)."""
+    if header is None:
+        return None
+    if header == "partial":
+        return header
+    kind, sep, urls = header.partition(";")
+    if kind != "final" or not sep:
+        raise InvalidConcat(f"Upload-Concat must be partial or final;<urls>, got {header[:60]!r}")
+    ids = []
+    for url in urls.split():
+        match = _UPLOAD_URL.fullmatch(url)
+        if match is None:
+            raise InvalidConcat(f"not the URL of an upload here: {url[:80]!r}")
+        ids.append(match.group(1))
+    if not ids:
+        raise InvalidConcat("a final upload names its partial uploads: final;<url> <url> ...")
+    return ids
+
+
+def _target(request: web.Request) -> tuple[str, VFolderID, RelPath, dict[str, object]]:
+    """Where a created upload goes, from ``Upload-Metadata`` (volume, vfid, path), and the rest
+    of its metadata."""
+    meta = _parse_metadata(request.headers.get("Upload-Metadata"))
+    try:
+        volume, vfid_raw = meta["volume"], meta["vfid"]
+        path = meta.get("path") or meta["filename"]
+    except KeyError as e:
+        raise InvalidParameter(f"Upload-Metadata needs volume, vfid and path: no {e}") from None
+    vfid = VFolderID.parse(vfid_raw)
+    extra: dict[str, object] = {
+        k: v for k, v in meta.items() if k not in ("volume", "vfid", "path")
+    }
+    extra["overwrite"] = meta.get("overwrite", "true").lower() != "false"
+    extra["checksums"] = True  # the file API reports sha256 for what users upload
+    return volume, vfid, RelPath.parse(path), extra
+
+
 async def create(request: web.Request) -> web.Response:
-    """tus creation (and creation-with-upload when the POST carries a body)."""
+    """tus creation (and creation-with-upload when the POST carries a body); concatenation."""
     uploads = services(request).uploads
+    concat = _parse_concat(request.headers.get("Upload-Concat"))
+    token = request.query.get("token")
+    if concat is not None and token is not None:
+        raise InvalidConcat("concatenation needs a user token, not an upload token")
+    if isinstance(concat, list):
+        return await _create_final(request, concat)
     length = _parse_int(request, "Upload-Length")
     deferred = request.headers.get("Upload-Defer-Length") == "1"
     if length is None and not deferred:
         raise InvalidParameter("creation needs Upload-Length or Upload-Defer-Length: 1")
-    token = request.query.get("token")
     if token is not None:  # the manager already made the session when it issued the token
         session = await _session(request)
         location = f"/upload?token={token}"
     else:
         actor = require_user(request)
-        meta = _parse_metadata(request.headers.get("Upload-Metadata"))
-        try:
-            volume, vfid_raw = meta["volume"], meta["vfid"]
-            path = meta.get("path") or meta["filename"]
-        except KeyError as e:
-            raise InvalidParameter(f"Upload-Metadata needs volume, vfid and path: no {e}") from None
-        vfid = VFolderID.parse(vfid_raw)
-        extra: dict[str, object] = {
-            k: v for k, v in meta.items() if k not in ("volume", "vfid", "path")
-        }
-        extra["overwrite"] = meta.get("overwrite", "true").lower() != "false"
-        extra["checksums"] = True  # the file API reports sha256 for what users upload
-        session = await uploads.create(
-            actor, volume, vfid, RelPath.parse(path), length, metadata=extra
-        )
+        volume, vfid, relpath, extra = _target(request)
+        if concat == "partial":
+            extra["concat"] = "partial"
+        session = await uploads.create(actor, volume, vfid, relpath, length, metadata=extra)
         location = f"/upload/{session.id}"
     headers = {"Location": location, "Upload-Expires": _http_date(session.expires_at)}
     if request.body_exists and request.content_type == OFFSET_CONTENT_TYPE:
         offset = await uploads.current_offset(session)
         headers["Upload-Offset"] = str(await _append_body(request, session, offset))
+    return web.Response(status=201, headers=headers)
+
+
+async def _create_final(request: web.Request, part_ids: list[str]) -> web.Response:
+    """A final upload: its partials joined and published before the answer."""
+    if "Upload-Length" in request.headers or "Upload-Defer-Length" in request.headers:
+        raise InvalidConcat("a final upload has no Upload-Length: its partials make it up")
+    if request.body_exists:
+        raise InvalidConcat("a final upload carries no body")
+    actor = require_user(request)
+    volume, vfid, relpath, extra = _target(request)
+    session = await services(request).uploads.concat(
+        actor, volume, vfid, relpath, part_ids, metadata=extra
+    )
+    headers = {
+        "Location": f"/upload/{session.id}",
+        "Upload-Expires": _http_date(session.expires_at),
+        "Upload-Offset": str(session.offset),
+        "Upload-Length": str(session.offset),
+    }
     return web.Response(status=201, headers=headers)
 
 

@@ -12,10 +12,11 @@ from ...core.errors import InvalidPath, StorageProxyError
 from ...core.paths import RelPath
 from ...core.types import DirEntryType
 from ...services.access import Actor
+from ..dialect import wire
 from ..keys import services
 from ..params import RelPathField, VFolderIDField, read_params
 from ..streams import write_chunk
-from .wire import fs_errors, legacy
+from .wire import fs_errors
 
 _vfolder = {t.Key("volume"): t.String(), t.Key("vfid"): VFolderIDField()}
 MAX_BATCH = 50
@@ -25,13 +26,16 @@ MANAGER = Actor.manager()
 
 async def mkdir(request: web.Request) -> web.Response:
     """One path or a list of up to 50.  26.09: per-item results always, a malformed path being
-    one failed item (as 26.9.6 does with ``..``); 23.09: one path 204 or its error."""
+    one failed item (as 26.9.6 does with ``..``); 23.09: one path (a list is a parameter error),
+    204 or its error (as 23.9.10 does)."""
+    rules = wire(request)
+    many = t.List(_RAW_PATH, min_length=1, max_length=MAX_BATCH)
     params = await read_params(
         request,
         t.Dict(
             {
                 **_vfolder,
-                t.Key("relpath"): _RAW_PATH | t.List(_RAW_PATH, min_length=1, max_length=MAX_BATCH),
+                t.Key("relpath"): _RAW_PATH | many if rules.mkdir_results else _RAW_PATH,
                 t.Key("parents", default=True): t.ToBool,
                 t.Key("exist_ok", default=False): t.ToBool,
             }
@@ -39,7 +43,9 @@ async def mkdir(request: web.Request) -> web.Response:
     )
     single = not isinstance(params["relpath"], list)
     raw = [params["relpath"]] if single else params["relpath"]
-    parsed: list[RelPath | StorageProxyError] = [_parse_dir(p, strict=legacy(request)) for p in raw]
+    parsed: list[RelPath | StorageProxyError] = [
+        _parse_dir(p, strict=not rules.mkdir_results) for p in raw
+    ]
     made = await services(request).files.mkdir(
         MANAGER,
         params["volume"],
@@ -50,9 +56,10 @@ async def mkdir(request: web.Request) -> web.Response:
     )
     outcomes = iter(made)
     results = [p if isinstance(p, StorageProxyError) else next(outcomes) for p in parsed]
-    if single and legacy(request):
-        if results[0] is not None:
-            raise results[0]
+    if not rules.mkdir_results:
+        with fs_errors(params["relpath"]):
+            if results[0] is not None:
+                raise results[0]
         return web.Response(status=204)
     success, failed = [], []
     for rel, error in zip(raw, results, strict=True):
@@ -77,14 +84,14 @@ async def list_files(request: web.Request) -> web.Response:
     params = await read_params(
         request, t.Dict({**_vfolder, t.Key("relpath", default="."): RelPathField()})
     )
-    with fs_errors(request, params["relpath"]):
+    with fs_errors(params["relpath"]):
         entries = await services(request).files.list_dir(
             MANAGER, params["volume"], params["vfid"], params["relpath"]
         )
     items = [e.to_json() for e in entries]
-    if not legacy(request):  # 26.9.6 sends the whole st_mode, the file type's bits too
-        for entry, item in zip(entries, items, strict=True):
-            item["stat"]["mode"] = entry.stat.mode | _TYPE_BITS[entry.type]  # type: ignore[index]
+    # Backend.AI sends the whole st_mode, the file type's bits too
+    for entry, item in zip(entries, items, strict=True):
+        item["stat"]["mode"] = entry.stat.mode | _TYPE_BITS[entry.type]  # type: ignore[index]
     return web.json_response({"items": items})
 
 
@@ -107,7 +114,7 @@ async def rename(request: web.Request) -> web.Response:
             }
         ),
     )
-    with fs_errors(request, params["relpath"]):
+    with fs_errors(params["relpath"]):
         await services(request).files.rename(
             MANAGER, params["volume"], params["vfid"], params["relpath"], params["new_name"]
         )
@@ -125,7 +132,7 @@ async def move(request: web.Request) -> web.Response:
             }
         ),
     )
-    with fs_errors(request, params["src_relpath"]):  # 26.9.6 names the source alone
+    with fs_errors(params["src_relpath"], by_subject=True):
         await services(request).files.move(
             MANAGER, params["volume"], params["vfid"], params["src_relpath"], params["dst_relpath"]
         )
@@ -143,15 +150,15 @@ async def delete(request: web.Request) -> web.Response:
             }
         ),
     )
-    # 26.09: a path that is already gone is deleted (as 26.9.6 answers); 23.09: 404
-    with fs_errors(request, *params["relpaths"]):
+    # 26.09: a path that is already gone is deleted (as 26.9.6 answers); 23.09: 400 ENOENT
+    with fs_errors(*params["relpaths"]):
         await services(request).files.delete(
             MANAGER,
             params["volume"],
             params["vfid"],
             params["relpaths"],
             recursive=params["recursive"],
-            missing_ok=not legacy(request),
+            missing_ok=wire(request).delete_missing_ok,
         )
     return web.json_response({"status": "ok"})
 

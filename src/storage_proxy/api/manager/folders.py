@@ -8,9 +8,10 @@ from aiohttp import web
 
 from ...core.errors import InvalidParameter, InvalidPath, VFolderNotFound
 from ...core.paths import RelPath
+from ..dialect import wire
 from ..keys import services
 from ..params import VFolderIDField, read_params
-from .wire import legacy, plain
+from .wire import plain
 
 _vfolder = {t.Key("volume"): t.String(), t.Key("vfid"): VFolderIDField()}
 # Extension: answer 202 {"bgtask_id"} at once instead of when the task has ended.
@@ -83,7 +84,7 @@ async def _task_answer(
     (that manager takes the answer as completion), unless ``background`` asks for 202
     ``{"bgtask_id"}`` at once.  The id is in ``X-BgTask-ID`` either way."""
     headers = {"X-BgTask-ID": task_id}
-    if not legacy(request):
+    if wire(request).task_ids:
         return web.json_response({"bgtask_id": task_id}, status=started, headers=headers)
     if background:
         return web.json_response({"bgtask_id": task_id}, status=202, headers=headers)
@@ -101,14 +102,10 @@ async def mount(request: web.Request) -> web.Response:
         subpath = RelPath.parse(params["subpath"])
         path = await vfolders.mount(params["volume"], params["vfid"], subpath)
     except VFolderNotFound:  # 400 {"msg", "vfid"} in both Backend.AI releases
-        if legacy(request):
-            raise
         raise plain(
             {"msg": "VFolder not found", "vfid": vfid, "code": "vfolder-not-found"}
         ) from None
     except InvalidPath:
-        if legacy(request):
-            raise
         raw = str(params["subpath"])
         raise plain(
             {"msg": "Invalid vfolder subpath", "vfid": vfid, "subpath": raw, "code": "invalid-path"}
@@ -117,13 +114,12 @@ async def mount(request: web.Request) -> web.Response:
 
 
 async def usage(request: web.Request) -> web.Response:
-    """26.09 counts every entry and every entry's bytes, directories too (as 26.9.6 does);
-    23.09 counts files and their bytes (as this daemon always did)."""
+    """Every entry and every entry's bytes, directories too (as both Backend.AI releases count
+    them)."""
     params = await read_params(request, t.Dict(_vfolder))
     result = await services(request).vfolders.usage(params["volume"], params["vfid"])
-    count, used = result.file_count, result.used_bytes
-    if not legacy(request):
-        count, used = count + result.dir_count, used + result.dir_bytes
+    count = result.file_count + result.dir_count
+    used = result.used_bytes + result.dir_bytes
     return web.json_response({"file_count": count, "used_bytes": used})
 
 

@@ -17,18 +17,23 @@ from aiohttp import web
 
 from ... import __version__
 from ...services.health import Gating
+from ..dialect import wire
 from ..keys import services
-from .wire import legacy
 
 
 async def status(request: web.Request) -> web.Response:
     return web.json_response(
-        {"status": "ok", "type": "manager-facing", "storage-proxy": __version__, "pid": os.getpid()}
+        {
+            "status": "ok",
+            "type": wire(request).status_type,
+            "storage-proxy": __version__,
+            "pid": os.getpid(),
+        }
     )
 
 
 async def health(request: web.Request) -> web.Response:
-    if legacy(request):
+    if not wire(request).health_checks:
         return await status(request)
     return await connectivity_answer(request, Gating.READINESS, gate=False)
 

@@ -1,5 +1,6 @@
 """Snapshots of vfolders: ``/folder/snapshot``, ``/folder/snapshots``,
-``/folder/snapshot/restore|delete|files``.
+``/folder/snapshot/restore|delete|files``, and the policies that take them
+(``GET|PUT|DELETE /folder/snapshot/policy``, of a vfolder or a quota scope).
 
 A native snapshot (CephFS) is taken or deleted at once.  What copies runs as a background task
 (``GET /bgtask/{id}`` for its progress): by default the answer waits for it and carries its
@@ -14,12 +15,20 @@ from typing import Any
 import trafaret as t
 from aiohttp import web
 
+from ...core.errors import InvalidParameter
 from ...core.snapshots import SnapshotInfo
-from ...core.types import DirEntry
+from ...core.types import DirEntry, QuotaScopeID, VFolderID
 from ...services.access import Actor
 from ...services.snapshots import Started
 from ..keys import services
-from ..params import RelPathField, VFolderIDField, read_params
+from ..params import (
+    SNAPSHOT_POLICY_KEYS,
+    QuotaScopeIDField,
+    RelPathField,
+    VFolderIDField,
+    read_params,
+    snapshot_policy,
+)
 
 MANAGER = Actor.manager()
 MAX_RESTORE_PATHS = 1000
@@ -34,6 +43,9 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_post("/folder/snapshot/restore", restore)
     router.add_post("/folder/snapshot/delete", delete)
     router.add_post("/folder/snapshot/files", list_files)
+    router.add_get("/folder/snapshot/policy", get_policy)
+    router.add_put("/folder/snapshot/policy", set_policy)
+    router.add_delete("/folder/snapshot/policy", clear_policy)
 
 
 async def _answer(
@@ -138,3 +150,38 @@ async def list_files(request: web.Request) -> web.Response:
 def entry_json(entry: DirEntry) -> dict[str, Any]:
     """As ``/folder/file/list`` lists an entry, plus its path inside the snapshot."""
     return {**entry.to_json(), "path": entry.path}
+
+
+# -- policies: of a vfolder (vfid) or of a quota scope (qsid) ---------------------------------
+_policy_target = {
+    t.Key("volume"): t.String(),
+    t.Key("vfid", optional=True): VFolderIDField(),
+    t.Key("qsid", optional=True): QuotaScopeIDField(),
+}
+
+
+def _target(params: dict[str, Any]) -> VFolderID | QuotaScopeID:
+    if ("vfid" in params) == ("qsid" in params):
+        raise InvalidParameter("name a vfolder (vfid) or a quota scope (qsid), one of the two")
+    return params["vfid"] if "vfid" in params else params["qsid"]  # type: ignore[no-any-return]
+
+
+async def get_policy(request: web.Request) -> web.Response:
+    params = await read_params(request, t.Dict(_policy_target))
+    view = await services(request).snapshot_policies.get(MANAGER, params["volume"], _target(params))
+    return web.json_response(view.to_json())
+
+
+async def set_policy(request: web.Request) -> web.Response:
+    """``every`` (a duration: "1h"), ``keep_last`` and/or ``keep_daily``."""
+    params = await read_params(request, t.Dict({**_policy_target, **SNAPSHOT_POLICY_KEYS}))
+    await services(request).snapshot_policies.set(
+        MANAGER, params["volume"], _target(params), snapshot_policy(params)
+    )
+    return web.Response(status=204)
+
+
+async def clear_policy(request: web.Request) -> web.Response:
+    params = await read_params(request, t.Dict(_policy_target))
+    await services(request).snapshot_policies.set(MANAGER, params["volume"], _target(params), None)
+    return web.Response(status=204)

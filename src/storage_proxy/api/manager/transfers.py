@@ -1,4 +1,5 @@
-"""Session tokens for clients: ``POST /folder/file/download``, ``/folder/file/upload`` and
+"""Session tokens for clients: ``POST /folder/file/download`` (a file, a directory as a zip, or
+with ``version_id`` a kept version of a file), ``/folder/file/upload`` and
 ``/folder/file/archive-download-token``.
 
 Shaped as Backend.AI's: the manager asks, the daemon answers ``{"token"}``; the client then
@@ -32,11 +33,17 @@ async def download_session(request: web.Request) -> web.Response:
                 **_target,
                 t.Key("archive", default=False): t.ToBool,
                 t.Key("unmanaged_path", default=None): t.Null | t.String(),
+                t.Key("version_id", default=None): t.Null | t.String(),
             }
         ),
     )
     token = await services(request).transfers.download_token(
-        MANAGER, params["volume"], params["vfid"], params["relpath"], archive=params["archive"]
+        MANAGER,
+        params["volume"],
+        params["vfid"],
+        params["relpath"],
+        archive=params["archive"],
+        version=params["version_id"],
     )
     return web.json_response({"token": token})
 

@@ -6,11 +6,10 @@ from __future__ import annotations
 import trafaret as t
 from aiohttp import web
 
-from ...core.errors import DeprecatedAPI
+from ..dialect import wire
 from ..keys import services
 from ..params import VFolderIDField, read_params
 from ..problem import PlainAnswer
-from .wire import legacy
 
 
 async def list_volumes(request: web.Request) -> web.Response:
@@ -58,7 +57,8 @@ async def set_volume_quota(request: web.Request) -> web.Response:
 
 
 def _deprecated(request: web.Request, reason: str) -> Exception:
-    """26.09: a 400 with no body, the reason in the status line (as 26.9.6 answers)."""
-    if legacy(request):
-        return DeprecatedAPI(reason)
-    return PlainAnswer(web.Response(status=400, reason=reason))
+    """A 400 with no body, the reason in the status line (as both Backend.AI releases answer)."""
+    response = web.Response(status=400, reason=reason)
+    if (media := wire(request).empty_body_type) is not None:
+        response.content_type = media
+    return PlainAnswer(response)

@@ -1,10 +1,9 @@
-"""The manager API's answers that are not problems in the 26.09 dialect.
+"""The manager API's answers that are not problems, in either dialect.
 
 storage-proxy 26.9.6 (like 23.9.10) answers a file operation that the filesystem refused with
 400 ``{"msg", "errno", "paths"}`` (the ``strerror`` and ``errno`` of the failure) and a missing
 vfolder on ``/folder/mount`` with 400 ``{"msg", "vfid"}``; a manager of either release handles
-them by status.  These helpers give those shapes in the 26.09 dialect and leave the 23.09
-dialect's problems as they were.  Our ``code`` rides along in each body.
+them by status.  These helpers give those shapes; our ``code`` rides along in each body.
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ from typing import Any
 from aiohttp import web
 
 from ...core.errors import StorageProxyError
-from ..dialect import dialect_of
 from ..problem import PlainAnswer
 
 #: Our file errors and the errno 26.9.6 reports for them.
@@ -31,23 +29,20 @@ ERRNO = {
 }
 
 
-def legacy(request: web.Request) -> bool:
-    """The 23.09 dialect: this daemon's answers from before 26.09 was the default."""
-    return dialect_of(request).is_legacy
-
-
 def plain(body: dict[str, Any], status: int = 400) -> PlainAnswer:
     return PlainAnswer(web.json_response(body, status=status))
 
 
 @contextmanager
-def fs_errors(request: web.Request, *paths: object) -> Iterator[None]:
-    """Within the block, a refused file operation answers as 26.9.6's does (26.09 dialect)."""
+def fs_errors(*paths: object, by_subject: bool = False) -> Iterator[None]:
+    """Within the block, a refused file operation answers as both Backend.AI releases do: naming
+    ``paths``, or (``by_subject``) the one path the storage refused, as they name a move's."""
     try:
         yield
     except StorageProxyError as e:
         number = ERRNO.get(e.code)
-        if number is None or legacy(request):
+        if number is None:
             raise
-        body = {"msg": os.strerror(number), "errno": number, "paths": [str(p) for p in paths]}
+        named = (e.subject,) if by_subject and e.subject else paths
+        body = {"msg": os.strerror(number), "errno": number, "paths": [str(p) for p in named]}
         raise plain({**body, "code": e.code, "detail": e.detail}) from e

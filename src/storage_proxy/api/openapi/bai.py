@@ -13,6 +13,17 @@ VOLUME = {"volume": {"type": "string", "description": "a configured volume name"
 VFOLDER = {**VOLUME, "vfid": {"type": "string", "description": "<quota-scope-id>/<uuid-hex>"}}
 RELPATH = {"type": "string", "description": "a path relative to the vfolder root"}
 TASK_STARTED = obj({"bgtask_id": STR})
+_INT, _NUM = {"type": "integer", "minimum": 0}, {"type": "number", "minimum": 0}
+PERF_METRIC = obj(
+    {
+        "iops_read": _INT,
+        "iops_write": _INT,
+        "io_bytes_read": _INT,
+        "io_bytes_write": _INT,
+        "io_usec_read": _NUM,
+        "io_usec_write": _NUM,
+    }
+)
 
 
 def body(props: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
@@ -75,25 +86,27 @@ def _volume_paths() -> dict[str, Any]:
     return {
         "/volume/performance-metric": {
             "get": op(
-                "Live I/O figures of a volume (400 unsupported-operation: no backend has them)",
+                "Live I/O figures of a volume: per second over a short window, mean latencies in "
+                "microseconds (local file systems: their block device's counters; 400 "
+                "unsupported-operation where the backend cannot tell)",
                 TAG_VOLUMES,
-                {200: ok("", obj({"metric": {"type": "object"}, "observed_at": TIME}))},
+                {200: ok("", obj({"metric": PERF_METRIC, "observed_at": TIME}))},
                 body=body(VOLUME),
                 body_required=False,
             )
         },
         "/volume/quota": {
             "get": op(
-                "Backend.AI's per-vfolder quota of old: always 400 (26.09: no body, the reason in "
-                "the status line; 23.09: problem deprecated-api)",
+                "Backend.AI's per-vfolder quota of old: always 400 with no body, the reason in "
+                "the status line (as both Backend.AI releases answer)",
                 TAG_VOLUMES,
                 {},
                 body=body({**VOLUME, "vfid": nullable(STR)}, ["volume"]),
                 body_required=False,
             ),
             "patch": op(
-                "Backend.AI's per-vfolder quota of old: always 400 (26.09: no body, the reason in "
-                "the status line; 23.09: problem deprecated-api)",
+                "Backend.AI's per-vfolder quota of old: always 400 with no body, the reason in "
+                "the status line (as both Backend.AI releases answer)",
                 TAG_VOLUMES,
                 {},
                 body=body({**VOLUME, "vfid": nullable(STR), "size_bytes": ANY}),

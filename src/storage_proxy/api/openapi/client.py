@@ -84,7 +84,9 @@ BATCH_RESULT = obj(
                 ["name"],
             )
         ),
-    }
+        "bgtask_id": {"type": "string", "description": "with progress=true: its task's id"},
+    },
+    ["stored", "failed", "aborted", "results"],
 )
 
 
@@ -123,6 +125,14 @@ def _download() -> dict[str, Any]:
 def _tus_ops(created_by_token: bool) -> dict[str, Any]:
     params = [*TUS_HEADERS] + ([TOKEN] if created_by_token else [UPLOAD_ID, TOKEN])
     progress = ok("", Upload_Offset=UPLOAD_OFFSET, Upload_Expires=STR)
+    state = ok(
+        "The offset; Upload-Length (or Upload-Defer-Length: 1); Upload-Concat for a partial "
+        "('partial') or final ('final;<url> <url> ...') upload",
+        Upload_Offset=UPLOAD_OFFSET,
+        Upload_Expires=STR,
+        Upload_Length=STR,
+        Upload_Concat=STR,
+    )
     return {
         "options": op(
             "tus capabilities (Tus-Version, Tus-Extension, Tus-Max-Size)",
@@ -131,11 +141,13 @@ def _tus_ops(created_by_token: bool) -> dict[str, Any]:
             security=OPEN,
             params=[] if created_by_token else [UPLOAD_ID],
         ),
-        "head": op("Current offset of an upload", TAG_TUS, {200: progress}, params=params),
+        "head": op("Current offset of an upload", TAG_TUS, {200: state}, params=params),
         "patch": op(
             "Append bytes at Upload-Offset (checksum extension: Upload-Checksum)",
             TAG_TUS,
             {204: progress, 460: {"$ref": "#/components/responses/Problem"}},
+            description="A final (concatenated) upload takes no PATCH (403 "
+            "upload-final-immutable); a partial one joined by a final upload is gone (404).",
             params=[*params, header("Upload-Offset", "where these bytes go", required=True)],
             body_media={"application/offset+octet-stream": {"schema": {"type": "string"}}},
         ),
@@ -145,17 +157,42 @@ def _tus_ops(created_by_token: bool) -> dict[str, Any]:
 
 def _tus() -> dict[str, Any]:
     create = op(
-        "Create an upload (tus creation, creation-with-upload, creation-defer-length)",
+        "Create an upload (tus creation, creation-with-upload, creation-defer-length, "
+        "concatenation)",
         TAG_TUS,
-        {201: ok("Created; Location names it", Location=STR, Upload_Expires=STR)},
+        {
+            201: ok(
+                "Created; Location names it (a final upload answers with its joined length as "
+                "Upload-Offset and Upload-Length: it is already stored)",
+                Location=STR,
+                Upload_Expires=STR,
+                Upload_Offset=STR,
+                Upload_Length=STR,
+            )
+        },
         description="With a user token: Upload-Metadata carries volume, vfid and path (base64). "
-        "With ?token= (a manager-issued upload token) the session already exists.",
+        "With ?token= (a manager-issued upload token) the session already exists. "
+        "Concatenation (user token only): 'Upload-Concat: partial' creates a partial upload "
+        "(same metadata, permission, quota reservation and staging as any upload; complete, it "
+        "stays staged instead of being published). 'Upload-Concat: final;<url> <url> ...' "
+        "(no Upload-Length, no body) joins the named complete partial uploads, in order, into "
+        "the file at path — sharing blocks instead of copying where the volume allows — and "
+        "releases them (staged bytes removed, quota handed back). Each partial must be the "
+        "caller's own and of the same vfolder (another user's: 404 upload-not-found; another "
+        "vfolder's, a plain upload or one named twice: 400 upload-concat-invalid); an "
+        "unfinished one: 400 upload-partial-incomplete; one receiving bytes right now: 409; a "
+        "malformed header: 400 invalid-upload-concat.",
         params=[
             *TUS_HEADERS,
             TOKEN,
             header("Upload-Length", "the whole size"),
             header("Upload-Defer-Length", "1: declared later"),
             header("Upload-Metadata", "volume, vfid, path (base64 values)"),
+            header(
+                "Upload-Concat",
+                "'partial', or 'final;' and the space-separated URLs (absolute or relative, "
+                "ending in /upload/<id>) of the partial uploads to join, at most 256",
+            ),
         ],
         body_required=False,
         body_media={"application/offset+octet-stream": {"schema": {"type": "string"}}},
@@ -289,11 +326,27 @@ def _file_ops() -> dict[str, Any]:
                 "Upload many files in one request (RW): a tar stream or a multipart form, each"
                 " file stored as a single upload of it would be, with a result for each",
                 TAG_FILES,
-                {200: ok("Every item's outcome, in order", BATCH_RESULT)},
+                {
+                    200: ok(
+                        "Every item's outcome, in order",
+                        BATCH_RESULT,
+                        X_BgTask_Id={
+                            "type": "string",
+                            "description": "with progress=true, sent before the body is read",
+                        },
+                    )
+                },
                 params=[
                     *VF_PARAMS,
                     query("path", "the folder the files land below (default: the root)"),
                     query("overwrite", "false: an existing file is an error for that item"),
+                    query(
+                        "progress",
+                        "true: run as a background task (batch-upload) whose progress events"
+                        " (files done, bytes stored) the manager API's /bgtask/{id}/events"
+                        " streams; its id is in the X-BgTask-Id header, sent at once",
+                    ),
+                    query("files", "with progress: how many items the body holds (the total)"),
                 ],
                 body_media={
                     "application/x-tar": {"schema": {"type": "string"}},

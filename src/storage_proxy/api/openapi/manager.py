@@ -276,7 +276,7 @@ def _files() -> dict[str, Any]:
                 "Create directories",
                 TAG_FILES,
                 {
-                    204: ok("23.09: created (one path)"),
+                    204: ok("23.09: created (one path; a list is a 400 there)"),
                     200: ok("All created", results),
                     207: ok("Some failed", results),
                     422: ok("All failed", results),
@@ -340,6 +340,14 @@ def _file_transfers() -> dict[str, Any]:
                         "relpath": RELPATH,
                         "archive": BOOL,
                         "unmanaged_path": nullable(STR),
+                        "version_id": nullable(
+                            {
+                                **STR,
+                                "description": "a kept version of the file (POST "
+                                "/folder/file/versions lists them): the token downloads that "
+                                "version; not with archive",
+                            }
+                        ),
                     },
                     ["volume", "vfid", "relpath"],
                 ),

@@ -51,6 +51,68 @@ _ITEM = obj(
     }
 )
 
+_EVERY = {
+    "oneOf": [STR, INT],
+    "description": "how often: a duration such as '1h', '30m', '1d' (whole seconds, at least 1)",
+}
+_KEEPS = {
+    "keep_last": {**INT, "description": "keep the N newest policy snapshots"},
+    "keep_daily": {
+        **INT,
+        "description": "keep the newest policy snapshot of each of the N newest days (UTC) "
+        "that have one; with keep_last, the union; at least one of the two above 0",
+    },
+}
+POLICY = obj({"every": {**INT, "description": "seconds"}, **_KEEPS})
+_POLICY_VIEW = obj(
+    {
+        "policy": nullable({**POLICY, "description": "the vfolder's (or the scope's) own"}),
+        "scope_policy": nullable({**POLICY, "description": "its quota scope's (a vfolder's)"}),
+        "effective": nullable({**POLICY, "description": "the one the job applies"}),
+        "source": nullable({"enum": ["vfolder", "quota-scope"]}),
+    }
+)
+_POLICY_SET = obj({"every": _EVERY, **_KEEPS}, ["every"])
+_POLICY_NOTE = (
+    "A policy takes a snapshot named auto-<slot start, UTC> once per 'every' (the job "
+    "snapshot-policies, under its lease: one worker of one node) and prunes only its own "
+    "auto- snapshots; a vfolder's own policy wins over its quota scope's. Manual snapshot "
+    "names may not start with 'auto-'."
+)
+
+
+def _policy_paths() -> dict[str, Any]:
+    target = {
+        "volume": _VFOLDER["volume"],
+        "vfid": {**_VFOLDER["vfid"], "description": "a vfolder (or qsid, not both)"},
+        "qsid": {"type": "string", "description": "a quota scope (or vfid, not both)"},
+    }
+    return {
+        "/folder/snapshot/policy": {
+            "get": op(
+                "A vfolder's or a quota scope's snapshot policy",
+                TAG,
+                {200: ok("", _POLICY_VIEW)},
+                description=_POLICY_NOTE,
+                body=obj(target, ["volume"]),
+                body_required=False,
+            ),
+            "put": op(
+                "Set a vfolder's or a quota scope's snapshot policy",
+                TAG,
+                {204: ok("Set")},
+                description=_POLICY_NOTE,
+                body=obj({**target, **_POLICY_SET["properties"]}, ["volume", "every"]),
+            ),
+            "delete": op(
+                "Clear a vfolder's or a quota scope's snapshot policy (its snapshots stay)",
+                TAG,
+                {204: ok("Cleared")},
+                body=obj(target, ["volume"]),
+            ),
+        }
+    }
+
 
 def manager_paths() -> dict[str, Any]:
     vf = obj(_VFOLDER)
@@ -102,6 +164,7 @@ def manager_paths() -> dict[str, Any]:
                 ),
             )
         },
+        **_policy_paths(),
         "/folder/snapshot/files": {
             "post": op(
                 "List a directory of a snapshot (read-only)",
@@ -112,6 +175,34 @@ def manager_paths() -> dict[str, Any]:
                     ["volume", "vfid", "snapshot_id"],
                 ),
             )
+        },
+    }
+
+
+def _client_policy_paths(prefix: str, vf_params: list[Any]) -> dict[str, Any]:
+    return {
+        prefix + "/snapshot-policy": {
+            "get": op(
+                "The vfolder's snapshot policy, and its quota scope's (RO)",
+                TAG,
+                {200: ok("", _POLICY_VIEW)},
+                description=_POLICY_NOTE,
+                params=vf_params,
+            ),
+            "put": op(
+                "Set the vfolder's snapshot policy (RW)",
+                TAG,
+                {204: ok("Set")},
+                description=_POLICY_NOTE,
+                params=vf_params,
+                body=_POLICY_SET,
+            ),
+            "delete": op(
+                "Clear the vfolder's own snapshot policy (RW; its snapshots stay)",
+                TAG,
+                {204: ok("Cleared")},
+                params=vf_params,
+            ),
         },
     }
 
@@ -141,6 +232,7 @@ def client_paths(
         prefix + "/snapshots/{snapshot}": {
             "delete": op("Delete a snapshot (RW)", TAG, {204: ok("Deleted")}, params=snap)
         },
+        **_client_policy_paths(prefix, vf_params),
         prefix + "/snapshots/{snapshot}/restore": {
             "post": op(
                 "Restore paths (none: the whole vfolder) in place or into a new directory (RW)",

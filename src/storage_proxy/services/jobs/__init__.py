@@ -17,10 +17,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ...core.errors import Conflict, NotFound
+from ...core.errors import BackendUnavailable, Conflict, NotFound
 from ...core.records import BgTaskRecord
 from ..bgtasks import BgTaskStatus, ProgressReporter
-from . import orphans, retention, scrub, trash, usage
+from . import orphans, retention, scrub, snapshots, trash, usage
 from .common import JobDeps
 from .lock import JobLock, MetadataJobLock
 from .settings import JobSettings
@@ -49,6 +49,7 @@ def default_jobs(settings: JobSettings) -> list[JobSpec]:
         JobSpec(trash.NAME, settings.trash_purge_interval, trash.run),
         JobSpec(retention.NAME, settings.retention_interval, retention.run),
         JobSpec(scrub.NAME, settings.scrub_interval, scrub.run),
+        JobSpec(snapshots.NAME, settings.snapshot_policy_interval, snapshots.run),
     ]
 
 
@@ -83,6 +84,8 @@ class JobRunner:
                     await self.deps.bgtasks.wait(task_id)
             except asyncio.CancelledError:
                 raise
+            except BackendUnavailable as e:  # the store busy or away: expected, one line
+                log.warning("job %s failed (%s); next try in %.0fs", job.name, e, job.interval)
             except Exception:
                 log.exception("job %s failed; next try in %.0fs", job.name, job.interval)
 

@@ -7,13 +7,16 @@ in), so a job can neither read nor delete anything outside the vfolder it works 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from ...core.types import VFolderID
 from ...metadata.store import MetadataStore
 from ...volumes.registry import VolumeRegistry
 from ..bgtasks import BackgroundTaskService
 from ..quotas import QuotaService
+from ..snapshots import SnapshotService
 from ..uploads import UploadService
 from ..usage import UsageService
 from ..vfolders import VFolderService
@@ -30,6 +33,9 @@ class JobDeps:
     usage: UsageService
     vfolders: VFolderService | None = None
     quotas: QuotaService | None = None
+    snapshots: SnapshotService | None = None
+    #: (volume, its snapshot totals) after each run of the snapshot-policies job: the gauges
+    on_snapshot_totals: Callable[[str, Any], None] | None = None
 
 
 async def registered_vfolders(deps: JobDeps, volume: str) -> list[VFolderID]:

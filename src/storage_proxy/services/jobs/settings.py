@@ -17,6 +17,7 @@ class JobSettings:
     retention_interval: float = 3600.0
     retention_dry_run: bool = False
     scrub_interval: float = 7 * 86400.0
+    snapshot_policy_interval: float = 60.0
     lease_ttl: float = 60.0
     bgtask_heartbeat: float = 5.0
     bgtask_stale_after: float = 60.0
@@ -39,6 +40,7 @@ class JobSettings:
             retention_interval=seconds("retention-interval"),
             retention_dry_run=bool(section["retention-dry-run"]),
             scrub_interval=seconds("scrub-interval"),
+            snapshot_policy_interval=seconds("snapshot-policies-interval"),
             lease_ttl=seconds("lease-ttl"),
             bgtask_heartbeat=seconds("bgtask-heartbeat"),
             bgtask_stale_after=seconds("bgtask-stale-after"),
