@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
 from storage_proxy.core.snapshots import SnapshotInfo
-from storage_proxy.volumes import fstree
+from storage_proxy.volumes import fsremove, fstree
 from storage_proxy.volumes.beneath import opened
 
 SNAP_DIR = ".snap"
@@ -55,7 +54,8 @@ def describe(snap_fd: int, name: str) -> SnapshotInfo:
 
 def remove_tree(path: Path) -> None:
     """``rm -rf`` of a tree that may hold snapshots (of itself or of directories below)."""
-    shutil.rmtree(path, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        fsremove.remove_path(path)
     if not os.path.lexists(path):
         return
     with contextlib.suppress(OSError):
@@ -67,7 +67,7 @@ def remove_tree(path: Path) -> None:
                     if sub is not None:
                         with opened(sub):
                             drop_snapshots(sub)
-    shutil.rmtree(path, ignore_errors=True)
+    fsremove.remove_path(path)
 
 
 def drop_snapshots(dir_fd: int) -> None:

@@ -90,6 +90,8 @@ _storage_proxy_section = t.Dict(
         t.Key("max-upload-size", default="100g"): BinarySize(),
         t.Key("shutdown-timeout", default="30s"): Duration(),
         t.Key("scan-workers", default=None): t.Null | t.ToInt(gte=0, lte=64),
+        # Deepest directory tree a copy (snapshot, clone, restore) or a zip download goes into.
+        t.Key("max-tree-depth", default=1024): t.ToInt(gte=16, lte=100000),
         # Threads for blocking file work (opens, stats, reads, writes), per worker process.
         t.Key("io-threads", default=32): t.ToInt(gte=2, lte=1024),
         # Costly operations (directory listings, archives) one caller may run at once.

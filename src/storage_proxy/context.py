@@ -53,7 +53,7 @@ from .services.uploads import UploadService
 from .services.usage import UsageService
 from .services.versions import VersionService
 from .services.vfolders import VFolderService
-from .volumes import beneath
+from .volumes import beneath, fstree
 from .volumes.abc import VolumeDeps
 from .volumes.scan import TreeScanner
 from .volumes.sync import DynamicVolumeRegistry
@@ -192,6 +192,7 @@ async def _open_infra(stack: AsyncExitStack, config: dict[str, Any], register_no
     await scanner.start()
 
     beneath.use_walk(sp["path-resolution"] == "walk")
+    fstree.set_max_depth(sp["max-tree-depth"])
     io_pool = ThreadPoolExecutor(sp["io-threads"], thread_name_prefix="file-io")
     stack.callback(io_pool.shutdown, wait=False, cancel_futures=True)
     holder = f"{sp['node-id']}/{os.getpid()}"

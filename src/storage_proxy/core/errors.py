@@ -86,6 +86,12 @@ class DirectoryNotEmpty(StorageProxyError):
     status, code, title = 400, "directory-not-empty", "Directory not empty"
 
 
+class TreeTooDeep(StorageProxyError):
+    """A tree nested deeper than ``[storage-proxy] max-tree-depth`` is not copied or zipped."""
+
+    status, code, title = 422, "tree-too-deep", "Directory tree nested too deep"
+
+
 class InvalidToken(StorageProxyError):
     status, code, title = 401, "invalid-token", "Missing, malformed or expired token"
 

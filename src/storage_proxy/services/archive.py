@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..core.errors import FileNotFound
+from ..core.errors import FileNotFound, TreeTooDeep
 from ..core.paths import RelPath
 from ..core.types import DirEntry, DirEntryType, VFolderID
 from ..volumes import fstree
@@ -226,7 +226,8 @@ class LocalTree:
             await self._run(_close_walk, walker, fd)
 
     async def items(self) -> AsyncIterator[ZipItem]:
-        self._walker = walker = fstree.walk(self._fd, sort=True)
+        depth = fstree.max_depth()
+        self._walker = walker = fstree.walk(self._fd, sort=True, limit_depth=depth)
         try:
             while batch := await self._run(_next_batch, walker):
                 pending = [fd for _, fd in batch if fd is not None]
@@ -324,6 +325,9 @@ class VolumeTree:
         base = str(self._rel) + "/" if self._rel.parts else ""
         entries = await self._entries()
         entries.sort(key=lambda e: e.path)
+        limit, top = fstree.max_depth(), len(self._rel.parts)
+        if any(e.path.count("/") + 1 - top > limit for e in entries):
+            raise TreeTooDeep(f"the tree is nested deeper than {limit} levels")
         for e in entries:
             name = os.fsencode(e.path[len(base) :] if e.path.startswith(base) else e.path)
             mtime = e.stat.modified.timestamp()

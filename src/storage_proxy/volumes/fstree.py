@@ -17,7 +17,9 @@ import struct
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
+from ..core.errors import TreeTooDeep
 from .beneath import O_PATH_DIR, lstat_at, open_regular, opened
 
 O_LIST_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
@@ -51,12 +53,13 @@ class Entry:
         return stat_mod.S_ISREG(self.stat.st_mode)
 
 
-def open_subdir(dir_fd: int, name: str) -> int | None:
-    """A listable descriptor of a real subdirectory; None if it is gone or no longer one."""
+def open_subdir(dir_fd: int, name: str, *, unreadable_ok: bool = False) -> int | None:
+    """A listable descriptor of a real subdirectory; None if it is gone or no longer one (or,
+    with ``unreadable_ok``, if it cannot be read)."""
     try:
         return os.open(name, O_LIST_DIR | os.O_NOFOLLOW, dir_fd=dir_fd)
     except OSError as e:
-        if e.errno in _GONE:
+        if e.errno in _GONE or (unreadable_ok and e.errno in (errno.EACCES, errno.EPERM)):
             return None
         raise
 
@@ -80,53 +83,224 @@ def list_dir_names(dir_fd: int) -> list[tuple[str, os.stat_result]]:
         return list_dir(fd)
 
 
+#: Levels of a walk whose descriptors stay open; below them only the current directory is held
+#: and the walk climbs back through ``..`` (checked to be the directory it came from).
+HELD_LEVELS = 16
+#: Deepest level a copy or an archive goes (``[storage-proxy] max-tree-depth``).
+_max_depth = 1024
+
+
+def set_max_depth(depth: int) -> None:
+    """Applied once at start-up from the configuration (the tests set it too)."""
+    global _max_depth
+    _max_depth = depth
+
+
+def max_depth() -> int:
+    return _max_depth
+
+
+def _lister(sort: bool) -> Callable[[int], Iterator[tuple[str, os.stat_result]]]:
+    def listing(fd: int) -> Iterator[tuple[str, os.stat_result]]:
+        if sort:
+            return iter(sorted(list_dir(fd), key=lambda item: item[0]))
+        return _scan_live(fd)
+
+    return listing
+
+
+def _scan_live(fd: int) -> Iterator[tuple[str, os.stat_result]]:
+    """The entries of a directory as they are read (a huge one is never held whole)."""
+    with os.scandir(fd) as it:
+        for entry in it:
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError as e:
+                if e.errno not in _GONE:
+                    raise
+                continue
+            yield entry.name, st
+
+
+class _Level:
+    __slots__ = ("fd", "dev", "ino", "name", "items")
+
+    def __init__(
+        self, fd: int, st: os.stat_result, name: str, items: Iterator[tuple[str, os.stat_result]]
+    ) -> None:
+        self.fd, self.dev, self.ino, self.name, self.items = fd, st.st_dev, st.st_ino, name, items
+
+
+class Descent:
+    """The directories from a walk's root down to where it is: every level's pending entries,
+    a descriptor for the top :data:`HELD_LEVELS` ones and the current one only (a 10000-level
+    tree costs ~20 descriptors).  A level whose descriptor is let go keeps what is left of its
+    listing in memory; climbing back opens ``..`` and checks it is the directory that was left,
+    else reopens the levels by name from the deepest one held (a tenant moving directories
+    mid-walk loses the part that moved, never leads the walk outside)."""
+
+    def __init__(
+        self, root_fd: int, listing: Callable[[int], Iterator[Any]], unreadable_ok: bool = False
+    ) -> None:
+        self.listing = listing
+        self.unreadable_ok = unreadable_ok
+        #: set by the consumer of an item to keep the walk out of that directory
+        self.prune = False
+        self.levels = [_Level(root_fd, os.fstat(root_fd), "", listing(root_fd))]
+
+    @property
+    def fd(self) -> int:
+        return self.levels[-1].fd
+
+    @property
+    def depth(self) -> int:
+        """Depth of the entries of the current directory (1: the root's own)."""
+        return len(self.levels)
+
+    def names(self) -> list[str]:
+        return [level.name for level in self.levels[1:]]
+
+    def push(self, name: str, st: os.stat_result) -> bool:
+        """Enter subdirectory ``name`` of the current one if it is still the one listed."""
+        sub = open_subdir(self.fd, name, unreadable_ok=self.unreadable_ok)
+        if sub is None:
+            return False
+        try:
+            here = os.fstat(sub)
+            if (here.st_dev, here.st_ino) != (st.st_dev, st.st_ino):
+                os.close(sub)
+                return False
+            items = self.listing(sub)
+        except BaseException:
+            os.close(sub)
+            raise
+        top = self.levels[-1]
+        if len(self.levels) > HELD_LEVELS:
+            top.items = iter(list(top.items))  # its scandir (and descriptor) let go
+            os.close(top.fd)
+            top.fd = -1
+        self.levels.append(_Level(sub, here, name, items))
+        return True
+
+    def pop(self) -> None:
+        """Leave the current directory (never the root: the walk's caller holds that)."""
+        level = self.levels.pop()
+        try:
+            if self.levels[-1].fd < 0:
+                self._climb(level.fd)
+        finally:
+            _close_items(level.items)
+            os.close(level.fd)
+
+    def _climb(self, child_fd: int) -> None:
+        parent = self.levels[-1]
+        fd = os.open("..", O_LIST_DIR, dir_fd=child_fd)
+        st = os.fstat(fd)
+        if (st.st_dev, st.st_ino) == (parent.dev, parent.ino):
+            parent.fd = fd
+            return
+        os.close(fd)
+        self._reopen()
+
+    def _reopen(self) -> None:
+        """Open the levels let go again by name, from the deepest held one, each checked."""
+        held = max(i for i, level in enumerate(self.levels) if level.fd >= 0)
+        for i in range(held + 1, len(self.levels)):
+            level, above = self.levels[i], self.levels[i - 1]
+            sub = open_subdir(above.fd, level.name)
+            here = os.fstat(sub) if sub is not None else None
+            if sub is None or here is None or (here.st_dev, here.st_ino) != (level.dev, level.ino):
+                if sub is not None:
+                    os.close(sub)
+                self._cut(i)
+                return
+            level.fd = sub
+            if i - 1 > held:
+                os.close(above.fd)
+                above.fd = -1
+
+    def _cut(self, i: int) -> None:
+        """Give up levels ``i`` and below: they moved while the walk was away."""
+        for level in self.levels[i:]:
+            _close_items(level.items)
+            if level.fd >= 0:
+                os.close(level.fd)
+        del self.levels[i:]
+
+    def close(self) -> None:
+        while len(self.levels) > 1:
+            level = self.levels.pop()
+            _close_items(level.items)
+            if level.fd >= 0:
+                os.close(level.fd)
+        if self.levels:
+            _close_items(self.levels.pop().items)
+
+
+def _close_items(items: Iterator[Any]) -> None:
+    close = getattr(items, "close", None)
+    if close is not None:
+        close()
+
+
+def descend(
+    dir_fd: int,
+    *,
+    recursive: bool = True,
+    sort: bool = False,
+    limit_depth: int | None = None,
+    unreadable_ok: bool = False,
+) -> Iterator[tuple[Descent, str, os.stat_result]]:
+    """``(descent, name, lstat)`` for every entry below a listable directory descriptor (which
+    stays open and is not closed): depth first, a directory's contents right after it.  The
+    current directory is ``descent.fd``, valid only until the next item.  An entry deeper than
+    ``limit_depth`` raises :class:`TreeTooDeep` (nothing is yielded below that depth); a
+    subdirectory that cannot be read is skipped with ``unreadable_ok``, else raises."""
+    walk_ = Descent(dir_fd, _lister(sort), unreadable_ok)
+    try:
+        while walk_.levels:
+            item = next(walk_.levels[-1].items, None)
+            if item is None:
+                if len(walk_.levels) == 1:
+                    break
+                walk_.pop()
+                continue
+            if limit_depth is not None and walk_.depth > limit_depth:
+                raise TreeTooDeep(f"the tree is nested deeper than {limit_depth} levels")
+            name, st = item
+            walk_.prune = False
+            yield walk_, name, st
+            if recursive and not walk_.prune and stat_mod.S_ISDIR(st.st_mode):
+                walk_.push(name, st)
+    finally:
+        walk_.close()
+
+
 def walk(
-    dir_fd: int, prefix: str = "", *, recursive: bool = True, sort: bool = False
+    dir_fd: int,
+    prefix: str = "",
+    *,
+    recursive: bool = True,
+    sort: bool = False,
+    limit_depth: int | None = None,
 ) -> Iterator[tuple[int, Entry]]:
     """``(parent_fd, entry)`` for the entries below a listable directory descriptor (which
     stays open); depth first, a directory's contents right after it.  ``parent_fd`` is valid
-    only until the next item: use it at once (open, unlink).  Descriptors held: one per level.
-    """
-
-    def listing(fd: int) -> Iterator[tuple[str, os.stat_result]]:
-        items = list_dir(fd)
-        if sort:
-            items.sort(key=lambda item: item[0])
-        return iter(items)
-
-    stack: list[tuple[int, str, Iterator[tuple[str, os.stat_result]], bool]] = [
-        (dir_fd, prefix, listing(dir_fd), False)
-    ]
-    try:
-        while stack:
-            fd, base, items, owned = stack[-1]
-            item = next(items, None)
-            if item is None:
-                stack.pop()
-                if owned:
-                    os.close(fd)
-                continue
-            name, st = item
-            rel = f"{base}/{name}" if base else name
-            target = ""
-            if stat_mod.S_ISLNK(st.st_mode):
-                try:
-                    target = os.fsdecode(os.readlink(name, dir_fd=fd))
-                except OSError:
-                    target = ""
-            yield fd, Entry(rel, name, st, target)
-            if recursive and stat_mod.S_ISDIR(st.st_mode):
-                sub = open_subdir(fd, name)
-                if sub is not None:
-                    try:
-                        stack.append((sub, rel, listing(sub), True))
-                    except BaseException:
-                        os.close(sub)
-                        raise
-    finally:
-        for fd, _, _, owned in stack:
-            if owned:
-                os.close(fd)
+    only until the next item: use it at once (open, unlink).  Descriptors held: bounded
+    (see :class:`Descent`), whatever the depth."""
+    here: _Level | None = None
+    base = prefix
+    for at, name, st in descend(dir_fd, recursive=recursive, sort=sort, limit_depth=limit_depth):
+        if at.levels[-1] is not here:  # entered or left a directory: its path, once
+            here, base = at.levels[-1], "/".join(([prefix] if prefix else []) + at.names())
+        rel = f"{base}/{name}" if base else name
+        target = ""
+        if stat_mod.S_ISLNK(st.st_mode):
+            try:
+                target = os.fsdecode(os.readlink(name, dir_fd=at.fd))
+            except OSError:
+                target = ""
+        yield at.fd, Entry(rel, name, st, target)
 
 
 def walk_files(dir_fd: int) -> Iterator[tuple[int, Entry]]:
@@ -258,48 +432,123 @@ def copy_tree(
     dst_fd: int,
     on_copied: Callable[[int], None] | None = None,
     skip: Callable[[str], bool] | None = None,
+    limit_depth: int | None = -1,
 ) -> tuple[int, int]:
     """Copy the contents of one directory into another (both held); returns (files, bytes).
 
     Regular files (reflinked where the filesystem can), directories and symlinks (as links:
     never followed) are copied; anything else (FIFOs, sockets, devices) is skipped, and so are
     entries whose name ``skip`` refuses, with all below them.  Modes and mtimes are kept (a
-    directory's once its contents are in).  Iterative: any depth a tenant builds is copied, one
-    descriptor per level.
+    directory's once its contents are in).  Iterative, on a bounded number of descriptors: the
+    source's walk (:class:`Descent`) and the destination's current directory only.  A tree
+    deeper than ``limit_depth`` (default: ``max-tree-depth``) raises :class:`TreeTooDeep`; the
+    caller removes what was copied.
     """
     files = nbytes = 0
-    # (depth, dst descriptor, source lstat) of the directories being filled
-    dirs: list[tuple[int, int, os.stat_result | None]] = [(0, dst_fd, None)]
-    skipped: list[str] = []
+    out = _DestChain(dst_fd)
+    made: tuple[str, os.stat_result] | None = None
+    depth_cap = _max_depth if limit_depth == -1 else limit_depth
     try:
-        for parent, entry in walk(src_fd):
-            if skip is not None and (
-                skip(entry.name) or any(entry.path.startswith(s) for s in skipped)
-            ):
-                skipped.append(entry.path + "/")
+        for at, name, st in descend(src_fd, limit_depth=depth_cap):
+            out.follow(at, made)
+            made = None
+            if skip is not None and skip(name):
+                at.prune = True
                 continue
-            depth = entry.path.count("/") + 1
-            while dirs[-1][0] >= depth:
-                _finish_dir(*dirs.pop()[1:])
-            out = dirs[-1][1]
-            st = entry.stat
-            if entry.is_dir:
-                os.mkdir(entry.name, 0o700, dir_fd=out)
-                fd = os.open(entry.name, O_LIST_DIR | os.O_NOFOLLOW, dir_fd=out)
-                dirs.append((depth, fd, st))
+            if stat_mod.S_ISDIR(st.st_mode):
+                os.mkdir(name, 0o700, dir_fd=out.fd)
+                made = (name, st)
             elif stat_mod.S_ISLNK(st.st_mode):
-                if entry.link_target:  # "": no longer a link when it was read (a live tree)
-                    os.symlink(entry.link_target, entry.name, dir_fd=out)
-            elif entry.is_file:
-                n = _copy_file(parent, entry.name, out, st)
+                _copy_link(at.fd, name, out.fd)
+            elif stat_mod.S_ISREG(st.st_mode):
+                n = _copy_file(at.fd, name, out.fd, st)
                 if n is not None:
                     files, nbytes = files + 1, nbytes + n
                     if on_copied is not None:
                         on_copied(n)
+        out.follow(None, None)
     finally:
-        while len(dirs) > 1:
-            _finish_dir(*dirs.pop()[1:])
+        out.close()
     return files, nbytes
+
+
+def _copy_link(src_dir: int, name: str, dst_dir: int) -> None:
+    try:
+        target = os.readlink(name, dir_fd=src_dir)
+    except OSError as e:
+        if e.errno in _GONE:
+            return  # no longer a link when it was read (a live tree)
+        raise
+    os.symlink(target, name, dir_fd=dst_dir)
+
+
+def _finish_new(dir_fd: int, name: str, st: os.stat_result) -> None:
+    """Give a copied directory its source's mode and mtime (once nothing more goes in)."""
+    fd = open_subdir(dir_fd, name)
+    if fd is not None:
+        with opened(fd):
+            _set_times_mode(fd, st)
+
+
+def _set_times_mode(fd: int, st: os.stat_result) -> None:
+    os.chmod(fd, stat_mod.S_IMODE(st.st_mode))
+    os.utime(fd, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+class _DestChain:
+    """The directory a copy writes into, following the source walk down and up: only the
+    current one is held; climbing opens ``..``, which must be the directory that was left."""
+
+    def __init__(self, root_fd: int) -> None:
+        self.root = self.fd = root_fd
+        # per level entered: the source level it mirrors, its source lstat, its parent's (dev, ino)
+        self.chain: list[tuple[_Level, os.stat_result, tuple[int, int]]] = []
+
+    def follow(self, at: Descent | None, made: tuple[str, os.stat_result] | None) -> None:
+        """Be in the copy of the directory ``at`` is in (None: the root, the copy is over);
+        ``made``: the directory created for the previous item (entered now, or finished)."""
+        levels = at.levels if at is not None else []
+        entering = made is not None and len(levels) == len(self.chain) + 2
+        if made is not None and not entering:
+            _finish_new(self.fd, *made)
+        while self.chain and (
+            len(self.chain) >= len(levels) or self.chain[-1][0] is not levels[len(self.chain)]
+        ):
+            self._climb()
+        if entering:
+            assert made is not None
+            level = levels[-1]
+            if made[0] != level.name:
+                raise OSError(errno.ESTALE, "copy lost its place", level.name)
+            parent = os.fstat(self.fd)
+            fd = os.open(level.name, O_LIST_DIR | os.O_NOFOLLOW, dir_fd=self.fd)
+            self._let_go()
+            self.fd = fd
+            self.chain.append((level, made[1], (parent.st_dev, parent.st_ino)))
+        elif levels and len(self.chain) + 1 != len(levels):
+            raise OSError(errno.ESTALE, "copy lost its place")
+
+    def _climb(self) -> None:
+        _, src_st, (dev, ino) = self.chain.pop()
+        _set_times_mode(self.fd, src_st)
+        if self.chain:
+            up = os.open("..", O_LIST_DIR, dir_fd=self.fd)
+            st = os.fstat(up)
+            if (st.st_dev, st.st_ino) != (dev, ino):
+                os.close(up)
+                raise OSError(errno.ESTALE, "a directory of the copy was moved")
+        else:
+            up = self.root
+        self._let_go()
+        self.fd = up
+
+    def _let_go(self) -> None:
+        if self.fd != self.root:
+            os.close(self.fd)
+
+    def close(self) -> None:
+        self._let_go()
+        self.fd = self.root
 
 
 def _copy_file(src_dir: int, name: str, dst_dir: int, st: os.stat_result) -> int | None:
@@ -316,15 +565,6 @@ def _copy_file(src_dir: int, name: str, dst_dir: int, st: os.stat_result) -> int
             os.fchmod(dst, stat_mod.S_IMODE(st.st_mode))
             os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
     return n
-
-
-def _finish_dir(fd: int, st: os.stat_result | None) -> None:
-    try:
-        if st is not None:
-            os.chmod(fd, stat_mod.S_IMODE(st.st_mode))
-            os.utime(fd, ns=(st.st_atime_ns, st.st_mtime_ns))
-    finally:
-        os.close(fd)
 
 
 def hash_fd(fd: int, *algorithms: str) -> list[str]:

@@ -14,10 +14,10 @@ leave a quota realm (``stage_beside_target``), in which case they are staged bes
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
-import shutil
 import stat as stat_mod
 import time
 import uuid
@@ -47,7 +47,7 @@ from ..core.types import (
     VFolderID,
     VFolderUsage,
 )
-from . import beneath, blockstats, filemeta, fstree, posix_tree
+from . import beneath, blockstats, filemeta, fsremove, fstree, posix_tree
 from . import posix_fs as fs
 from .abc import (
     DEFAULT_VFOLDER_MODE,
@@ -103,6 +103,8 @@ class BasePosixVolume(PosixSnapshots, PosixReads, PosixUpkeep, LocalStagingUploa
         super().__init__(*args, **kwargs)
         self.quota_model = self.adopt(self.create_quota_model())
         self.staging = LocalStaging(self.mount_path / UPLOADS_DIR, self._run)
+        #: bytes copied so far by the clones running in this process, by destination
+        self._cloned: dict[VFolderID, int] = {}
 
     def create_quota_model(self) -> Any:
         """The proxy-enforced model by default; backends with native quotas override this."""
@@ -219,13 +221,14 @@ class BasePosixVolume(PosixSnapshots, PosixReads, PosixUpkeep, LocalStagingUploa
         self.quota_model.invalidate(vfid)
 
     def clone_staging_parent(self, dst: VFolderID) -> Path:
-        """Where a clone is assembled before it is renamed into place (progress is read here)."""
+        """Where a clone is assembled before it is renamed into place."""
         if self.stage_beside_target:
             return self.vfolder_path(dst).parent
         return self.mount_path / UPLOADS_DIR
 
     async def clone_progress(self, dst: VFolderID) -> int | None:
-        return await self._run(fs.staged_bytes, self.clone_staging_parent(dst))
+        """Counted by the copy itself: never a walk of the stagings (another tenant's tree)."""
+        return self._cloned.get(dst, 0)
 
     async def clone_vfolder(self, src: VFolderID, dst: VFolderID) -> None:
         usage = await self.get_usage(src)
@@ -243,7 +246,7 @@ class BasePosixVolume(PosixSnapshots, PosixReads, PosixUpkeep, LocalStagingUploa
                 with opened(d):  # locked until renamed into place: the reaper leaves it
                     with self._root(src) as src_root:
                         with opened(os.open(".", fstree.O_LIST_DIR, dir_fd=src_root)) as s:
-                            fstree.copy_tree(s, d)
+                            fstree.copy_tree(s, d, partial(self._count_cloned, dst))
                             os.chmod(d, stat_mod.S_IMODE(os.fstat(s).st_mode))
                     try:
                         os.rename(staging, dst_path)
@@ -252,14 +255,22 @@ class BasePosixVolume(PosixSnapshots, PosixReads, PosixUpkeep, LocalStagingUploa
                             raise VFolderExists(f"vfolder {dst} already exists") from None
                         raise
             except BaseException:
-                shutil.rmtree(staging, ignore_errors=True)
+                with contextlib.suppress(OSError):
+                    fsremove.remove_path(staging)
                 raise
 
         async with self._reservation(dst) as res:
             await res.reserve(usage.used_bytes)
-            with errors_as(dst):
-                await self._run(copy)
+            self._cloned[dst] = 0
+            try:
+                with errors_as(dst):
+                    await self._run(copy)
+            finally:
+                self._cloned.pop(dst, None)
             res.used = usage.used_bytes
+
+    def _count_cloned(self, dst: VFolderID, n: int) -> None:
+        self._cloned[dst] = self._cloned.get(dst, 0) + n
 
     async def vfolder_exists(self, vfid: VFolderID) -> bool:
         return await self._run(self.vfolder_path(vfid).is_dir)

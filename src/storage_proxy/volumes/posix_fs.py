@@ -10,7 +10,6 @@ import fcntl
 import hashlib
 import json
 import os
-import shutil
 import stat as stat_mod
 import uuid
 from collections.abc import Mapping
@@ -22,7 +21,7 @@ from ..core.errors import FileExists, InvalidPath, IsADirectory
 from ..core.files import LocalFile
 from ..core.paths import RelPath
 from ..core.types import DirEntry, DirEntryType, Stat
-from . import beneath, filemeta, fstree
+from . import beneath, filemeta, fsremove, fstree
 from .beneath import opened
 from .staging import is_abandoned_at
 
@@ -130,7 +129,7 @@ def remove_entry(parent: int, name: str, st: os.stat_result, recursive: bool) ->
     if not stat_mod.S_ISDIR(st.st_mode):
         os.unlink(name, dir_fd=parent)
     elif recursive:
-        shutil.rmtree(name, dir_fd=parent)  # fd-based: never follows a link swapped in
+        fsremove.remove_tree(parent, name)  # on descriptors, any depth, never follows a link
     else:
         os.rmdir(name, dir_fd=parent)
 
@@ -200,7 +199,8 @@ def trash_beside(areas: list[Path], trash: Path, name: str) -> None:
         except FileNotFoundError:
             continue
         except OSError:
-            shutil.rmtree(area, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                fsremove.remove_path(area)
 
 
 def merged_record(
@@ -218,21 +218,6 @@ def merged_record(
         content_type=content_type if content_type is not None else old.content_type,
         tags=dict(tags) if tags is not None else old.tags,
     )
-
-
-def staged_bytes(parent: Path) -> int:
-    """Bytes below the clone stagings in ``parent`` (a running clone's progress)."""
-    total = 0
-    try:
-        stagings = [e.path for e in os.scandir(parent) if e.name.startswith(STAGING_MARK)]
-    except FileNotFoundError:
-        return 0
-    for root in stagings:
-        for dirpath, _, files in os.walk(root):
-            for name in files:
-                with contextlib.suppress(OSError):
-                    total += os.lstat(os.path.join(dirpath, name)).st_size
-    return total
 
 
 def reap_staging(uploads: Path, older_than: float) -> list[str]:

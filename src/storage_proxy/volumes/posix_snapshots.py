@@ -12,8 +12,8 @@ override taking, listing and deleting; reading and restoring stay these.
 
 from __future__ import annotations
 
+import contextlib
 import os
-import shutil
 import stat as stat_mod
 import time
 from abc import abstractmethod
@@ -41,7 +41,7 @@ from ..core.snapshots import (
     check_snapshot_id,
 )
 from ..core.types import Capability, DirEntryType, VFolderID
-from . import beneath, fstree, posix_tree
+from . import beneath, fsremove, fstree, posix_tree
 from . import posix_fs as fs
 from .beneath import errors_as, opened
 from .posix_tree import PosixTree
@@ -121,7 +121,7 @@ class PosixSnapshots(PosixVersions):
                         raise SnapshotExists(f"vfolder {vfid} has a snapshot {snapshot_id!r}")
                     os.rename(name, snapshot_id, src_dir_fd=area_fd, dst_dir_fd=area_fd)
             except BaseException:
-                shutil.rmtree(name, dir_fd=area_fd, ignore_errors=True)
+                _discard(area_fd, name)
                 raise
         return SnapshotInfo(snapshot_id, datetime.fromtimestamp(created, UTC), nbytes)
 
@@ -165,7 +165,7 @@ class PosixSnapshots(PosixVersions):
                 doomed = fs.staging_name()  # out of sight at once, then removed
                 os.rename(snapshot_id, doomed, src_dir_fd=area_fd, dst_dir_fd=area_fd)
                 os.unlink(f"{snapshot_id}.json", dir_fd=area_fd)
-                shutil.rmtree(doomed, dir_fd=area_fd)
+                fsremove.remove_tree(area_fd, doomed)
 
         await self.run_blocking(delete)
         self.quota_model.invalidate(vfid)
@@ -236,6 +236,12 @@ class PosixSnapshots(PosixVersions):
         return report
 
 
+def _discard(dir_fd: int, name: str) -> None:
+    """Remove a staging (any depth) after a failed or finished copy; best effort."""
+    with contextlib.suppress(OSError):
+        fsremove.remove_tree(dir_fd, name)
+
+
 def _exists(area_fd: int, name: str) -> bool:
     try:
         beneath.lstat_at(area_fd, name)
@@ -248,7 +254,7 @@ def _reap(area_fd: int) -> None:
     """Stagings of snapshots whose taker died (nobody holds their lock)."""
     for name, _ in fstree.list_dir_names(area_fd):
         if name.startswith(fs.STAGING_MARK) and is_abandoned_at(area_fd, name):
-            shutil.rmtree(name, dir_fd=area_fd, ignore_errors=True)
+            _discard(area_fd, name)
 
 
 def _must_be_new(root: int, into: RelPath) -> None:
@@ -334,7 +340,7 @@ class _Restore:
                         st = os.fstat(src)
                         os.chmod(target, stat_mod.S_IMODE(st.st_mode))
                 finally:
-                    shutil.rmtree(name, dir_fd=target, ignore_errors=True)
+                    _discard(target, name)
 
     def _bytes(self, n: int) -> None:
         self.report.bytes += n
@@ -368,7 +374,7 @@ class _Restore:
                     os.chmod(staged, stat_mod.S_IMODE(os.fstat(src).st_mode))
                     os.rename(name, dest.name, src_dir_fd=parent, dst_dir_fd=parent)
             except BaseException:
-                shutil.rmtree(name, dir_fd=parent, ignore_errors=True)
+                _discard(parent, name)
                 raise
 
     def _keep_changed(self, dest: RelPath, src: int, target: int) -> None:

@@ -9,9 +9,10 @@ delete anything outside the vfolder.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
-import shutil
+import stat as stat_mod
 from abc import abstractmethod
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractContextManager
@@ -20,11 +21,13 @@ from pathlib import Path
 from ..core.errors import IsADirectory
 from ..core.paths import RelPath
 from ..core.types import VFolderID
-from . import fstree
+from . import fsremove, fstree
 from .abc import AbstractVolume
 from .beneath import opened
 from .posix_fs import NEW_MARK, STAGING_MARK, UPLOADS_DIR, reap_staging
 from .upkeep import Expired, StoredFile, StoredLayout, TrashReport, in_batches
+
+log = logging.getLogger(__name__)
 
 TRASH_DIR = ".trash"
 # Backend.AI layout: <scope-hex>/<hex[0:2]>/<hex[2:4]>/<hex[4:]>
@@ -57,7 +60,7 @@ class PosixUpkeep(AbstractVolume):
 
     def remove_trashed_tree(self, path: Path) -> None:
         """Remove one trashed directory for good (CephFS drops its snapshots first)."""
-        shutil.rmtree(path, ignore_errors=True)
+        fsremove.remove_path(path)
 
     async def walk_files(self, vfid: VFolderID) -> AsyncIterator[StoredFile]:
         def files() -> Iterator[StoredFile]:
@@ -118,22 +121,35 @@ def trash_dirs(mount: Path) -> list[Path]:
 def purge_trash(
     mount: Path, older_than: float, remove_tree: Callable[[Path], None] | None = None
 ) -> TrashReport:
-    """Remove trash entries whose ctime is before ``older_than`` (blocking).  ``rmtree`` works on
-    descriptors here and never follows a link a tenant left in its vfolder."""
+    """Remove trash entries whose ctime is before ``older_than`` (blocking), on descriptors,
+    at any depth, never following a link a tenant left in its vfolder.  An entry that cannot
+    be removed is logged and kept for the next run: the entries after it are still purged."""
     report = TrashReport()
+    remove = remove_tree if remove_tree is not None else fsremove.remove_path
     for trash in trash_dirs(mount):
-        for entry in sorted(os.scandir(trash), key=lambda e: e.name):
-            if entry.stat(follow_symlinks=False).st_ctime >= older_than:
+        try:
+            with os.scandir(trash) as it:
+                names = sorted(e.name for e in it)
+        except FileNotFoundError:
+            continue
+        for name in names:
+            path = trash / name
+            try:
+                st = os.lstat(path)
+                if st.st_ctime >= older_than:
+                    report.kept += 1
+                    continue
+                if stat_mod.S_ISDIR(st.st_mode):
+                    remove(path)
+                else:
+                    os.unlink(path)
+            except FileNotFoundError:
+                continue
+            except Exception:
+                log.exception("cannot purge trash entry %s (kept for the next run)", path)
                 report.kept += 1
                 continue
-            if entry.is_dir(follow_symlinks=False):
-                if remove_tree is not None:
-                    remove_tree(Path(entry.path))
-                else:
-                    shutil.rmtree(entry.path, ignore_errors=True)
-            else:
-                os.unlink(entry.path)
-            report.purged.append(os.path.relpath(entry.path, mount))
+            report.purged.append(os.path.relpath(path, mount))
     return report
 
 

@@ -8,6 +8,7 @@ The parent walks breadth-first until it has enough subtrees, then the workers fi
 from __future__ import annotations
 
 import asyncio
+import errno
 import multiprocessing
 import os
 import stat as stat_mod
@@ -17,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.types import VFolderUsage
+from . import fstree
+from .beneath import opened
 
 #: How many subtrees to hand each worker, so uneven subtrees still balance.
 _SUBTREES_PER_WORKER = 16
@@ -39,12 +42,21 @@ class _Partial:
     dir_bytes: int = 0
 
 
+#: A directory whose path is longer than this is not handed on by path (a worker could not open
+#: it: PATH_MAX is 4096): it is counted on the spot, on descriptors, whatever its depth.
+_PATH_ROOM = 2048
+#: Errors that mean a directory vanished, is unreadable or is no longer one (a link swapped in).
+_SKIPPED = (errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.EACCES, errno.EPERM)
+
+
 def _open_listed(subtree: Subtree) -> int | None:
     path, dev, ino = subtree
     try:
         fd = os.open(path, _LIST)
-    except OSError:
-        return None  # vanished, unreadable, or now a link
+    except OSError as e:
+        if e.errno in _SKIPPED:
+            return None  # vanished, unreadable, or now a link
+        raise  # ENAMETOOLONG and the like: a bug to see, never data to leave uncounted
     st = os.fstat(fd)
     if ino and (st.st_dev, st.st_ino) != (dev, ino):
         os.close(fd)
@@ -52,37 +64,74 @@ def _open_listed(subtree: Subtree) -> int | None:
     return fd
 
 
+class _Count:
+    __slots__ = ("count", "size", "dirs", "dir_size")
+
+    def __init__(self) -> None:
+        self.count = self.size = self.dirs = self.dir_size = 0
+
+    def add(self, st: os.stat_result) -> None:
+        if stat_mod.S_ISDIR(st.st_mode):
+            self.dirs += 1
+            self.dir_size += st.st_size
+        else:  # everything a tenant can create counts, whatever its name
+            self.count += 1
+            self.size += st.st_size
+
+    def below(self, dir_fd: int) -> None:
+        """Everything below a held directory, on descriptors (:func:`fstree.descend`)."""
+        for _, _, st in fstree.descend(dir_fd, unreadable_ok=True):
+            self.add(st)
+
+    def below_entry(self, dir_fd: int, name: str, st: os.stat_result) -> None:
+        sub = fstree.open_subdir(dir_fd, name, unreadable_ok=True)
+        if sub is None:
+            return
+        with opened(sub):
+            here = os.fstat(sub)
+            if (here.st_dev, here.st_ino) == (st.st_dev, st.st_ino):
+                self.below(sub)
+
+
+def _list_one(fd: int, path: str, found: _Count, pending: list[Subtree]) -> None:
+    """The entries of one directory; its subdirectories pending (by path), or counted here."""
+    with os.scandir(fd) as it:
+        for entry in it:
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except (FileNotFoundError, PermissionError):
+                continue
+            found.add(st)
+            if stat_mod.S_ISDIR(st.st_mode):
+                sub = f"{path}/{entry.name}"
+                if len(os.fsencode(sub)) <= _PATH_ROOM:
+                    pending.append((sub, st.st_dev, st.st_ino))
+                else:
+                    found.below_entry(fd, entry.name, st)
+
+
 def scan_level(subtrees: Sequence[Subtree], descend: bool) -> _Partial:
     """Count non-directory entries under ``subtrees`` (and, apart, the directories below
-    them); with ``descend=False`` stop one level down and return the directories found there."""
-    count = size = dirs = dir_size = 0
-    stack = list(subtrees)
+    them); with ``descend=False`` stop one level down and return the directories found there
+    (but those whose path is too long to hand on, counted here).  Any depth is counted: the
+    walk goes on descriptors, never by a path longer than :data:`_PATH_ROOM`."""
+    found = _Count()
     pending: list[Subtree] = []
-    while stack:
-        subtree = stack.pop()
+    for subtree in subtrees:
         fd = _open_listed(subtree)
         if fd is None:
             continue
         try:
-            with os.scandir(fd) as it:
-                for entry in it:  # everything a tenant can create counts, whatever its name
-                    try:
-                        st = entry.stat(follow_symlinks=False)
-                    except (FileNotFoundError, PermissionError):
-                        continue
-                    if stat_mod.S_ISDIR(st.st_mode):
-                        dirs += 1
-                        dir_size += st.st_size
-                        found = (f"{subtree[0]}/{entry.name}", st.st_dev, st.st_ino)
-                        (stack if descend else pending).append(found)
-                    else:
-                        count += 1
-                        size += st.st_size
-        except (FileNotFoundError, NotADirectoryError, PermissionError):
-            pass  # vanished or unreadable while scanning: count what we can
+            if descend:
+                found.below(fd)
+            else:
+                _list_one(fd, subtree[0], found, pending)
+        except OSError as e:
+            if e.errno not in _SKIPPED:
+                raise  # vanished or unreadable while scanning: count what we can
         finally:
             os.close(fd)
-    return _Partial(count, size, pending, dirs, dir_size)
+    return _Partial(found.count, found.size, pending, found.dirs, found.dir_size)
 
 
 def _usage(part: _Partial) -> VFolderUsage:
