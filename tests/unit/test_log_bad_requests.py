@@ -32,7 +32,11 @@ async def test_a_bad_header_is_one_log_line(
 ) -> None:
     setup_logging({"level": "INFO", "drivers": ["console"]})
     app = web.Application()
-    app.router.add_get("/", lambda request: web.Response(text="ok"))
+
+    async def ok(request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    app.router.add_get("/", ok)
     server = await aiohttp_server(app)
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     writer.write(b"GET / HTTP/1.1\r\nHost: x\r\nX-Bad: a\x7fb\r\n\r\n")
