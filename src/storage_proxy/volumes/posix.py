@@ -47,7 +47,7 @@ from ..core.types import (
     VFolderID,
     VFolderUsage,
 )
-from . import beneath, blockstats, filemeta, fsremove, fstree, posix_tree
+from . import beneath, blockstats, filemeta, fsremove, fstree, posix_tree, posix_whole
 from . import posix_fs as fs
 from .abc import (
     DEFAULT_VFOLDER_MODE,
@@ -455,6 +455,10 @@ class BasePosixVolume(PosixSnapshots, PosixReads, PosixUpkeep, LocalStagingUploa
         stream: AsyncIterator[bytes],
         options: WriteOptions = WriteOptions(),
     ) -> FileMeta:
+        whole, stream = await posix_whole.gather_whole(stream)
+        if whole is not None:  # a small body, arrived whole: written in one step
+            return await posix_whole.write_whole(self, vfid, relpath, whole, options)
+
         def prepare() -> tuple[int, str]:
             with self._root(vfid) as root, errors_as(relpath):
                 return self._write_target(root, relpath, options.overwrite)
