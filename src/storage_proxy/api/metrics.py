@@ -43,30 +43,7 @@ class DaemonMetrics:
             buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120),
             registry=r,
         )
-        self.capacity = Gauge(
-            "storage_proxy_volume_capacity_bytes", "Volume capacity", ["volume"], registry=r
-        )
-        self.used = Gauge(
-            "storage_proxy_volume_used_bytes", "Bytes used on the volume", ["volume"], registry=r
-        )
-        self.quota_usage = Gauge(
-            "storage_proxy_quota_usage_ratio",
-            "Used bytes over the limit of a quota scope, as last seen",
-            ["volume", "scope"],
-            registry=r,
-        )
-        self.snapshots = Gauge(
-            "storage_proxy_snapshots",
-            "Snapshots of the volume's vfolders, by origin (policy, manual), as last counted",
-            ["volume", "origin"],
-            registry=r,
-        )
-        self.snapshot_bytes = Gauge(
-            "storage_proxy_snapshot_bytes",
-            "Bytes the volume's snapshots hold where the storage knows, as last counted",
-            ["volume"],
-            registry=r,
-        )
+        self._storage_gauges(r)
         self.uploaded = Counter(
             "storage_proxy_upload_bytes", "Bytes received by uploads", ["volume"], registry=r
         )
@@ -93,6 +70,36 @@ class DaemonMetrics:
         )
         self._cache_counts: dict[str, dict[str, int]] = {}
         self._children: dict[tuple[Any, ...], tuple[Any, Any]] = {}
+        self._bgtask_metrics(r)
+
+    def _storage_gauges(self, r: CollectorRegistry) -> None:
+        """Volumes, quota scopes and snapshots, as jobs and scans last saw them."""
+        self.capacity = Gauge(
+            "storage_proxy_volume_capacity_bytes", "Volume capacity", ["volume"], registry=r
+        )
+        self.used = Gauge(
+            "storage_proxy_volume_used_bytes", "Bytes used on the volume", ["volume"], registry=r
+        )
+        self.quota_usage = Gauge(
+            "storage_proxy_quota_usage_ratio",
+            "Used bytes over the limit of a quota scope, as last seen",
+            ["volume", "scope"],
+            registry=r,
+        )
+        self.snapshots = Gauge(
+            "storage_proxy_snapshots",
+            "Snapshots of the volume's vfolders, by origin (policy, manual), as last counted",
+            ["volume", "origin"],
+            registry=r,
+        )
+        self.snapshot_bytes = Gauge(
+            "storage_proxy_snapshot_bytes",
+            "Bytes the volume's snapshots hold where the storage knows, as last counted",
+            ["volume"],
+            registry=r,
+        )
+
+    def _bgtask_metrics(self, r: CollectorRegistry) -> None:
         self.bgtasks_finished = Counter(
             "storage_proxy_bgtasks",
             "Background tasks finished, by kind and final status",
