@@ -455,9 +455,10 @@ class BasePosixVolume(PosixSnapshots, PosixReads, PosixUpkeep, LocalStagingUploa
         stream: AsyncIterator[bytes],
         options: WriteOptions = WriteOptions(),
     ) -> FileMeta:
-        whole, stream = await posix_whole.gather_whole(stream)
-        if whole is not None:  # a small body, arrived whole: written in one step
-            return await posix_whole.write_whole(self, vfid, relpath, whole, options)
+        if (options.size_hint or 0) <= posix_whole.WHOLE_MAX:  # small: maybe in one step
+            meta, stream = await posix_whole.write_if_whole(self, vfid, relpath, stream, options)
+            if meta is not None:
+                return meta
 
         def prepare() -> tuple[int, str]:
             with self._root(vfid) as root, errors_as(relpath):

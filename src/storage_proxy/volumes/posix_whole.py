@@ -52,23 +52,29 @@ async def _chain(first: list[bytes], rest: AsyncIterator[bytes]) -> AsyncIterato
         yield chunk
 
 
-async def write_whole(
+async def write_if_whole(
     volume: BasePosixVolume,
     vfid: VFolderID,
     relpath: RelPath,
-    body: bytes,
+    stream: AsyncIterator[bytes],
     options: WriteOptions,
-) -> FileMeta:
+) -> tuple[FileMeta | None, AsyncIterator[bytes]]:
+    """``(meta, _)`` once a body that arrived whole is written; else ``(None, stream)`` to go
+    on with (what was read ahead first).  A declared size is held before a byte is read, so
+    one that cannot fit is refused without reading the body."""
     async with volume._reservation(vfid) as res:
         if options.size_hint:
             await res.reserve(options.size_hint)
+        body, stream = await gather_whole(stream)
+        if body is None:
+            return None, stream
         await res.consume(len(body))
         st, record = await volume.run_blocking(_write, volume, vfid, relpath, body, options)
     if record.pop("_sidecar", False) and (
         options.checksums or options.content_type or options.tags
     ):
         await volume.deps.books.put_file_meta(volume.name, str(vfid), str(relpath), record)
-    return filemeta.to_file_meta(st, record)
+    return filemeta.to_file_meta(st, record), stream
 
 
 def _write(
