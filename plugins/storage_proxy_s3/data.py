@@ -5,9 +5,10 @@ content type, tags) kept in the metadata store keyed by the object's ETag."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from storage_proxy.core.errors import FileExists, FileNotFound, IsADirectory
+from storage_proxy.core.files import KeepVersions
 from storage_proxy.core.paths import RelPath
 from storage_proxy.core.types import DirEntryType, FileMeta, VFolderID
 from storage_proxy.volumes.abc import AbstractVolume, ReadOptions, WriteOptions
@@ -16,6 +17,9 @@ from storage_proxy.volumes.quota import ProxyQuotaModel
 from .client import S3Connection, translate
 from .entries import file_meta
 from .multipart import PutResult, new_hashers, prefetched, put_stream
+
+if TYPE_CHECKING:
+    from .versions import Prior
 
 #: How many bytes of a GET's body aiohttp may hold before it stops reading the socket.  Its
 #: default (twice its 64 KiB read buffer) pauses and resumes the connection every few reads at
@@ -48,6 +52,22 @@ async def stream_body(response: Any, chunk_size: int, what: object) -> AsyncIter
         body.close()
 
 
+async def read_object(
+    conn: S3Connection, key: str, version: str | None, options: ReadOptions, what: object
+) -> AsyncIterator[bytes]:
+    """One object's bytes (one ``version`` of it, if given), ``options``' range of them."""
+    kw: dict[str, Any] = {"Bucket": conn.bucket, "Key": key}
+    if version is not None:
+        kw["VersionId"] = version
+    if options.offset or options.length is not None:
+        end = "" if options.length is None else str(options.offset + options.length - 1)
+        kw["Range"] = f"bytes={options.offset}-{end}"
+    with translate(what):
+        r = await conn.c.get_object(**kw)
+    async for chunk in stream_body(r, options.chunk_size, what):
+        yield chunk
+
+
 class DataMixin(AbstractVolume):
     conn: S3Connection
     part_size: int
@@ -67,6 +87,19 @@ class DataMixin(AbstractVolume):
 
     def _changed(self, vfid: VFolderID) -> None:
         raise NotImplementedError
+
+    if TYPE_CHECKING:  # the versions part's (it comes first)
+
+        async def _before_change(self, vfid: VFolderID, rel: RelPath) -> Prior | None: ...
+
+        async def _after_change(
+            self,
+            vfid: VFolderID,
+            rel: RelPath,
+            prior: Prior | None,
+            keep: KeepVersions | None,
+            reason: str,
+        ) -> None: ...
 
     # -- data --------------------------------------------------------------------------------
     async def read(
@@ -104,6 +137,7 @@ class DataMixin(AbstractVolume):
         options: WriteOptions = WriteOptions(),
     ) -> FileMeta:
         kind = await self._writable_target(vfid, relpath, options.overwrite)
+        prior = await self._before_change(vfid, relpath) if kind is not None else None
         hashers = new_hashers(options.checksums)
         extra = {"ContentType": options.content_type} if options.content_type else {}
         async with self.quota_model.reservation(vfid) as res:
@@ -123,6 +157,7 @@ class DataMixin(AbstractVolume):
         if kind is not None:
             self.quota_model.invalidate(vfid)  # the old object's bytes are gone
         await self._record(vfid, relpath, result, hashers, options.content_type, options.tags)
+        await self._after_change(vfid, relpath, prior, options.keep, "overwrite")
         return await self.get_file_meta(vfid, relpath)
 
     async def _writable_target(

@@ -18,8 +18,8 @@ from storage_proxy.core.paths import RelPath
 from storage_proxy.core.types import DirEntry, DirEntryType
 from storage_proxy.volumes.snapshots import SnapshotTree
 
-from .client import S3Connection, translate
-from .data import stream_body
+from .client import S3Connection
+from .data import read_object
 from .entries import dir_entry, file_entry
 
 VERSIONS = "versions"
@@ -130,13 +130,6 @@ class ManifestTree(SnapshotTree):
         stored = self.manifest.files[str(relpath)]
         if options.length == 0 or stored.size == 0:
             return
-        kw: dict[str, Any] = {"Bucket": self.conn.bucket, "Key": stored.key}
-        if stored.version is not None:
-            kw["VersionId"] = stored.version
-        if options.offset or options.length is not None:
-            end = "" if options.length is None else str(options.offset + options.length - 1)
-            kw["Range"] = f"bytes={options.offset}-{end}"
-        with translate(relpath):  # a version expired by a lifecycle rule: 404
-            r = await self.conn.c.get_object(**kw)
-        async for chunk in stream_body(r, options.chunk_size, relpath):
+        # a version expired by a lifecycle rule: 404
+        async for chunk in read_object(self.conn, stored.key, stored.version, options, relpath):
             yield chunk

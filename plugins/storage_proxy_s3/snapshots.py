@@ -20,9 +20,11 @@ manifest's tree and the volume's own writes (quota reservations, checksums).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +36,7 @@ from storage_proxy.core.errors import (
     SnapshotExists,
     SnapshotNotFound,
 )
+from storage_proxy.core.files import KeepVersions
 from storage_proxy.core.paths import RelPath
 from storage_proxy.core.snapshots import (
     Progress,
@@ -52,6 +55,9 @@ from .manifest import COPIES, VERSIONS, Manifest, ManifestTree, Stored
 from .window import for_each
 
 SNAPSHOTS = ".sp-snapshots"
+#: Below a vfolder's snapshots: a marker per snapshot being taken (versioned buckets); one
+#: older than this is left by a daemon that stopped meanwhile and is not heeded.
+TAKING, TAKING_STALE = ".taking", 600.0
 _COPY_CONCURRENCY = 16
 
 
@@ -75,6 +81,16 @@ class S3Snapshots(AbstractVolume):
         async def _writable_target(
             self, vfid: VFolderID, relpath: RelPath, overwrite: bool
         ) -> DirEntryType | None: ...
+
+        async def _copy_object(
+            self,
+            vfid: VFolderID,
+            dest: RelPath,
+            source: tuple[str, str | None],
+            size: int,
+            sha256: str | None,
+            keep: KeepVersions | None,
+        ) -> None: ...
 
     async def _require_vfolder(self, vfid: VFolderID) -> str:
         raise NotImplementedError
@@ -118,11 +134,12 @@ class S3Snapshots(AbstractVolume):
         manifest = Manifest(time.time(), mode, token)
         copies = f"{self.snapshots_prefix(vfid)}{snapshot_id}/"
         try:
-            if self.versioned:
-                await self._list_versions(prefix, manifest)
-            else:
-                await self._copy_files(vfid, prefix, copies, manifest, progress)
-            await self._publish(key, manifest, vfid, snapshot_id)
+            async with self._taking(vfid, token):
+                if self.versioned:
+                    await self._list_versions(prefix, manifest)
+                else:
+                    await self._copy_files(vfid, prefix, copies, manifest, progress)
+                await self._publish(key, manifest, vfid, snapshot_id)
         except BaseException:
             if not self.versioned:  # the copies of this attempt (another taker's use a token)
                 await self.conn.delete_prefix(f"{copies}{token}/")
@@ -132,6 +149,31 @@ class S3Snapshots(AbstractVolume):
         return SnapshotInfo(
             snapshot_id, datetime.fromtimestamp(manifest.created, UTC), manifest.size
         )
+
+    @contextlib.asynccontextmanager
+    async def _taking(self, vfid: VFolderID, token: str) -> AsyncIterator[None]:
+        """On a versioned bucket, a marker while the snapshot is taken: file versions are not
+        trimmed meanwhile (the manifest may name any version current when it listed them)."""
+        if not self.versioned:
+            yield
+            return
+        key = f"{self.snapshots_prefix(vfid)}{TAKING}/{token}"
+        with translate(key):
+            r = await self.conn.c.put_object(Bucket=self.conn.bucket, Key=key)
+        try:
+            yield
+        finally:
+            mine = [{"Key": key, "VersionId": r["VersionId"]}] if r.get("VersionId") else []
+            await asyncio.shield(self.conn.delete_versions(mine))
+
+    async def snapshot_pending(self, vfid: VFolderID) -> bool:
+        """A snapshot of the vfolder is being taken (a marker younger than ``TAKING_STALE``)."""
+        if not self.versioned:
+            return False
+        async for item in self.conn.iter_keys(f"{self.snapshots_prefix(vfid)}{TAKING}/"):
+            if time.time() - modified(item).timestamp() < TAKING_STALE:
+                return True
+        return False
 
     async def _list_versions(self, prefix: str, manifest: Manifest) -> None:
         """Every current version below the vfolder (a key whose newest is a delete marker has
@@ -242,21 +284,15 @@ class S3Snapshots(AbstractVolume):
         progress: Progress | None = None,
     ) -> RestoreReport:
         """The manifest's files copied back server-side (versions or copies), no byte through
-        the proxy; in place, what a file replaces is not kept (s3 keeps no file versions)."""
+        the proxy; in place, what a file replaces is kept as any change keeps it (``versions``)."""
         written = by_write(self, vfid)
 
         async def put(tree: SnapshotTree, rel: RelPath, dest: RelPath, o: RestoreOptions) -> int:
             if not isinstance(tree, ManifestTree):
                 return await written(tree, rel, dest, o)
             stored = tree.manifest.files[str(rel)]
-            target = self.file_key(vfid, dest)
-            await self._writable_target(vfid, dest, True)
-            async with self.quota_model.reservation(vfid) as res:
-                await res.reserve(stored.size)
-                await self.conn.copy(stored.key, target, stored.size, stored.version)
-                res.used = stored.size
-            await self.deps.books.delete_file_meta(self.name, str(vfid), str(dest))
-            self._changed(vfid)
+            source = (stored.key, stored.version)
+            await self._copy_object(vfid, dest, source, stored.size, None, o.keep)
             return stored.size
 
         return await restore_by_copy(self, vfid, snapshot_id, options, progress, put=put)

@@ -94,6 +94,7 @@ class StagingMixin(LocalStagingUploads, DataMixin):
         staged = held.path
         key = self.file_key(vfid, relpath)
         size = await asyncio.to_thread(held.size)
+        prior = await self._before_change(vfid, relpath)  # before anything can replace it
         # what is at the target is checked while the last parts go up (its LIST can take tens of
         # milliseconds), and before anything becomes visible
         check = asyncio.ensure_future(self._writable_target(vfid, relpath, overwrite))
@@ -119,6 +120,7 @@ class StagingMixin(LocalStagingUploads, DataMixin):
                 check.cancel()
             await asyncio.gather(check, return_exceptions=True)
         await self._record(vfid, relpath, result, hashers, content_type, None)
+        await self._after_change(vfid, relpath, prior, keep, "overwrite")
         self._changed(vfid)
         await self.early.discard(session_id)
         # the writer's hold is ours: drop the staged file through it (discard would wait for it)

@@ -4,7 +4,8 @@ Vfolders are key prefixes in the Backend.AI layout (``<prefix>/<scope-hex>/<h0:2
 with a zero-byte marker key ending in ``/`` for each quota scope, vfolder and explicit directory;
 directories are otherwise implied by the keys below them (listing with ``Delimiter='/'``).
 Quotas are the proxy's (S3 has none): :class:`ProxyQuotaModel` over prefix listings.
-Snapshots are manifests of object versions or of server-side copies (:mod:`.snapshots`).
+Snapshots are manifests of object versions or of server-side copies (:mod:`.snapshots`); on a
+bucket with versioning the objects' old versions are the files' versions (:mod:`.versions`).
 """
 
 from __future__ import annotations
@@ -51,9 +52,9 @@ from .client import OPTIONS, S3Connection, check_options, translate
 from .early import EarlyParts
 from .entries import dir_entry, file_entry
 from .presign import PresignMixin
-from .snapshots import S3Snapshots
 from .staging import StagingMixin
 from .upkeep import S3Upkeep
+from .versions import S3Versions
 from .window import for_each
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ _COPY_CONCURRENCY = 16
 _NO_CAPACITY = 1 << 60  # S3 has no capacity; report 1 EiB
 
 
-class S3Volume(S3Snapshots, S3Upkeep, PresignMixin, StagingMixin):
+class S3Volume(S3Versions, S3Upkeep, PresignMixin, StagingMixin):
     backend_name = "s3"
     capabilities = frozenset(
         {
@@ -156,6 +157,8 @@ class S3Volume(S3Snapshots, S3Upkeep, PresignMixin, StagingMixin):
 
     async def _bucket_used(self, bucket: Bucket) -> int:
         if isinstance(bucket, QuotaScopeID):
+            if self.versioned:  # kept versions count against the scope's quota
+                return await self._stored_bytes(self.scope_marker(bucket))
             return (await self._list_usage(self.scope_marker(bucket))).used_bytes
         return (await self._list_usage(self.vfolder_prefix(bucket))).used_bytes
 
@@ -187,6 +190,7 @@ class S3Volume(S3Snapshots, S3Upkeep, PresignMixin, StagingMixin):
         await self.conn.delete_keys([prefix])
         await self.move_to_trash(vfid, prefix)
         await self.drop_snapshots(vfid)
+        await self.drop_versions(vfid)
         self._changed(vfid)
 
     async def clone_vfolder(self, src: VFolderID, dst: VFolderID) -> None:
@@ -340,8 +344,13 @@ class S3Volume(S3Snapshots, S3Upkeep, PresignMixin, StagingMixin):
             if dst_kind is DirEntryType.DIRECTORY:
                 raise IsADirectory(f"is a directory: {dst}")
             head = await self.conn.head(src_key)
+            moved, replaced = await self._before_change(vfid, src), None
+            if dst_kind is DirEntryType.FILE:
+                replaced = await self._before_change(vfid, dst)
             await self.conn.copy(src_key, dst_key, head["ContentLength"] if head else 0)
             await self.conn.delete_keys([src_key])
+            await self._after_change(vfid, dst, replaced, keep, "move")
+            await self._after_change(vfid, src, moved, None, "move")  # it lives on at dst
         else:
             if dst_kind is DirEntryType.FILE:
                 raise NotADirectory(f"not a directory: {dst}")
@@ -357,6 +366,7 @@ class S3Volume(S3Snapshots, S3Upkeep, PresignMixin, StagingMixin):
             with translate(dst):
                 await self.conn.c.put_object(Bucket=self.conn.bucket, Key=dst_key + "/")
             await self.conn.delete_keys([i["Key"] for i in items])
+            await self._moved_away(vfid, [i["Key"] for i in items])
         self._changed(vfid)
 
     async def delete_files(
@@ -378,10 +388,12 @@ class S3Volume(S3Snapshots, S3Upkeep, PresignMixin, StagingMixin):
             targets.append((rel, kind, self.file_key(vfid, rel)))
         for rel, kind, key in targets:
             if kind is DirEntryType.FILE:
+                prior = await self._before_change(vfid, rel)
                 await self.conn.delete_keys([key])
                 await self.deps.books.delete_file_meta(self.name, str(vfid), str(rel))
+                await self._after_change(vfid, rel, prior, keep, "delete")
             elif recursive:
-                await self.conn.delete_prefix(key + "/")
+                await self._delete_tree(vfid, rel, keep)
             elif [i["Key"] async for i in self.conn.iter_keys(key + "/", limit=2)] == [key + "/"]:
                 await self.conn.delete_keys([key + "/"])  # only its marker: empty
             else:

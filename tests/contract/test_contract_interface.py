@@ -9,6 +9,7 @@ Together with ``test_contract.py`` every method of :class:`AbstractVolume` and
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import inspect
 import time
@@ -24,6 +25,7 @@ from storage_proxy.core.errors import (
     FileNotFound,
     IsADirectory,
     QuotaExceeded,
+    UnsupportedOperation,
     UploadNotFound,
     UploadOffsetMismatch,
     VFolderNotFound,
@@ -58,6 +60,7 @@ EXERCISED = {
     "upload_prepare": "staged_upload", "upload_size": "staged_upload",
     "upload_hold": "staged_upload", "upload_append": "staged_upload",
     "upload_publish": "staged_upload", "upload_discard": "staged_upload",
+    "upload_concat": "joined_uploads", "performance_metric": "performance_metric",
     "purge_trash": "maintenance", "staged_uploads": "maintenance", "reap_staging": "maintenance",
     "walk_files": "maintenance", "file_digest": "maintenance", "expire_files": "maintenance",
     "stored_vfolders": "maintenance", "run_blocking": "maintenance",
@@ -164,6 +167,41 @@ async def test_staged_upload(volume: AbstractVolume) -> None:
     await volume.upload_discard(other)  # a missing session is no error
     with pytest.raises(UploadNotFound):
         await volume.upload_size(other)
+
+
+async def test_joined_uploads(volume: AbstractVolume) -> None:
+    """tus concatenation's storage step: complete parts appended to a held upload, in order."""
+    vfid = await new_vfolder(volume)
+    final, first, second = (uuid.uuid4().hex for _ in range(3))
+    for sid in (final, first, second):
+        await volume.upload_prepare(sid, UploadTarget(vfid, rp("j/joined.bin")))
+    assert await _appended(volume, first, 0, b"first-", b"part") == 10
+    assert await _appended(volume, second, 0, b"+second") == 7
+    async with (
+        volume.upload_hold(final) as held,
+        volume.upload_hold(first) as one,
+        volume.upload_hold(second) as two,
+    ):
+        assert await volume.upload_concat(held, [one, two]) == 17
+        await volume.upload_publish(held, vfid, rp("j/joined.bin"), checksums=True)
+    assert await read(volume, vfid, "j/joined.bin") == b"first-part+second"
+    meta = await volume.get_file_meta(vfid, rp("j/joined.bin"))
+    assert meta.sha256 == hashlib.sha256(b"first-part+second").hexdigest()
+    assert await volume.upload_size(first) == 10  # the parts are the caller's to discard
+    for sid in (first, second):
+        await volume.upload_discard(sid)
+    assert [e.name async for e in volume.scandir(vfid, rp("j"))] == ["joined.bin"]
+
+
+async def test_performance_metric(volume: AbstractVolume) -> None:
+    """Live I/O figures where the backend reads them; else the clear refusal Backend.AI gives."""
+    try:
+        metric = await volume.performance_metric()
+    except UnsupportedOperation:
+        return
+    figures = dataclasses.asdict(metric)
+    assert set(figures) >= {"iops_read", "iops_write", "io_bytes_read", "io_bytes_write"}
+    assert all(value >= 0 for value in figures.values())
 
 
 async def test_key_order(volume: AbstractVolume) -> None:

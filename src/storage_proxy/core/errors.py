@@ -167,6 +167,10 @@ class UploadOffsetMismatch(Conflict):
     code, title = "upload-offset-mismatch", "Upload-Offset does not match the stored offset"
 
 
+class VersionInSnapshot(Conflict):
+    code, title = "version-in-snapshot", "A snapshot of the vfolder holds this version"
+
+
 class Gone(StorageProxyError):
     status, code, title = 410, "gone", "Gone"
 
