@@ -47,7 +47,7 @@ from ..core.types import (
     VFolderID,
     VFolderUsage,
 )
-from . import beneath, blockstats, filemeta, fsremove, fstree, posix_tree
+from . import beneath, blockstats, filemeta, fsremove, fstree, posix_tree, posix_whole
 from . import posix_fs as fs
 from .abc import (
     DEFAULT_VFOLDER_MODE,
@@ -455,6 +455,11 @@ class BasePosixVolume(PosixSnapshots, PosixReads, PosixUpkeep, LocalStagingUploa
         stream: AsyncIterator[bytes],
         options: WriteOptions = WriteOptions(),
     ) -> FileMeta:
+        if (options.size_hint or 0) <= posix_whole.WHOLE_MAX:  # small: maybe in one step
+            meta, stream = await posix_whole.write_if_whole(self, vfid, relpath, stream, options)
+            if meta is not None:
+                return meta
+
         def prepare() -> tuple[int, str]:
             with self._root(vfid) as root, errors_as(relpath):
                 return self._write_target(root, relpath, options.overwrite)

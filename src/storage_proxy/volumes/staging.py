@@ -326,7 +326,7 @@ class FileSink:
             chunks, size = self._chunks, self._pending
             self._chunks, self._pending = [], 0
             self._writing = asyncio.ensure_future(
-                self._run(_write_all, self._fd, chunks, self._hashers, self._offset)
+                self._run(write_all, self._fd, chunks, self._hashers, self._offset)
             )
             self._offset += size
             self.written += size
@@ -342,7 +342,7 @@ class FileSink:
         await self._wait()
 
 
-def _write_all(fd: int, chunks: list[bytes], hashers: Sequence[Any], offset: int) -> None:
+def write_all(fd: int, chunks: list[bytes], hashers: Sequence[Any], offset: int) -> None:
     for hasher in hashers:  # hashlib releases the GIL on large buffers
         for chunk in chunks:
             hasher.update(chunk)
@@ -363,4 +363,5 @@ __all__ = [
     "LocalStaging",
     "LocalStagingUploads",
     "is_abandoned_at",
+    "write_all",
 ]
