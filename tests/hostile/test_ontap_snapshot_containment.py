@@ -177,6 +177,8 @@ async def test_user_paths_never_reach_snapshot_dir(ontap: tuple[NetAppVolume, Em
             await volume.write(a, rp(f"{probe}/planted.txt"), body(b"x"))
     names = {e.name async for e in volume.scandir(a, rp("."))}
     assert ".snapshot" not in names
+    planted = [p for p in volume.vfolder_path(a).rglob("*") if ".snapshot" in p.parts]
+    assert planted == []  # nor made below a new directory (d/.snapshot/x was, once)
 
 
 async def test_deleting_a_vfolder_deletes_only_its_snapshots(

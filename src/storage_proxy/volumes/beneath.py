@@ -260,6 +260,8 @@ def make_dirs(root_fd: int, rel: RelPath, mode: int = 0o755) -> int:
     except FileNotFoundError:
         if not rel.parts:
             raise
+    if rel.name in _hidden.get(root_fd, ()):  # never made, as never resolved
+        raise OSError(errno.EXDEV, "a name the storage reserves", rel.name)
     parent = make_dirs(root_fd, rel.parent, mode)
     with opened(parent):
         try:
