@@ -471,28 +471,15 @@ class BasePosixVolume(PosixSnapshots, PosixReads, PosixUpkeep, LocalStagingUploa
                 if options.size_hint:
                     await res.reserve(options.size_hint)
                 staged = await self._run(self._open_staged, parent)
-                area, fd, sname = staged
+                _, fd, _ = staged
                 try:
                     async with FileSink(fd, digests_of, self._run) as sink:
                         async for chunk in stream:
                             await res.consume(len(chunk))
                             await sink.write(chunk)
-                    digests = [h.hexdigest() for h in digests_of] or [None, None]
-                    record = await self._run(
-                        self._stamp,
-                        fd,
-                        sha256=digests[0],
-                        md5=digests[1],
-                        content_type=options.content_type,
-                        tags=dict(options.tags or {}),
-                        mode=options.mode,
-                    )
-                    publish = partial(
-                        fs.publish_staged, area, sname, fd, parent, name, options.overwrite
-                    )
-                    keep = options.keep if options.overwrite else None
-                    at = (parent, name)
-                    await self._run(self._replace, vfid, relpath, keep, "overwrite", at, publish)
+                    publish = posix_whole.stamp_and_publish
+                    args = (self, vfid, relpath, staged, parent, name, digests_of, options)
+                    record = await self._run(publish, *args)
                 finally:
                     await self._run(fs.leave_staged, staged)
         if record.pop("_sidecar", False) and (digests_of or options.content_type or options.tags):

@@ -93,20 +93,37 @@ def _write(
             area, fd, sname = staged
             try:
                 write_all(fd, [body], digests_of, 0)
-                digests = [h.hexdigest() for h in digests_of] or [None, None]
-                record = volume._stamp(
-                    fd,
-                    sha256=digests[0],
-                    md5=digests[1],
-                    content_type=options.content_type,
-                    tags=dict(options.tags or {}),
-                    mode=options.mode,
+                record = stamp_and_publish(
+                    volume, vfid, relpath, staged, parent, name, digests_of, options
                 )
-                publish = partial(
-                    fs.publish_staged, area, sname, fd, parent, name, options.overwrite
-                )
-                keep = options.keep if options.overwrite else None
-                volume._replace(vfid, relpath, keep, "overwrite", (parent, name), publish)
                 return os.fstat(fd), record
             finally:
                 fs.leave_staged(staged)
+
+
+def stamp_and_publish(
+    volume: BasePosixVolume,
+    vfid: VFolderID,
+    relpath: RelPath,
+    staged: tuple[int, int, str],
+    parent: int,
+    name: str,
+    digests_of: list[Any],
+    options: WriteOptions,
+) -> dict[str, Any]:
+    """Blocking, for both write paths: give the written staged file its record, then publish it
+    at ``(parent, name)`` keeping what it replaces as a version; the record."""
+    area, fd, sname = staged
+    digests = [h.hexdigest() for h in digests_of] or [None, None]
+    record = volume._stamp(
+        fd,
+        sha256=digests[0],
+        md5=digests[1],
+        content_type=options.content_type,
+        tags=dict(options.tags or {}),
+        mode=options.mode,
+    )
+    publish = partial(fs.publish_staged, area, sname, fd, parent, name, options.overwrite)
+    keep = options.keep if options.overwrite else None
+    volume._replace(vfid, relpath, keep, "overwrite", (parent, name), publish)
+    return record
