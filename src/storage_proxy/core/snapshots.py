@@ -21,7 +21,9 @@ from .paths import RelPath
 
 _SNAPSHOT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 #: What a backend may use as a version id (posix: "<ns hex>-<random hex>", s3: its VersionId).
-_VERSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+#: S3 servers pick any of these characters first (Ceph RGW's ids may start with ``-`` or ``.``);
+#: ``.`` and ``..`` alone are refused so an id can never name a directory step.
+_VERSION_ID = re.compile(r"^(?!\.\.?$)[A-Za-z0-9._-]{1,128}$")
 #: Snapshots a policy takes are named with this prefix; a policy prunes only its own.
 POLICY_PREFIX = "auto-"
 
