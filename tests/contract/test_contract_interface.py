@@ -30,8 +30,10 @@ from storage_proxy.core.errors import (
     UploadOffsetMismatch,
     VFolderNotFound,
 )
+from storage_proxy.core.files import WholeFile
 from storage_proxy.core.types import (
     Capability,
+    FileMeta,
     QuotaConfig,
     QuotaScopeID,
     QuotaScopeType,
@@ -55,7 +57,8 @@ EXERCISED = {
     "set_vfolder_quota": "vfolder_limit", "scandir": "file_operations", "stat": "file_operations",
     "list_files": "key_order", "mkdir": "file_operations", "move_file": "file_operations",
     "rename_file": "file_operations", "delete_files": "file_operations",
-    "read": "file_operations", "write": "file_operations", "get_file_meta": "file_metadata",
+    "read": "file_operations", "write": "file_operations", "write_whole": "whole_files",
+    "get_file_meta": "file_metadata",
     "update_file_meta": "file_metadata", "local_file": "local_file",
     "upload_prepare": "staged_upload", "upload_size": "staged_upload",
     "upload_hold": "staged_upload", "upload_append": "staged_upload",
@@ -130,6 +133,43 @@ async def test_file_metadata(volume: AbstractVolume) -> None:
         await volume.get_file_meta(vfid, rp("nope"))
     with pytest.raises(IsADirectory):
         await volume.get_file_meta(vfid, rp("d"))
+
+
+async def test_whole_files(volume: AbstractVolume) -> None:
+    """A group of small files stored at once: each as ``write`` stores it, each refusal its own
+    outcome, the same name twice ending with the later body; a group that does not fit the
+    quota stores what fits, file by file."""
+    vfid = await new_vfolder(volume)
+    await volume.write(vfid, rp("kept.txt"), body(b"old"))
+    opts = WriteOptions(checksums=True, content_type="text/plain")
+    files = [
+        WholeFile(rp("g/a.txt"), b"alpha", opts),
+        WholeFile(rp("kept.txt"), b"new", dataclasses.replace(opts, overwrite=False)),
+        WholeFile(rp("g/a.txt"), b"second", opts),
+        WholeFile(rp("g/empty"), b"", opts),
+    ]
+    out = await volume.write_whole(vfid, files)
+    assert [type(o).__name__ for o in out] == ["FileMeta", "FileExists", "FileMeta", "FileMeta"]
+    assert await read(volume, vfid, "g/a.txt") == b"second"
+    assert await read(volume, vfid, "kept.txt") == b"old"
+    assert await read(volume, vfid, "g/empty") == b""
+    second = out[2]
+    assert isinstance(second, FileMeta)
+    assert second.sha256 == hashlib.sha256(b"second").hexdigest() and second.size == 6
+    assert second.content_type == "text/plain"
+    assert await volume.get_file_meta(vfid, rp("g/a.txt")) == second
+    qsid = vfid.quota_scope_id
+    await volume.quota_model.update_quota_scope(qsid, QuotaConfig(64 * 1024))
+    try:
+        chunk = b"q" * (24 * 1024)
+        out = await volume.write_whole(vfid, [WholeFile(rp(f"q/{i}"), chunk) for i in range(4)])
+        stored = [isinstance(o, FileMeta) for o in out]
+        assert stored[0] and not stored[-1], out  # what fits is stored, not nothing
+        assert all(isinstance(o, QuotaExceeded) for o in out if not isinstance(o, FileMeta))
+        names = sorted([e.name async for e in volume.scandir(vfid, rp("q"))])
+        assert names == [str(i) for i, ok in enumerate(stored) if ok]
+    finally:
+        await volume.quota_model.unset_quota(qsid)
 
 
 async def _appended(volume: AbstractVolume, sid: str, offset: int, *parts: bytes) -> int:

@@ -14,6 +14,7 @@ from api_fixtures import Daemon
 from test_file_api import BASE, OWNER_QS, token
 from test_file_api import shared as shared  # the fixture
 
+from storage_proxy.services.batch import GROUP_FILES
 from storage_proxy.services.tarstream import TarStream
 
 TAR = {"Content-Type": "application/x-tar"}
@@ -137,3 +138,23 @@ async def test_tar_stream_reads_members_in_small_pieces() -> None:
         content = b"".join([c async for c in stream.data()]) if member.kind == "file" else None
         seen.append((member.name, member.kind, content))
     assert seen == [("d", "directory", None), ("d/x", "file", b"x" * 5000), ("y", "file", b"")]
+
+
+async def test_many_groups_keep_order_and_each_result(shared: Daemon) -> None:
+    """More files than one stored group holds: results stay in order, the same name in three
+    groups ends with the last body, a refused name in the middle is refused alone."""
+    count = GROUP_FILES * 2 + 50
+    members: list[tuple[str, bytes | None]] = [
+        (f"many/f{i:04d}.bin", i.to_bytes(4, "big")) for i in range(count)
+    ]
+    members[10] = ("many/dup.txt", b"one")
+    members[GROUP_FILES + 3] = ("many/dup.txt", b"two")
+    members[GROUP_FILES + 4] = ("many/../../escape.txt", b"no")
+    members[-1] = ("many/dup.txt", b"three")
+    resp = await post_batch(shared, make_tar(members))
+    out = await resp.json()
+    assert resp.status == 200 and out["failed"] == 1 and out["stored"] == count - 1, out["failed"]
+    assert [r["name"] for r in out["results"]] == [m[0] for m in members]
+    assert out["results"][GROUP_FILES + 4]["error"]["status"] in (400, 403)
+    assert await read(shared, "many/dup.txt") == (200, b"three")
+    assert await read(shared, "many/f0100.bin") == (200, (100).to_bytes(4, "big"))

@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Self
 
+from .paths import RelPath
+
 
 class LocalFile:
     """An opened regular file or directory of a volume with local files.
@@ -71,3 +73,13 @@ class WriteOptions:
     content_type: str | None = None
     tags: Mapping[str, str] | None = None
     keep: KeepVersions | None = None  # keep the file it replaces as a version
+
+
+@dataclass(frozen=True, slots=True)
+class WholeFile:
+    """A small file whose body has arrived whole, to be stored as :meth:`write` would store it
+    (one of a group a volume may store in fewer round trips)."""
+
+    relpath: RelPath
+    body: bytes
+    options: WriteOptions = WriteOptions()

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.errors import IncompleteBody, InvalidParameter, StorageProxyError
-from ..core.files import WriteOptions
+from ..core.files import WholeFile, WriteOptions
 from ..core.paths import RelPath
 from ..core.records import Permission
-from ..core.types import VFolderID
+from ..core.types import FileMeta, VFolderID
 from .access import Actor
 from .bgtasks import BackgroundTaskService, BgTaskEnded, ProgressReporter, TaskFunc
 from .files import FileService
@@ -28,12 +28,11 @@ from .tarstream import ReadExactly, TarStream
 
 #: Items one batch may hold (its result is one JSON document).
 MAX_BATCH_ITEMS = 100_000
-#: Files up to this size are read whole and written while the next ones are read ...
+#: Files up to this size are read whole and stored in groups while the next ones are read ...
 SMALL_ITEM = 1 << 20
-#: ... this many at a time, holding at most MAX_HELD bytes (larger ones are streamed one after
-#: the other).
-MAX_IN_FLIGHT = 64
-MAX_HELD = 16 << 20
+#: ... a group being this many files or bytes (larger files are streamed one after the other).
+GROUP_FILES = 256
+GROUP_BYTES = 4 << 20
 
 
 @dataclass(slots=True)
@@ -168,47 +167,40 @@ class BatchService:
             return await self._tracked((volume, vfid, base), track, work)
         result = BatchResult()
         slots: list[dict[str, Any] | None] = []
-        running: dict[asyncio.Task[dict[str, Any]], int] = {}  # a small file's write -> its slot
-        by_path: dict[str, asyncio.Task[dict[str, Any]]] = {}  # the last write of each name
-        held: dict[asyncio.Task[dict[str, Any]], int] = {}  # bytes each running write holds
 
-        async def one(item: BatchItem, before: asyncio.Task[Any] | None) -> dict[str, Any]:
-            if before is not None:  # the same name twice: the later one lands last
-                await asyncio.wait([before])
-            out = await self._one(actor, volume, vfid, base, item, overwrite)
-            if tally is not None:
-                await tally(out)
-            return out
+        async def store(files: list[WholeFile]) -> list[FileMeta | StorageProxyError]:
+            return await self._files.write_whole(actor, volume, vfid, files)
 
+        groups = _Groups(store, slots, tally)
         try:
             async for item in items:
                 if len(slots) >= MAX_BATCH_ITEMS:
                     raise InvalidParameter(f"a batch holds at most {MAX_BATCH_ITEMS} items")
                 slots.append(None)
-                small = await _buffered(item)
-                if small is None:  # streamed: written as it is read, while small ones go on
-                    await _settle(running, slots, wait_all=True)
-                    slots[-1] = out = await self._one(actor, volume, vfid, base, item, overwrite)
-                    if tally is not None:
-                        await tally(out)
+                whole = await _whole(item)
+                if whole is not None:
+                    try:
+                        rel = _below(base, item.name)
+                    except StorageProxyError as e:
+                        slots[-1] = await _told(tally, _failed({"name": item.name}, e))
+                        continue
+                    options = WriteOptions(
+                        size_hint=len(whole),
+                        checksums=True,
+                        content_type=item.content_type,
+                        overwrite=overwrite,
+                    )
+                    await groups.add(len(slots) - 1, item.name, WholeFile(rel, whole, options))
                     continue
-                key = "/".join(p for p in small.name.split("/") if p not in ("", "."))
-                task = asyncio.create_task(one(small, by_path.get(key)))
-                running[task] = len(slots) - 1
-                by_path[key] = task
-                held[task] = small.size or 0
-                while len(running) >= MAX_IN_FLIGHT or sum(held.values()) > MAX_HELD:
-                    await _settle(running, slots)
-                    for gone in [t for t in held if t not in running]:
-                        del held[gone]
+                # a directory, a refused item or a large file: after every file before it,
+                # and streamed while it is read
+                await groups.drain()
+                out = await self._one(actor, volume, vfid, base, item, overwrite)
+                slots[-1] = await _told(tally, out)
         except StorageProxyError as e:
             result.aborted = e
         finally:
-            try:
-                await _settle(running, slots, wait_all=True)
-            finally:
-                for task in running:
-                    task.cancel()
+            await groups.drain()
         result.items = [s for s in slots if s is not None]
         result.failed = sum(1 for s in result.items if "error" in s)
         result.stored = len(result.items) - result.failed
@@ -228,7 +220,7 @@ class BatchService:
             try:
                 if item.refused is not None:
                     raise item.refused
-                rel = RelPath.parse(f"{base}/{item.name}" if base.parts else item.name)
+                rel = _below(base, item.name)
                 out["path"] = str(rel)
                 if item.body is None:
                     (error,) = await self._files.mkdir(
@@ -245,18 +237,14 @@ class BatchService:
                     overwrite=overwrite,
                 )
                 meta = await self._files.write(actor, volume, vfid, rel, item.body, options)
-                out.update(type="file", size=meta.size)
-                if meta.sha256:
-                    out["sha256"] = meta.sha256
-                return out
+                return _stored(out, meta)
             finally:
                 if item.body is not None:
                     await _drain(item.body)  # what a refused item left unread
         except StorageProxyError as e:
             if isinstance(e, _STREAM_ERRORS):
                 raise  # the stream itself is broken: nothing after this can be read
-            out["error"] = _problem(e)
-            return out
+            return _failed(out, e)
 
 
 class BrokenStream(InvalidParameter):
@@ -266,28 +254,87 @@ class BrokenStream(InvalidParameter):
 _STREAM_ERRORS = (BrokenStream, IncompleteBody)
 
 
-async def _settle(
-    running: dict[asyncio.Task[dict[str, Any]], int],
-    slots: list[dict[str, Any] | None],
-    *,
-    wait_all: bool = False,
-) -> None:
-    """Collect finished writes into their slots (at least one, or all with ``wait_all``)."""
-    if not running:
-        return
-    done, _ = await asyncio.wait(
-        running, return_when=asyncio.ALL_COMPLETED if wait_all else asyncio.FIRST_COMPLETED
-    )
-    for task in done:
-        slots[running.pop(task)] = task.result()  # a write's unexpected error is raised here
+def _below(base: RelPath, name: str) -> RelPath:
+    return RelPath.parse(f"{base}/{name}" if base.parts else name)
 
 
-async def _buffered(item: BatchItem) -> BatchItem | None:
-    """The item with its content read whole when it is small (a directory or a refused item
-    as it is); None when it is larger than ``SMALL_ITEM`` (then only a first piece was read, and
-    ``item.body`` still yields every byte)."""
-    if item.body is None:
-        return item
+def _stored(out: dict[str, Any], meta: FileMeta) -> dict[str, Any]:
+    out.update(type="file", size=meta.size)
+    if meta.sha256:
+        out["sha256"] = meta.sha256
+    return out
+
+
+def _failed(out: dict[str, Any], e: StorageProxyError) -> dict[str, Any]:
+    out["error"] = _problem(e)
+    return out
+
+
+async def _told(tally: Tally | None, out: dict[str, Any]) -> dict[str, Any]:
+    if tally is not None:
+        await tally(out)
+    return out
+
+
+class _Groups:
+    """Small files gathered into groups (``GROUP_FILES`` files or ``GROUP_BYTES`` bytes),
+    each stored in one call while the next is read; one group is written at a time, in order,
+    so of two files with the same name the later one lands last."""
+
+    def __init__(
+        self,
+        store: Callable[[list[WholeFile]], Awaitable[list[FileMeta | StorageProxyError]]],
+        slots: list[dict[str, Any] | None],
+        tally: Tally | None,
+    ) -> None:
+        self._store, self._slots, self._tally = store, slots, tally
+        self._pending: list[tuple[int, str, WholeFile]] = []
+        self._bytes = 0
+        self._writing: asyncio.Task[None] | None = None
+
+    async def add(self, slot: int, name: str, f: WholeFile) -> None:
+        self._pending.append((slot, name, f))
+        self._bytes += len(f.body)
+        if len(self._pending) >= GROUP_FILES or self._bytes >= GROUP_BYTES:
+            await self._wait()
+            self._writing = asyncio.create_task(self._write(self._take()))
+
+    async def drain(self) -> None:
+        """Every file added so far stored (or refused)."""
+        await self._wait()
+        if self._pending:
+            await self._write(self._take())
+
+    def _take(self) -> list[tuple[int, str, WholeFile]]:
+        group, self._pending, self._bytes = self._pending, [], 0
+        return group
+
+    async def _wait(self) -> None:
+        writing, self._writing = self._writing, None
+        if writing is not None:
+            try:
+                await asyncio.shield(writing)
+            except asyncio.CancelledError:  # the batch is cut short: its group still lands
+                await asyncio.wait([writing])
+                raise
+
+    async def _write(self, group: list[tuple[int, str, WholeFile]]) -> None:
+        outcomes = await self._store([f for _, _, f in group])
+        for (slot, name, f), outcome in zip(group, outcomes, strict=True):
+            out: dict[str, Any] = {"name": name, "path": str(f.relpath)}
+            if isinstance(outcome, StorageProxyError):
+                _failed(out, outcome)
+            else:
+                _stored(out, outcome)
+            self._slots[slot] = await _told(self._tally, out)
+
+
+async def _whole(item: BatchItem) -> bytes | None:
+    """A file's content read whole when it is at most ``SMALL_ITEM`` bytes; None for anything
+    else (a directory, a refused item, or a larger file -- then ``item.body`` still yields every
+    byte, what was read ahead first)."""
+    if item.body is None or item.refused is not None:
+        return None
     if item.size is not None and item.size > SMALL_ITEM:
         return None
     pieces: list[bytes] = []
@@ -299,12 +346,7 @@ async def _buffered(item: BatchItem) -> BatchItem | None:
         if held > SMALL_ITEM:
             item.body = _chain(pieces, body)
             return None
-    return BatchItem(item.name, _once(b"".join(pieces)), item.content_type, held, item.refused)
-
-
-async def _once(data: bytes) -> AsyncIterator[bytes]:
-    if data:
-        yield data
+    return b"".join(pieces)
 
 
 async def _chain(pieces: list[bytes], rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:

@@ -22,8 +22,13 @@ from typing import TYPE_CHECKING, Any, ClassVar, ParamSpec, Self, TypeVar
 
 import trafaret as t
 
-from ..core.errors import NotSupported, UnsupportedOperation, VFolderNotFound
-from ..core.files import KeepVersions, LocalFile, ReadOptions, WriteOptions
+from ..core.errors import (
+    NotSupported,
+    StorageProxyError,
+    UnsupportedOperation,
+    VFolderNotFound,
+)
+from ..core.files import KeepVersions, LocalFile, ReadOptions, WholeFile, WriteOptions
 from ..core.paths import RelPath
 from ..core.snapshots import FileVersion, Progress, RestoreOptions, RestoreReport, SnapshotInfo
 from ..core.types import (
@@ -352,6 +357,21 @@ class AbstractVolume(ABC):
     ) -> FileMeta:
         """Store the stream at ``relpath`` atomically; return what was stored."""
 
+    async def write_whole(
+        self, vfid: VFolderID, files: Sequence[WholeFile]
+    ) -> list[FileMeta | StorageProxyError]:
+        """Store small files whose bodies have arrived whole, each as :meth:`write` stores it;
+        each one's outcome, in order (a refusal of one is its outcome, not the group's).  Files
+        with the same path land in order.  By default one :meth:`write` each; a backend that
+        can store a group in fewer round trips (one quota hold, one blocking call) does so."""
+        outcomes: list[FileMeta | StorageProxyError] = []
+        for f in files:
+            try:
+                outcomes.append(await self.write(vfid, f.relpath, _once(f.body), f.options))
+            except StorageProxyError as e:
+                outcomes.append(e)
+        return outcomes
+
     @abstractmethod
     async def get_file_meta(self, vfid: VFolderID, relpath: RelPath) -> FileMeta: ...
 
@@ -533,3 +553,8 @@ class AbstractVolume(ABC):
 
     async def delete_version(self, vfid: VFolderID, relpath: RelPath, version_id: str) -> None:
         raise NotSupported("file versions", self.backend_name)
+
+
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    if data:
+        yield data

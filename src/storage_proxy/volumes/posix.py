@@ -32,11 +32,12 @@ from ..core.errors import (
     InvalidPath,
     IsADirectory,
     QuotaScopeNotFound,
+    StorageProxyError,
     UnsupportedOperation,
     VFolderExists,
     VFolderNotFound,
 )
-from ..core.files import KeepVersions
+from ..core.files import KeepVersions, WholeFile
 from ..core.paths import RelPath
 from ..core.types import (
     Capability,
@@ -485,6 +486,11 @@ class BasePosixVolume(PosixSnapshots, PosixReads, PosixUpkeep, LocalStagingUploa
         if record.pop("_sidecar", False) and (digests_of or options.content_type or options.tags):
             await self.deps.books.put_file_meta(self.name, str(vfid), str(relpath), record)
         return await self.get_file_meta(vfid, relpath)
+
+    async def write_whole(
+        self, vfid: VFolderID, files: Sequence[WholeFile]
+    ) -> list[FileMeta | StorageProxyError]:
+        return await posix_whole.write_group(self, vfid, files)
 
     # -- file metadata -----------------------------------------------------------------------
     def _stamp(self, fd: int, *, mode: int = 0o644, **fields: Any) -> dict[str, Any]:

@@ -11,15 +11,17 @@ sync, a dataset of label files -- spend most of their time in those hops.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from ..core.files import WriteOptions
+from ..core.errors import QuotaExceeded, StorageProxyError
+from ..core.files import WholeFile, WriteOptions
 from ..core.paths import RelPath
 from ..core.types import FileMeta, VFolderID
 from . import filemeta
 from . import posix_fs as fs
+from .abc import AbstractVolume
 from .beneath import errors_as, opened
 from .staging import write_all
 
@@ -70,11 +72,64 @@ async def write_if_whole(
             return None, stream
         await res.consume(len(body))
         st, record = await volume.run_blocking(_write, volume, vfid, relpath, body, options)
+    return await _described(volume, vfid, WholeFile(relpath, body, options), st, record), stream
+
+
+async def write_group(
+    volume: BasePosixVolume, vfid: VFolderID, files: Sequence[WholeFile]
+) -> list[FileMeta | StorageProxyError]:
+    """Small files that arrived whole, stored under one quota hold in one blocking call (each
+    through the steps of :func:`_write`, each refusal its own outcome).  A group that does not
+    fit the quota as a whole is stored one file at a time, so each file that fits is stored."""
+    total = sum(len(f.body) for f in files)
+    fits = True
+    try:
+        async with volume._reservation(vfid) as res:
+            try:
+                await res.reserve(total)
+            except QuotaExceeded:
+                fits = False
+                raise
+            written = await volume.run_blocking(_write_each, volume, vfid, files)
+            pairs = list(zip(files, written, strict=True))
+            await res.consume(sum(len(f.body) for f, w in pairs if isinstance(w, tuple)))
+    except QuotaExceeded:
+        if fits:
+            raise
+        return await AbstractVolume.write_whole(volume, vfid, files)
+    return [
+        w if isinstance(w, StorageProxyError) else await _described(volume, vfid, f, *w)
+        for f, w in pairs
+    ]
+
+
+async def _described(
+    volume: BasePosixVolume, vfid: VFolderID, f: WholeFile, st: Any, record: dict[str, Any]
+) -> FileMeta:
+    """The written file's metadata (its record put in the sidecar where xattrs are off)."""
+    options = f.options
     if record.pop("_sidecar", False) and (
         options.checksums or options.content_type or options.tags
     ):
-        await volume.deps.books.put_file_meta(volume.name, str(vfid), str(relpath), record)
-    return filemeta.to_file_meta(st, record), stream
+        await volume.deps.books.put_file_meta(volume.name, str(vfid), str(f.relpath), record)
+    return filemeta.to_file_meta(st, record)
+
+
+def _write_each(
+    volume: BasePosixVolume, vfid: VFolderID, files: Sequence[WholeFile]
+) -> list[tuple[Any, dict[str, Any]] | StorageProxyError]:
+    """Blocking: :func:`_write` for each file, below one held vfolder root."""
+    out: list[tuple[Any, dict[str, Any]] | StorageProxyError] = []
+    try:
+        with volume._root(vfid) as root:
+            for f in files:
+                try:
+                    out.append(_write_below(volume, vfid, root, f.relpath, f.body, f.options))
+                except StorageProxyError as e:
+                    out.append(e)
+    except StorageProxyError as e:  # the vfolder itself (gone): the same for every file left
+        out += [e] * (len(files) - len(out))
+    return out
 
 
 def _write(
@@ -85,8 +140,20 @@ def _write(
     options: WriteOptions,
 ) -> tuple[Any, dict[str, Any]]:
     """Blocking: the write path's steps back to back; the published file's stat and record."""
+    with volume._root(vfid) as root:
+        return _write_below(volume, vfid, root, relpath, body, options)
+
+
+def _write_below(
+    volume: BasePosixVolume,
+    vfid: VFolderID,
+    root: int,
+    relpath: RelPath,
+    body: bytes,
+    options: WriteOptions,
+) -> tuple[Any, dict[str, Any]]:
     digests_of = fs.hashers() if options.checksums else []
-    with volume._root(vfid) as root, errors_as(relpath):
+    with errors_as(relpath):
         parent, name = volume._write_target(root, relpath, options.overwrite)
         with opened(parent):
             staged = volume._open_staged(parent)
