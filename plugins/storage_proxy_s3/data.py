@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from storage_proxy.core.errors import FileExists, FileNotFound, IsADirectory
-from storage_proxy.core.files import KeepVersions
+from storage_proxy.core.files import KeepVersions, RawBody
 from storage_proxy.core.paths import RelPath
 from storage_proxy.core.types import DirEntryType, FileMeta, VFolderID
 from storage_proxy.volumes.abc import AbstractVolume, ReadOptions, WriteOptions
@@ -17,6 +17,7 @@ from storage_proxy.volumes.quota import ProxyQuotaModel
 from .client import S3Connection, translate
 from .entries import file_meta
 from .multipart import PutResult, new_hashers, prefetched, put_stream
+from .rawget import raw_get
 
 if TYPE_CHECKING:
     from .versions import Prior
@@ -121,6 +122,13 @@ class DataMixin(AbstractVolume):
             await self._missing(vfid, relpath)
         async for chunk in stream_body(r, options.chunk_size, relpath):
             yield chunk
+
+    async def open_raw_read(
+        self, vfid: VFolderID, relpath: RelPath, offset: int, length: int
+    ) -> RawBody | None:
+        if not relpath.parts:
+            return None
+        return await raw_get(self.conn, self.file_key(vfid, relpath), offset, length)
 
     async def _missing(self, vfid: VFolderID, relpath: RelPath) -> NoReturn:
         """Why there is no object at ``relpath``: no vfolder, a directory, or nothing."""

@@ -94,6 +94,10 @@ _storage_proxy_section = t.Dict(
         t.Key("max-tree-depth", default=1024): t.ToInt(gte=16, lte=100000),
         # Threads for blocking file work (opens, stats, reads, writes), per worker process.
         t.Key("io-threads", default=32): t.ToInt(gte=2, lte=1024),
+        # Threads per worker that relay large reads of an object store reached over plain HTTP
+        # straight from its socket to the client's (splice, no copy into the daemon); 0: such
+        # reads are streamed through the event loop.
+        t.Key("relay-threads", default=8): t.ToInt(gte=0, lte=1024),
         # Costly operations (directory listings, archives) one caller may run at once.
         t.Key("costly-per-caller", default=4): t.ToInt(gte=1, lte=1024),
         # How user paths are resolved below a vfolder: "auto" (the kernel's openat2 with

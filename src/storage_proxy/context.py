@@ -354,6 +354,7 @@ def _build_services(stack: AsyncExitStack, infra: _Infra) -> tuple[Services, Usa
             manager_secret=infra.manager_secret.value,
             transfer_idle_timeout=sp["transfer-idle-timeout"],
             max_upload_size=sp["max-upload-size"],
+            relay_threads=sp["relay-threads"],
             dialect=Dialect(config["api"]["manager"]["compat"]),
         ),
         vfolders=vfolders,

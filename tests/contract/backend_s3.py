@@ -56,4 +56,4 @@ async def make(tmp_path: Path, deps: VolumeDeps) -> AsyncIterator[AbstractVolume
         yield volume
 
 
-SPEC = BackendSpec(name="s3", make_volume=make)
+SPEC = BackendSpec(name="s3", make_volume=make, raw_reads=True)

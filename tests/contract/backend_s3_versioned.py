@@ -39,7 +39,7 @@ async def make(tmp_path: Path, deps: VolumeDeps) -> AsyncIterator[AbstractVolume
         yield volume
 
 
-SPEC = BackendSpec(name="s3_versioned", make_volume=make)
+SPEC = BackendSpec(name="s3_versioned", make_volume=make, raw_reads=True)
 
 
 @asynccontextmanager

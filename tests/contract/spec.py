@@ -28,6 +28,8 @@ class BackendSpec:
     #: tool): make it report a number, as if bytes had been written behind the proxy's back.
     #: The suite then checks that usage and refusals follow the storage, not the proxy's count.
     report_usage: ReportUsage | None = None
+    #: The backend hands large reads over on a socket of its own (``open_raw_read``).
+    raw_reads: bool = False
 
 
 def all_specs() -> list[BackendSpec]:

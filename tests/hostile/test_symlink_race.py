@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import tarfile
 import time
 import zipfile
 from collections import Counter
@@ -98,6 +99,24 @@ async def fileapi_put(s: aiohttp.ClientSession, t: Tenant, i: int) -> tuple[int,
         return await _read(r)
 
 
+def _tar(members: list[tuple[str, bytes]]) -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        for name, content in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            tar.addfile(info, io.BytesIO(content))
+    return out.getvalue()
+
+
+async def batch_upload(s: aiohttp.ClientSession, t: Tenant, i: int) -> tuple[int, bytes]:
+    """A tar of small files under ``d`` (stored as one group, below one held root)."""
+    body = _tar([(f"d/b-{i}-{k}.txt", b"b" * 64) for k in range(4)] + [(f"d/sub/bs-{i}", b"s")])
+    headers = {**t.auth, "Content-Type": "application/x-tar"}
+    async with s.post(f"{t.files_url}/batch", data=body, headers=headers) as r:
+        return await _read(r)
+
+
 async def fileapi_mkdir(s: aiohttp.ClientSession, t: Tenant, i: int) -> tuple[int, bytes]:
     body = {"path": f"d/dir-{i}/inner"}
     async with s.post(f"{t.files_url}/mkdir", json=body, headers=t.auth) as r:
@@ -180,6 +199,7 @@ READS: dict[str, Op] = {
 }
 WRITES: dict[str, Op] = {
     "fileapi-put": fileapi_put,
+    "batch-upload": batch_upload,
     "fileapi-mkdir": fileapi_mkdir,
     "fileapi-delete": fileapi_delete,
     "fileapi-move-out": fileapi_move,
@@ -276,5 +296,6 @@ async def test_writes_through_every_door_never_leave_the_vfolder(
     ok = sum(n for status, n in findings.status.items() if status < 300)
     assert ok > findings.requests // 10, _report(findings)
     # what was written landed inside (in the real directory, or one a request created meanwhile)
-    written = [p for p in tenant.mount.rglob("new-*") if p.is_file()]
-    assert written and all(world_inside(tenant.mount, p) for p in written)
+    for pattern in ("new-*", "b-*"):  # a PUT's, a batch's
+        written = [p for p in tenant.mount.rglob(pattern) if p.is_file()]
+        assert written and all(world_inside(tenant.mount, p) for p in written), pattern

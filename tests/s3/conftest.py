@@ -68,10 +68,15 @@ async def s3_volume(make_s3: VolumeMaker) -> AsyncIterator[S3Volume]:
 
 
 def daemon_config(
-    tmp_path: Path, s3: S3Endpoint, dataproxy_volume: str, **dataproxy: Any
+    tmp_path: Path,
+    s3: S3Endpoint,
+    dataproxy_volume: str,
+    sp: dict[str, Any] | None = None,
+    **dataproxy: Any,
 ) -> dict[str, Any]:
-    """The API fixtures' daemon plus an S3 volume and the signed-URL (dataproxy) section."""
-    cfg = raw_config(tmp_path)
+    """The API fixtures' daemon plus an S3 volume and the signed-URL (dataproxy) section;
+    ``sp``: more ``[storage-proxy]`` settings."""
+    cfg = raw_config(tmp_path, **(sp or {}))
     cfg["volume"]["s3vol"] = {
         "backend": "s3",
         "path": str(tmp_path / "s3"),
@@ -86,8 +91,10 @@ def start_daemon(
     tmp_path: Path, aiohttp_client: Any, s3: S3Endpoint
 ) -> Callable[..., AbstractAsyncContextManager[Daemon]]:
     @asynccontextmanager
-    async def start(dataproxy_volume: str, **dataproxy: Any) -> AsyncIterator[Daemon]:
-        cfg = daemon_config(tmp_path, s3, dataproxy_volume, **dataproxy)
+    async def start(
+        dataproxy_volume: str, sp: dict[str, Any] | None = None, **dataproxy: Any
+    ) -> AsyncIterator[Daemon]:
+        cfg = daemon_config(tmp_path, s3, dataproxy_volume, sp, **dataproxy)
         ctx = await build_root_context(cfg)
         try:
             manager = await aiohttp_client(create_manager_app(ctx.services))

@@ -53,7 +53,7 @@ async def test_every_route_is_described_and_nothing_else(name: str, daemon: Daem
     describe, create = DESCRIPTIONS[name]
     doc = describe()
     described = {(m, p) for p, item in doc["paths"].items() for m in item}
-    routes = _routes(create(daemon.ctx))
+    routes = _routes(create(daemon.ctx.services))
     assert routes - described == set(), "routes missing from the description"
     assert described - routes == set(), "described operations that are no route"
 

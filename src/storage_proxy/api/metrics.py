@@ -50,6 +50,11 @@ class DaemonMetrics:
         self.downloaded = Counter(
             "storage_proxy_download_bytes", "Bytes sent by downloads", ["api"], registry=r
         )
+        self.relayed = Counter(
+            "storage_proxy_relayed_bytes",
+            "Download bytes spliced from an object store's socket to the client's",
+            registry=r,
+        )
         self.broken_off = Counter(
             "storage_proxy_responses_broken_off",
             "Answers cut short by an error after their headers were sent, by error code",

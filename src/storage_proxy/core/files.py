@@ -1,9 +1,11 @@
-"""What a door hands a file operation and gets back: read and write options, and an opened local
-file (the descriptor a download is sent from).  Shared by every layer, so they live here."""
+"""What a door hands a file operation and gets back: read and write options, an opened local
+file (the descriptor a download is sent from), a read's raw socket (what a relay splices).
+Shared by every layer, so they live here."""
 
 from __future__ import annotations
 
 import os
+import socket
 import stat as stat_mod
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -34,6 +36,32 @@ class LocalFile:
         if self.fd >= 0:
             fd, self.fd = self.fd, -1
             os.close(fd)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class RawBody:
+    """A read's bytes as they arrive on a connected socket (an object store's response with its
+    headers already read), for a relay that moves them between sockets without copying them
+    into the daemon.  ``head``: body bytes that came in with the headers; ``length``: the
+    bytes in all, ``head`` included.  Whoever holds it closes it."""
+
+    __slots__ = ("sock", "head", "length")
+
+    def __init__(self, sock: socket.socket, head: bytes, length: int) -> None:
+        self.sock = sock
+        self.head = head
+        self.length = length
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def close(self) -> None:
+        self.sock.close()
 
     def __enter__(self) -> Self:
         return self

@@ -38,6 +38,8 @@ class DoorSettings:
     manager_secret: str
     transfer_idle_timeout: timedelta = timedelta(seconds=60)
     max_upload_size: int = 1 << 40
+    #: Threads per worker that splice large object-store reads to clients (0: none).
+    relay_threads: int = 0
     #: Which Backend.AI release the manager API answers like (``[api.manager] compat``).
     dialect: Dialect = DEFAULT_DIALECT
 

@@ -25,7 +25,14 @@ from ..core.errors import (
     NotARegularFile,
     StorageProxyError,
 )
-from ..core.files import KeepVersions, LocalFile, ReadOptions, WholeFile, WriteOptions
+from ..core.files import (
+    KeepVersions,
+    LocalFile,
+    RawBody,
+    ReadOptions,
+    WholeFile,
+    WriteOptions,
+)
 from ..core.paths import RelPath
 from ..core.records import Permission
 from ..core.types import DirEntry, DirEntryType, FileMeta, VFolderID
@@ -76,6 +83,14 @@ class Download:
             return self.reader(offset, length)
         assert self.volume is not None and self.vfid is not None and self.relpath is not None
         return self.volume.read(self.vfid, self.relpath, ReadOptions(offset=offset, length=length))
+
+    async def open_raw(self, offset: int, length: int) -> RawBody | None:
+        """The byte range on a socket, where the volume can hand one over (see
+        :meth:`AbstractVolume.open_raw_read`); None otherwise."""
+        if self.reader is not None or self.volume is None:
+            return None
+        assert self.vfid is not None and self.relpath is not None
+        return await self.volume.open_raw_read(self.vfid, self.relpath, offset, length)
 
     def close(self) -> None:
         if self.local is not None:

@@ -28,7 +28,14 @@ from ..core.errors import (
     UnsupportedOperation,
     VFolderNotFound,
 )
-from ..core.files import KeepVersions, LocalFile, ReadOptions, WholeFile, WriteOptions
+from ..core.files import (
+    KeepVersions,
+    LocalFile,
+    RawBody,
+    ReadOptions,
+    WholeFile,
+    WriteOptions,
+)
 from ..core.paths import RelPath
 from ..core.snapshots import FileVersion, Progress, RestoreOptions, RestoreReport, SnapshotInfo
 from ..core.types import (
@@ -346,6 +353,15 @@ class AbstractVolume(ABC):
     def read(
         self, vfid: VFolderID, relpath: RelPath, options: ReadOptions = ReadOptions()
     ) -> AsyncIterator[bytes]: ...
+
+    async def open_raw_read(
+        self, vfid: VFolderID, relpath: RelPath, offset: int, length: int
+    ) -> RawBody | None:
+        """``length`` bytes of the file from ``offset`` on a socket, for a relay that splices
+        them to the client (an object store reached over plain HTTP); None where the backend
+        cannot, or this read cannot be done so (then :meth:`read` streams it).  Only a file the
+        caller has just described is asked for: anything unexpected is None, not an error."""
+        return None
 
     @abstractmethod
     async def write(

@@ -7,8 +7,9 @@ from aiohttp import web
 from ... import __version__
 from ...services.facade import Services
 from .. import openapi
-from ..keys import DOOR, SERVICES
+from ..keys import DOOR, RELAYS, SERVICES
 from ..problem import note_started, problem_middleware, request_id_middleware
+from ..relay import Relays
 from . import (
     archive,
     batch,
@@ -32,6 +33,10 @@ async def status(request: web.Request) -> web.Response:
     )
 
 
+async def _close_relays(app: web.Application) -> None:
+    app[RELAYS].close()
+
+
 def create_client_app(services: Services) -> web.Application:
     app = web.Application(
         middlewares=[
@@ -47,6 +52,8 @@ def create_client_app(services: Services) -> web.Application:
     )
     app[SERVICES] = services
     app[DOOR] = "client"
+    app[RELAYS] = Relays(services.settings.relay_threads)
+    app.on_cleanup.append(_close_relays)
     app.on_response_prepare.append(services.metrics.count_download)
     app.on_response_prepare.append(note_started)
     r = app.router

@@ -25,7 +25,7 @@ from ...core.files import LocalFile
 from ...services.archive import ZipSource, stream_zip
 from ...services.files import Download, etag_of
 from ..dialect import speaks_backend_ai
-from ..keys import services
+from ..keys import RELAYS, services
 from ..problem import safe_path
 from ..ranges import Representation, content_disposition, preconditions, requested_range
 from ..streams import ClientGone, bounded, cut, idle_timeout, write_chunk
@@ -255,11 +255,24 @@ async def _send_stream(
 ) -> web.StreamResponse:
     """Backends without local files (object stores): ranges handled here, bytes streamed."""
     response, start, count = _answer(request, rep, opened.name)
+    sending = response.status in (200, 206) and request.method != "HEAD" and count > 0
+    relays = request.app.get(RELAYS)
+    raw = None
+    if sending and relays is not None and relays.can_take(request, count):
+        raw = await opened.open_raw(start, count)
     await response.prepare(request)
-    if response.status not in (200, 206) or request.method == "HEAD" or count == 0:
+    if not sending:
         await response.write_eof()
         return response
-    return await _pump(request, response, opened.read(start, count))
+    if raw is None or relays is None:
+        return await _pump(request, response, opened.read(start, count))
+    try:
+        await relays.send(request, response, raw)
+        services(request).metrics.relayed.inc(count)
+        await response.write_eof()
+    except ConnectionError as e:  # ClientGone included
+        _gone(request, e)
+    return response
 
 
 __all__ = ["ClientGone", "download", "send", "send_local", "send_zip"]
