@@ -365,7 +365,7 @@ def _build_services(stack: AsyncExitStack, infra: _Infra) -> tuple[Services, Usa
         snapshot_policies=SnapshotPolicyService(gate, volumes, metadata, audit),
         versions=versions,
         uploads=uploads,
-        transfers=TransferService(tokens, files, uploads, versions),
+        transfers=TransferService(tokens, files, uploads, versions, infra.bgtasks),
         tokens=tokens,
         dataproxy=dataproxy,
         browse=BrowseService(

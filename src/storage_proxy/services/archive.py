@@ -180,10 +180,15 @@ class ZipEncoder:
         return self._out(central + tail)
 
 
-async def stream_zip(source: ZipSource) -> AsyncIterator[bytes]:
+#: Told the size of each file once the archive holds all of it.
+FileDone = Callable[[int], Awaitable[None]]
+
+
+async def stream_zip(source: ZipSource, done: FileDone | None = None) -> AsyncIterator[bytes]:
     """The archive's bytes, in chunks of at most ``READ_SIZE`` (plus small headers); headers
     and small files are gathered into pieces of about ``COALESCE`` bytes, so that a tree of
-    small files costs a write per many files, not three per file."""
+    small files costs a write per many files, not three per file.  ``done`` hears of each
+    file (not directory) as it is complete in the archive."""
     zip_ = ZipEncoder()
     held: list[bytes] = []
     held_size = 0
@@ -204,6 +209,8 @@ async def stream_zip(source: ZipSource) -> AsyncIterator[bytes]:
                     held_size += len(chunk)
         held.append(zip_.end(item, crc, size))
         held_size += 128
+        if done is not None and item.chunks is not None:
+            await done(size)
         if held_size >= COALESCE:
             yield b"".join(held)
             held, held_size = [], 0

@@ -123,12 +123,12 @@ class BatchService:
             raise RuntimeError("batch progress needs the background task service")
         volume, vfid, base = target
         params = {"volume": volume, "vfid": str(vfid), "path": str(base)}
-        task_id = await self._bgtasks.spawn("batch-upload", work, params=params)
         # A client that goes away fails the task's next read (what was stored is kept); a task
         # cancelled while it reads cuts the connection, as any upload cut short does.
         try:
-            await track.started(task_id)
-            record = await self._bgtasks.wait(task_id)
+            record = await self._bgtasks.run_watched(
+                "batch-upload", work, track.started, params=params
+            )
         except BgTaskEnded as e:  # cancelled between reads, or its runner stopped
             return BatchResult(aborted=e)
         return track.results.pop(record.id)

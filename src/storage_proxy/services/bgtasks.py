@@ -292,6 +292,26 @@ class BackgroundTaskService:
             )
         return record
 
+    async def run_watched(
+        self,
+        kind: str,
+        func: TaskFunc,
+        started: Callable[[str], Awaitable[None]],
+        *,
+        params: dict[str, Any] | None = None,
+    ) -> BgTaskRecord:
+        """A request's own work as a background task others can follow (a big batch, a big
+        archive): started, its id told to ``started`` (the request sends it in its headers),
+        then awaited to its end.  BgTaskEnded if it did not end done (cancelled meanwhile, or
+        failed with an error that was recorded)."""
+        task_id = await self.spawn(kind, func, params=params)
+        try:
+            await started(task_id)
+        except BaseException:  # the request could not start (its client gone): nor does the task
+            await asyncio.shield(self.cancel(task_id))
+            raise
+        return await self.wait(task_id)
+
     async def cancel(self, task_id: str) -> BgTaskRecord:
         record = await self.get(task_id)
         if record.status in TERMINAL:

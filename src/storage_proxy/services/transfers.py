@@ -7,14 +7,16 @@ version, checked as any download is (RO, inside the vfolder)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from ..core.errors import InvalidParameter, InvalidTokenClaims, NotSupported, UploadNotFound
 from ..core.paths import RelPath
-from ..core.records import Permission, UploadSession
+from ..core.records import BgTaskRecord, Permission, UploadSession
 from ..core.types import VFolderID
 from .access import Actor
 from .archive import ZipSource
+from .bgtasks import BackgroundTaskService, ProgressReporter
 from .files import Download, FileService
 from .tokens import ArchiveClaims, SessionClaims, TokenService
 from .uploads import UploadService
@@ -48,6 +50,23 @@ DEFAULT_ARCHIVE_NAME = "archive.zip"
 GRANT_CACHE_ENTRIES = 50_000
 
 
+class ArchiveProgress:
+    """An archive's progress as a background task's: files complete in it (how many there
+    will be is not known until the walk ends), and in the message the bytes sent."""
+
+    def __init__(self, reporter: ProgressReporter) -> None:
+        self._reporter = reporter
+        self.files = self.bytes = 0
+
+    async def file_done(self, size: int) -> None:
+        self.files += 1
+        self.bytes += size
+        await self._reporter.update(self.files, None, self.message())
+
+    def message(self) -> str:
+        return f"{self.files} files, {self.bytes} bytes sent"
+
+
 class TransferService:
     def __init__(
         self,
@@ -55,8 +74,10 @@ class TransferService:
         files: FileService,
         uploads: UploadService,
         versions: VersionService | None = None,
+        bgtasks: BackgroundTaskService | None = None,
     ) -> None:
         self.tokens = tokens
+        self._bgtasks = bgtasks
         self._files = files
         self._versions = versions
         self._uploads = uploads
@@ -139,6 +160,29 @@ class TransferService:
 
     async def open_archive(self, grant: ArchiveGrant) -> ZipSource:
         return await self._files.open_archive(grant.actor, grant.volume, grant.vfid, grant.files)
+
+    async def follow_archive(
+        self,
+        grant: ArchiveGrant,
+        send: Callable[[ArchiveProgress], Awaitable[None]],
+        started: Callable[[str], Awaitable[None]],
+    ) -> BgTaskRecord:
+        """Send an archive as a background task (kind ``archive-download``) whose events tell
+        the files and bytes sent so far: ``started`` hears its id before ``send`` runs, and
+        ``send`` reports each file to the progress it is given.  BgTaskEnded when it was
+        cancelled or failed (the client gone)."""
+        if self._bgtasks is None:
+            raise NotSupported("archive progress", "this daemon")
+
+        async def work(reporter: ProgressReporter) -> dict[str, int]:
+            progress = ArchiveProgress(reporter)
+            await reporter.update(0, None, progress.message(), force=True)
+            await send(progress)
+            await reporter.update(message=progress.message(), force=True)
+            return {"files": progress.files, "bytes": progress.bytes}
+
+        params = {"volume": grant.volume, "vfid": str(grant.vfid), "paths": len(grant.files)}
+        return await self._bgtasks.run_watched("archive-download", work, started, params=params)
 
     def redeem_download(self, token: str | None) -> DownloadGrant:
         """The grant a download token carries; a token seen before is answered from memory

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 from ...core.files import LocalFile
-from ...services.archive import ZipSource, stream_zip
+from ...services.archive import FileDone, ZipSource, stream_zip
 from ...services.files import Download, etag_of
 from ..dialect import speaks_backend_ai
 from ..keys import RELAYS, services
@@ -233,13 +233,17 @@ async def _pump(
     return response
 
 
-async def send_zip(request: web.Request, source: ZipSource, filename: str) -> web.StreamResponse:
-    response = web.StreamResponse(
+def zip_response(filename: str) -> web.StreamResponse:
+    return web.StreamResponse(
         headers={
             "Content-Type": "application/zip",
             "Content-Disposition": content_disposition(filename),
         }
     )
+
+
+async def send_zip(request: web.Request, source: ZipSource, filename: str) -> web.StreamResponse:
+    response = zip_response(filename)
     try:
         await response.prepare(request)
         if request.method == "HEAD":
@@ -248,6 +252,16 @@ async def send_zip(request: web.Request, source: ZipSource, filename: str) -> we
         return await _pump(request, response, stream_zip(source))
     finally:
         await source.close()
+
+
+async def pump_zip(
+    request: web.Request, response: web.StreamResponse, source: ZipSource, done: FileDone
+) -> None:
+    """Stream an archive into a prepared response, telling ``done`` of each file; a client
+    gone raises ClientGone (the archive is not complete)."""
+    await _pump(request, response, stream_zip(source, done))
+    if request.get("client_gone"):
+        raise ClientGone("the client went away before the archive was complete")
 
 
 async def _send_stream(
@@ -275,4 +289,4 @@ async def _send_stream(
     return response
 
 
-__all__ = ["ClientGone", "download", "send", "send_local", "send_zip"]
+__all__ = ["ClientGone", "download", "pump_zip", "send", "send_local", "send_zip", "zip_response"]

@@ -129,7 +129,16 @@ def _download() -> dict[str, Any]:
             "get": op(
                 "Several files and directories of one vfolder as one zip (an archive token)",
                 TAG_DOWNLOAD,
-                {200: media("The archive, streamed (ZIP64)", "application/zip")},
+                {
+                    200: media(
+                        "The archive, streamed (ZIP64)",
+                        "application/zip",
+                        X_BgTask_Id={
+                            "type": "string",
+                            "description": "with progress=true: the task sending the archive",
+                        },
+                    )
+                },
                 description="The token comes from POST /folder/file/archive-download-token on "
                 "the manager API; each path is looked up before the answer starts (404 missing — "
                 "text/plain '404: File not found: <path>' in the 26.09 dialect — 400 malformed, "
@@ -137,7 +146,15 @@ def _download() -> dict[str, Any]:
                 "device, which is never opened). Inside a named directory such entries are left "
                 "out of the zip, as in every directory archive. An error after the answer has "
                 "started cuts the connection: the zip ends short (no closing chunk).",
-                params=[TOKEN],
+                params=[
+                    TOKEN,
+                    query(
+                        "progress",
+                        "true: sent by a background task (archive-download) whose progress "
+                        "events (files and bytes in the zip so far) the manager API's "
+                        "/bgtask/{id}/events streams; cancelling it cuts the download",
+                    ),
+                ],
                 security=OPEN,
             )
         },
