@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import tarfile
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -14,7 +15,11 @@ from api_fixtures import Daemon
 from test_file_api import BASE, OWNER_QS, token
 from test_file_api import shared as shared  # the fixture
 
-from storage_proxy.services.batch import GROUP_FILES
+from storage_proxy.core.errors import Conflict
+from storage_proxy.core.files import WholeFile
+from storage_proxy.core.paths import RelPath
+from storage_proxy.core.types import FileMeta
+from storage_proxy.services.batch import GROUP_FILES, _Groups
 from storage_proxy.services.tarstream import TarStream
 
 TAR = {"Content-Type": "application/x-tar"}
@@ -158,3 +163,25 @@ async def test_many_groups_keep_order_and_each_result(shared: Daemon) -> None:
     assert out["results"][GROUP_FILES + 4]["error"]["status"] in (400, 403)
     assert await read(shared, "many/dup.txt") == (200, b"three")
     assert await read(shared, "many/f0100.bin") == (200, (100).to_bytes(4, "big"))
+
+
+async def test_a_group_refused_as_a_whole_is_each_files_refusal() -> None:
+    """A right revoked or a vfolder made busy mid-batch refuses a group at once: each file of it
+    gets that refusal as its own result (as it would alone), and the next group is tried."""
+    calls: list[int] = []
+
+    async def store(files: list[WholeFile]) -> list[Any]:
+        calls.append(len(files))
+        if len(calls) == 1:
+            raise Conflict("the vfolder is being deleted")
+        return [FileMeta(size=len(f.body), modified=datetime.now(UTC)) for f in files]
+
+    slots: list[dict[str, Any] | None] = [None] * (GROUP_FILES + 1)
+    groups = _Groups(store, slots, None)
+    for i in range(GROUP_FILES + 1):
+        await groups.add(i, f"f{i}", WholeFile(RelPath.parse(f"f{i}"), b"x"))
+    await groups.drain()
+    assert calls == [GROUP_FILES, 1]
+    assert all(s is not None and s["error"]["code"] == "conflict" for s in slots[:GROUP_FILES])
+    assert slots[-1] == {"name": f"f{GROUP_FILES}", "path": f"f{GROUP_FILES}", "type": "file",
+                         "size": 1}  # fmt: skip

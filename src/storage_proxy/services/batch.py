@@ -197,10 +197,12 @@ class BatchService:
                 await groups.drain()
                 out = await self._one(actor, volume, vfid, base, item, overwrite)
                 slots[-1] = await _told(tally, out)
-        except StorageProxyError as e:
-            result.aborted = e
-        finally:
             await groups.drain()
+        except StorageProxyError as e:  # the stream broke: what was read whole is still stored
+            result.aborted = e
+            await groups.drain()
+        finally:  # and if the request itself ends (cancelled), a group being written lands
+            await groups.settle()
         result.items = [s for s in slots if s is not None]
         result.failed = sum(1 for s in result.items if "error" in s)
         result.stored = len(result.items) - result.failed
@@ -305,6 +307,10 @@ class _Groups:
         if self._pending:
             await self._write(self._take())
 
+    async def settle(self) -> None:
+        """The group being written, if any, written (what is still pending is dropped)."""
+        await self._wait()
+
     def _take(self) -> list[tuple[int, str, WholeFile]]:
         group, self._pending, self._bytes = self._pending, [], 0
         return group
@@ -319,7 +325,10 @@ class _Groups:
                 raise
 
     async def _write(self, group: list[tuple[int, str, WholeFile]]) -> None:
-        outcomes = await self._store([f for _, _, f in group])
+        try:
+            outcomes = await self._store([f for _, _, f in group])
+        except StorageProxyError as e:  # refused as a whole (a right revoked, a vfolder busy):
+            outcomes = [e] * len(group)  # each file's own refusal, as if sent alone
         for (slot, name, f), outcome in zip(group, outcomes, strict=True):
             out: dict[str, Any] = {"name": name, "path": str(f.relpath)}
             if isinstance(outcome, StorageProxyError):
