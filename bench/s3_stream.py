@@ -67,7 +67,9 @@ class BenchError(Exception):
     """The benchmark could not run (not a missed target)."""
 
 
-def write_config(tmp: Path, ep: S3Endpoint, bucket: str, ports: list[int]) -> Path:
+def write_config(
+    tmp: Path, ep: S3Endpoint, bucket: str, ports: list[int], relay_threads: int = 8
+) -> Path:
     client, manager, internal = ports
     cfg = tmp / "sp.toml"
     cfg.write_text(
@@ -75,6 +77,7 @@ def write_config(tmp: Path, ep: S3Endpoint, bucket: str, ports: list[int]) -> Pa
 [storage-proxy]
 data-dir = "{tmp}/data"
 secret = "{TOKEN_SECRET}"
+relay-threads = {relay_threads}
 [api.client]
 service-addr = {{ host = "127.0.0.1", port = {client} }}
 [api.manager]
@@ -102,11 +105,11 @@ addressing-style = "path"
 class Daemon:
     """The daemon as a subprocess, and the manager calls the benchmark makes."""
 
-    def __init__(self, tmp: Path, ep: S3Endpoint, bucket: str) -> None:
+    def __init__(self, tmp: Path, ep: S3Endpoint, bucket: str, relay_threads: int = 8) -> None:
         ports = free_ports(3)
         self.client = f"http://127.0.0.1:{ports[0]}"
         self.manager = f"http://127.0.0.1:{ports[1]}"
-        self.config = write_config(tmp, ep, bucket, ports)
+        self.config = write_config(tmp, ep, bucket, ports, relay_threads)
         self.proc: subprocess.Popen[bytes] | None = None
         self.vfid = f"user:{uuid.uuid4()}/{uuid.uuid4().hex}"
 
@@ -206,7 +209,7 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     try:
         bucket = new_bucket(ep, "bench")
         s3 = ep.client()
-        daemon = Daemon(tmp, ep, bucket)
+        daemon = Daemon(tmp, ep, bucket, 0 if args.no_relay else 8)
         daemon.start()
         daemon.call("/folder/create")
         src = tmp / "source.bin"
@@ -331,6 +334,11 @@ def main() -> None:
     parser.add_argument("--size", default="256Mi", help="object and upload size (256Mi)")
     parser.add_argument("--runs", type=int, default=4, help="timed rounds (4)")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument(
+        "--no-relay",
+        action="store_true",
+        help="relay-threads = 0: downloads streamed through the event loop, not spliced",
+    )
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args()
     try:
