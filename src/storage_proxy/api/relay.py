@@ -149,12 +149,15 @@ class Relays:
                 raise ClientGone("the client went away")
             dst = os.dup(sock.fileno())
             stop = threading.Event()
-            loop = asyncio.get_running_loop()
             count = raw.length - len(raw.head)
-            job = loop.run_in_executor(
-                self._pool, splice_between, raw.fileno(), dst, count, idle, stop
-            )
-            handed_over = True
+            try:
+                job = asyncio.get_running_loop().run_in_executor(
+                    self._pool, splice_between, raw.fileno(), dst, count, idle, stop
+                )
+            except BaseException:  # the pool is shut down (the daemon is stopping)
+                os.close(dst)
+                raise
+            handed_over = True  # the thread's end closes both descriptors, not before
             job.add_done_callback(lambda done: _release(done, raw, dst))
             await _finish(job, stop, transport)
         finally:

@@ -274,14 +274,19 @@ async def _send_stream(
     raw = None
     if sending and relays is not None and relays.can_take(request, count):
         raw = await opened.open_raw(start, count)
-    await response.prepare(request)
+    try:
+        await response.prepare(request)
+    except BaseException:
+        if raw is not None:
+            raw.close()
+        raise
     if not sending:
         await response.write_eof()
         return response
     if raw is None or relays is None:
         return await _pump(request, response, opened.read(start, count))
     try:
-        await relays.send(request, response, raw)
+        await relays.send(request, response, raw)  # owns raw from here on
         services(request).metrics.relayed.inc(count)
         await response.write_eof()
     except ConnectionError as e:  # ClientGone included
