@@ -185,3 +185,17 @@ async def test_a_group_refused_as_a_whole_is_each_files_refusal() -> None:
     assert all(s is not None and s["error"]["code"] == "conflict" for s in slots[:GROUP_FILES])
     assert slots[-1] == {"name": f"f{GROUP_FILES}", "path": f"f{GROUP_FILES}", "type": "file",
                          "size": 1}  # fmt: skip
+
+
+async def test_a_file_and_a_directory_of_one_name_meet_in_order(shared: Daemon) -> None:
+    """Sent as ``clash`` (a file) at the end of one group and ``clash/inner`` at the start of
+    the next: the file lands first, so the later path through it is refused, as sent alone."""
+    members: list[tuple[str, bytes | None]] = [(f"fill/a{i}", b"a") for i in range(GROUP_FILES)]
+    members[-1] = ("clash", b"file")  # the last of the first group
+    members += [("clash/inner", b"no")] + [(f"fill/b{i}", b"b") for i in range(GROUP_FILES)]
+    resp = await post_batch(shared, make_tar(members))
+    out = await resp.json()
+    assert out["failed"] == 1 and out["results"][GROUP_FILES]["name"] == "clash/inner", out[
+        "failed"
+    ]
+    assert await read(shared, "clash") == (200, b"file")

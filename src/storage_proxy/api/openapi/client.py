@@ -52,6 +52,7 @@ DOWNLOAD_ANSWERS = {
     412: ok("A precondition failed"),
 }
 UPLOAD_OFFSET = {"type": "string", "description": "bytes received so far"}
+BGTASK_ID = {"type": "string", "description": "with progress=true: the task's id, sent at once"}
 TUS_HEADERS = [header("Tus-Resumable", "1.0.0", required=True)]
 TOKEN = query("token", "a session token from the manager API (or a signed link)")
 UPLOAD_ID = path("upload_id", "the upload's id (from Location)")
@@ -129,16 +130,7 @@ def _download() -> dict[str, Any]:
             "get": op(
                 "Several files and directories of one vfolder as one zip (an archive token)",
                 TAG_DOWNLOAD,
-                {
-                    200: media(
-                        "The archive, streamed (ZIP64)",
-                        "application/zip",
-                        X_BgTask_Id={
-                            "type": "string",
-                            "description": "with progress=true: the task sending the archive",
-                        },
-                    )
-                },
+                {200: media("The archive (ZIP64)", "application/zip", X_BgTask_Id=BGTASK_ID)},
                 description="The token comes from POST /folder/file/archive-download-token on "
                 "the manager API; each path is looked up before the answer starts (404 missing — "
                 "text/plain '404: File not found: <path>' in the 26.09 dialect — 400 malformed, "
@@ -367,16 +359,7 @@ def _file_ops() -> dict[str, Any]:
                 "Upload many files in one request (RW): a tar stream or a multipart form, each"
                 " file stored as a single upload of it would be, with a result for each",
                 TAG_FILES,
-                {
-                    200: ok(
-                        "Every item's outcome, in order",
-                        BATCH_RESULT,
-                        X_BgTask_Id={
-                            "type": "string",
-                            "description": "with progress=true, sent before the body is read",
-                        },
-                    )
-                },
+                {200: ok("Every item's outcome, in order", BATCH_RESULT, X_BgTask_Id=BGTASK_ID)},
                 description="A stream that cannot be read on ends the batch: what was stored "
                 "before stays, `aborted` tells why (a 400 problem). A part the body ends inside "
                 "of (no closing boundary) is not stored: aborted with incomplete-body.",
