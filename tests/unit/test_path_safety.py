@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from storage_proxy.core.errors import InvalidPath, StorageProxyError
@@ -359,11 +359,13 @@ async def _mutating_ops(world: World, raw: str, rel: RelPath) -> None:
     """Each mutation on the world as built (reset after any that succeeded; examples start
     from a fresh world, and a refused operation leaves at most harmless inside leftovers)."""
     for name, make in _mutations(world, raw, rel):
+        # where the path leads, resolved before the operation: it may change the links on the
+        # way (renaming the directory ``good_dir/up_ok/subdir`` leads to)
+        leaf = os.path.join(os.path.realpath(os.path.join(world.vf, *rel.parts[:-1])), rel.name)
         ok, _ = await _attempt(make(), (name, raw))
         world.assert_outside_untouched((name, raw))
         if not ok:
             continue
-        leaf = os.path.join(os.path.realpath(os.path.join(world.vf, *rel.parts[:-1])), rel.name)
         assert world.is_inside(os.path.dirname(leaf)), (name, raw)
         if name == "write":
             target = os.path.realpath(os.path.join(world.vf, *rel.parts))
@@ -558,6 +560,8 @@ def test_read_only_operations_stay_inside(harness: Harness, raw: str) -> None:
 
 @SETTINGS
 @given(raw=hostile_paths)
+@example(raw="good_dir/up_ok/subdir")  # renames the directory its own links go through
+@example(raw="good_dir/up_ok/good_dir")  # a move onto the link the path starts with
 def test_mutating_operations_stay_inside(harness: Harness, raw: str) -> None:
     world = harness.world
     raw = _concrete(world, raw)
