@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from storage_proxy.api.front import front_door, on_prepare
 from storage_proxy.api.keys import SERVICES
 from storage_proxy.api.metrics import DaemonMetrics
-from storage_proxy.api.problem import note_started, problem_middleware
 from storage_proxy.core.errors import InvalidPath
 
 
@@ -26,9 +26,9 @@ def _app(error: Exception) -> tuple[web.Application, DaemonMetrics]:
         raise error
 
     metrics = DaemonMetrics()
-    app = web.Application(middlewares=[problem_middleware])
+    app = web.Application(middlewares=[front_door(metrics)])
     app[SERVICES] = SimpleNamespace(metrics=metrics)  # type: ignore[assignment]
-    app.on_response_prepare.append(note_started)
+    app.on_response_prepare.append(on_prepare(metrics))
     app.router.add_get("/zip", stream)
     return app, metrics
 

@@ -7,18 +7,15 @@ Volume gauges are refreshed when ``/metrics`` is scraped (a statvfs each; cheap)
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
-from aiohttp.typedefs import Middleware
 from aiohttp.web_urldispatcher import AbstractRoute
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 
 from ..core.types import FSUsage
-from .problem import Handler
 
 _LABELS = ("method", "endpoint", "operation", "status_code", "error_detail")
 #: Routes whose response bodies are file data (counted as downloaded bytes).
@@ -75,6 +72,7 @@ class DaemonMetrics:
         )
         self._cache_counts: dict[str, dict[str, int]] = {}
         self._children: dict[tuple[Any, ...], tuple[Any, Any]] = {}
+        self._client_downloaded = self.downloaded.labels("client")
         self._bgtask_metrics(r)
 
     def _storage_gauges(self, r: CollectorRegistry) -> None:
@@ -125,31 +123,17 @@ class DaemonMetrics:
             registry=r,
         )
 
-    def middleware(self, api: str) -> Middleware:
-        """Counts and times every request of one API (``manager`` or ``client``)."""
-
-        @web.middleware
-        async def record(request: web.Request, handler: Handler) -> web.StreamResponse:
-            start = time.perf_counter()
-            status, detail = 500, "internal-error"
-            try:
-                response = await handler(request)
-                status = response.status
-                detail = request.get(ERROR_CODE, "") if status >= 400 else ""
-                return response
-            except web.HTTPException as e:
-                status, detail = e.status, e.reason
-                raise
-            finally:
-                route = request.match_info.route
-                key = (route, request.method, status, detail)
-                children = self._children.get(key)
-                if children is None:
-                    children = self._label(route, *key[1:])
-                children[0].inc()
-                children[1].observe(time.perf_counter() - start)
-
-        return record
+    def record_request(
+        self, request: web.Request, status: int, detail: str, seconds: float
+    ) -> None:
+        """Count and time one answered request (the front door calls this for every one)."""
+        route = request.match_info.route
+        key = (route, request.method, status, detail)
+        children = self._children.get(key)
+        if children is None:
+            children = self._label(route, *key[1:])
+        children[0].inc()
+        children[1].observe(seconds)
 
     def _label(
         self, route: AbstractRoute, method: str, status: int, detail: str
@@ -165,8 +149,9 @@ class DaemonMetrics:
         self._children[(route, method, status, detail)] = children
         return children
 
-    async def count_download(self, request: web.Request, response: web.StreamResponse) -> None:
-        """``on_response_prepare``: file responses know their length (range included) only now."""
+    def count_download(self, request: web.Request, response: web.StreamResponse) -> None:
+        """When a response starts: file responses know their length (range included) only
+        now."""
         operation = getattr(request.match_info.route.handler, "__name__", "")
         if (
             operation in DOWNLOAD_OPERATIONS
@@ -174,7 +159,7 @@ class DaemonMetrics:
             and response.status < 300
             and response.content_length
         ):
-            self.downloaded.labels("client").inc(response.content_length)
+            self._client_downloaded.inc(response.content_length)
 
     def cache_lookup(self, cache: str, result: str) -> None:
         self.cache_lookups.labels(cache, result).inc()

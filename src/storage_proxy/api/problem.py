@@ -14,10 +14,9 @@ from typing import Any
 from aiohttp import ClientPayloadError, web
 from aiohttp.abc import AbstractAccessLogger
 
-from ..core import caller
 from ..core.errors import StorageProxyError
 from . import dialect
-from .keys import DOOR, SERVICES
+from .keys import SERVICES
 from .streams import cut
 
 log = logging.getLogger("storage_proxy.api")
@@ -90,31 +89,13 @@ def new_request_id() -> str:
     return f"{_ID_PREFIX}{next(_ids):016x}"
 
 
-@web.middleware
-async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    rid = request.headers.get("X-Request-ID") or new_request_id()
-    request[REQUEST_ID] = rid[:64]
-    # who is asking, for the audit log: the door now, the principal once it is authenticated
-    caller.enter(caller.Caller(request.app.get(DOOR, "unknown"), "anonymous", request[REQUEST_ID]))
-    response = await handler(request)
-    if not response.prepared:
-        response.headers["X-Request-ID"] = request[REQUEST_ID]
-    return response
-
-
-@web.middleware
-async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except Exception as e:
-        started = request.get(STARTED)
-        if started is not None:
-            # The status line and headers are out: a second answer would land in the body.
-            return _break_off(request, started, e)
-        answer = _answer(request, e)
-        if answer is None:
-            raise
-        return answer
+def problem_answer(request: web.Request, e: Exception) -> web.StreamResponse | None:
+    """What a request that failed with ``e`` answers (None: not ours to answer, raise it on)."""
+    started = request.get(STARTED)
+    if started is not None:
+        # The status line and headers are out: a second answer would land in the body.
+        return _break_off(request, started, e)
+    return _answer(request, e)
 
 
 def _answer(request: web.Request, e: Exception) -> web.StreamResponse | None:
@@ -157,11 +138,6 @@ def _answer(request: web.Request, e: Exception) -> web.StreamResponse | None:
 _CLIENT_ERRORS = (ConnectionError, ClientPayloadError, asyncio.IncompleteReadError)
 #: Where the response a handler has prepared (status and headers sent) is kept.
 STARTED = "started_response"
-
-
-async def note_started(request: web.Request, response: web.StreamResponse) -> None:
-    """``on_response_prepare``: from now on an error cannot be answered, only broken off."""
-    request[STARTED] = response
 
 
 def _break_off(

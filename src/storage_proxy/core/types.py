@@ -21,6 +21,11 @@ class QuotaScopeID:
 
     scope_type: QuotaScopeType
     scope_id: uuid.UUID
+    #: its text, made once (ids are looked up and logged on every request)
+    _text: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_text", f"{self.scope_type.value}:{self.scope_id}")
 
     @classmethod
     def parse(cls, raw: str) -> QuotaScopeID:
@@ -42,7 +47,7 @@ class QuotaScopeID:
         return self.scope_id.hex
 
     def __str__(self) -> str:
-        return f"{self.scope_type.value}:{self.scope_id}"
+        return self._text
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +56,10 @@ class VFolderID:
 
     quota_scope_id: QuotaScopeID
     folder_id: uuid.UUID
+    _text: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_text", f"{self.quota_scope_id}/{self.folder_id.hex}")
 
     @classmethod
     def parse(cls, raw: str) -> VFolderID:
@@ -70,7 +79,7 @@ class VFolderID:
         return (self.quota_scope_id.pathname, h[0:2], h[2:4], h[4:])
 
     def __str__(self) -> str:
-        return f"{self.quota_scope_id}/{self.folder_id.hex}"
+        return self._text
 
 
 class Capability(enum.StrEnum):

@@ -24,8 +24,7 @@ import errno
 import os
 import platform
 import stat as stat_mod
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 
 from ..core.errors import (
     DirectoryNotEmpty,
@@ -60,6 +59,9 @@ class _OpenHow(ctypes.Structure):
     _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
 
 
+_HOW_SIZE = ctypes.sizeof(_OpenHow)
+
+
 class _Openat2:
     """The raw syscall through libc's ``syscall(2)``; ``available`` is probed once."""
 
@@ -75,6 +77,15 @@ class _Openat2:
         except (OSError, AttributeError):
             return
         self._syscall.restype = ctypes.c_long
+        # declared, so a call converts its arguments in C (no ctypes object built per call)
+        self._syscall.argtypes = [
+            ctypes.c_long,
+            ctypes.c_int,
+            ctypes.c_char_p,
+            ctypes.POINTER(_OpenHow),
+            ctypes.c_size_t,
+        ]
+        self._hows: dict[tuple[int, int, int], _OpenHow] = {}
         try:
             fd = self.call(os.open("/", O_PATH_DIR), ".", O_PATH_DIR, 0, _RESOLVE, close_dir=True)
         except OSError:
@@ -92,18 +103,15 @@ class _Openat2:
         *,
         close_dir=False,
     ) -> int:
-        how = _OpenHow(flags, mode, resolve)
+        key = (flags, mode, resolve)
+        how = self._hows.get(key)
+        if how is None:  # a handful of combinations, each built once (never written to)
+            how = self._hows.setdefault(key, _OpenHow(flags, mode, resolve))
         raw = os.fsencode(path)
         try:
             for _ in range(16):  # EAGAIN: a rename raced a ".." lookup; the kernel asks to retry
                 assert self._syscall is not None and self.number is not None
-                fd = self._syscall(
-                    ctypes.c_long(self.number),
-                    ctypes.c_int(dir_fd),
-                    ctypes.c_char_p(raw),
-                    ctypes.byref(how),
-                    ctypes.c_size_t(ctypes.sizeof(how)),
-                )
+                fd = self._syscall(self.number, dir_fd, raw, how, _HOW_SIZE)
                 if fd >= 0:
                     return int(fd)
                 err = ctypes.get_errno()
@@ -140,18 +148,28 @@ def use_walk(force: bool) -> None:
 _hidden: dict[int, frozenset[str]] = {}
 
 
-@contextmanager
-def hidden_below(root_fd: int, names: frozenset[str]) -> Iterator[int]:
+def hidden_below(root_fd: int, names: frozenset[str]) -> _HiddenBelow:
     """Refuse ``names`` as any component below ``root_fd`` -- also where a symlink leads --
     while the block runs (resolution then takes the walk, which sees every component)."""
-    if not names:
-        yield root_fd
-        return
-    _hidden[root_fd] = names
-    try:
-        yield root_fd
-    finally:
-        _hidden.pop(root_fd, None)
+    return _HiddenBelow(root_fd, names)
+
+
+class _HiddenBelow:
+    # The context managers here are classes, not generators: they wrap every file operation
+    # and a generator-based one costs several times as much to enter and leave.
+    __slots__ = ("fd", "names")
+
+    def __init__(self, fd: int, names: frozenset[str]) -> None:
+        self.fd, self.names = fd, names
+
+    def __enter__(self) -> int:
+        if self.names:
+            _hidden[self.fd] = self.names
+        return self.fd
+
+    def __exit__(self, *exc: object) -> None:
+        if self.names:
+            _hidden.pop(self.fd, None)
 
 
 # -- the one resolution primitive --------------------------------------------------------------
@@ -224,12 +242,49 @@ def _link_target(dir_fd: int, name: str) -> str | None:
 
 
 # -- what the volumes build on -----------------------------------------------------------------
-@contextmanager
-def opened(fd: int) -> Iterator[int]:
-    try:
-        yield fd
-    finally:
-        os.close(fd)
+def opened(fd: int) -> _Opened:
+    """``with opened(fd) as fd:`` closes it when the block ends."""
+    return _Opened(fd)
+
+
+class _Opened:
+    __slots__ = ("fd",)
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def __enter__(self) -> int:
+        return self.fd
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)
+
+
+class HeldRoot:
+    """``with HeldRoot(path, hidden, missing) as root_fd:`` a tree's root held for one
+    operation, ``hidden`` names refused below it (:func:`hidden_below`) meanwhile; ``missing``
+    makes the error for a root that is not there."""
+
+    __slots__ = ("path", "hidden", "missing", "fd")
+
+    def __init__(
+        self, path: str | os.PathLike[str], hidden: frozenset[str], missing: Callable[[], Exception]
+    ) -> None:
+        self.path, self.hidden, self.missing, self.fd = path, hidden, missing, -1
+
+    def __enter__(self) -> int:
+        try:
+            self.fd = open_root(self.path)
+        except (FileNotFoundError, NotADirectoryError):
+            raise self.missing() from None
+        if self.hidden:
+            _hidden[self.fd] = self.hidden
+        return self.fd
+
+    def __exit__(self, *exc: object) -> None:
+        if self.hidden:
+            _hidden.pop(self.fd, None)
+        os.close(self.fd)
 
 
 def open_root(path: str | os.PathLike[str]) -> int:
@@ -294,11 +349,8 @@ def open_for_read(root_fd: int, rel: RelPath) -> int:
     Opened without blocking (a FIFO planted by a tenant cannot hold a thread), then refused
     unless it is a regular file or a directory.
     """
-    fd = open_beneath(root_fd, rel.parts, O_READ)
+    fd, _ = open_checked(root_fd, rel)
     try:
-        mode = os.fstat(fd).st_mode
-        if not (stat_mod.S_ISREG(mode) or stat_mod.S_ISDIR(mode)):
-            raise NotARegularFile(f"not a regular file or directory: {rel}")
         os.set_blocking(fd, True)
     except BaseException:
         os.close(fd)
@@ -306,25 +358,48 @@ def open_for_read(root_fd: int, rel: RelPath) -> int:
     return fd
 
 
+def open_checked(root_fd: int, rel: RelPath) -> tuple[int, os.stat_result]:
+    """:func:`open_for_read` and the descriptor's stat, still ``O_NONBLOCK`` (no matter for a
+    ``pread`` of a regular file; ``sendfile`` wants it cleared first)."""
+    fd = open_beneath(root_fd, rel.parts, O_READ)
+    try:
+        st = os.fstat(fd)
+        if not (stat_mod.S_ISREG(st.st_mode) or stat_mod.S_ISDIR(st.st_mode)):
+            raise NotARegularFile(f"not a regular file or directory: {rel}")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, st
+
+
 def fd_path(fd: int) -> str:
     """What the kernel says a descriptor points at now (for display and mounts only)."""
     return os.readlink(f"/proc/self/fd/{fd}")
 
 
-@contextmanager
-def errors_as(what: object = "") -> Iterator[None]:
+def errors_as(what: object = "") -> _ErrorsAs:
     """Turn an OSError into the domain error that names what went wrong (never a 500).
 
     ``EXDEV`` and ``ELOOP`` from a resolution mean the path would leave its tree or loops.
     """
-    try:
-        yield
-    except StorageProxyError:
-        raise
-    except OSError as e:
-        error = _domain_error(e, what)
+    return _ErrorsAs(what)
+
+
+class _ErrorsAs:
+    __slots__ = ("what",)
+
+    def __init__(self, what: object) -> None:
+        self.what = what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, e: BaseException | None, tb: object) -> None:
+        if not isinstance(e, OSError) or isinstance(e, StorageProxyError):
+            return
+        error = _domain_error(e, self.what)
         if isinstance(error, StorageProxyError):
-            error.subject = str(what)
+            error.subject = str(self.what)
         raise error from None
 
 

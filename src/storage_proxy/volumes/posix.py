@@ -21,8 +21,7 @@ import os
 import stat as stat_mod
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar, ParamSpec, TypeVar
@@ -171,16 +170,15 @@ class BasePosixVolume(PosixSnapshots, PosixReads, PosixUpkeep, LocalStagingUploa
             raise VFolderNotFound(f"no vfolder {vfid} on volume {self.name!r}")
         return path
 
-    @contextmanager
-    def _root(self, vfid: VFolderID, path: str | None = None) -> Iterator[int]:
+    def _root(self, vfid: VFolderID, path: str | None = None) -> beneath.HeldRoot:
         """A descriptor of the vfolder root, for the duration of one operation (blocking).
         ``path``: its directory, already known (its absence then shows as the open failing)."""
-        try:
-            fd = beneath.open_root(path if path is not None else self._existing_vfolder(vfid))
-        except (FileNotFoundError, NotADirectoryError):
-            raise VFolderNotFound(f"no vfolder {vfid} on volume {self.name!r}") from None
-        with opened(fd), beneath.hidden_below(fd, self.hidden_names):
-            yield fd
+        where = path if path is not None else self._existing_vfolder(vfid)
+        return beneath.HeldRoot(
+            where,
+            self.hidden_names,
+            lambda: VFolderNotFound(f"no vfolder {vfid} on volume {self.name!r}"),
+        )
 
     def _reservation(self, vfid: VFolderID) -> WriteReservation:
         return self.quota_model.reservation(vfid)

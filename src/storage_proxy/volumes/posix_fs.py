@@ -274,12 +274,13 @@ def open_local(root: int, rel: RelPath, read_up_to: int, *, nowait: bool) -> Loc
     run on the event loop; ``LocalFile.body`` stays None otherwise (the caller reads it in a
     thread).
     """
-    fd = beneath.open_for_read(root, rel)
+    fd, st = beneath.open_checked(root, rel)
     try:
-        st = os.fstat(fd)
         body = None
         if read_up_to and stat_mod.S_ISREG(st.st_mode) and st.st_size <= read_up_to:
             body = read_small(fd, read_up_to + 1, st.st_size, nowait)
+        if body is None:  # it will be sent or read as a stream
+            os.set_blocking(fd, True)
         return LocalFile(fd, st, body)
     except BaseException:
         os.close(fd)
@@ -290,14 +291,17 @@ def read_small(fd: int, want: int, size: int, nowait: bool = False) -> bytes | N
     """The whole small file, or None if it changed size meanwhile (sendfile copes with that) or
     (``nowait``) is not all in the page cache."""
     if nowait and size:
-        buf = bytearray(want)
+        buf = bytearray(min(want, size + 1))  # one byte more than the size: growth shows
         try:
             n = os.preadv(fd, [buf], 0, _RWF_NOWAIT)
         except (BlockingIOError, OSError) as e:
             if isinstance(e, BlockingIOError) or e.errno in (errno.EOPNOTSUPP, errno.EINVAL):
                 return None
             raise
-        return bytes(buf[:n]) if n == size else None
+        if n != size:
+            return None
+        del buf[n:]
+        return bytes(buf)
     body = os.pread(fd, want, 0)
     return body if len(body) == size else None
 

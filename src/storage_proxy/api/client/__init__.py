@@ -7,8 +7,8 @@ from aiohttp import web
 from ... import __version__
 from ...services.facade import Services
 from .. import openapi
+from ..front import front_door, on_prepare
 from ..keys import DOOR, RELAYS, SERVICES
-from ..problem import note_started, problem_middleware, request_id_middleware
 from ..relay import Relays
 from . import (
     archive,
@@ -39,12 +39,7 @@ async def _close_relays(app: web.Application) -> None:
 
 def create_client_app(services: Services) -> web.Application:
     app = web.Application(
-        middlewares=[
-            request_id_middleware,
-            services.metrics.middleware("client"),
-            problem_middleware,
-            tus.tus_headers_middleware,
-        ],
+        middlewares=[front_door(services.metrics, (tus.TUS_PREFIX, tus.tus_headers))],
         client_max_size=1 << 20,  # bodies that matter are streamed, never read whole
         # Let the socket keep receiving while a batch goes to disk (aiohttp pauses reading once
         # twice this much is buffered; its 64 KiB default stalls the network on every write).
@@ -54,8 +49,7 @@ def create_client_app(services: Services) -> web.Application:
     app[DOOR] = "client"
     app[RELAYS] = Relays(services.settings.relay_threads)
     app.on_cleanup.append(_close_relays)
-    app.on_response_prepare.append(services.metrics.count_download)
-    app.on_response_prepare.append(note_started)
+    app.on_response_prepare.append(on_prepare(services.metrics))
     r = app.router
     r.add_get("/", status)
     r.add_get("/status", status)

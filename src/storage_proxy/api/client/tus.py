@@ -48,11 +48,13 @@ OFFSET_CONTENT_TYPE = "application/offset+octet-stream"
 _BODY_CHUNK = 1 << 20
 
 
-@web.middleware
-async def tus_headers_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every tus response carries Tus-Resumable; tus requests must speak our version (412)."""
-    if not request.path.startswith("/upload"):
-        return await handler(request)
+#: The path under which every request is a tus request.
+TUS_PREFIX = "/upload"
+
+
+async def tus_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Around every request under ``/upload`` (the front door's wrap): every tus response
+    carries Tus-Resumable; tus requests must speak our version (412)."""
     if request.method not in ("OPTIONS", "PUT", "GET"):
         version = request.headers.get("Tus-Resumable")
         if version != TUS_VERSION:

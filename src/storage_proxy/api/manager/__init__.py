@@ -15,8 +15,9 @@ from ...core import caller
 from ...core.errors import AuthenticationFailed
 from ...services.facade import Services
 from .. import openapi
+from ..front import front_door, on_prepare
 from ..keys import DOOR, SERVICES
-from ..problem import Handler, note_started, problem_middleware, request_id_middleware
+from ..problem import Handler
 from . import (
     acl,
     audit,
@@ -52,17 +53,12 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
 
 def create_manager_app(services: Services) -> web.Application:
     app = web.Application(
-        middlewares=[
-            request_id_middleware,
-            services.metrics.middleware("manager"),
-            problem_middleware,
-            auth_middleware,
-        ],
+        middlewares=[front_door(services.metrics), auth_middleware],
         client_max_size=16 << 20,
     )
     app[SERVICES] = services
     app[DOOR] = "manager"
-    app.on_response_prepare.append(note_started)
+    app.on_response_prepare.append(on_prepare(None))
     r = app.router
     r.add_get("/", status)
     r.add_get("/status", status)
