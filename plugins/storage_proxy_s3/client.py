@@ -27,6 +27,8 @@ from storage_proxy.core.errors import (
 )
 from storage_proxy.core.units import BinarySize
 
+from . import signing
+
 log = logging.getLogger(__name__)
 
 MIN_PART = 5 << 20  # S3's smallest part (but the last)
@@ -131,6 +133,7 @@ class S3Connection:
         return endpoint
 
     async def open(self) -> None:
+        signing.install()  # part digests computed off the loop are signed as they are
         o = self.options
         creds: dict[str, Any] = {}
         if o["auth-type"] == "accesskey":  # iam: botocore's chain (env, profile, instance role)

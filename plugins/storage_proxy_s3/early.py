@@ -26,7 +26,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -36,7 +36,8 @@ from storage_proxy.core.errors import Conflict, StorageProxyError
 from storage_proxy.volumes.staging import LocalStaging
 
 from .client import MIN_PART, S3Connection
-from .multipart import MultipartUpload, Part, PutResult, new_hashers
+from .multipart import MultipartUpload, Part, PutResult, digest
+from .prehash import RunningHashes, hash_in_parallel
 from .window import Window
 
 log = logging.getLogger(__name__)
@@ -44,10 +45,20 @@ log = logging.getLogger(__name__)
 _STATE, _LOCK = ".s3parts", ".s3lock"
 #: How long publishing or discarding waits for another process that is sending parts.
 LOCK_WAIT = 120.0
-_HASH_READ = 8 << 20
 
-#: session id → (target key, content type), or None when the session is unknown.
-TargetLookup = Callable[[str], Awaitable[tuple[str, str | None] | None]]
+
+@dataclass(frozen=True)
+class Target:
+    """Where a session is published: its key, content type, and whether the object's sha256
+    and md5 are recorded (then hashed as the bytes arrive, ``prehash.py``)."""
+
+    key: str
+    content_type: str | None = None
+    checksums: bool = False
+
+
+#: session id → its target, or None when the session is unknown.
+TargetLookup = Callable[[str], Awaitable[Target | None]]
 
 
 @dataclass
@@ -149,9 +160,11 @@ def _replace(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def _pread(path: Path, offset: int, size: int) -> bytes:
+def _pread(path: Path, offset: int, size: int) -> tuple[bytes, bytes]:
+    """Bytes of the staged file and their sha256 (signed with the part), read in one thread."""
     with open(path, "rb", buffering=0) as f:
-        return os.pread(f.fileno(), size, offset)
+        data = os.pread(f.fileno(), size, offset)
+    return data, digest(data, ())
 
 
 def tail_pieces(start: int, size: int, part_size: int, concurrency: int) -> list[tuple[int, int]]:
@@ -161,13 +174,6 @@ def tail_pieces(start: int, size: int, part_size: int, concurrency: int) -> list
     rest = size - start
     piece = min(part_size, max(MIN_PART, -(-rest // concurrency)))
     return [(o, min(piece, size - o)) for o in range(start, size, piece)]
-
-
-def _hash_file(path: Path, hashers: Sequence[Any]) -> None:
-    with open(path, "rb", buffering=0) as f:
-        while data := f.read(_HASH_READ):
-            for h in hashers:
-                h.update(data)
 
 
 class EarlyParts:
@@ -189,6 +195,7 @@ class EarlyParts:
         self.target = target
         self.slots = asyncio.Semaphore(concurrency)  # parts in memory, over all sessions
         self._runners: dict[str, _Runner] = {}
+        self.hashes = RunningHashes()  # the whole-object checksums, as the bytes become final
 
     def advance(self, session_id: str, committed: int) -> None:
         """Bytes below ``committed`` are final: send the complete parts among them."""
@@ -238,10 +245,9 @@ class EarlyParts:
                 state.checksums,
                 state.content_type,
             ):
-                hashers = new_hashers(checksums)
                 try:
-                    result = await self._complete(
-                        session_id, upload, state, size, hashers, precondition
+                    result, hashers = await self._complete(
+                        session_id, upload, state, size, checksums, precondition
                     )
                 except StorageProxyError:
                     await upload.abort()  # the target refused it: nothing to publish
@@ -256,6 +262,7 @@ class EarlyParts:
             await sidecar.remove()
             return None
         finally:
+            self.hashes.drop(session_id)
             await sidecar.unlock()
 
     async def _complete(
@@ -264,24 +271,22 @@ class EarlyParts:
         upload: MultipartUpload,
         state: State,
         size: int,
-        hashers: Sequence[Any],
+        checksums: bool,
         precondition: Awaitable[Any],
-    ) -> PutResult:
+    ) -> tuple[PutResult, list[Any]]:
         staged = self.staging.path(session_id)
         sent = 0  # the parts sent early that start at byte 0 and follow each other
         while sent + 1 in state.parts and (sent + 1) * self.part_size <= size:
             sent += 1
         parts = [state.parts[n] for n in range(1, sent + 1)]  # later ones are dropped by S3
-        hashing = asyncio.ensure_future(
-            asyncio.to_thread(_hash_file, staged, hashers) if hashers else asyncio.sleep(0)
-        )
+        hashing = asyncio.ensure_future(self._hash_rest(session_id, state, staged, size, checksums))
         window = Window(self.concurrency)
 
         async def send(number: int, start: int, length: int) -> None:
-            data = await asyncio.to_thread(_pread, staged, start, length)
+            data, sha256 = await asyncio.to_thread(_pread, staged, start, length)
             if len(data) != length:
                 raise RuntimeError(f"the staged file is shorter than {size} bytes")
-            parts.append(await upload.send(number, data))
+            parts.append(await upload.send(number, data, sha256))
 
         try:
             pieces = tail_pieces(sent * self.part_size, size, self.part_size, self.concurrency)
@@ -290,17 +295,28 @@ class EarlyParts:
             await window.drain()
             await precondition
             result = await upload.complete(parts, size)
-            await hashing
+            hashers = await hashing
         except BaseException:
             await window.cancel()
             hashing.cancel()
             await asyncio.gather(hashing, return_exceptions=True)
             raise
-        return result
+        return result, hashers
+
+    async def _hash_rest(
+        self, session_id: str, state: State, staged: Path, size: int, checksums: bool
+    ) -> list[Any]:
+        """The whole-object hashers: what the running hash has not seen yet, hashed now."""
+        if not checksums:
+            return []
+        hashers, hashed = await self.hashes.take(session_id, state.upload_id)
+        await hash_in_parallel(staged, hashed, size, hashers)
+        return hashers
 
     async def discard(self, session_id: str) -> None:
         """Abort the session's early upload, if it has one, and remove its state."""
         await self._settle(session_id, cancel=True)
+        self.hashes.drop(session_id)
         sidecar = Sidecar(self.staging.path(session_id))
         if not await asyncio.to_thread(sidecar.exists):
             return
@@ -318,6 +334,7 @@ class EarlyParts:
         """Stop sending (the state stays: the next process carries on)."""
         for runner in list(self._runners.values()):
             await runner.wait(cancel=True)
+        self.hashes.close()
 
 
 class _Runner:
@@ -328,6 +345,7 @@ class _Runner:
         self.session_id = session_id
         self.committed = 0
         self.closing = False
+        self._checksums: bool | None = None
         self._wake = asyncio.Event()
         self._saving = asyncio.Lock()
         self._task = asyncio.create_task(self._run(), name=f"s3-early-parts-{session_id}")
@@ -374,6 +392,9 @@ class _Runner:
                     if number not in state.parts:
                         await window.submit(partial(self._part, sidecar, state, number))
                     number += 1
+                if state is not None and await self._hashed():  # the final bytes, in order
+                    path = owner.staging.path(self.session_id)
+                    owner.hashes.advance(self.session_id, path, state.upload_id, self.committed)
                 if window.idle and number > self.committed // size:
                     self.closing = True
                     return
@@ -383,11 +404,18 @@ class _Runner:
             await window.cancel()
             raise
 
+    async def _hashed(self) -> bool:
+        """Whether the session's object gets checksums (asked once per runner)."""
+        if self._checksums is None:
+            target = await self.owner.target(self.session_id)
+            self._checksums = target is not None and target.checksums
+        return self._checksums
+
     async def _begin(self, sidecar: Sidecar) -> State | None:
         target = await self.owner.target(self.session_id)
         if target is None:
             return None
-        key, content_type = target
+        key, content_type = target.key, target.content_type
         extra = {"ContentType": content_type} if content_type else {}
         upload = await MultipartUpload.create(self.owner.conn, key, extra)
         state = State(key, upload.upload_id, self.owner.part_size, upload.checksums, content_type)
@@ -402,13 +430,13 @@ class _Runner:
         owner = self.owner
         staged = owner.staging.path(self.session_id)
         async with owner.slots:
-            data = await asyncio.to_thread(
+            data, sha256 = await asyncio.to_thread(
                 _pread, staged, (number - 1) * owner.part_size, owner.part_size
             )
             if len(data) != owner.part_size:
                 raise RuntimeError(f"part {number} is not staged completely")
             upload = MultipartUpload(owner.conn, state.key, state.upload_id, state.checksums)
-            part = await upload.send(number, data)
+            part = await upload.send(number, data, sha256)
         async with self._saving:
             state.parts[number] = part
             await sidecar.save(state)

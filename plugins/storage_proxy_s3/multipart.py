@@ -16,7 +16,9 @@ with a HEAD.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
+import io
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -24,8 +26,9 @@ from typing import Any
 
 from storage_proxy.core.errors import BackendUnavailable
 
-from .checksums import check_echo, sha256_b64
+from .checksums import check_echo
 from .client import MAX_PARTS, S3Connection, translate
+from .signing import known_payload
 from .window import Window
 
 
@@ -72,21 +75,28 @@ def new_hashers(checksums: bool) -> list[Any]:
     return [hashlib.sha256(), hashlib.md5()] if checksums else []
 
 
-def digest(data: bytes | memoryview, hashers: Sequence[Any], part_sha256: bool) -> str | None:
-    """Feed ``hashers`` (whole-object checksums) and return the part's own sha256 when asked.
+def digest(data: bytes | memoryview, hashers: Sequence[Any]) -> bytes:
+    """Feed ``hashers`` (whole-object checksums) and return the body's own sha256: it is signed
+    (``signing.py``) and, where the endpoint verifies it, sent as ``x-amz-checksum-sha256``.
 
     Runs in a thread: hashlib releases the GIL on large buffers."""
     for h in hashers:
         h.update(data)
-    return sha256_b64(data) if part_sha256 else None
+    return hashlib.sha256(data).digest()
 
 
-async def digest_off_loop(
-    data: bytes | memoryview, hashers: Sequence[Any], part_sha256: bool
-) -> str | None:
-    if not hashers and not part_sha256:
-        return None
-    return await asyncio.to_thread(digest, data, hashers, part_sha256)
+#: Bodies up to this size are hashed on the loop (a thread hop costs more).
+_HASH_INLINE = 64 << 10
+
+
+async def digest_off_loop(data: bytes | memoryview, hashers: Sequence[Any]) -> bytes:
+    if len(data) <= _HASH_INLINE:
+        return digest(data, hashers)
+    return await asyncio.to_thread(digest, data, hashers)
+
+
+def _b64(sha256: bytes) -> str:
+    return base64.b64encode(sha256).decode()
 
 
 class MultipartUpload:
@@ -109,22 +119,24 @@ class MultipartUpload:
             r = await conn.c.create_multipart_upload(Bucket=conn.bucket, Key=key, **kw)
         return cls(conn, key, r["UploadId"], conn.sha256)
 
-    async def send(self, number: int, data: bytes, sha256: str | None = None) -> Part:
-        """Upload part ``number``; ``sha256`` (base64) is sent when the endpoint verifies it."""
+    async def send(self, number: int, data: bytes, sha256: bytes | None = None) -> Part:
+        """Upload part ``number``; ``sha256``: its digest, if the caller has it (computed off
+        the loop otherwise); signed, and sent as a checksum where the endpoint verifies it."""
         if number > MAX_PARTS:
             raise BackendUnavailable(f"more than {MAX_PARTS} parts: raise the volume's part-size")
+        if sha256 is None:
+            sha256 = await digest_off_loop(data, ())
         kw: dict[str, Any] = {}
         if self.checksums:
-            if sha256 is None:
-                sha256 = await asyncio.to_thread(sha256_b64, data)
-            kw["ChecksumSHA256"] = sha256
-        with translate(self.key):
+            kw["ChecksumSHA256"] = _b64(sha256)
+        body = io.BytesIO(data)  # as botocore would wrap it, but the signer knows this one
+        with translate(self.key), known_payload(body, sha256):
             r = await self.conn.c.upload_part(
                 Bucket=self.conn.bucket,
                 Key=self.key,
                 UploadId=self.upload_id,
                 PartNumber=number,
-                Body=data,
+                Body=body,
                 **kw,
             )
         check_echo(r, kw.get("ChecksumSHA256"), f"part {number} of {self.key}")
@@ -155,10 +167,12 @@ async def put_object(
     conn: S3Connection, key: str, body: bytes, hashers: Sequence[Any], extra: dict[str, Any]
 ) -> PutResult:
     """One PUT; with checksums verified by the endpoint, the body's sha256 goes with it."""
-    sha = await digest_off_loop(body, hashers, conn.sha256)
+    sha256 = await digest_off_loop(body, hashers)
+    sha = _b64(sha256) if conn.sha256 else None
     kw = {**extra, "ChecksumSHA256": sha} if sha is not None else extra
-    with translate(key):
-        r = await conn.c.put_object(Bucket=conn.bucket, Key=key, Body=body, **kw)
+    wrapped = io.BytesIO(body)  # as botocore would wrap it, but the signer knows this one
+    with translate(key), known_payload(wrapped, sha256):
+        r = await conn.c.put_object(Bucket=conn.bucket, Key=key, Body=wrapped, **kw)
     check_echo(r, sha, key)
     return PutResult(len(body), str(r["ETag"]))
 
@@ -189,7 +203,7 @@ async def put_stream(
             upload = await MultipartUpload.create(conn, key, extra)
         number += 1
         # the whole-object hashers see the parts in order: each is hashed before it is queued
-        sha = await digest_off_loop(data, hashers, upload.checksums)
+        sha = await digest_off_loop(data, hashers)
         await window.submit(partial(_send_into, parts, upload, number, data, sha))
 
     try:
@@ -223,7 +237,7 @@ async def put_stream(
 
 
 async def _send_into(
-    parts: list[Part], upload: MultipartUpload, number: int, data: bytes, sha: str | None
+    parts: list[Part], upload: MultipartUpload, number: int, data: bytes, sha: bytes
 ) -> None:
     parts.append(await upload.send(number, data, sha))
 

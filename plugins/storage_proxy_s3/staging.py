@@ -24,7 +24,7 @@ from storage_proxy.volumes.abc import AppendOptions, StagedFile, UploadTarget
 from storage_proxy.volumes.staging import LocalStagedFile, LocalStaging, LocalStagingUploads
 
 from .data import DataMixin
-from .early import EarlyParts
+from .early import EarlyParts, Target
 from .multipart import file_chunks, new_hashers, put_stream
 
 
@@ -41,20 +41,22 @@ class StagingMixin(LocalStagingUploads, DataMixin):
         is only ever joined into a final upload, which is sent whole when it is published (S3's
         UploadPartCopy would need each partial stored as an object first)."""
         key = self.file_key(target.vfid, target.relpath)
-        record = json.dumps({"key": key, "content_type": target.content_type}).encode()
+        record = json.dumps(
+            {"key": key, "content_type": target.content_type, "checksums": target.checksums}
+        ).encode()
         await self.staging.prepare(session_id)
         if target.partial:
             return
         await asyncio.to_thread(self._target_file(session_id).write_bytes, record)
 
-    async def _upload_target(self, session_id: str) -> tuple[str, str | None] | None:
-        """The key and content type an upload session will be published to (for ``early``)."""
+    async def _upload_target(self, session_id: str) -> Target | None:
+        """Where an upload session will be published (for ``early``)."""
         try:
             raw = await asyncio.to_thread(self._target_file(session_id).read_bytes)
         except FileNotFoundError:
             return None
         record = json.loads(raw)
-        return str(record["key"]), record.get("content_type")
+        return Target(str(record["key"]), record.get("content_type"), bool(record.get("checksums")))
 
     async def upload_append(
         self,

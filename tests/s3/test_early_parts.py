@@ -18,8 +18,8 @@ from contract.test_contract import new_vfolder, read, rp
 from storage_proxy.core.errors import FileExists, QuotaExceeded
 from storage_proxy.core.paths import RelPath
 from storage_proxy.core.types import VFolderID
-from storage_proxy.volumes.abc import UploadTarget, VolumeDeps
-from storage_proxy_s3 import S3Volume
+from storage_proxy.volumes.abc import AppendOptions, UploadTarget, VolumeDeps
+from storage_proxy_s3 import S3Volume, prehash
 
 MiB = 1 << 20
 
@@ -39,7 +39,12 @@ async def new_session(
     volume: S3Volume, deps: VolumeDeps, vfid: VFolderID, relpath: str, **meta: Any
 ) -> str:
     session_id = uuid.uuid4().hex
-    target = UploadTarget(vfid, RelPath.parse(relpath), meta.get("content_type"))
+    target = UploadTarget(
+        vfid,
+        RelPath.parse(relpath),
+        meta.get("content_type"),
+        checksums=meta.get("checksums", False),
+    )
     await volume.upload_prepare(session_id, target)
     return session_id
 
@@ -219,3 +224,90 @@ async def test_partial_uploads_stay_staged_and_are_joined_before_publishing(
     assert meta.sha256 == hashlib.sha256(joined).hexdigest()
     assert pending(raw_s3, s3_volume) == [] and sidecars(s3_volume) == []
     assert list(s3_volume.staging.directory.iterdir()) == []
+
+
+async def test_checksums_are_hashed_while_the_upload_arrives(
+    s3_volume: S3Volume, deps: VolumeDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A session that records sha256 and md5 has its final bytes hashed as they arrive:
+    publishing hashes only what came after (it is right, and it read only the tail)."""
+    vfid = await new_vfolder(s3_volume)
+    sid = await new_session(s3_volume, deps, vfid, "hashed.bin", checksums=True)
+    data = os.urandom(23 * MiB)
+    await append_all(s3_volume, sid, data[: 20 * MiB], 2 * MiB)
+    await s3_volume.early._settle(sid)
+    running = s3_volume.early.hashes._by_session[sid]
+    await running.settle()
+    assert running.done == 18 * MiB  # the last PATCH's own bytes are not final yet
+    seen: list[tuple[int, int]] = []
+    real = prehash.hash_range
+
+    def spy(path: Path, start: int, end: int, hasher: Any) -> None:
+        seen.append((start, end))
+        real(path, start, end, hasher)
+
+    monkeypatch.setattr(prehash, "hash_range", spy)
+    await append(s3_volume, sid, 20 * MiB, chunks(data[20 * MiB :]))
+    await publish(s3_volume, sid, vfid, "hashed.bin", checksums=True)
+    assert seen and min(start for start, _ in seen) >= 18 * MiB
+    meta = await s3_volume.get_file_meta(vfid, rp("hashed.bin"))
+    assert meta.sha256 == hashlib.sha256(data).hexdigest()
+    assert meta.md5 == hashlib.md5(data).hexdigest()
+    assert sid not in s3_volume.early.hashes._by_session
+
+
+async def test_a_restarted_upload_is_hashed_from_its_new_bytes(
+    s3_volume: S3Volume, deps: VolumeDeps
+) -> None:
+    """A whole-body PUT replaces what was staged (and hashed): the recorded checksums are those
+    of the bytes published, never of bytes that were replaced."""
+    vfid = await new_vfolder(s3_volume)
+    sid = await new_session(s3_volume, deps, vfid, "again.bin", checksums=True)
+    await append_all(s3_volume, sid, os.urandom(16 * MiB), 4 * MiB)
+    await s3_volume.early._settle(sid)
+    await s3_volume.early.hashes._by_session[sid].settle()
+    data = os.urandom(16 * MiB)  # the whole body again, then published at once
+    async with s3_volume.upload_hold(sid) as held:
+        await s3_volume.upload_append(held, 0, chunks(data), AppendOptions(replace=True))
+    await publish(s3_volume, sid, vfid, "again.bin", checksums=True)
+    assert await read(s3_volume, vfid, "again.bin") == data
+    meta = await s3_volume.get_file_meta(vfid, rp("again.bin"))
+    assert meta.sha256 == hashlib.sha256(data).hexdigest()
+    assert meta.md5 == hashlib.md5(data).hexdigest()
+
+
+async def test_sessions_without_checksums_are_not_hashed(
+    s3_volume: S3Volume, deps: VolumeDeps
+) -> None:
+    vfid = await new_vfolder(s3_volume)
+    sid = await new_session(s3_volume, deps, vfid, "plain.bin")
+    await append_all(s3_volume, sid, os.urandom(16 * MiB), 4 * MiB)
+    await s3_volume.early._settle(sid)
+    assert sid not in s3_volume.early.hashes._by_session
+
+
+async def test_a_hash_of_replaced_bytes_is_never_used_by_another_process(
+    make_s3: Any, deps: VolumeDeps, tmp_path: Path
+) -> None:
+    """Worker one hashed a session's first bytes; worker two restarted it with a whole-body PUT
+    and sent new parts early; one publishes: its running hash is of another early upload (the
+    replaced one) and is not used."""
+    staging = str(tmp_path / "shared-staging")
+    async with make_s3(**{"staging-dir": staging}) as one:
+        vfid = await new_vfolder(one)
+        sid = await new_session(one, deps, vfid, "twice.bin", checksums=True)
+        await append_all(one, sid, os.urandom(16 * MiB), 4 * MiB)
+        await one.early._settle(sid)
+        await one.early.hashes._by_session[sid].settle()
+        async with make_s3(bucket=one.conn.bucket, **{"staging-dir": staging}) as two:
+            data = os.urandom(20 * MiB)
+            async with two.upload_hold(sid) as held:
+                replace = AppendOptions(replace=True)
+                await two.upload_append(held, 0, chunks(data[: 16 * MiB]), replace)
+            await append(two, sid, 16 * MiB, chunks(data[16 * MiB :]))
+            await two.early._settle(sid)
+        await publish(one, sid, vfid, "twice.bin", checksums=True)
+        assert await read(one, vfid, "twice.bin") == data
+        meta = await one.get_file_meta(vfid, rp("twice.bin"))
+        assert meta.sha256 == hashlib.sha256(data).hexdigest()
+        assert meta.md5 == hashlib.md5(data).hexdigest()

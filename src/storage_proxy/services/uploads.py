@@ -219,7 +219,8 @@ class UploadService:
         content_type = _content_type(session.metadata)
         try:
             partial = concat_role(session) == "partial"
-            target = UploadTarget(vfid, relpath, content_type, partial=partial)
+            checksums = bool(session.metadata.get("checksums", False))
+            target = UploadTarget(vfid, relpath, content_type, partial, checksums)
             await volume.upload_prepare(session.id, target)
         except BaseException:
             await self._metadata.delete_upload(session.id)  # no session without its staging

@@ -97,6 +97,8 @@ class UploadTarget:
     content_type: str | None = None
     #: A partial upload (tus concatenation): never published itself, only joined into another.
     partial: bool = False
+    #: Its sha256 and md5 are recorded when it is published (a backend may hash as it arrives).
+    checksums: bool = False
 
 
 @dataclass(frozen=True, slots=True)
