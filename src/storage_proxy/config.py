@@ -98,6 +98,9 @@ _storage_proxy_section = t.Dict(
         # straight from its socket to the client's (splice, no copy into the daemon); 0: such
         # reads are streamed through the event loop.
         t.Key("relay-threads", default=8): t.ToInt(gte=0, lte=1024),
+        # Answer plain small-file downloads (GET /download?token=…) ahead of aiohttp's request
+        # machinery, with the same rules and answer (api/client/fastlane.py); false: aiohttp's.
+        t.Key("fast-lane", default=True): t.ToBool(),
         # Costly operations (directory listings, archives) one caller may run at once.
         t.Key("costly-per-caller", default=4): t.ToInt(gte=1, lte=1024),
         # How user paths are resolved below a vfolder: "auto" (the kernel's openat2 with

@@ -355,6 +355,7 @@ def _build_services(stack: AsyncExitStack, infra: _Infra) -> tuple[Services, Usa
             transfer_idle_timeout=sp["transfer-idle-timeout"],
             max_upload_size=sp["max-upload-size"],
             relay_threads=sp["relay-threads"],
+            fast_lane=sp["fast-lane"],
             dialect=Dialect(config["api"]["manager"]["compat"]),
         ),
         vfolders=vfolders,

@@ -18,8 +18,10 @@ from typing import Any
 from aiohttp import web
 
 from .api.client import create_client_app
+from .api.client.fastlane import FastLane, LaneSite, lane_fits
 from .api.inflight import InflightRequests
 from .api.internal import create_internal_app
+from .api.keys import SERVICES
 from .api.manager import create_manager_app
 from .api.problem import RequestLogger
 from .context import RootContext, build_root_context
@@ -61,13 +63,21 @@ async def _start_listener(
     )
     await runner.setup()
     addr = listener["service-addr"]
-    site = web.TCPSite(
-        runner,
-        addr["host"] or None,
-        addr["port"],
-        ssl_context=_ssl_context(listener),
-        reuse_port=reuse_port or None,
-    )
+    where = (runner, addr["host"] or None, addr["port"])
+    options: dict[str, Any] = {
+        "ssl_context": _ssl_context(listener),
+        "reuse_port": reuse_port or None,
+    }
+    services = app.get(SERVICES)
+    site: web.TCPSite
+    if what == "client" and services is not None and services.settings.fast_lane:
+        if lane_fits():
+            site = LaneSite(*where, lane=FastLane(services, inflight), **options)
+        else:
+            log.warning("this aiohttp differs from the one the fast lane knows: it is off")
+            site = web.TCPSite(*where, **options)
+    else:
+        site = web.TCPSite(*where, **options)
     await site.start()
     log.info("%s API listening on %s:%s", what, addr["host"], addr["port"])
     return runner

@@ -42,24 +42,32 @@ class InflightRequests:
             refusal.force_close()
             return refusal
         transport = request.transport
-        self.count += 1
-        self._idle.clear()
-        self._busy[transport] = self._busy.get(transport, 0) + 1
+        self.begin(transport)
         try:
             response = await handler(request)
             if self.draining and not response.prepared:
                 response.force_close()
             return response
         finally:
-            self.count -= 1
-            left = self._busy.get(transport, 1) - 1
-            if left:
-                self._busy[transport] = left
-            else:
-                self._busy.pop(transport, None)
-                self._since[transport] = time.monotonic()
-            if self.count == 0:
-                self._idle.set()
+            self.end(transport)
+
+    def begin(self, transport: Any) -> None:
+        """A request on ``transport`` is being answered (the drain waits for it)."""
+        self.count += 1
+        self._idle.clear()
+        self._busy[transport] = self._busy.get(transport, 0) + 1
+
+    def end(self, transport: Any) -> None:
+        """It was answered: the connection is idle from now on unless another one runs."""
+        self.count -= 1
+        left = self._busy.get(transport, 1) - 1
+        if left:
+            self._busy[transport] = left
+        else:
+            self._busy.pop(transport, None)
+            self._since[transport] = time.monotonic()
+        if self.count == 0:
+            self._idle.set()
 
     async def wait_idle(self, within: float) -> bool:
         """True when every request finished within ``within`` seconds."""

@@ -40,6 +40,8 @@ class DoorSettings:
     max_upload_size: int = 1 << 40
     #: Threads per worker that splice large object-store reads to clients (0: none).
     relay_threads: int = 0
+    #: Small-file downloads answered by the client listener's fast lane.
+    fast_lane: bool = False
     #: Which Backend.AI release the manager API answers like (``[api.manager] compat``).
     dialect: Dialect = DEFAULT_DIALECT
 

@@ -21,15 +21,16 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
+from ...core import caller
 from ...core.files import LocalFile
 from ...services.archive import FileDone, ZipSource, stream_zip
+from ...services.facade import Services
 from ...services.files import Download, etag_of
 from ..dialect import speaks_backend_ai
 from ..keys import RELAYS, services
 from ..problem import safe_path
 from ..ranges import Representation, content_disposition, preconditions, requested_range
 from ..streams import ClientGone, bounded, cut, idle_timeout, write_chunk
-from .auth import as_grant
 
 log = logging.getLogger(__name__)
 
@@ -46,13 +47,27 @@ MIN_SLICE, MAX_SLICE, SLICE_SECONDS = 1 << 20, 1 << 30, 2.0
 
 
 async def download(request: web.Request) -> web.StreamResponse:
-    grant = services(request).transfers.redeem_download(request.query.get("token"))
-    actor = as_grant(request, grant.actor)
-    archive = grant.archive or request.query.get("archive", "").lower() in _TRUE
-    opened = await services(request).transfers.open_download(
-        actor, grant, archive=archive, read_up_to=small_read(request)
-    )
+    # the fast lane (``..fastlane``) may have opened it already, or met the refusal
+    carried = getattr(request.protocol, "take_carried", None)
+    opened = carried(request) if carried is not None else None
+    if opened is None:
+        archive = request.query.get("archive", "").lower() in _TRUE
+        opened = await open_requested(
+            services(request), request.query.get("token"), archive, small_read(request)
+        )
     return await send(request, opened)
+
+
+async def open_requested(
+    found: Services, token: str | None, archive: bool, read_up_to: int
+) -> Download:
+    """What ``GET /download?token=…`` opens: the token's grant redeemed (its principal named
+    in the audit log), then the file opened — or the directory, as a zip."""
+    grant = found.transfers.redeem_download(token)
+    caller.identify(grant.actor.principal)
+    return await found.transfers.open_download(
+        grant.actor, grant, archive=grant.archive or archive, read_up_to=read_up_to
+    )
 
 
 def small_read(request: web.Request) -> int:
@@ -124,18 +139,25 @@ def _small_response(request: web.Request, local: LocalFile, name: str) -> web.Re
     headers = request.headers
     if body is None or request.method != "GET" or any(h in headers for h in _CONDITIONAL):
         return None
+    return web.Response(body=body, headers=small_headers(local, *_typed(request, name)))
+
+
+def small_headers(local: LocalFile, disposition: str, content_type: str) -> dict[str, str]:
+    """The headers of a small file's whole answer (this handler's and the fast lane's)."""
     st = local.stat
-    disposition, content_type = _typed(request, name)
-    return web.Response(
-        body=body,
-        headers={
-            "ETag": etag_of(st.st_mtime_ns, st.st_size),
-            "Accept-Ranges": "bytes",
-            "Content-Disposition": disposition,
-            "Content-Type": content_type,
-            "Last-Modified": _http_date(int(st.st_mtime)),
-        },
-    )
+    return {
+        "ETag": etag_of(st.st_mtime_ns, st.st_size),
+        "Accept-Ranges": "bytes",
+        "Content-Disposition": disposition,
+        "Content-Type": content_type,
+        "Last-Modified": _http_date(int(st.st_mtime)),
+    }
+
+
+def download_name_headers(name: str) -> tuple[str, str]:
+    """Content-Disposition and Content-Type of ``GET /download`` (Backend.AI's door: every file
+    is ``application/octet-stream``)."""
+    return _name_headers(name)[0], "application/octet-stream"
 
 
 def _answer(

@@ -1,0 +1,345 @@
+"""The fast lane: ``GET /download?token=…`` of a small file without aiohttp's request machinery.
+
+Datasets are many small files, and on a small file aiohttp's own work per request (a request
+and a response object, a task, the middleware chain, the writer) costs more than the rules and
+the read together.  The client listener's connections are aiohttp's, with one change
+(:class:`LaneHandler`): when a connection is idle and aiohttp's parser hands over a request
+that is a plain download — ``GET``, HTTP/1.1, only a token in the query, no body, no range or
+condition — the lane runs the download's own service step (:func:`.download.open_requested`:
+the token redeemed, the one permission check, the file opened beneath the vfolder root, the
+audit line) and, for a small file whose bytes it then holds, writes the same answer the handler
+would (:func:`.download.small_headers`) in one write, counted in the same request metrics.
+
+Everything else is aiohttp's, unchanged: any other request; a refusal or an error (the handler
+gets the outcome the lane met and answers it — one audit line, the usual problem and dialect);
+a large file, a directory, an object store's stream (the handler sends what the lane opened).
+Order is kept: the lane only takes a request while aiohttp has nothing queued or in progress on
+that connection, and holds aiohttp back while its own answer is pending.  It steps aside while
+the daemon drains, while the client is not reading its answers, and with the access log on.
+Malformed requests never reach it: aiohttp's parser sees every byte first.
+
+It relies on aiohttp's connection handler internals (tested with the release pinned in
+``pyproject.toml``); where they differ the lane is off and aiohttp serves everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import re
+import time
+from typing import Any
+
+from aiohttp import web
+from aiohttp.http import SERVER_SOFTWARE, HttpVersion11, RawRequestMessage
+from aiohttp.streams import StreamReader
+from aiohttp.web_protocol import RequestHandler
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from ...core import caller
+from ...services.facade import Services
+from ...services.files import Download
+from ..inflight import InflightRequests
+from ..problem import new_request_id
+from .download import SMALL_FILE, download_name_headers, open_requested, small_headers
+
+log = logging.getLogger(__name__)
+
+_PREFIX = "/download?token="
+#: A token the lane takes as it is (JWTs are base64url and dots); anything else (escapes, more
+#: parameters) goes to aiohttp, which parses queries in full.
+_TOKEN = re.compile(r"[A-Za-z0-9._~-]{1,8192}")
+#: Headers that make a download more than a plain one (or give it a body).
+_NOT_PLAIN = (
+    "Range",
+    "If-Range",
+    "If-Match",
+    "If-None-Match",
+    "If-Modified-Since",
+    "If-Unmodified-Since",
+    "Content-Length",
+    "Transfer-Encoding",
+    "Expect",
+    "Upgrade",
+)
+#: What of aiohttp's connection handler the lane works with.
+_INTERNALS = (
+    "_waiter",
+    "_messages",
+    "_parser",
+    "_payload_parser",
+    "_upgraded",
+    "_force_close",
+    "_close",
+    "_keepalive",
+    "_keepalive_timeout",
+    "_next_keepalive_close_time",
+    "_keepalive_handle",
+    "_process_keepalive",
+    "_buffer_paused",
+    "_msg_queue_resume_size",
+    "_resume_reading_if_drained",
+    "_logging_enabled",
+)
+
+
+def lane_fits(handler_class: type[RequestHandler] = RequestHandler) -> bool:
+    """Whether this aiohttp's connection handler has what the lane works with."""
+    probe = set(dir(handler_class))
+    for klass in handler_class.__mro__:
+        probe.update(getattr(klass, "__slots__", ()))
+    return all(name in probe for name in _INTERNALS)
+
+
+class FastLane:
+    """The lane of one client listener in one worker."""
+
+    def __init__(self, services: Services, inflight: InflightRequests) -> None:
+        self.services = services
+        self.inflight = inflight
+        metrics = services.metrics
+        labels = ("GET", "/download", "download", "200", "")
+        self._count = metrics.requests.labels(*labels)
+        self._time = metrics.duration.labels(*labels)
+        self._bytes = metrics.downloaded.labels("client")
+        self.answered = 0  # requests this lane answered itself
+        self.handed = 0  # requests whose outcome it handed to aiohttp
+        self._date = (0, "")
+
+    def token_of(self, handler: LaneHandler, message: Any) -> str | None:
+        """The token of a plain download the lane may take now (None: aiohttp's)."""
+        if getattr(message, "path", None) is None:
+            return None  # a parse error (aiohttp's marker of one): aiohttp answers it
+        if (
+            message.method != "GET"
+            or message.version != HttpVersion11
+            or message.should_close
+            or message.upgrade
+            or message.chunked
+            or not message.path.startswith(_PREFIX)
+            or self.inflight.draining
+            or handler.writing_paused
+            or handler._logging_enabled
+        ):
+            return None
+        token = message.path[len(_PREFIX) :]
+        if not _TOKEN.fullmatch(token):
+            return None
+        headers = message.headers
+        if any(name in headers for name in _NOT_PLAIN):
+            return None
+        return token
+
+    def date(self) -> str:
+        now = int(time.time())
+        if self._date[0] != now:
+            self._date = (now, email.utils.formatdate(now, usegmt=True))
+        return self._date[1]
+
+    def answer(self, handler: LaneHandler, rid: str, opened: Download, took: float) -> bool:
+        """Write a small file's whole answer; False when it is not one (aiohttp sends it)."""
+        local = opened.local
+        if local is None or local.body is None or opened.tree is not None:
+            return False
+        body = local.body
+        lines = ["HTTP/1.1 200 OK"]
+        for name, value in small_headers(local, *download_name_headers(opened.name)).items():
+            if "\r" in value or "\n" in value:
+                return False
+            lines.append(f"{name}: {value}")
+        lines.append(f"X-Request-ID: {rid}")
+        lines.append(f"Content-Length: {len(body)}")
+        lines.append(f"Date: {self.date()}")
+        lines.append(f"Server: {SERVER_SOFTWARE}")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")
+        transport = handler.transport
+        if transport is None or transport.is_closing():
+            return False  # aiohttp sees the connection go
+        transport.write(head + body)
+        opened.close()
+        self.answered += 1
+        self._count.inc()
+        self._time.observe(took)
+        self._bytes.inc(len(body))
+        return True
+
+
+class LaneHandler(RequestHandler):
+    """aiohttp's connection handler, with the fast lane in front of its request queue."""
+
+    __slots__ = ("_lane", "_lane_task", "_carried")
+
+    def __init__(self, *args: Any, lane: FastLane, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._lane = lane
+        self._lane_task: asyncio.Task[None] | None = None
+        #: (the message, what the lane met for it) until aiohttp's handler takes it
+        self._carried: tuple[RawRequestMessage, Download | Exception] | None = None
+
+    # -- aiohttp's side --------------------------------------------------------------------
+    def data_received(self, data: bytes) -> None:
+        waiter = self._waiter
+        lane_may = self._lane_task is None and waiter is not None and not waiter.done()
+        if self._lane_task is None and (not lane_may or self._messages):
+            super().data_received(data)  # aiohttp is at work (or has queued work): its turn
+            return
+        # aiohttp is idle, or waits behind the lane: parse, but do not wake it yet
+        self._waiter = None
+        try:
+            super().data_received(data)
+        finally:
+            self._waiter = waiter
+        self._run_lane()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        if self._lane_task is not None:
+            self._lane_task.cancel()
+        carried, self._carried = self._carried, None
+        if carried is not None and isinstance(carried[1], Download):
+            _discard(carried[1])
+        super().connection_lost(exc)
+
+    def take_carried(self, request: web.BaseRequest) -> Download | None:
+        """What the lane met for this request (the next one aiohttp handles after the lane
+        handed it over): the opened download, or its error raised."""
+        carried = self._carried
+        if carried is None:
+            return None
+        message = carried[0]
+        if request.method != message.method or request.raw_path != message.path:
+            return None
+        self._carried = None
+        if isinstance(carried[1], Exception):
+            raise carried[1]
+        return carried[1]
+
+    # -- the lane ----------------------------------------------------------------------------
+    def _run_lane(self) -> None:
+        while self._lane_task is None and self._messages and self._carried is None:
+            if self._force_close or self._close:
+                break
+            message, payload = self._messages[0]
+            token = self._lane.token_of(self, message)
+            if token is None:
+                break
+            self._messages.popleft()
+            self._start(message, payload, token)
+        self._wake_aiohttp()
+
+    def _wake_aiohttp(self) -> None:
+        waiter = self._waiter
+        if self._lane_task is None and self._messages and waiter is not None:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _start(self, message: Any, payload: StreamReader, token: str) -> None:
+        lane = self._lane
+        lane.inflight.begin(self.transport)
+        try:
+            serving = self._serve(message, payload, token)
+            self._lane_task = asyncio.get_running_loop().create_task(serving)
+        except BaseException:
+            lane.inflight.end(self.transport)
+            raise
+
+    async def _serve(self, message: Any, payload: StreamReader, token: str) -> None:
+        """The download's service step, in a task of its own as aiohttp runs a handler; then
+        the answer, or the hand-over; then what queued meanwhile."""
+        started = time.perf_counter()
+        rid = message.headers.get("X-Request-ID")
+        rid = rid[:64] if rid else new_request_id()
+        caller.enter(caller.Caller("client", "anonymous", rid))
+        try:
+            try:
+                outcome: Download | Exception = await open_requested(
+                    self._lane.services, token, False, SMALL_FILE
+                )
+            except Exception as e:
+                outcome = e
+        except BaseException:  # cancelled: the connection went
+            self._lane.inflight.end(self.transport)
+            raise
+        self._lane_task = None
+        try:
+            self._finish(message, payload, rid, outcome, started)
+            self._run_lane()
+        except Exception:  # a bug of ours: the connection is cut, never left hanging
+            log.exception("fast lane: request %s failed; closing its connection", rid)
+            self.force_close()
+
+    def _finish(
+        self,
+        message: RawRequestMessage,
+        payload: StreamReader,
+        rid: str,
+        outcome: Download | Exception,
+        started: float,
+    ) -> None:
+        lane = self._lane
+        try:
+            if isinstance(outcome, Download):
+                took = time.perf_counter() - started
+                if lane.answer(self, rid, outcome, took):
+                    self._consumed()
+                    return
+            # aiohttp answers it, with what the lane met and under the same request id
+            if "X-Request-ID" not in message.headers:
+                headers = CIMultiDict(message.headers)
+                headers["X-Request-ID"] = rid
+                message = message._replace(headers=CIMultiDictProxy(headers))
+            self._carried = (message, outcome)
+            self._messages.appendleft((message, payload))
+            lane.handed += 1
+        finally:
+            lane.inflight.end(self.transport)
+
+    def _consumed(self) -> None:
+        """As aiohttp does once it has answered a request: the parser's slot back, the
+        keep-alive clock restarted."""
+        parser = self._parser
+        if parser is not None:
+            parser.message_consumed()
+        if self._buffer_paused and len(self._messages) <= self._msg_queue_resume_size:
+            self._resume_reading_if_drained()
+        if self._keepalive and not self._close and not self._force_close:
+            loop = self._loop
+            close_time = loop.time() + self._keepalive_timeout
+            self._next_keepalive_close_time = close_time
+            if self._keepalive_handle is None:
+                self._keepalive_handle = loop.call_at(close_time, self._process_keepalive)
+
+
+def _discard(opened: Download) -> None:
+    """An opened download nobody will send: its descriptor closed, its zip's slot given back."""
+    opened.close()
+    if opened.tree is not None:
+        asyncio.ensure_future(opened.tree.close())
+
+
+class LaneSite(web.TCPSite):
+    """A TCP site whose connections go through :class:`LaneHandler`."""
+
+    def __init__(self, runner: web.AppRunner, *args: Any, lane: FastLane, **kwargs: Any) -> None:
+        super().__init__(runner, *args, **kwargs)
+        self._lane = lane
+
+    async def start(self) -> None:
+        await web.BaseSite.start(self)
+        server = self._runner.server
+        assert server is not None
+        loop = asyncio.get_running_loop()
+        options = dict(server._kwargs)  # what aiohttp gives its own handlers
+
+        def handler() -> LaneHandler:
+            return LaneHandler(server, loop=loop, lane=self._lane, **options)
+
+        self._server = await loop.create_server(
+            handler,
+            self._host,
+            self._port,
+            ssl=self._ssl_context,
+            backlog=self._backlog,
+            reuse_address=self._reuse_address,
+            reuse_port=self._reuse_port,
+        )
