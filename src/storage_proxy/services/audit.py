@@ -26,13 +26,13 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ..core import caller
 from ..core.errors import StorageProxyError
 from ..core.types import VFolderID
+from .auditline import dated, dumps
 
 #: Entries of each vfolder kept in memory for ``recent`` when there is no file to read back.
 RECENT_PER_VFOLDER = 100
@@ -132,7 +132,7 @@ class AuditLog:
         """The vfolder's latest entries, newest first (blocking when read from the file)."""
         if self._path is None:
             kept = self._recent.get(f"{volume}/{vfid}", deque())
-            return [_dated(line) for line in list(reversed(kept))[:limit]]
+            return [dated(line) for line in list(reversed(kept))[:limit]]
         return _tail(self._path, volume, str(vfid), limit)
 
 
@@ -161,17 +161,6 @@ class _Operation:
         else:
             result = type(exc).__name__
         self._log.record(self.entry, result, time.monotonic() - self._started)
-
-
-def _dated(line: dict[str, Any]) -> dict[str, Any]:
-    """The line as it is written: its time as an ISO 8601 date."""
-    stamp = line["time"]
-    if isinstance(stamp, float):
-        line = {
-            **line,
-            "time": datetime.fromtimestamp(stamp, UTC).isoformat(timespec="milliseconds"),
-        }
-    return line
 
 
 class _LineWriter:
@@ -268,10 +257,10 @@ def _tail(path: Path, volume: str, vfid: str, limit: int) -> list[dict[str, Any]
 
 
 def _json_line(line: dict[str, Any]) -> str:
-    text = json.dumps(_dated(line), ensure_ascii=False, default=str)
+    text = dumps(line)
     if not text.isascii() and not _encodable(text):
         # a name with lone surrogates (from a hostile request) is kept, escaped
-        text = json.dumps(_dated(line), ensure_ascii=True, default=str)
+        text = json.dumps(dated(line), ensure_ascii=True, default=str)
     return text + "\n"
 
 
