@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import logging
 import os
 import socket
 from collections.abc import AsyncIterator
@@ -306,3 +307,24 @@ def test_the_lane_knows_this_aiohttp() -> None:
     """The lane works with aiohttp's connection handler: an aiohttp that differs turns it off
     (and this test fails, so the lane is checked against the new release)."""
     assert lane_fits()
+
+
+async def test_lane_answers_are_in_the_access_log(
+    daemon: Daemon, doors: tuple[Listener, Listener], caplog: pytest.LogCaptureFixture
+) -> None:
+    """With the access log on (the default level), the lane still answers, and logs its line
+    as aiohttp's handler logs one (never the query: it holds the token)."""
+    fast, plain = doors
+    await setup_file(daemon, "a/f.bin", SMALL)
+    token = await download_token(daemon, "a/f.bin")
+    with caplog.at_level(logging.INFO, logger="storage_proxy.access.client"):
+        await _get(f"{fast.url}/download?token={token}", **{"X-Request-ID": "lane-log"})
+        await _get(f"{plain.url}/download?token={token}", **{"X-Request-ID": "plain-log"})
+    assert fast.lane is not None and fast.lane.answered == 1
+    lines = [r.getMessage() for r in caplog.records if r.name == "storage_proxy.access.client"]
+    (lane_line,) = [line for line in lines if line.endswith("id=lane-log")]
+    (plain_line,) = [line for line in lines if line.endswith("id=plain-log")]
+    assert (
+        lane_line.split()[:4] == plain_line.split()[:4] == ["127.0.0.1", "GET", "/download", "200"]
+    )
+    assert token not in lane_line

@@ -8,14 +8,15 @@ that is a plain download — ``GET``, HTTP/1.1, only a token in the query, no bo
 condition — the lane runs the download's own service step (:func:`.download.open_requested`:
 the token redeemed, the one permission check, the file opened beneath the vfolder root, the
 audit line) and, for a small file whose bytes it then holds, writes the same answer the handler
-would (:func:`.download.small_headers`) in one write, counted in the same request metrics.
+would (:func:`.download.small_headers`) in one write, counted in the same request metrics and
+access log.
 
 Everything else is aiohttp's, unchanged: any other request; a refusal or an error (the handler
 gets the outcome the lane met and answers it — one audit line, the usual problem and dialect);
 a large file, a directory, an object store's stream (the handler sends what the lane opened).
 Order is kept: the lane only takes a request while aiohttp has nothing queued or in progress on
 that connection, and holds aiohttp back while its own answer is pending.  It steps aside while
-the daemon drains, while the client is not reading its answers, and with the access log on.
+the daemon drains and while the client is not reading its answers.
 Malformed requests never reach it: aiohttp's parser sees every byte first.
 
 It relies on aiohttp's connection handler internals (tested with the release pinned in
@@ -41,7 +42,7 @@ from ...core import caller
 from ...services.facade import Services
 from ...services.files import Download
 from ..inflight import InflightRequests
-from ..problem import new_request_id
+from ..problem import RequestLogger, new_request_id
 from .download import SMALL_FILE, download_name_headers, open_requested, small_headers
 
 log = logging.getLogger(__name__)
@@ -120,7 +121,7 @@ class FastLane:
             or not message.path.startswith(_PREFIX)
             or self.inflight.draining
             or handler.writing_paused
-            or handler._logging_enabled
+            or (handler._logging_enabled and not isinstance(handler.access_logger, RequestLogger))
         ):
             return None
         token = message.path[len(_PREFIX) :]
@@ -158,6 +159,11 @@ class FastLane:
             return False  # aiohttp sees the connection go
         transport.write(head + body)
         opened.close()
+        access = handler.access_logger
+        if handler._logging_enabled and isinstance(access, RequestLogger):
+            peer = transport.get_extra_info("peername")
+            remote = str(peer[0]) if isinstance(peer, tuple | list) and peer else None
+            access.line(remote, "GET", "/download", 200, took, None, rid)
         self.answered += 1
         self._count.inc()
         self._time.observe(took)
