@@ -51,6 +51,8 @@ _PREFIX = "/download?token="
 #: A token the lane takes as it is (JWTs are base64url and dots); anything else (escapes, more
 #: parameters) goes to aiohttp, which parses queries in full.
 _TOKEN = re.compile(r"[A-Za-z0-9._~-]{1,8192}")
+#: A client's request id the lane echoes itself (printable ASCII); any other goes to aiohttp.
+_REQUEST_ID = re.compile(r"[\x20-\x7e]{0,1024}")
 #: Headers that make a download more than a plain one (or give it a body).
 _NOT_PLAIN = (
     "Range",
@@ -130,6 +132,9 @@ class FastLane:
         headers = message.headers
         if any(name in headers for name in _NOT_PLAIN):
             return None
+        rid = headers.get("X-Request-ID")
+        if rid is not None and not _REQUEST_ID.fullmatch(rid):
+            return None  # written back as it came: aiohttp's writer deals with any bytes
         return token
 
     def date(self) -> str:
@@ -143,6 +148,8 @@ class FastLane:
         local = opened.local
         if local is None or local.body is None or opened.tree is not None:
             return False
+        if self.inflight.draining:
+            return False  # aiohttp answers it and closes the connection, as while draining
         body = local.body
         lines = ["HTTP/1.1 200 OK"]
         for name, value in small_headers(local, *download_name_headers(opened.name)).items():
@@ -185,22 +192,21 @@ class LaneHandler(RequestHandler):
 
     # -- aiohttp's side --------------------------------------------------------------------
     def data_received(self, data: bytes) -> None:
-        waiter = self._waiter
-        lane_may = self._lane_task is None and waiter is not None and not waiter.done()
-        if self._lane_task is None and (not lane_may or self._messages):
-            super().data_received(data)  # aiohttp is at work (or has queued work): its turn
+        if self._lane_task is None and not self._parked():
+            super().data_received(data)  # aiohttp is at work (or has work queued): its turn
             return
-        # aiohttp is idle, or waits behind the lane: parse, but do not wake it yet
-        self._waiter = None
+        # aiohttp is parked (or waits behind the lane): parse, but do not wake it yet
+        waiter, self._waiter = self._waiter, None
         try:
             super().data_received(data)
         finally:
             self._waiter = waiter
-        self._run_lane()
+        if self._lane_task is None:
+            self._next()
 
     def connection_lost(self, exc: BaseException | None) -> None:
-        if self._lane_task is not None:
-            self._lane_task.cancel()
+        # The lane's task is not cancelled (aiohttp does not cancel its handlers either): a
+        # descriptor being opened in a thread would be lost; it ends and finds the connection gone.
         carried, self._carried = self._carried, None
         if carried is not None and isinstance(carried[1], Download):
             _discard(carried[1])
@@ -221,27 +227,50 @@ class LaneHandler(RequestHandler):
         return carried[1]
 
     # -- the lane ----------------------------------------------------------------------------
-    def _run_lane(self) -> None:
-        while self._lane_task is None and self._messages and self._carried is None:
-            if self._force_close or self._close:
-                break
-            message, payload = self._messages[0]
-            token = self._lane.token_of(self, message)
-            if token is None:
-                break
-            self._messages.popleft()
-            self._start(message, payload, token)
-        self._wake_aiohttp()
-
-    def _wake_aiohttp(self) -> None:
+    def _parked(self) -> bool:
+        """aiohttp waits for a request with nothing queued, none in progress, nothing held."""
         waiter = self._waiter
-        if self._lane_task is None and self._messages and waiter is not None:
-            if not waiter.done():
-                waiter.set_result(None)
+        return (
+            waiter is not None
+            and not waiter.done()
+            and not self._messages
+            and not self._request_in_progress
+            and self._carried is None
+            and not self._buffer_paused
+            and not self._force_close
+            and not self._close
+        )
+
+    def _next(self) -> None:
+        """Take the one queued request if it is the lane's, else let aiohttp have the queue: the
+        lane never answers a request while another one waits before it (pipelined requests
+        beyond the first are aiohttp's, in order)."""
+        messages = self._messages
+        if (
+            len(messages) == 1
+            and self._carried is None  # (else it is the one handed to aiohttp)
+            and not self._buffer_paused
+            and self.transport is not None
+        ):
+            message, payload = messages[0]
+            token = self._lane.token_of(self, message)
+            if token is not None:
+                messages.popleft()
+                parser = self._parser
+                if parser is not None:
+                    parser.message_consumed()  # as aiohttp does when it takes a request
+                self._start(message, payload, token)
+                return
+        waiter = self._waiter
+        if messages and waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def _start(self, message: Any, payload: StreamReader, token: str) -> None:
         lane = self._lane
         lane.inflight.begin(self.transport)
+        handle, self._keepalive_handle = self._keepalive_handle, None
+        if handle is not None:  # an answer is being made: not an idle connection
+            handle.cancel()
         try:
             serving = self._serve(message, payload, token)
             self._lane_task = asyncio.get_running_loop().create_task(serving)
@@ -256,23 +285,28 @@ class LaneHandler(RequestHandler):
         rid = message.headers.get("X-Request-ID")
         rid = rid[:64] if rid else new_request_id()
         caller.enter(caller.Caller("client", "anonymous", rid))
+        transport = self.transport
+        outcome: Download | Exception | None = None
         try:
             try:
-                outcome: Download | Exception = await open_requested(
-                    self._lane.services, token, False, SMALL_FILE
-                )
+                outcome = await open_requested(self._lane.services, token, False, SMALL_FILE)
             except Exception as e:
                 outcome = e
-        except BaseException:  # cancelled: the connection went
-            self._lane.inflight.end(self.transport)
-            raise
-        self._lane_task = None
-        try:
+            finally:
+                self._lane_task = None
+            if self.transport is None or self._force_close:  # the client went meanwhile
+                return
             self._finish(message, payload, rid, outcome, started)
-            self._run_lane()
+            outcome = None  # answered, or aiohttp has it
         except Exception:  # a bug of ours: the connection is cut, never left hanging
             log.exception("fast lane: request %s failed; closing its connection", rid)
             self.force_close()
+        finally:
+            if isinstance(outcome, Download):
+                _discard(outcome)
+            self._lane.inflight.end(transport)
+        if self.transport is not None:
+            self._next()
 
     def _finish(
         self,
@@ -283,31 +317,21 @@ class LaneHandler(RequestHandler):
         started: float,
     ) -> None:
         lane = self._lane
-        try:
-            if isinstance(outcome, Download):
-                took = time.perf_counter() - started
-                if lane.answer(self, rid, outcome, took):
-                    self._consumed()
-                    return
-            # aiohttp answers it, with what the lane met and under the same request id
-            if "X-Request-ID" not in message.headers:
-                headers = CIMultiDict(message.headers)
-                headers["X-Request-ID"] = rid
-                message = message._replace(headers=CIMultiDictProxy(headers))
-            self._carried = (message, outcome)
-            self._messages.appendleft((message, payload))
-            lane.handed += 1
-        finally:
-            lane.inflight.end(self.transport)
+        if isinstance(outcome, Download):
+            if lane.answer(self, rid, outcome, time.perf_counter() - started):
+                self._rearm()
+                return
+        # aiohttp answers it, with what the lane met and under the same request id
+        if not message.headers.get("X-Request-ID"):
+            headers = CIMultiDict(message.headers)
+            headers["X-Request-ID"] = rid
+            message = message._replace(headers=CIMultiDictProxy(headers))
+        self._carried = (message, outcome)
+        self._messages.appendleft((message, payload))
+        lane.handed += 1
 
-    def _consumed(self) -> None:
-        """As aiohttp does once it has answered a request: the parser's slot back, the
-        keep-alive clock restarted."""
-        parser = self._parser
-        if parser is not None:
-            parser.message_consumed()
-        if self._buffer_paused and len(self._messages) <= self._msg_queue_resume_size:
-            self._resume_reading_if_drained()
+    def _rearm(self) -> None:
+        """As aiohttp does once it has answered a request: the keep-alive clock restarted."""
         if self._keepalive and not self._close and not self._force_close:
             loop = self._loop
             close_time = loop.time() + self._keepalive_timeout
