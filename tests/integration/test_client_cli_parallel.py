@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from api_fixtures import Daemon
@@ -56,14 +57,12 @@ async def test_parallel_upload_killed_midway_resumes_each_part(
     lost = parts[1]["url"].rsplit("/", 1)[1]
     session = await daemon.ctx.metadata.get_upload(lost)
     assert session is not None
-    for _ in range(100):  # the killed client's last PATCH may still hold the part a moment
-        try:
-            await daemon.ctx.uploads.terminate(session)
-            break
-        except Conflict:
-            await asyncio.sleep(0.05)
-    else:
-        raise AssertionError("the killed client's PATCH never let go of its part")
+    # The killed client's last PATCHes may still hold their parts a while (the server notices
+    # the lost connections when it next reads them): wait until no part is held.
+    volume = daemon.ctx.volumes.get("vol1")
+    for part in parts:
+        await _until_free(volume, part["url"].rsplit("/", 1)[1])
+    await daemon.ctx.uploads.terminate(session)
     code, out, err = await cli(
         daemon, tmp_path, "upload", "--parallel", "3", str(src), "vol1", VFID, "data/big.bin"
     )
@@ -75,6 +74,18 @@ async def test_parallel_upload_killed_midway_resumes_each_part(
     assert (
         json.loads((tmp_path / "state" / "storage-proxy-client" / "uploads.json").read_text()) == {}
     )
+
+
+async def _until_free(volume: Any, session_id: str, within: float = 60.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        try:
+            async with volume.upload_hold(session_id):
+                return
+        except Conflict:
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"upload {session_id} is still held") from None
+            await asyncio.sleep(0.05)
 
 
 async def test_parallel_download_resumes_each_part(

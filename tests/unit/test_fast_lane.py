@@ -161,6 +161,10 @@ async def _answer(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
     return head, await asyncio.wait_for(reader.readexactly(length), 10)
 
 
+def _fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
 def _request(token: str, *extra: str) -> bytes:
     lines = [f"GET /download?token={token} HTTP/1.1", "Host: x", *extra, "", ""]
     return "\r\n".join(lines).encode()
@@ -248,8 +252,9 @@ async def test_a_client_gone_while_the_lane_waits_leaves_nothing_open(
     real = transfers.open_download
 
     async def slow(*args: Any, **kwargs: Any) -> Any:
+        opened = await real(*args, **kwargs)  # the file is open: the client goes meanwhile
         await asyncio.sleep(0.2)
-        return await real(*args, **kwargs)
+        return opened
 
     monkeypatch.setattr(transfers, "open_download", slow)
     await _get(f"{fast.url}/download?token={token}")  # warm: descriptors the first one opens
@@ -340,3 +345,89 @@ async def test_lane_answers_are_in_the_access_log(
         lane_line.split()[:4] == plain_line.split()[:4] == ["127.0.0.1", "GET", "/download", "200"]
     )
     assert token not in lane_line
+
+
+async def test_odd_request_ids(daemon: Daemon, doors: tuple[Listener, Listener]) -> None:
+    """A request id that is not ASCII is aiohttp's to echo (nothing left open); an empty one
+    gets the same new id in the answer and in the audit line."""
+    fast, _ = doors
+    path = await setup_file(daemon, "i/f.bin", SMALL)
+    token = await download_token(daemon, "i/f.bin")
+    await _raw(fast.port, _request(token), 1)
+    before = _fds()
+    for _ in range(20):
+        head, body = (await _raw(fast.port, _request(token, "X-Request-ID: id-\xff"), 1))[0]
+        assert head.startswith(b"HTTP/1.1 200") and body == SMALL
+    assert _fds() <= before
+    path.unlink()
+    head, _ = (await _raw(fast.port, _request(token, "X-Request-ID:"), 1))[0]
+    rid = next(
+        line.split(b":", 1)[1].strip().decode()
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"x-request-id:")
+    )
+    assert rid and head.startswith(b"HTTP/1.1 404")
+    (line,) = await _audit(daemon, rid)
+    assert line["result"] == "file-not-found"
+
+
+async def test_an_answer_in_the_making_is_not_cut_by_keep_alive(
+    daemon: Daemon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """aiohttp closes a connection idle for its keep-alive time; one whose request the lane is
+    answering is not idle."""
+    services = daemon.ctx.services
+    app = create_client_app(services)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    listener = {"service-addr": {"host": "127.0.0.1", "port": port}, "ssl-enabled": False}
+    runner = await _start_listener(app, listener, 5.0, "client", InflightRequests(), False, 1.0)
+    try:
+        await setup_file(daemon, "k/f.bin", SMALL)
+        token = await download_token(daemon, "k/f.bin")
+        real = services.transfers.open_download
+
+        async def slow(*args: Any, **kwargs: Any) -> Any:
+            await asyncio.sleep(0.5)
+            return await real(*args, **kwargs)
+
+        monkeypatch.setattr(services.transfers, "open_download", slow)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            for _ in range(2):  # at 0.8 s after connecting, then 0.8 s after an answer
+                await asyncio.sleep(0.8)
+                writer.write(_request(token))
+                head, body = await _answer(reader)
+                assert head.startswith(b"HTTP/1.1 200") and body == SMALL
+        finally:
+            writer.close()
+    finally:
+        await runner.cleanup()
+
+
+async def test_an_answer_made_while_the_node_drains_closes_its_connection(
+    daemon: Daemon, doors: tuple[Listener, Listener], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fast, _ = doors
+    await setup_file(daemon, "d/f.bin", SMALL)
+    token = await download_token(daemon, "d/f.bin")
+    transfers = daemon.ctx.services.transfers
+    real = transfers.open_download
+
+    async def slow(*args: Any, **kwargs: Any) -> Any:
+        await asyncio.sleep(0.3)
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(transfers, "open_download", slow)
+    reader, writer = await asyncio.open_connection("127.0.0.1", fast.port)
+    try:
+        writer.write(_request(token))
+        await asyncio.sleep(0.1)
+        fast.inflight.draining = True  # the drain starts while the lane waits
+        head, body = await _answer(reader)
+        assert head.startswith(b"HTTP/1.1 200") and body == SMALL
+        assert b"Connection: close" in head
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # and it is closed
+    finally:
+        writer.close()

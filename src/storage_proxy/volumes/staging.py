@@ -150,7 +150,14 @@ class LocalStaging:
     @asynccontextmanager
     async def hold(self, session_id: str) -> AsyncIterator[LocalStagedFile]:
         """Take the writer's lock on a staged upload for the block (Conflict if it is held)."""
-        held = await self._run(_lock, self.path(session_id), session_id)
+        locking = asyncio.ensure_future(self._run(_lock, self.path(session_id), session_id))
+        try:
+            held = await asyncio.shield(locking)
+        except asyncio.CancelledError:
+            # The thread may still take the lock after this task was cancelled (a client gone,
+            # a shutdown): it is given back as soon as it is taken, never left held.
+            locking.add_done_callback(_unlock_late)
+            raise
         try:
             yield held
         finally:
@@ -242,6 +249,12 @@ def _lock(path: Path, session_id: str) -> LocalStagedFile:
 def _unlock(held: LocalStagedFile) -> None:
     os.close(held.fd)  # releases the flock
     os.close(held.dir_fd)
+
+
+def _unlock_late(locking: asyncio.Future[LocalStagedFile]) -> None:
+    """A lock taken for a holder that is gone (two ``close`` calls: fine on the loop)."""
+    if not locking.cancelled() and locking.exception() is None:
+        _unlock(locking.result())
 
 
 def is_abandoned_at(dir_fd: int, name: str) -> bool:

@@ -148,8 +148,6 @@ class FastLane:
         local = opened.local
         if local is None or local.body is None or opened.tree is not None:
             return False
-        if self.inflight.draining:
-            return False  # aiohttp answers it and closes the connection, as while draining
         body = local.body
         lines = ["HTTP/1.1 200 OK"]
         for name, value in small_headers(local, *download_name_headers(opened.name)).items():
@@ -160,12 +158,17 @@ class FastLane:
         lines.append(f"Content-Length: {len(body)}")
         lines.append(f"Date: {self.date()}")
         lines.append(f"Server: {SERVER_SOFTWARE}")
+        closing = self.inflight.draining  # accepted before the drain: answered, then closed
+        if closing:
+            lines.append("Connection: close")
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")
         transport = handler.transport
         if transport is None or transport.is_closing():
             return False  # aiohttp sees the connection go
         transport.write(head + body)
         opened.close()
+        if closing:
+            handler.force_close()  # the transport sends what it holds, then closes
         access = handler.access_logger
         if handler._logging_enabled and isinstance(access, RequestLogger):
             peer = transport.get_extra_info("peername")
