@@ -161,6 +161,24 @@ async def _answer(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
     return head, await asyncio.wait_for(reader.readexactly(length), 10)
 
 
+def _slow_opens(
+    daemon: Daemon, monkeypatch: pytest.MonkeyPatch, seconds: float, opened_first: bool = False
+) -> None:
+    """Downloads are opened ``seconds`` late (before the open, or after it)."""
+    transfers = daemon.ctx.services.transfers
+    real = transfers.open_download
+
+    async def slow(*args: Any, **kwargs: Any) -> Any:
+        if not opened_first:
+            await asyncio.sleep(seconds)
+        opened = await real(*args, **kwargs)
+        if opened_first:
+            await asyncio.sleep(seconds)
+        return opened
+
+    monkeypatch.setattr(transfers, "open_download", slow)
+
+
 def _fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
@@ -213,14 +231,7 @@ async def test_a_lookup_that_waits_keeps_the_order(
     """The lane's step may have to wait (a lookup, a read in a thread): it finishes in a task,
     and what arrives meanwhile waits behind it."""
     fast, _ = doors
-    transfers = daemon.ctx.services.transfers
-    real = transfers.open_download
-
-    async def slow(*args: Any, **kwargs: Any) -> Any:
-        await asyncio.sleep(0.05)
-        return await real(*args, **kwargs)
-
-    monkeypatch.setattr(transfers, "open_download", slow)
+    _slow_opens(daemon, monkeypatch, 0.05)
     bodies = [os.urandom(700 + i) for i in range(3)]
     tokens = []
     for i, content in enumerate(bodies):
@@ -248,15 +259,7 @@ async def test_a_client_gone_while_the_lane_waits_leaves_nothing_open(
     fast, _ = doors
     await setup_file(daemon, "g/f.bin", SMALL)
     token = await download_token(daemon, "g/f.bin")
-    transfers = daemon.ctx.services.transfers
-    real = transfers.open_download
-
-    async def slow(*args: Any, **kwargs: Any) -> Any:
-        opened = await real(*args, **kwargs)  # the file is open: the client goes meanwhile
-        await asyncio.sleep(0.2)
-        return opened
-
-    monkeypatch.setattr(transfers, "open_download", slow)
+    _slow_opens(daemon, monkeypatch, 0.2, opened_first=True)  # the client goes meanwhile
     await _get(f"{fast.url}/download?token={token}")  # warm: descriptors the first one opens
     before = len(os.listdir("/proc/self/fd"))
     for _ in range(5):
@@ -386,13 +389,7 @@ async def test_an_answer_in_the_making_is_not_cut_by_keep_alive(
     try:
         await setup_file(daemon, "k/f.bin", SMALL)
         token = await download_token(daemon, "k/f.bin")
-        real = services.transfers.open_download
-
-        async def slow(*args: Any, **kwargs: Any) -> Any:
-            await asyncio.sleep(0.5)
-            return await real(*args, **kwargs)
-
-        monkeypatch.setattr(services.transfers, "open_download", slow)
+        _slow_opens(daemon, monkeypatch, 0.5)
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         try:
             for _ in range(2):  # at 0.8 s after connecting, then 0.8 s after an answer
@@ -412,14 +409,7 @@ async def test_an_answer_made_while_the_node_drains_closes_its_connection(
     fast, _ = doors
     await setup_file(daemon, "d/f.bin", SMALL)
     token = await download_token(daemon, "d/f.bin")
-    transfers = daemon.ctx.services.transfers
-    real = transfers.open_download
-
-    async def slow(*args: Any, **kwargs: Any) -> Any:
-        await asyncio.sleep(0.3)
-        return await real(*args, **kwargs)
-
-    monkeypatch.setattr(transfers, "open_download", slow)
+    _slow_opens(daemon, monkeypatch, 0.3)
     reader, writer = await asyncio.open_connection("127.0.0.1", fast.port)
     try:
         writer.write(_request(token))

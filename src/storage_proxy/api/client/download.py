@@ -120,8 +120,8 @@ def _headers(request: web.Request, rep: Representation, name: str) -> dict[str, 
 
 
 #: A request with any of these is answered by the full range/precondition logic, not the fast
-#: path.
-_CONDITIONAL = (
+#: path (nor the fast lane).
+CONDITIONAL = (
     "Range",
     "If-Range",
     "If-Match",
@@ -137,7 +137,7 @@ def _small_response(request: web.Request, local: LocalFile, name: str) -> web.Re
     it goes out). None when the request needs more (a range, a condition, a HEAD)."""
     body = local.body
     headers = request.headers
-    if body is None or request.method != "GET" or any(h in headers for h in _CONDITIONAL):
+    if body is None or request.method != "GET" or any(h in headers for h in CONDITIONAL):
         return None
     return web.Response(body=body, headers=small_headers(local, *_typed(request, name)))
 

@@ -43,7 +43,13 @@ from ...services.facade import Services
 from ...services.files import Download
 from ..inflight import InflightRequests
 from ..problem import RequestLogger, new_request_id
-from .download import SMALL_FILE, download_name_headers, open_requested, small_headers
+from .download import (
+    CONDITIONAL,
+    SMALL_FILE,
+    download_name_headers,
+    open_requested,
+    small_headers,
+)
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +61,7 @@ _TOKEN = re.compile(r"[A-Za-z0-9._~-]{1,8192}")
 _REQUEST_ID = re.compile(r"[\x20-\x7e]{0,1024}")
 #: Headers that make a download more than a plain one (or give it a body).
 _NOT_PLAIN = (
-    "Range",
-    "If-Range",
-    "If-Match",
-    "If-None-Match",
-    "If-Modified-Since",
-    "If-Unmodified-Since",
+    *CONDITIONAL,
     "Content-Length",
     "Transfer-Encoding",
     "Expect",
