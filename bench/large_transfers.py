@@ -18,6 +18,7 @@ Runs alternate which server goes first; figures are medians of ``--runs``.
     python bench/large_transfers.py                  # 1 GiB down, 256 MiB up, 4 runs
     python bench/large_transfers.py --quick --runs 2 # 128 MiB / 64 MiB
     python bench/large_transfers.py --strict         # exit 1 when a target is missed
+    python bench/large_transfers.py --event-loop uvloop
 
 Exit status: 0 (1 with ``--strict`` when a target is missed), 2 when it cannot run.
 """
@@ -183,7 +184,7 @@ def run(args: argparse.Namespace, scratch: Path) -> bool:
     down, up = args.download_size, args.upload_size
     tus_home = tus_node_install()
     (scratch / "ours").mkdir()
-    ours = OurDaemon(scratch / "ours")
+    ours = OurDaemon(scratch / "ours", args.event_loop)
     src = scratch / "upload-source.bin"
     fill_file(src, up, seed=11)
     want = sha256_of(src)
@@ -228,7 +229,8 @@ def report(figures: dict[str, list[float]], args: argparse.Namespace) -> bool:
     down_ratio = med["ours_down"] / med["nginx_down"]
     up_ratio = med["ours_up"] / med["node_up"]
     print(
-        f"\nlarge transfers: medians of {args.runs} runs; ours {source_revision()}, num-proc 1; "
+        f"\nlarge transfers: medians of {args.runs} runs; ours {source_revision()}, num-proc 1, "
+        f"{args.event_loop}; "
         f"load average {os.getloadavg()[0]:.2f}"
     )
     rows = [
@@ -250,6 +252,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=4)
     parser.add_argument("--quick", action="store_true", help="128 MiB down, 64 MiB up")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument("--event-loop", choices=["asyncio", "uvloop"], default="asyncio")
     args = parser.parse_args()
     args.download_size = (128 if args.quick else 1024) << 20
     args.upload_size = (64 if args.quick else 256) << 20

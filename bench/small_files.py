@@ -14,6 +14,7 @@ read from ``/proc`` before and after the timed pass.
     python bench/small_files.py --rounds 2 --files 500
     python bench/small_files.py --profile out.txt    # py-spy on one worker during a pass
     python bench/small_files.py --no-fast-lane       # aiohttp answers every request (A/B)
+    python bench/small_files.py --event-loop uvloop  # the daemon on uvloop
 """
 
 from __future__ import annotations
@@ -191,11 +192,14 @@ def measure(pids: list[int], urls: list[str], headers: dict[str, str]) -> Figure
 
 
 class Ours(OurDaemon):
-    def __init__(self, scratch: Path, num_proc: int, fast_lane: bool = True) -> None:
-        super().__init__(scratch)
+    def __init__(
+        self, scratch: Path, num_proc: int, fast_lane: bool = True, loop: str = "asyncio"
+    ) -> None:
+        super().__init__(scratch, loop)
         lane = "true" if fast_lane else "false"
+        settings = f"num-proc = {num_proc}\nfast-lane = {lane}\n"
         text = self.config.read_text().replace(
-            "[storage-proxy]\n", f"[storage-proxy]\nnum-proc = {num_proc}\nfast-lane = {lane}\n", 1
+            "[storage-proxy]\n", f"[storage-proxy]\n{settings}", 1
         )
         self.config.write_text(text)
 
@@ -247,13 +251,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--no-fast-lane", action="store_true", help="aiohttp answers every request (A/B)"
     )
+    p.add_argument("--event-loop", choices=["asyncio", "uvloop"], default="asyncio")
     p.add_argument("--json", type=Path, default=None)
     p.add_argument("--strict", action="store_true")
     args = p.parse_args(argv)
     load0, revision = os.getloadavg()[0], source_revision()
     with tempfile.TemporaryDirectory(prefix="sp-bench-small-") as tmp:
         scratch = Path(tmp)
-        ours = Ours(scratch, args.num_proc, fast_lane=not args.no_fast_lane)
+        ours = Ours(scratch, args.num_proc, not args.no_fast_lane, args.event_loop)
         results: dict[str, list[Figure]] = {"nginx": [], "download": [], "files-api": []}
         with ours.running() as pids:
             root = ours.ensure_vfolder()
@@ -308,7 +313,7 @@ def report(
 
     lane = "off" if args.no_fast_lane else "on"
     print(f"\nsmall files: medians of {args.rounds} rounds; ours {revision}, num-proc "
-          f"{args.num_proc}, fast lane {lane}; load average {load0:.2f} -> "
+          f"{args.num_proc}, fast lane {lane}, {args.event_loop}; load average {load0:.2f} -> "
           f"{os.getloadavg()[0]:.2f}")  # fmt: skip
     n_rps, n_cpu = med("nginx", "rps"), med("nginx", "cpu_per_1k")
     print(f"{'server':<28}{'req/s':>9}{'(range)':>14}{'CPU s/1k req':>14}{'(range)':>14}"

@@ -172,7 +172,7 @@ class OurDaemon(Side):
 
     name = "ours"
 
-    def __init__(self, scratch: Path) -> None:
+    def __init__(self, scratch: Path, event_loop: str = "asyncio") -> None:
         self.scratch = scratch
         client_port, manager_port, internal_port = free_ports(3)
         self.client = f"http://127.0.0.1:{client_port}"
@@ -186,6 +186,7 @@ class OurDaemon(Side):
             "\n".join(
                 [
                     "[storage-proxy]",
+                    f"event-loop = {q(event_loop)}",
                     f"data-dir = {q(str(scratch / 'data'))}",
                     f"secret = {q(OUR_TOKEN_SECRET)}",
                     "[api.client]",

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from pathlib import Path
 
 import click
 
-from . import __version__
+from . import __version__, eventloop
 from .cli_config import load_or_exit
 from .core.errors import PluginError
 from .deltaview.cli import client_proxy, delta_view
@@ -53,7 +52,7 @@ def start_server(config_path: Path | None, log_level: str | None) -> None:
             await cancel_leftover_tasks()
 
     try:
-        asyncio.run(run())
+        eventloop.run(run, cfg["storage-proxy"]["event-loop"])
     except (PluginError, PermissionError, OSError) as e:
         click.echo(f"storage-proxy: cannot start: {e}", err=True)
         sys.exit(1)

@@ -17,6 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
+from . import eventloop
 from .api.client import create_client_app
 from .api.client.fastlane import FastLane, LaneSite, lane_fits
 from .api.inflight import InflightRequests
@@ -122,10 +123,11 @@ async def serve(
         if worker_index == 0 and config.get("delta-view") is not None:
             runners.extend(await _start_delta_view(config))
         log.info(
-            "storage-proxy %s (worker %d) ready with %d volume(s)",
+            "storage-proxy %s (worker %d) ready with %d volume(s) on the %s event loop",
             ctx.node_id,
             worker_index,
             len(ctx.volumes.items()),
+            eventloop.name_of(asyncio.get_running_loop()),
         )
         if on_ready is not None:
             on_ready(ctx)

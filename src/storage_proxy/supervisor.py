@@ -13,7 +13,6 @@ not seen yet).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import multiprocessing
 import signal
@@ -21,6 +20,7 @@ from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
 
+from . import eventloop
 from .secrets import MANAGER_SECRET_FILE, TOKEN_SECRET_FILE, ensure_secret
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ def _worker_main(config: dict[str, Any], index: int, log_level: str | None) -> N
         finally:
             await cancel_leftover_tasks()
 
-    asyncio.run(run())
+    eventloop.run(run, config["storage-proxy"]["event-loop"])
 
 
 def run_workers(config: dict[str, Any], count: int, log_level: str | None) -> int:

@@ -31,7 +31,7 @@ from aiohttp import web
 
 from ..core.errors import BackendUnavailable
 from ..core.files import RawBody
-from .streams import ClientGone, cut, idle_timeout, write_chunk
+from .streams import ClientGone, bounded, cut, drained, idle_timeout, write_chunk
 
 #: Reads shorter than this are streamed (a relay's set-up is not worth it).
 RELAY_MIN = 4 << 20
@@ -143,7 +143,7 @@ class Relays:
             if raw.head:
                 await write_chunk(request, response, raw.head)
             transport = request.transport
-            await _drained(transport, idle)
+            await bounded(transport, drained(transport), idle, "read")
             sock = transport.get_extra_info("socket") if transport is not None else None
             if sock is None:
                 raise ClientGone("the client went away")
@@ -191,17 +191,3 @@ async def _finish(job: asyncio.Future[int], stop: threading.Event, transport: ob
     except OSError as e:  # EPIPE, ECONNRESET: the client went away
         cut(transport)
         raise ClientGone(str(e)) from None
-
-
-async def _drained(transport: asyncio.Transport | None, idle: float) -> None:
-    """Wait until aiohttp's bytes (status, headers, the first body bytes) are all sent."""
-    deadline = time.monotonic() + idle
-    while True:
-        if transport is None or transport.is_closing():
-            raise ClientGone("the client went away")
-        if transport.get_write_buffer_size() == 0:
-            return
-        if time.monotonic() > deadline:
-            cut(transport)
-            raise ClientGone(f"the client read nothing for {idle:.0f}s")
-        await asyncio.sleep(0.002)

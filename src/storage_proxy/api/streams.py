@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any, TypeVar
@@ -21,6 +22,8 @@ from .keys import SERVICES
 T = TypeVar("T")
 DEFAULT_IDLE_TIMEOUT = 60.0
 BODY_CHUNK = 1 << 20
+#: How often :func:`drained` looks at a transport's buffer.
+DRAIN_POLL = 0.002
 
 
 class ClientGone(ConnectionError):
@@ -46,7 +49,20 @@ def cut(transport: Any) -> None:
         transport.abort()
         return
     with contextlib.suppress(OSError):
-        sock.shutdown(socket.SHUT_RDWR)
+        # on a duplicate: uvloop's transports give a pseudo-socket that cannot shut down
+        with socket.socket(fileno=os.dup(sock.fileno())) as same:
+            same.shutdown(socket.SHUT_RDWR)
+
+
+async def drained(transport: Any) -> None:
+    """Wait until every byte written to the transport is sent (a client gone raises
+    ClientGone; a caller bounds the wait, :func:`bounded`, and cuts a client that stalls)."""
+    while True:
+        if transport is None or transport.is_closing():
+            raise ClientGone("the client went away")
+        if transport.get_write_buffer_size() == 0:
+            return
+        await asyncio.sleep(DRAIN_POLL)
 
 
 async def bounded(transport: Any, work: Awaitable[T], idle: float, what: str) -> T:

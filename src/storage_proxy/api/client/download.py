@@ -30,6 +30,7 @@ from ..dialect import speaks_backend_ai
 from ..keys import RELAYS, services
 from ..problem import safe_path
 from ..ranges import Representation, content_disposition, preconditions, requested_range
+from ..sendfile import send_slice
 from ..streams import ClientGone, bounded, cut, idle_timeout, write_chunk
 
 log = logging.getLogger(__name__)
@@ -215,22 +216,19 @@ async def _sendfile(request: web.Request, fd: int, offset: int, count: int, idle
     if transport is None or transport.is_closing():
         raise ClientGone("the client went away")
     loop = asyncio.get_running_loop()
-    # wraps the descriptor (no I/O): loop.sendfile wants a file object
-    with open(fd, "rb", buffering=0, closefd=False) as file:  # noqa: ASYNC230
-        sent, size = 0, MIN_SLICE
-        while sent < count:
-            want = min(size, count - sent)
-            if transport.is_closing():
-                raise ClientGone("the connection is closing")
-            started = loop.time()
-            step = loop.sendfile(transport, file, offset + sent, want)
-            n = await bounded(transport, step, idle, "read")
-            if n < want:  # the file shrank under us: the promised length cannot be kept
-                cut(transport)
-                raise ClientGone("the file changed while it was being sent")
-            sent += n
-            rate = n / max(loop.time() - started, 1e-3)
-            size = int(min(MAX_SLICE, max(MIN_SLICE, rate * SLICE_SECONDS)))
+    sent, size = 0, MIN_SLICE
+    while sent < count:
+        want = min(size, count - sent)
+        if transport.is_closing():
+            raise ClientGone("the connection is closing")
+        started = loop.time()
+        n = await bounded(transport, send_slice(transport, fd, offset + sent, want), idle, "read")
+        if n < want:  # the file shrank under us: the promised length cannot be kept
+            cut(transport)
+            raise ClientGone("the file changed while it was being sent")
+        sent += n
+        rate = n / max(loop.time() - started, 1e-3)
+        size = int(min(MAX_SLICE, max(MIN_SLICE, rate * SLICE_SECONDS)))
 
 
 def _gone(request: web.Request, error: BaseException) -> None:
