@@ -113,7 +113,7 @@ _storage_proxy_section = t.Dict(
         t.Key("request-header-timeout", default="30s"): Duration(),
         t.Key("num-proc", default=None): t.Null | t.ToInt(gte=1),
         t.Key("pid-file", default=None): t.Null | t.String(),
-        t.Key("event-loop", default="asyncio"): t.Enum("asyncio", "uvloop"),
+        t.Key("event-loop", default="uvloop"): t.Enum("asyncio", "uvloop"),
         t.Key("ipc-base-path", default=None): t.Null | t.String(),
         t.Key("user", default=None): t.Null | t.Int | t.String(),
         t.Key("group", default=None): t.Null | t.Int | t.String(),

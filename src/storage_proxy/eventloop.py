@@ -11,6 +11,8 @@ import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from . import allocator
+
 
 def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
     """The factory for ``name`` (``None``: asyncio's own)."""
@@ -24,7 +26,9 @@ def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 
 def run(main: Callable[[], Coroutine[Any, Any, None]], name: str) -> None:
-    """Run ``main()`` to completion on a new loop of kind ``name``."""
+    """Run ``main()`` to completion on a new loop of kind ``name`` (the process's allocator
+    tuned first, :mod:`.allocator`)."""
+    allocator.tune()
     with asyncio.Runner(loop_factory=loop_factory(name)) as runner:
         runner.run(main())
 
