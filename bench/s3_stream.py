@@ -68,7 +68,12 @@ class BenchError(Exception):
 
 
 def write_config(
-    tmp: Path, ep: S3Endpoint, bucket: str, ports: list[int], relay_threads: int = 8
+    tmp: Path,
+    ep: S3Endpoint,
+    bucket: str,
+    ports: list[int],
+    relay_threads: int = 8,
+    event_loop: str = "uvloop",
 ) -> Path:
     client, manager, internal = ports
     cfg = tmp / "sp.toml"
@@ -78,6 +83,7 @@ def write_config(
 data-dir = "{tmp}/data"
 secret = "{TOKEN_SECRET}"
 relay-threads = {relay_threads}
+event-loop = "{event_loop}"
 [api.client]
 service-addr = {{ host = "127.0.0.1", port = {client} }}
 [api.manager]
@@ -105,11 +111,18 @@ addressing-style = "path"
 class Daemon:
     """The daemon as a subprocess, and the manager calls the benchmark makes."""
 
-    def __init__(self, tmp: Path, ep: S3Endpoint, bucket: str, relay_threads: int = 8) -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        ep: S3Endpoint,
+        bucket: str,
+        relay_threads: int = 8,
+        event_loop: str = "uvloop",
+    ) -> None:
         ports = free_ports(3)
         self.client = f"http://127.0.0.1:{ports[0]}"
         self.manager = f"http://127.0.0.1:{ports[1]}"
-        self.config = write_config(tmp, ep, bucket, ports, relay_threads)
+        self.config = write_config(tmp, ep, bucket, ports, relay_threads, event_loop)
         self.proc: subprocess.Popen[bytes] | None = None
         self.vfid = f"user:{uuid.uuid4()}/{uuid.uuid4().hex}"
 
@@ -209,7 +222,7 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     try:
         bucket = new_bucket(ep, "bench")
         s3 = ep.client()
-        daemon = Daemon(tmp, ep, bucket, 0 if args.no_relay else 8)
+        daemon = Daemon(tmp, ep, bucket, 0 if args.no_relay else 8, args.event_loop)
         daemon.start()
         daemon.call("/folder/create")
         src = tmp / "source.bin"
@@ -339,6 +352,7 @@ def main() -> None:
         action="store_true",
         help="relay-threads = 0: downloads streamed through the event loop, not spliced",
     )
+    parser.add_argument("--event-loop", choices=["uvloop", "asyncio"], default="uvloop")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args()
     try:
