@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from . import allocator
+from . import runtime
 
 
 def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -26,9 +26,9 @@ def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 
 def run(main: Callable[[], Coroutine[Any, Any, None]], name: str) -> None:
-    """Run ``main()`` to completion on a new loop of kind ``name`` (the process's allocator
-    tuned first, :mod:`.allocator`)."""
-    allocator.tune()
+    """Run ``main()`` to completion on a new loop of kind ``name`` (the process
+    tuned first, :mod:`.runtime`)."""
+    runtime.tune()
     with asyncio.Runner(loop_factory=loop_factory(name)) as runner:
         runner.run(main())
 

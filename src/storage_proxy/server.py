@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import eventloop
+from . import eventloop, runtime
 from .api.client import create_client_app
 from .api.client.fastlane import FastLane, LaneSite, lane_fits
 from .api.inflight import InflightRequests
@@ -129,6 +129,7 @@ async def serve(
             len(ctx.volumes.items()),
             eventloop.name_of(asyncio.get_running_loop()),
         )
+        runtime.freeze_startup()
         if on_ready is not None:
             on_ready(ctx)
         await stop.wait()
