@@ -64,6 +64,13 @@ def _json_object(raw: bytes, what: str) -> dict[str, Any]:
     return value
 
 
+def _check_header(header: dict[str, Any]) -> None:
+    if header.get("alg") != ALGORITHM:
+        raise TokenError(f"the algorithm must be {ALGORITHM}")
+    if "crit" in header:
+        raise TokenError("the header names extensions this service does not understand")
+
+
 def _numeric_date(claims: dict[str, Any], name: str) -> float | None:
     """A NumericDate: seconds since the epoch, integer or not (RFC 7519 §2)."""
     value = claims.get(name)
@@ -109,11 +116,8 @@ class HS256:
         if len(segments) != 3:
             raise TokenError("the token does not have three segments")
         header_b64, payload_b64, signature_b64 = segments
-        header = _json_object(_b64decode(header_b64), "header")
-        if header.get("alg") != ALGORITHM:
-            raise TokenError(f"the algorithm must be {ALGORITHM}")
-        if "crit" in header:
-            raise TokenError("the header names extensions this service does not understand")
+        if header_b64 != _ENCODED_HEADER:  # the header this class (and PyJWT) writes is known
+            _check_header(_json_object(_b64decode(header_b64), "header"))
         expected = self._sign(header_b64 + b"." + payload_b64)
         if not hmac.compare_digest(_b64decode(signature_b64), expected):
             raise TokenError("the signature does not match")
