@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import enum
+import functools
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from .errors import InvalidParameter
+
+#: How many distinct vfolder and scope ids keep their parsed object.
+IDS_CACHED = 8192
 
 
 class QuotaScopeType(enum.StrEnum):
@@ -33,6 +37,10 @@ class QuotaScopeID:
             raise InvalidParameter(
                 f"quota scope id must be 'user:<uuid>' or 'project:<uuid>': {raw!r}"
             )
+        return _parse_scope(raw)
+
+    @classmethod
+    def _parse(cls, raw: str) -> QuotaScopeID:
         kind, _, ident = raw.partition(":")
         try:
             return cls(QuotaScopeType(kind), uuid.UUID(ident))
@@ -65,6 +73,10 @@ class VFolderID:
     def parse(cls, raw: str) -> VFolderID:
         if not isinstance(raw, str) or "/" not in raw:
             raise InvalidParameter(f"vfid must be '<quota-scope-id>/<uuid-hex>': {raw!r}")
+        return _parse_vfid(raw)
+
+    @classmethod
+    def _parse(cls, raw: str) -> VFolderID:
         qs, _, ident = raw.rpartition("/")
         try:
             folder_id = uuid.UUID(ident)
@@ -80,6 +92,13 @@ class VFolderID:
 
     def __str__(self) -> str:
         return self._text
+
+
+# Ids are immutable, and every request names one (a token's claims, a URL): the same text is
+# parsed once (two UUIDs cost about 7 us) and its object shared; an error is raised again each
+# time (lru_cache keeps results, not exceptions).
+_parse_scope = functools.lru_cache(maxsize=IDS_CACHED)(QuotaScopeID._parse)
+_parse_vfid = functools.lru_cache(maxsize=IDS_CACHED)(VFolderID._parse)
 
 
 class Capability(enum.StrEnum):
