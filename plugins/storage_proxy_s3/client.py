@@ -157,6 +157,7 @@ class S3Connection:
             **creds,
         )
         self.c = await self._ctx.__aenter__()
+        signing.watch(self.c.meta.events)  # known bodies go out as their bytes
 
     async def close(self) -> None:
         if self._ctx is not None:

@@ -130,7 +130,7 @@ class MultipartUpload:
         if self.checksums:
             kw["ChecksumSHA256"] = _b64(sha256)
         body = io.BytesIO(data)  # as botocore would wrap it, but the signer knows this one
-        with translate(self.key), known_payload(body, sha256):
+        with translate(self.key), known_payload(body, sha256, data):
             r = await self.conn.c.upload_part(
                 Bucket=self.conn.bucket,
                 Key=self.key,
@@ -171,7 +171,7 @@ async def put_object(
     sha = _b64(sha256) if conn.sha256 else None
     kw = {**extra, "ChecksumSHA256": sha} if sha is not None else extra
     wrapped = io.BytesIO(body)  # as botocore would wrap it, but the signer knows this one
-    with translate(key), known_payload(wrapped, sha256):
+    with translate(key), known_payload(wrapped, sha256, body):
         r = await conn.c.put_object(Bucket=conn.bucket, Key=key, Body=wrapped, **kw)
     check_echo(r, sha, key)
     return PutResult(len(body), str(r["ETag"]))

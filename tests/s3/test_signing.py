@@ -15,7 +15,7 @@ from contract.test_contract import new_vfolder
 from storage_proxy.core.errors import StorageProxyError
 from storage_proxy.core.paths import RelPath
 from storage_proxy_s3 import S3Volume
-from storage_proxy_s3.multipart import MultipartUpload
+from storage_proxy_s3.multipart import MultipartUpload, put_object
 
 MiB = 1 << 20
 
@@ -82,3 +82,28 @@ async def test_a_wrong_digest_is_refused_by_the_store(s3_volume: S3Volume, raw_s
         assert listed.get("Parts", []) == []
     finally:
         await upload.abort()
+
+
+async def test_parts_and_objects_go_out_as_their_bytes(s3_volume: S3Volume, raw_s3: Any) -> None:
+    """aiohttp sends a BytesIO 64 KiB at a time after copying it whole; a known body is handed
+    to it as the bytes it was made from (after signing), and the store keeps exactly those."""
+    sent: list[tuple[str, type]] = []
+
+    def spy(request: Any, **kwargs: Any) -> None:
+        if request.method == "PUT":
+            sent.append((request.url.split("?")[0].rsplit("/", 1)[-1], type(request.body)))
+
+    s3_volume.conn.c.meta.events.register("before-send.s3", spy)
+    upload = await _upload(s3_volume)
+    data = os.urandom(5 * MiB)
+    try:
+        part = await upload.send(1, data, hashlib.sha256(data).digest())
+        assert part.etag.strip('"') == hashlib.md5(data).hexdigest()
+    finally:
+        await upload.abort()
+    key = s3_volume.file_key(await new_vfolder(s3_volume), RelPath.parse("small.bin"))
+    body = os.urandom(300_000)
+    await put_object(s3_volume.conn, key, body, (), {})
+    assert raw_s3.get_object(Bucket=s3_volume.conn.bucket, Key=key)["Body"].read() == body
+    bodies = [(name, kind) for name, kind in sent if name in ("part.bin", "small.bin")]
+    assert bodies == [("part.bin", bytes), ("small.bin", bytes)], sent
