@@ -18,7 +18,7 @@ Runs alternate which server goes first; figures are medians of ``--runs``.
     python bench/large_transfers.py                  # 1 GiB down, 256 MiB up, 4 runs
     python bench/large_transfers.py --quick --runs 2 # 128 MiB / 64 MiB
     python bench/large_transfers.py --strict         # exit 1 when a target is missed
-    python bench/large_transfers.py --event-loop uvloop
+    python bench/large_transfers.py --event-loop asyncio
 
 Exit status: 0 (1 with ``--strict`` when a target is missed), 2 when it cannot run.
 """
@@ -252,7 +252,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=4)
     parser.add_argument("--quick", action="store_true", help="128 MiB down, 64 MiB up")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
-    parser.add_argument("--event-loop", choices=["asyncio", "uvloop"], default="asyncio")
+    parser.add_argument("--event-loop", choices=["uvloop", "asyncio"], default="uvloop")
     args = parser.parse_args()
     args.download_size = (128 if args.quick else 1024) << 20
     args.upload_size = (64 if args.quick else 256) << 20

@@ -14,7 +14,7 @@ read from ``/proc`` before and after the timed pass.
     python bench/small_files.py --rounds 2 --files 500
     python bench/small_files.py --profile out.txt    # py-spy on one worker during a pass
     python bench/small_files.py --no-fast-lane       # aiohttp answers every request (A/B)
-    python bench/small_files.py --event-loop uvloop  # the daemon on uvloop
+    python bench/small_files.py --event-loop asyncio # the daemon on asyncio (A/B)
 """
 
 from __future__ import annotations
@@ -193,7 +193,7 @@ def measure(pids: list[int], urls: list[str], headers: dict[str, str]) -> Figure
 
 class Ours(OurDaemon):
     def __init__(
-        self, scratch: Path, num_proc: int, fast_lane: bool = True, loop: str = "asyncio"
+        self, scratch: Path, num_proc: int, fast_lane: bool = True, loop: str = "uvloop"
     ) -> None:
         super().__init__(scratch, loop)
         lane = "true" if fast_lane else "false"
@@ -251,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--no-fast-lane", action="store_true", help="aiohttp answers every request (A/B)"
     )
-    p.add_argument("--event-loop", choices=["asyncio", "uvloop"], default="asyncio")
+    p.add_argument("--event-loop", choices=["uvloop", "asyncio"], default="uvloop")
     p.add_argument("--json", type=Path, default=None)
     p.add_argument("--strict", action="store_true")
     args = p.parse_args(argv)

@@ -172,7 +172,7 @@ class OurDaemon(Side):
 
     name = "ours"
 
-    def __init__(self, scratch: Path, event_loop: str = "asyncio") -> None:
+    def __init__(self, scratch: Path, event_loop: str = "uvloop") -> None:
         self.scratch = scratch
         client_port, manager_port, internal_port = free_ports(3)
         self.client = f"http://127.0.0.1:{client_port}"
