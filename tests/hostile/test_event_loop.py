@@ -7,15 +7,21 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import socket
+import ssl
+import subprocess
 import time
 import urllib.error
 import urllib.request
 import zipfile
+from pathlib import Path
 
 import pytest
-from harness import StartHostile, Tenant
+from daemon_fixtures import StartDaemon
+from e2e_support import free_ports, write_config
+from harness import TOKEN_SECRET, StartHostile, Tenant, make_tenant
 
 LOOPS = ["asyncio", "uvloop"]
 TUS = {"Tus-Resumable": "1.0.0"}
@@ -131,4 +137,118 @@ def test_stalled_and_vanishing_readers_on_either_loop(
     time.sleep(0.5)
     status, _, body = _get(f"{t.files_url}/files/big.bin", {**t.auth, "Range": "bytes=0-9"})
     assert status == 206 and len(body) == 10
+    _no_server_error(t)
+
+
+@pytest.mark.hostile
+@pytest.mark.parametrize("loop", LOOPS)
+def test_a_slow_steady_reader_is_not_cut_as_a_stalled_one(
+    start_hostile: StartHostile, loop: str
+) -> None:
+    """A client reading 16 MiB at ~4 MiB/s with a 2 s idle timeout gets all of it: slices are
+    sized on the rate the file has gone at so far and grow at most twofold (the first slices
+    land in the kernel's buffers at once and made any reader look fast)."""
+    t = start_hostile(storage_proxy={"event-loop": loop, "transfer-idle-timeout": "2s"})
+    data = os.urandom(16 << 20)
+    (t.mount / "big.bin").write_bytes(data)
+    path = f"{t.files_url}/files/big.bin".split(t.daemon.client_url, 1)[1]
+    with socket.create_connection(("127.0.0.1", t.daemon.client_port)) as sock:
+        sock.sendall(
+            f"GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {t.token}\r\n\r\n".encode()
+        )
+        sock.settimeout(10)
+        got = bytearray()
+        started = time.monotonic()
+        while True:
+            chunk = sock.recv(64 << 10)
+            if not chunk:
+                break
+            got += chunk
+            ahead = len(got) / (4 << 20) - (time.monotonic() - started)
+            if ahead > 0:
+                time.sleep(ahead)  # ~4 MiB/s
+            if got.endswith(data[-4096:]) and len(got) >= len(data):
+                break
+    assert bytes(got).split(b"\r\n\r\n", 1)[1] == data
+    _no_server_error(t)
+
+
+def _tls_tenant(start_daemon_factory: StartDaemon, tmp_path: Path, loop: str) -> Tenant:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+        + ["-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1"],
+        check=True,
+        capture_output=True,
+    )
+    mport, cport = free_ports(2)
+    secret = "tls-manager-secret-0123456789"
+    config = write_config(
+        tmp_path / "tls.toml",
+        data_dir=tmp_path / "data",
+        manager_port=mport,
+        client_port=cport,
+        secret=secret,
+        volumes={"vol1": {"backend": "vfs", "path": tmp_path / "vol1"}},
+        storage_proxy={
+            "secret": TOKEN_SECRET,
+            "scan-workers": 0,
+            "event-loop": loop,
+            "transfer-idle-timeout": "3s",
+        },
+    )
+    tls = f"ssl-enabled = true\nssl-cert = {json.dumps(str(cert))}\n"
+    tls += f"ssl-privkey = {json.dumps(str(key))}\n"
+    config.write_text(config.read_text().replace("[api.client]\n", f"[api.client]\n{tls}", 1))
+    daemon = start_daemon_factory(
+        config=config, manager_port=mport, client_port=cport, secret=secret
+    )
+    return make_tenant(daemon)
+
+
+def _tls_get(t: Tenant, path: str, extra: str = "", rcvbuf: int | None = None) -> ssl.SSLSocket:
+    raw = socket.socket()
+    if rcvbuf is not None:
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    raw.connect(("127.0.0.1", t.daemon.client_port))
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    sock = ctx.wrap_socket(raw)
+    url = f"{t.files_url}/files/{path}".split(t.daemon.client_url, 1)[1]
+    head = f"GET {url} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {t.token}\r\n"
+    sock.sendall(f"{head}{extra}Connection: close\r\n\r\n".encode())
+    return sock
+
+
+@pytest.mark.hostile
+@pytest.mark.parametrize("loop", LOOPS)
+def test_tls_downloads_are_whole_and_stalled_tls_readers_are_cut(
+    start_daemon_factory: StartDaemon, tmp_path: Path, loop: str
+) -> None:
+    """Over TLS the file cannot be sent by the kernel: uvloop's path reads and writes it."""
+    t = _tls_tenant(start_daemon_factory, tmp_path, loop)
+    data = os.urandom(9 << 20)
+    (t.mount / "big.bin").write_bytes(data)
+    for extra, want in (("", data), ("Range: bytes=1000-5000999\r\n", data[1000:5_001_000])):
+        with _tls_get(t, "big.bin", extra) as sock:
+            sock.settimeout(20)
+            answer = bytearray()
+            while chunk := sock.recv(1 << 20):
+                answer += chunk
+        assert bytes(answer).split(b"\r\n\r\n", 1)[1] == want, extra
+    stalled = [_tls_get(t, "big.bin", rcvbuf=4096) for _ in range(4)]
+    try:
+        time.sleep(4.5)  # past the idle timeout
+        for sock in stalled:
+            sock.settimeout(10)
+            received = 0
+            try:
+                while chunk := sock.recv(1 << 20):
+                    received += len(chunk)
+            except (ConnectionResetError, TimeoutError, ssl.SSLError):
+                pass
+            assert received < len(data)  # cut by the server, not sent whole
+    finally:
+        for sock in stalled:
+            sock.close()
     _no_server_error(t)

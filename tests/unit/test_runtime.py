@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+from storage_proxy import runtime
+
 CHURN = """
 import random, resource, sys
 from storage_proxy import runtime
@@ -14,7 +16,7 @@ print(",".join(runtime.tune()) if sys.argv[1] == "on" else "", flush=True)
 rnd, held = random.Random(1), []
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 for _ in range(3000):  # body pieces and joined reads of an upload, a few alive at a time
-    held.append(b"\\x01" * rnd.choice([64 << 10, 256 << 10, 700 << 10, 1500 << 10]))
+    held.append(b"\\x01" * rnd.choice([64 << 10, 256 << 10, 700 << 10, 1000 << 10]))
     if len(held) > 4:
         held.pop(0)
 print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
@@ -36,7 +38,7 @@ def _run(mode: str, **env: str) -> tuple[str, int]:
 def test_tuned_allocator_does_not_fault_on_every_body_piece() -> None:
     _, untuned = _run("off")
     settings, tuned = _run("on")
-    assert "malloc_mmap_threshold=4194304" in settings
+    assert f"malloc_mmap_threshold={runtime.MMAP_THRESHOLD}" in settings
     assert tuned * 10 < untuned, (tuned, untuned)
 
 

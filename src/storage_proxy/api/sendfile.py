@@ -6,7 +6,7 @@ uvloop's has not: there the step is taken here, the way asyncio takes it -- once
 (status, headers) are all on the wire, ``os.sendfile`` on a duplicate of the connection's
 descriptor (a connection the loop closes meanwhile can never have its number reused under us),
 waiting for the socket to take more between calls.  Over TLS the file is read in slices (in a
-thread) and written through the transport.
+thread) and written through the transport, as fast as aiohttp's flow control lets it.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from typing import Any
 
 from .streams import ClientGone, drained
 
-#: Read-and-write slices where the kernel cannot send the file itself (TLS on uvloop).
-READ_SLICE = 1 << 20
+#: Read-and-write slices where the kernel cannot send the file itself (TLS on uvloop): each
+#: stalled client holds one, and its encrypted copy, until it is cut.
+READ_SLICE = 64 << 10
 
 
 async def send_slice(transport: Any, fd: int, offset: int, count: int) -> int:
@@ -75,6 +76,9 @@ async def _writable(loop: asyncio.AbstractEventLoop, fd: int) -> None:
 async def _read_and_write(
     loop: asyncio.AbstractEventLoop, transport: Any, fd: int, offset: int, count: int
 ) -> int:
+    # aiohttp's own flow control (the protocol is paused while the transport holds more than
+    # its high-water mark): a stalled client costs no wake-ups, only its one slice
+    flow = getattr(transport.get_protocol(), "_drain_helper", None)
     sent = 0
     while sent < count:
         data = await loop.run_in_executor(
@@ -84,5 +88,5 @@ async def _read_and_write(
             break
         transport.write(data)
         sent += len(data)
-        await drained(transport)
+        await (flow() if flow is not None else drained(transport))
     return sent

@@ -22,8 +22,8 @@ from .keys import SERVICES
 T = TypeVar("T")
 DEFAULT_IDLE_TIMEOUT = 60.0
 BODY_CHUNK = 1 << 20
-#: How often :func:`drained` looks at a transport's buffer.
-DRAIN_POLL = 0.002
+#: How soon :func:`drained` first looks at a transport's buffer again, and the longest pause.
+DRAIN_POLL, DRAIN_POLL_MAX = 0.002, 0.1
 
 
 class ClientGone(ConnectionError):
@@ -56,13 +56,17 @@ def cut(transport: Any) -> None:
 
 async def drained(transport: Any) -> None:
     """Wait until every byte written to the transport is sent (a client gone raises
-    ClientGone; a caller bounds the wait, :func:`bounded`, and cuts a client that stalls)."""
+    ClientGone; a caller bounds the wait, :func:`bounded`, and cuts a client that stalls).
+    Looked at after 2 ms, then ever less often (at most ``DRAIN_POLL_MAX`` apart): a client that
+    reads is waited for briefly, one that stalls costs a wake-up every tenth of a second."""
+    pause = DRAIN_POLL
     while True:
         if transport is None or transport.is_closing():
             raise ClientGone("the client went away")
         if transport.get_write_buffer_size() == 0:
             return
-        await asyncio.sleep(DRAIN_POLL)
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, DRAIN_POLL_MAX)
 
 
 async def bounded(transport: Any, work: Awaitable[T], idle: float, what: str) -> T:

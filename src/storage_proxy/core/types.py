@@ -12,6 +12,8 @@ from .errors import InvalidParameter
 
 #: How many distinct vfolder and scope ids keep their parsed object.
 IDS_CACHED = 8192
+#: ``project:<uuid with hyphens>/<uuid hex>``: the longest canonical id text.
+CANONICAL_ID_LENGTH = len("project:") + 36 + 1 + 32
 
 
 class QuotaScopeType(enum.StrEnum):
@@ -37,7 +39,7 @@ class QuotaScopeID:
             raise InvalidParameter(
                 f"quota scope id must be 'user:<uuid>' or 'project:<uuid>': {raw!r}"
             )
-        return _parse_scope(raw)
+        return _parse_scope(raw) if len(raw) <= CANONICAL_ID_LENGTH else cls._parse(raw)
 
     @classmethod
     def _parse(cls, raw: str) -> QuotaScopeID:
@@ -73,7 +75,7 @@ class VFolderID:
     def parse(cls, raw: str) -> VFolderID:
         if not isinstance(raw, str) or "/" not in raw:
             raise InvalidParameter(f"vfid must be '<quota-scope-id>/<uuid-hex>': {raw!r}")
-        return _parse_vfid(raw)
+        return _parse_vfid(raw) if len(raw) <= CANONICAL_ID_LENGTH else cls._parse(raw)
 
     @classmethod
     def _parse(cls, raw: str) -> VFolderID:
@@ -96,7 +98,9 @@ class VFolderID:
 
 # Ids are immutable, and every request names one (a token's claims, a URL): the same text is
 # parsed once (two UUIDs cost about 7 us) and its object shared; an error is raised again each
-# time (lru_cache keeps results, not exceptions).
+# time (lru_cache keeps results, not exceptions).  Only texts as long as a canonical id are kept
+# (uuid.UUID also takes braces, "urn:uuid:" and any number of hyphens: a tenant could otherwise
+# fill the caches with long spellings of one id).
 _parse_scope = functools.lru_cache(maxsize=IDS_CACHED)(QuotaScopeID._parse)
 _parse_vfid = functools.lru_cache(maxsize=IDS_CACHED)(VFolderID._parse)
 

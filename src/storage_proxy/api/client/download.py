@@ -41,9 +41,12 @@ SMALL_FILE = 64 * 1024
 #: What a send on a connection that was cut may fail with.
 _GONE = (errno.EPIPE, errno.EBADF, errno.ECONNRESET, errno.ENOTCONN, errno.ESHUTDOWN)
 #: sendfile runs in slices, each of which must finish within the idle timeout.  A slice is sized
-#: to take about ``SLICE_SECONDS`` at the rate the previous one went: a fast reader gets a few
-#: large slices (each slice waits for the socket to drain first, a small pipeline bubble), a
-#: slow one small slices, so "no progress for the idle timeout" means no MiB in that time.
+#: to take about ``SLICE_SECONDS`` (at most a quarter of the idle timeout) at the rate the file
+#: has gone so far, and is at most twice the previous one: the first slices land in the
+#: kernel's socket buffers at once and would make any reader look fast (a slice sized on that
+#: took longer than the idle timeout for a client reading steadily at 4 MiB/s, which was then
+#: cut as one that read nothing).  So "no progress for the idle timeout" means no MiB in that
+#: time.
 MIN_SLICE, MAX_SLICE, SLICE_SECONDS = 1 << 20, 1 << 30, 2.0
 
 
@@ -216,19 +219,19 @@ async def _sendfile(request: web.Request, fd: int, offset: int, count: int, idle
     if transport is None or transport.is_closing():
         raise ClientGone("the client went away")
     loop = asyncio.get_running_loop()
-    sent, size = 0, MIN_SLICE
+    sent, size, began = 0, MIN_SLICE, loop.time()
+    target = min(SLICE_SECONDS, idle / 4)
     while sent < count:
         want = min(size, count - sent)
         if transport.is_closing():
             raise ClientGone("the connection is closing")
-        started = loop.time()
         n = await bounded(transport, send_slice(transport, fd, offset + sent, want), idle, "read")
         if n < want:  # the file shrank under us: the promised length cannot be kept
             cut(transport)
             raise ClientGone("the file changed while it was being sent")
         sent += n
-        rate = n / max(loop.time() - started, 1e-3)
-        size = int(min(MAX_SLICE, max(MIN_SLICE, rate * SLICE_SECONDS)))
+        rate = sent / max(loop.time() - began, 1e-3)
+        size = int(min(MAX_SLICE, 2 * want, max(MIN_SLICE, rate * target)))
 
 
 def _gone(request: web.Request, error: BaseException) -> None:
