@@ -55,8 +55,8 @@ _ENCODED_HEADER = _b64encode(json.dumps(_HEADER, separators=(",", ":")).encode()
 
 
 def _json_object(raw: bytes, what: str) -> dict[str, Any]:
-    try:
-        value = json.loads(raw)
+    try:  # UTF-8, as RFC 7519 has it (and no guessing of the encoding per token)
+        value = json.loads(raw.decode("utf-8"))
     except ValueError:
         raise TokenError(f"the {what} is not JSON") from None
     if not isinstance(value, dict):
