@@ -54,6 +54,35 @@ def test_workers_share_the_ports_and_stop_together(start_daemon_factory: StartDa
         time.sleep(0.05)
 
 
+def test_no_worker_reads_a_deleted_vfolder(start_daemon_factory: StartDaemon) -> None:
+    """Each worker keeps the roots of vfolders it read open for a while; a vfolder deleted
+    through one worker is not read by the other through a root it still holds."""
+    d = start_daemon_factory(storage_proxy={"num-proc": 2, "scan-workers": 0})
+    for index in range(2):
+        d.wait_for_log(f"(worker {index}) ready", timeout=60)
+    vfid = new_vfid()
+    body = {"volume": "vol1", "vfid": vfid}
+    assert d.manager("POST", "/folder/create", body).status == 204
+    mount = d.manager("GET", "/folder/mount", body).json()["path"]
+    with open(os.path.join(mount, "small.txt"), "wb") as f:
+        f.write(b"gone soon")
+    token = d.manager("POST", "/folder/file/download", {**body, "relpath": "small.txt"})
+    url = f"{d.client_url}/download?token={token.json()['token']}"
+    pids = set()
+    while len(pids) < 2:  # each request on a new connection: both workers read (and hold) it
+        assert http("GET", url).body == b"gone soon"
+        pids.add(http("GET", d.manager_url + "/status").json()["pid"])
+    for _ in range(20):
+        assert http("GET", url).status == 200
+    deleted = d.manager("POST", "/folder/delete", body)
+    assert deleted.status == 202, deleted
+    task = deleted.json()["bgtask_id"]
+    while d.manager("GET", f"/bgtask/{task}").json()["status"] in ("pending", "running"):
+        time.sleep(0.01)
+    statuses = [http("GET", url).status for _ in range(40)]
+    assert set(statuses) == {404}, statuses
+
+
 def _patch(base: str, token: str, offset: int, body: bytes) -> int:
     import urllib.request
 

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from ..core.errors import BackendUnavailable
-from .epoch import Epoch
+from ..infra.epoch import Epoch
 
 BUSY_TIMEOUT = 10.0  # seconds a statement waits for another connection's lock
 TX_ATTEMPTS = 3  # a transaction that met "database is locked" is tried this many times

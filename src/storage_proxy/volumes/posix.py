@@ -59,6 +59,7 @@ from .abc import (
 )
 from .beneath import errors_as, opened
 from .blockstats import PerfMetric
+from .heldroots import HeldRoots
 from .posix_fs import STAGING_MARK, STAGING_REAP_AGE, UPLOADS_DIR
 from .posix_reads import PosixReads
 from .posix_snapshots import PosixSnapshots
@@ -144,6 +145,8 @@ class BasePosixVolume(PosixSnapshots, PosixReads, PosixUpkeep, LocalStagingUploa
             if not os.access(self.mount_path, os.R_OK | os.W_OK | os.X_OK):
                 raise PermissionError(f"volume path {self.mount_path} is not readable and writable")
             (self.mount_path / UPLOADS_DIR).mkdir(mode=0o700, exist_ok=True)
+            if self.inline_reads and not self.hidden_names:
+                self._held_roots = HeldRoots.open(self.mount_path)
 
         await self._run(check)
         reaped = await self.reap_staging(time.time() - STAGING_REAP_AGE)
@@ -151,6 +154,17 @@ class BasePosixVolume(PosixSnapshots, PosixReads, PosixUpkeep, LocalStagingUploa
             log.info(
                 "volume %s: removed %d staged write(s) left by a crash", self.name, len(reaped)
             )
+
+    async def shutdown(self) -> None:
+        held, self._held_roots = self._held_roots, None
+        if held is not None:
+            held.close()
+        await super().shutdown()
+
+    def _root_changed(self) -> None:
+        """What a vfolder's path names changed (blocking): no process reads a held old root."""
+        if self._held_roots is not None:
+            self._held_roots.changed()
 
     # -- layout ------------------------------------------------------------------------------
     def quota_scope_path(self, qsid: QuotaScopeID) -> Path:
@@ -195,6 +209,7 @@ class BasePosixVolume(PosixSnapshots, PosixReads, PosixUpkeep, LocalStagingUploa
             except FileExistsError:
                 raise VFolderExists(f"vfolder {vfid} already exists") from None
             os.chmod(path, mode)  # mkdir's mode is filtered by the umask
+            self._root_changed()
 
         await self._run(create)
 
@@ -208,6 +223,7 @@ class BasePosixVolume(PosixSnapshots, PosixReads, PosixUpkeep, LocalStagingUploa
                 trash / f"{vfid.quota_scope_id.pathname}-{vfid.folder_id.hex}-{uuid.uuid4().hex}"
             )
             os.rename(path, doomed)  # purged by the trash job after [jobs] trash-grace
+            self._root_changed()
             fs.trash_beside(self._side_areas(vfid), trash, doomed.name)
             for parent in (path.parent, path.parent.parent):
                 try:
@@ -253,6 +269,7 @@ class BasePosixVolume(PosixSnapshots, PosixReads, PosixUpkeep, LocalStagingUploa
                         if e.errno in (errno.EEXIST, errno.ENOTEMPTY):
                             raise VFolderExists(f"vfolder {dst} already exists") from None
                         raise
+                    self._root_changed()
             except BaseException:
                 with contextlib.suppress(OSError):
                     fsremove.remove_path(staging)

@@ -18,13 +18,14 @@ from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar, ParamSpec, TypeVar
 
-from ..core.errors import IsADirectory
+from ..core.errors import IsADirectory, VFolderNotFound
 from ..core.files import LocalFile, ReadOptions
 from ..core.paths import RelPath
 from ..core.types import VFolderID
 from . import posix_fs as fs
 from .abc import AbstractVolume
 from .beneath import errors_as
+from .heldroots import HeldRoots
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -42,6 +43,8 @@ class PosixReads(AbstractVolume):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._root_paths: dict[VFolderID, str] = {}
+        #: roots kept open between inline reads (set up by ``init`` where they can be)
+        self._held_roots: HeldRoots | None = None
 
     @abstractmethod
     def _root(self, vfid: VFolderID, path: str | None = None) -> AbstractContextManager[int]:
@@ -75,7 +78,13 @@ class PosixReads(AbstractVolume):
             return await self._retry_missing(vfid, relpath, lambda: self._run(find))
         # a few syscalls on cached metadata: cheaper than a thread hop; content from the cache
         root = self._root_paths.get(vfid) or self._root_path(vfid)
-        local = self._open_local(vfid, root, relpath, read_up_to, True)
+        held = self._held_roots
+        if held is None:
+            local = self._open_local(vfid, root, relpath, read_up_to, True)
+        else:  # the root stays open for the next reads (no await until the file is open)
+            root_fd = held.fd(vfid, root, self._missing)
+            with errors_as(relpath):
+                local = fs.open_local(root_fd, relpath, read_up_to, nowait=True)
         st = local.stat
         if local.body is None and read_up_to and st.st_size <= read_up_to and not local.is_dir:
             with errors_as(relpath), contextlib.ExitStack() as undo:
@@ -83,6 +92,9 @@ class PosixReads(AbstractVolume):
                 local.body = await self._run(fs.read_small, local.fd, read_up_to + 1, st.st_size)
                 undo.pop_all()
         return local
+
+    def _missing(self, vfid: VFolderID) -> VFolderNotFound:
+        return VFolderNotFound(f"no vfolder {vfid} on volume {self.name!r}")
 
     def _open_local(
         self, vfid: VFolderID, root: str | None, rel: RelPath, read_up_to: int, nowait=False

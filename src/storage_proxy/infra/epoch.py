@@ -1,11 +1,11 @@
-"""A node-wide change counter for the embedded store's process copies.
+"""A node-wide change counter: eight bytes in a file, mapped into every process that opens it.
 
-Every worker process of a node opens the same SQLite file; each keeps copies of what every
-request reads (vfolder records, ACLs) so that a permission check costs no query.  A change made
-by any of them bumps this counter -- eight bytes in a file next to the database, mapped into
-every process -- and a copy is good only while the counter still reads what it read before the
-copy was loaded.  So a revoked right is refused by every worker from the next request on, and
-the hot path reads one integer from shared memory instead of the database.
+Worker processes keep copies of what every request needs and cannot ask each other whether a
+copy is still good.  A change made by any of them bumps the counter, and a copy is good only
+while the counter still reads what it read before the copy was made; the hot path reads one
+integer from shared memory.  Used by the embedded store (vfolder records and ACLs kept per
+process, the counter next to the database) and by local volumes (vfolder roots held open between
+reads, the counter in the volume's staging area).
 """
 
 from __future__ import annotations
