@@ -47,7 +47,11 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
 
 def content_disposition(filename: str, disposition: str = "attachment") -> str:
     """RFC 6266 / RFC 5987: an ASCII fallback plus the exact UTF-8 name."""
-    fallback = "".join(c if 0x20 <= ord(c) < 0x7F and c not in '"\\' else "_" for c in filename)
+    plain = filename.isascii() and filename.isprintable()
+    if plain and '"' not in filename and "\\" not in filename:
+        fallback = filename  # (most names: no character to replace)
+    else:
+        fallback = "".join(c if 0x20 <= ord(c) < 0x7F and c not in '"\\' else "_" for c in filename)
     encoded = quote(filename.encode("utf-8", "surrogateescape"), safe="")
     return f"{disposition}; filename=\"{fallback}\"; filename*=UTF-8''{encoded}"
 

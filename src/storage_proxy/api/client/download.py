@@ -96,7 +96,12 @@ async def send(request: web.Request, opened: Download) -> web.StreamResponse:
 @functools.lru_cache(maxsize=4096)
 def _name_headers(name: str) -> tuple[str, str]:
     """Content-Disposition and Content-Type of a file name (datasets repeat names and types)."""
-    return content_disposition(name), mimetypes.guess_type(name)[0] or "application/octet-stream"
+    return _disposition(name), mimetypes.guess_type(name)[0] or "application/octet-stream"
+
+
+@functools.lru_cache(maxsize=4096)
+def _disposition(name: str) -> str:
+    return content_disposition(name)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -161,7 +166,7 @@ def small_headers(local: LocalFile, disposition: str, content_type: str) -> dict
 def download_name_headers(name: str) -> tuple[str, str]:
     """Content-Disposition and Content-Type of ``GET /download`` (Backend.AI's door: every file
     is ``application/octet-stream``)."""
-    return _name_headers(name)[0], "application/octet-stream"
+    return _disposition(name), "application/octet-stream"
 
 
 def _answer(
