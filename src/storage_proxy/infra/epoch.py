@@ -5,7 +5,7 @@ copy is still good.  A change made by any of them bumps the counter, and a copy 
 while the counter still reads what it read before the copy was made; the hot path reads one
 integer from shared memory.  Used by the embedded store (vfolder records and ACLs kept per
 process, the counter next to the database) and by local volumes (vfolder roots held open between
-reads, the counter in the volume's staging area).
+reads, the counter at the volume's top).
 """
 
 from __future__ import annotations
