@@ -93,11 +93,30 @@ async def bounded(transport: Any, work: Awaitable[T], idle: float, what: str) ->
 
 
 async def body_chunks(request: web.Request) -> AsyncIterator[bytes]:
-    """The request body as it arrives, each chunk within the idle timeout."""
+    """The request body as it arrives, each chunk within the idle timeout.
+
+    Chunks are taken one at a time as the connection received them (``readchunk``: ``readany``
+    joins whatever is buffered into one new bytes object, a copy of the whole body that nobody
+    needs -- writers keep chunks as they are), and the idle timeout is set only on a read that
+    has to wait."""
     idle = idle_timeout(request)
     content = request.content
-    while chunk := await bounded(request.transport, content.readany(), idle, "sent"):
-        yield chunk
+    while True:
+        step = content.readchunk()
+        if _ready(content):
+            chunk, boundary = await step  # bytes (or the end) are there: nothing to wait for
+        else:
+            chunk, boundary = await bounded(request.transport, step, idle, "sent")
+        if chunk:
+            yield chunk
+        elif not boundary:  # (an empty chunk at a chunked-encoding boundary is not the end)
+            return
+
+
+def _ready(content: Any) -> bool:
+    """Whether a read of ``content`` returns without waiting (aiohttp's StreamReader; a reader
+    without its buffer in view is always waited for with the timeout)."""
+    return bool(getattr(content, "_buffer", None)) or content.is_eof()
 
 
 async def write_chunk(request: web.Request, response: web.StreamResponse, data: bytes) -> None:
