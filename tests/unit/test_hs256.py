@@ -82,10 +82,28 @@ def test_another_secret_or_algorithm_is_refused() -> None:
         codec.decode(_forge({"alg": "HS256", "crit": ["b64"], "b64": False}, claims))
 
 
-@pytest.mark.parametrize("payload", [b"[1, 2]", b"not json", b'"exp"'])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"[1, 2]",
+        b"not json",
+        b'"exp"',
+        b'{"exp": 1} {"exp": 2}',  # trailing data after the object
+        b'{"exp": 1',
+        b"",
+        '{"exp": 9999999999}'.encode("utf-16"),  # JSON, but not UTF-8 (RFC 7519)
+        b'{"exp": 9999999999, "x": "\xff"}',  # not UTF-8 at all
+    ],
+)
 def test_a_payload_that_is_not_a_json_object_is_refused(payload: bytes) -> None:
     with pytest.raises(TokenError, match="payload"):
         HS256(SECRET).decode(_signed(b'{"alg":"HS256","typ":"JWT"}', payload))
+
+
+def test_a_payload_with_whitespace_around_and_inside_is_accepted() -> None:
+    payload = b' \n{ "exp" : %d ,\t"sub": "u" }\r\n' % future()
+    claims = HS256(SECRET).decode(_signed(b'{"alg":"HS256","typ":"JWT"}', payload))
+    assert claims["sub"] == "u"
 
 
 def test_time_claims() -> None:

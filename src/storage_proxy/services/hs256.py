@@ -54,9 +54,18 @@ _FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
 _ENCODED_HEADER = _b64encode(json.dumps(_HEADER, separators=(",", ":")).encode())
 
 
+_SCAN = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+
 def _json_object(raw: bytes, what: str) -> dict[str, Any]:
     try:  # UTF-8, as RFC 7519 has it (and no guessing of the encoding per token)
-        value = json.loads(raw.decode("utf-8"))
+        text = raw.decode("utf-8")
+        try:  # compact JSON (what every JWT library writes) in one scan
+            value, end = _SCAN(text, 0)
+        except StopIteration:
+            end = -1
+        if end != len(text):  # whitespace around it, or not JSON: the full parser says which
+            value = json.loads(text)
     except ValueError:
         raise TokenError(f"the {what} is not JSON") from None
     if not isinstance(value, dict):

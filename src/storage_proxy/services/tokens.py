@@ -195,7 +195,7 @@ class TokenService:
         token = self._jwt.encode({"sub": user, "groups": unique, "iat": now, "exp": exp})
         return IssuedToken(token, datetime.fromtimestamp(exp, UTC))
 
-    def _decode(self, token: str | None) -> dict[str, Any]:
+    def _decode(self, token: str | None, remember: bool = True) -> dict[str, Any]:
         if not token:
             raise InvalidToken("a token is required")
         found = self._verified.get(token)
@@ -209,7 +209,8 @@ class TokenService:
             raise InvalidToken("the token has expired") from None
         except TokenError as e:
             raise InvalidToken(f"the token is invalid: {e}") from None
-        self._remember(token, claims)
+        if remember:
+            self._remember(token, claims)
         return claims
 
     def _remember(self, token: str, claims: dict[str, Any]) -> None:
@@ -225,8 +226,10 @@ class TokenService:
                 self._verified.clear()
         self._verified[token] = (float(exp), claims)
 
-    def verify_session(self, token: str | None, op: str) -> SessionClaims:
-        data = self._decode(token)
+    def verify_session(self, token: str | None, op: str, remember: bool = True) -> SessionClaims:
+        """The claims of a session token for ``op``; ``remember=False``: the caller keeps what
+        it makes of them itself (no second copy kept here)."""
+        data = self._decode(token, remember)
         if data.get("op") != op:
             raise InvalidToken(f"this token is not for {op}")
         try:

@@ -191,7 +191,7 @@ class TransferService:
             found = self._grants.get(token)
             if found is not None and found[0] > time.time():
                 return found[1]
-        claims = self.tokens.verify_session(token, "download")
+        claims = self.tokens.verify_session(token, "download", remember=False)  # (the grant is)
         actor = Actor.for_grant(
             "download", claims.volume, claims.vfid, Permission.RO, on_behalf=claims.by
         )
