@@ -5,6 +5,7 @@ worker process of the node works through exactly the same file)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections.abc import AsyncIterator
@@ -19,7 +20,7 @@ from storage_proxy.core.types import VFolderID
 from storage_proxy.metadata.sqlite import SqliteMetadataStore
 from storage_proxy.services.books import MetadataBooks
 from storage_proxy.volumes.abc import VolumeDeps
-from storage_proxy.volumes.heldroots import HeldRoots
+from storage_proxy.volumes.heldroots import EPOCH_NAME, HeldRoots, roots_changed
 from storage_proxy.volumes.scan import TreeScanner
 from storage_proxy_vfs import VfsVolume
 
@@ -63,7 +64,7 @@ def test_a_change_in_any_process_lets_go_of_every_held_root(tmp_path: Path) -> N
     vfid, path = new_vfid(), _dir(tmp_path, "a")
     here.fd(vfid, path, _missing)
     os.rename(path, tmp_path / "trashed")  # the vfolder deleted into the trash ...
-    there.changed()  # ... by the other worker, which says so
+    roots_changed(there.path)  # ... by the other worker, which says so
     with pytest.raises(Missing):
         here.fd(vfid, path, _missing)
     assert len(here) == 0
@@ -105,6 +106,56 @@ def test_no_counter_no_held_roots(tmp_path: Path) -> None:
     assert HeldRoots.open(tmp_path / "absent") is None
 
 
+async def test_an_idle_worker_lets_go_of_its_roots_when_their_time_is_up(tmp_path: Path) -> None:
+    roots = HeldRoots.open(tmp_path)
+    assert roots is not None
+    roots._ttl = 0.2
+    vfid, path = new_vfid(), _dir(tmp_path, "a")
+    fd = roots.fd(vfid, path, _missing)
+    await asyncio.sleep(0.4)  # no read meanwhile: the timer closes it (pins no deleted root)
+    assert len(roots) == 0
+    try:
+        still = os.path.samestat(os.fstat(fd), os.stat(path))
+    except OSError:
+        still = False
+    assert not still
+    roots.close()
+
+
+def test_a_shrunk_counter_is_a_change_not_a_crash(tmp_path: Path) -> None:
+    roots = HeldRoots.open(tmp_path)
+    assert roots is not None
+    vfid, path = new_vfid(), _dir(tmp_path, "a")
+    roots.fd(vfid, path, _missing)
+    os.truncate(tmp_path / EPOCH_NAME, 0)  # (a mapped counter would fault here: SIGBUS)
+    os.rename(path, tmp_path / "gone")
+    with pytest.raises(Missing):
+        roots.fd(vfid, path, _missing)
+    roots_changed(roots.path)  # bumps again from nothing
+    assert os.path.getsize(tmp_path / EPOCH_NAME) == 8
+    roots.close()
+
+
+@pytest.mark.parametrize("planted", ["symlink", "fifo", "directory"])
+def test_anything_but_a_regular_file_at_the_counter_is_refused(
+    tmp_path: Path, planted: str
+) -> None:
+    counter = tmp_path / EPOCH_NAME
+    target = tmp_path / "elsewhere"
+    target.write_bytes(b"ABCDEFGHIJKLMNOP")
+    if planted == "symlink":
+        counter.symlink_to(target)
+    elif planted == "fifo":
+        os.mkfifo(counter)
+    else:
+        counter.mkdir()
+    before = len(os.listdir("/proc/self/fd"))
+    assert HeldRoots.open(tmp_path) is None  # roots are opened per read then
+    assert len(os.listdir("/proc/self/fd")) == before  # nothing left open
+    roots_changed(str(counter))  # a bump refuses it too (logged), and writes nothing
+    assert target.read_bytes() == b"ABCDEFGHIJKLMNOP"
+
+
 @pytest.fixture
 async def two_workers(
     tmp_path: Path, metadata_store: SqliteMetadataStore
@@ -143,3 +194,21 @@ async def test_a_deleted_vfolder_is_never_read_through_a_held_root(
     local = await other.local_file(vfid, rel, read_up_to=1024)
     assert local is not None and local.body == b"fresh"
     local.close()
+
+
+async def test_a_delete_after_its_volume_was_shut_down_still_tells_the_others(
+    two_workers: tuple[VfsVolume, VfsVolume],
+) -> None:
+    one, other = two_workers
+    vfid = new_vfid()
+    await one.quota_model.create_quota_scope(vfid.quota_scope_id, None)
+    await one.create_vfolder(vfid)
+    (one.vfolder_path(vfid) / "f.txt").write_bytes(b"secret")
+    rel = RelPath.parse("f.txt")
+    local = await other.local_file(vfid, rel, read_up_to=1024)
+    assert local is not None and local.body == b"secret"
+    local.close()
+    await one.shutdown()  # (a volume removed at run time while its delete task runs)
+    await one.delete_vfolder(vfid)
+    with pytest.raises(VFolderNotFound):
+        await other.local_file(vfid, rel, read_up_to=1024)

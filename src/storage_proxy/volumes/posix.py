@@ -59,7 +59,7 @@ from .abc import (
 )
 from .beneath import errors_as, opened
 from .blockstats import PerfMetric
-from .heldroots import HeldRoots
+from .heldroots import HeldRoots, roots_changed
 from .posix_fs import STAGING_MARK, STAGING_REAP_AGE, UPLOADS_DIR
 from .posix_reads import PosixReads
 from .posix_snapshots import PosixSnapshots
@@ -146,7 +146,8 @@ class BasePosixVolume(PosixSnapshots, PosixReads, PosixUpkeep, LocalStagingUploa
                 raise PermissionError(f"volume path {self.mount_path} is not readable and writable")
             (self.mount_path / UPLOADS_DIR).mkdir(mode=0o700, exist_ok=True)
             if self.inline_reads and not self.hidden_names:
-                self._held_roots = HeldRoots.open(self.mount_path)
+                held = self._held_roots = HeldRoots.open(self.mount_path)
+                self._roots_counter = None if held is None else held.path
 
         await self._run(check)
         reaped = await self.reap_staging(time.time() - STAGING_REAP_AGE)
@@ -163,8 +164,8 @@ class BasePosixVolume(PosixSnapshots, PosixReads, PosixUpkeep, LocalStagingUploa
 
     def _root_changed(self) -> None:
         """What a vfolder's path names changed (blocking): no process reads a held old root."""
-        if self._held_roots is not None:
-            self._held_roots.changed()
+        if self._roots_counter is not None:
+            roots_changed(self._roots_counter)
 
     # -- layout ------------------------------------------------------------------------------
     def quota_scope_path(self, qsid: QuotaScopeID) -> Path:

@@ -43,8 +43,10 @@ class PosixReads(AbstractVolume):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._root_paths: dict[VFolderID, str] = {}
-        #: roots kept open between inline reads (set up by ``init`` where they can be)
+        #: roots kept open between inline reads (set up by ``init`` where they can be), and
+        #: the file of the node's counter that lets go of them (kept after a shutdown)
         self._held_roots: HeldRoots | None = None
+        self._roots_counter: str | None = None
 
     @abstractmethod
     def _root(self, vfid: VFolderID, path: str | None = None) -> AbstractContextManager[int]:
