@@ -110,6 +110,8 @@ def _is_zombie(pid: int) -> bool:
 
 def test_a_dying_worker_stops_the_node(start_daemon_factory: StartDaemon) -> None:
     d = start_daemon_factory(storage_proxy={"num-proc": 2, "scan-workers": 0})
+    for index in range(2):  # a running node: both workers listen (the harness waits for one)
+        d.wait_for_log(f"(worker {index}) ready", timeout=60)
     worker = http("GET", d.manager_url + "/status").json()["pid"]
     os.kill(worker, signal.SIGKILL)
     assert d.proc.wait(15) == 1  # a service manager sees the failure and restarts the node

@@ -16,6 +16,7 @@ from ..infra.epoch import Epoch
 
 BUSY_TIMEOUT = 10.0  # seconds a statement waits for another connection's lock
 TX_ATTEMPTS = 3  # a transaction that met "database is locked" is tried this many times
+WAL_ATTEMPTS = 50  # a switch to WAL another process raced (about 13 s of waits in all)
 T = TypeVar("T")
 
 
@@ -156,6 +157,23 @@ async def scalar(db: aiosqlite.Connection, sql: str, args: tuple[Any, ...]) -> A
     return rows[0][0] if rows else None
 
 
+async def _into_wal(db: aiosqlite.Connection) -> None:
+    """Switch a database to WAL (once: it stays so).  Two processes opening a new database
+    together may both ask: SQLite then answers one of them "locked" at once, whatever the busy
+    timeout (waiting could deadlock), so that one looks again, briefly, until it is done."""
+    for attempt in range(WAL_ATTEMPTS):
+        mode = await scalar(db, "PRAGMA journal_mode", ())
+        if str(mode).lower() == "wal":
+            return
+        try:
+            await db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or attempt == WAL_ATTEMPTS - 1:
+                raise
+        await asyncio.sleep(0.01 * (attempt + 1))
+
+
 class SqliteBase:
     def __init__(self, path: Path | str) -> None:
         self.path = str(path)
@@ -177,12 +195,14 @@ class SqliteBase:
         # The busy timeout comes first: worker processes open one database at the same moment,
         # and switching it to WAL needs a lock another worker may hold for a few milliseconds.
         db = await aiosqlite.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None)
-        await db.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT * 1000)}")
-        mode = await scalar(db, "PRAGMA journal_mode", ())
-        if str(mode).lower() != "wal":  # switching needs a lock: only once
-            await db.execute("PRAGMA journal_mode=WAL")
-        # WAL + NORMAL: a commit survives a daemon crash; only a power loss may lose the last one.
-        await db.execute("PRAGMA synchronous=NORMAL")
+        try:
+            await db.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT * 1000)}")
+            await _into_wal(db)
+            # WAL + NORMAL: a commit survives a daemon crash; only a power loss may lose the last.
+            await db.execute("PRAGMA synchronous=NORMAL")
+        except BaseException:
+            await db.close()  # (its thread would keep the process from ever exiting)
+            raise
         return db
 
     async def open(self) -> None:
