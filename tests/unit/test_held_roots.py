@@ -171,27 +171,34 @@ async def two_workers(
         await volume.shutdown()
 
 
+REL = RelPath.parse("f.txt")
+
+
+async def _vfolder_with_secret(volume: VfsVolume) -> VFolderID:
+    vfid = new_vfid()
+    await volume.quota_model.create_quota_scope(vfid.quota_scope_id, None)
+    await volume.create_vfolder(vfid)
+    (volume.vfolder_path(vfid) / "f.txt").write_bytes(b"secret")
+    return vfid
+
+
 async def test_a_deleted_vfolder_is_never_read_through_a_held_root(
     two_workers: tuple[VfsVolume, VfsVolume],
 ) -> None:
     one, other = two_workers
-    vfid = new_vfid()
-    await one.quota_model.create_quota_scope(vfid.quota_scope_id, None)
-    await one.create_vfolder(vfid)
-    (one.vfolder_path(vfid) / "f.txt").write_bytes(b"secret")
-    rel = RelPath.parse("f.txt")
+    vfid = await _vfolder_with_secret(one)
     for volume in (one, other):  # both hold the root now
-        local = await volume.local_file(vfid, rel, read_up_to=1024)
+        local = await volume.local_file(vfid, REL, read_up_to=1024)
         assert local is not None and local.body == b"secret"
         local.close()
     await one.delete_vfolder(vfid)
     for volume in (one, other):
         with pytest.raises(VFolderNotFound):
-            await volume.local_file(vfid, rel, read_up_to=1024)
+            await volume.local_file(vfid, REL, read_up_to=1024)
     # created again (same id): the new directory is read, not the trashed one
     await one.create_vfolder(vfid)
     (one.vfolder_path(vfid) / "f.txt").write_bytes(b"fresh")
-    local = await other.local_file(vfid, rel, read_up_to=1024)
+    local = await other.local_file(vfid, REL, read_up_to=1024)
     assert local is not None and local.body == b"fresh"
     local.close()
 
@@ -200,15 +207,11 @@ async def test_a_delete_after_its_volume_was_shut_down_still_tells_the_others(
     two_workers: tuple[VfsVolume, VfsVolume],
 ) -> None:
     one, other = two_workers
-    vfid = new_vfid()
-    await one.quota_model.create_quota_scope(vfid.quota_scope_id, None)
-    await one.create_vfolder(vfid)
-    (one.vfolder_path(vfid) / "f.txt").write_bytes(b"secret")
-    rel = RelPath.parse("f.txt")
-    local = await other.local_file(vfid, rel, read_up_to=1024)
+    vfid = await _vfolder_with_secret(one)
+    local = await other.local_file(vfid, REL, read_up_to=1024)
     assert local is not None and local.body == b"secret"
     local.close()
     await one.shutdown()  # (a volume removed at run time while its delete task runs)
     await one.delete_vfolder(vfid)
     with pytest.raises(VFolderNotFound):
-        await other.local_file(vfid, rel, read_up_to=1024)
+        await other.local_file(vfid, REL, read_up_to=1024)
